@@ -1,0 +1,466 @@
+"""The Tensor: an ndarray (``.data``) plus what reverse-mode autograd needs.
+
+A tensor made by an op remembers it in ``creator`` (PyTorch calls it ``grad_fn``); ops hold
+their inputs strongly and their outputs weakly, so a graph lives exactly as long as its
+outputs and never through a reference cycle.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from shendu import backend
+from shendu.autograd.grad_mode import is_grad_enabled
+
+
+class Tensor:
+    """An n-dimensional array that can record the operations applied to it.
+
+    >>> import shendu
+    >>> x = shendu.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> y.backward()
+    >>> x.grad
+    tensor([2., 4., 6.])
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "creator", "output_index", "generation",
+                 "_version", "_retain_grad", "name", "__weakref__")
+    __array_ufunc__ = None  # make ``ndarray + Tensor`` call ``Tensor.__radd__``
+    __array_priority__ = 1000
+
+    def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False,
+                 name: str | None = None) -> None:
+        if isinstance(data, Tensor):
+            data = data.data
+        data = backend.as_array(data, dtype=dtype)
+        if requires_grad and data.dtype.kind not in "fc":
+            raise TypeError(f"only floating-point tensors can require gradients, got dtype {data.dtype}")
+        self.data = data
+        self.grad: Tensor | None = None
+        self.requires_grad = bool(requires_grad)
+        self.creator = None
+        self.output_index = 0
+        self.generation = 0
+        self._version = 0
+        self._retain_grad = False
+        self.name = name
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def device(self) -> str:
+        return backend.device_of(self.data)
+
+    @property
+    def T(self) -> Tensor:
+        return ops.transpose(self)
+
+    @property
+    def grad_fn(self):
+        """The op that made this tensor (None for leaves); PyTorch's name for ``creator``."""
+        return self.creator
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.creator is None
+
+    # ---------------------------------------------------------------- conversion
+    def numpy(self) -> np.ndarray:
+        """The data as a NumPy array (copied to the host for GPU tensors); refuses tensors that require grad."""
+        if self.requires_grad and self.creator is not None:
+            raise RuntimeError("can't call numpy() on a tensor that is part of a graph; use tensor.detach().numpy()")
+        return backend.to_numpy(self.data)
+
+    def item(self) -> Any:
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.data.item()
+
+    def tolist(self) -> Any:
+        return self.data.tolist()
+
+    def detach(self) -> Tensor:
+        """A new leaf tensor sharing this data, outside any graph."""
+        return Tensor._wrap(self.data)
+
+    def astype(self, dtype: Any) -> Tensor:
+        """A copy converted to ``dtype`` (differentiable between float types)."""
+        return ops.astype(self, dtype)
+
+    def to(self, device: str) -> Tensor:
+        """A copy on ``device`` ('cpu' or 'cuda'); a leaf keeps ``requires_grad``."""
+        return Tensor(backend.as_array(self.data, device=device), requires_grad=self.requires_grad)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        arr = backend.to_numpy(self.data)
+        return arr if dtype is None else arr.astype(dtype)
+
+    def __repr__(self) -> str:
+        body = np.array2string(backend.to_numpy(self.data), separator=", ", prefix="tensor(")
+        extras = []
+        if self.data.dtype != backend.default_float_dtype() and self.data.dtype.kind == "f":
+            extras.append(f"dtype={self.data.dtype}")
+        if self.creator is not None:
+            extras.append(f"grad_fn=<{type(self.creator).__name__}>")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + ", ".join([body] + extras) + ")"
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self.data)
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(f"the truth value of a tensor with {self.data.size} elements is ambiguous; "
+                             "use .any() or .all()")
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self.data.dtype.kind not in "iub" or self.data.size != 1:
+            raise TypeError("only integer tensors of one element can be used as an index")
+        return int(self.data.item())
+
+    __hash__ = object.__hash__
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __getstate__(self):
+        raise TypeError("shendu tensors are not pickled; save them with shendu's safetensors-based saving")
+
+    # ---------------------------------------------------------------- autograd
+    def backward(self, gradient: Any = None, retain_graph: bool = False, create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into each leaf's ``.grad``.
+
+        ``gradient`` is the upstream gradient (dL/dself); it may be omitted for one-element tensors.
+        The graph's saved arrays are freed afterwards unless ``retain_graph`` (or ``create_graph``).
+        """
+        engine.backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph)
+
+    def retain_grad(self) -> Tensor:
+        """Keep ``.grad`` on this non-leaf tensor after backward."""
+        if self.creator is not None:
+            self._retain_grad = True
+        return self
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if self.creator is not None and not requires_grad:
+            raise RuntimeError("requires_grad can only be turned off on leaf tensors; use detach()")
+        if requires_grad and self.data.dtype.kind not in "fc":
+            raise TypeError(f"only floating-point tensors can require gradients, got dtype {self.data.dtype}")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # ---------------------------------------------------------------- in place
+    def _check_inplace(self) -> None:
+        if is_grad_enabled() and self.requires_grad:
+            kind = "a leaf tensor that requires grad" if self.creator is None else "a tensor in a graph"
+            raise RuntimeError(f"in-place change of {kind} (shape {self.shape}); wrap it in "
+                               "`with shendu.no_grad():` (as optimisers do) or use the out-of-place op")
+        self._version += 1
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._check_inplace()
+        self.data[ops.unwrap_index(key)] = value.data if isinstance(value, Tensor) else value
+
+    def _inplace(self, other: Any, ufunc: str) -> Tensor:
+        self._check_inplace()
+        xp = backend.get_array_module(self.data)
+        getattr(xp, ufunc)(self.data, other.data if isinstance(other, Tensor) else other, out=self.data)
+        return self
+
+    def __iadd__(self, other: Any) -> Tensor:
+        return self._inplace(other, "add")
+
+    def __isub__(self, other: Any) -> Tensor:
+        return self._inplace(other, "subtract")
+
+    def __imul__(self, other: Any) -> Tensor:
+        return self._inplace(other, "multiply")
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        return self._inplace(other, "divide")
+
+    def copy_(self, src: Any) -> Tensor:
+        """Copy ``src`` into this tensor's data in place (shapes must broadcast)."""
+        self._check_inplace()
+        self.data[...] = src.data if isinstance(src, Tensor) else src
+        return self
+
+    def zero_(self) -> Tensor:
+        self._check_inplace()
+        self.data[...] = 0
+        return self
+
+    # ---------------------------------------------------------------- operators
+    def __add__(self, other: Any) -> Tensor:
+        return ops.add(self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return ops.add(other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return ops.sub(self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return ops.sub(other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return ops.mul(self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return ops.mul(other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return ops.div(self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return ops.div(other, self)
+
+    def __pow__(self, other: Any) -> Tensor:
+        return ops.pow(self, other)
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return ops.pow(other, self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return ops.matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return ops.matmul(other, self)
+
+    def __neg__(self) -> Tensor:
+        return ops.neg(self)
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    def __abs__(self) -> Tensor:
+        return ops.abs(self)
+
+    def __getitem__(self, key: Any) -> Tensor:
+        return ops.getitem(self, key)
+
+    # comparisons are not differentiable: they return boolean tensors
+    def _compare(self, other: Any, name: str) -> Tensor:
+        other = other.data if isinstance(other, Tensor) else other
+        return Tensor._wrap(getattr(self.data, name)(other))
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(other, "__eq__")
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(other, "__ne__")
+
+    def __lt__(self, other: Any) -> Tensor:
+        return self._compare(other, "__lt__")
+
+    def __le__(self, other: Any) -> Tensor:
+        return self._compare(other, "__le__")
+
+    def __gt__(self, other: Any) -> Tensor:
+        return self._compare(other, "__gt__")
+
+    def __ge__(self, other: Any) -> Tensor:
+        return self._compare(other, "__ge__")
+
+    def __invert__(self) -> Tensor:
+        return Tensor._wrap(~self.data)
+
+    def __and__(self, other: Any) -> Tensor:
+        return self._compare(other, "__and__")
+
+    def __or__(self, other: Any) -> Tensor:
+        return self._compare(other, "__or__")
+
+    # ---------------------------------------------------------------- methods (NumPy / PyTorch names)
+    def sum(self, axis=None, keepdims=False):
+        return ops.sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return ops.mean(self, axis, keepdims)
+
+    def var(self, axis=None, ddof=0, keepdims=False):
+        return ops.var(self, axis, ddof, keepdims)
+
+    def std(self, axis=None, ddof=0, keepdims=False):
+        return ops.std(self, axis, ddof, keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return ops.max(self, axis, keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return ops.min(self, axis, keepdims)
+
+    def prod(self, axis=None, keepdims=False):
+        return ops.prod(self, axis, keepdims)
+
+    def cumsum(self, axis=None):
+        return ops.cumsum(self, axis)
+
+    def logsumexp(self, axis=None, keepdims=False):
+        return ops.logsumexp(self, axis, keepdims)
+
+    def softmax(self, axis=-1):
+        return ops.softmax(self, axis)
+
+    def log_softmax(self, axis=-1):
+        return ops.log_softmax(self, axis)
+
+    def argmax(self, axis=None, keepdims=False):
+        return Tensor._wrap(self.data.argmax(axis=axis, keepdims=keepdims))
+
+    def argmin(self, axis=None, keepdims=False):
+        return Tensor._wrap(self.data.argmin(axis=axis, keepdims=keepdims))
+
+    def any(self, axis=None, keepdims=False):
+        return Tensor._wrap(self.data.any(axis=axis, keepdims=keepdims))
+
+    def all(self, axis=None, keepdims=False):
+        return Tensor._wrap(self.data.all(axis=axis, keepdims=keepdims))
+
+    def reshape(self, *shape):
+        return ops.reshape(self, shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape)
+
+    def view(self, *shape):
+        return self.reshape(*shape)
+
+    def transpose(self, *axes):
+        return ops.transpose(self, axes[0] if len(axes) == 1 and not isinstance(axes[0], int) else (axes or None))
+
+    def permute(self, *axes):
+        return ops.transpose(self, axes[0] if len(axes) == 1 and not isinstance(axes[0], int) else axes)
+
+    def swapaxes(self, axis1, axis2):
+        return ops.swapaxes(self, axis1, axis2)
+
+    def expand_dims(self, axis):
+        return ops.expand_dims(self, axis)
+
+    def unsqueeze(self, dim):
+        return ops.expand_dims(self, dim)
+
+    def squeeze(self, axis=None):
+        return ops.squeeze(self, axis)
+
+    def flatten(self, start_axis=0, end_axis=-1):
+        return ops.flatten(self, start_axis, end_axis)
+
+    def broadcast_to(self, shape):
+        return ops.broadcast_to(self, shape)
+
+    def repeat(self, repeats, axis=None):
+        return ops.repeat(self, repeats, axis)
+
+    def tile(self, reps):
+        return ops.tile(self, reps)
+
+    def take(self, indices, axis=None):
+        return ops.take(self, indices, axis)
+
+    def clip(self, min=None, max=None):
+        return ops.clip(self, min, max)
+
+    def exp(self):
+        return ops.exp(self)
+
+    def log(self):
+        return ops.log(self)
+
+    def log1p(self):
+        return ops.log1p(self)
+
+    def sqrt(self):
+        return ops.sqrt(self)
+
+    def abs(self):
+        return ops.abs(self)
+
+    def sign(self):
+        return ops.sign(self)
+
+    def sin(self):
+        return ops.sin(self)
+
+    def cos(self):
+        return ops.cos(self)
+
+    def tanh(self):
+        return ops.tanh(self)
+
+    def sigmoid(self):
+        return ops.sigmoid(self)
+
+    def relu(self):
+        return ops.relu(self)
+
+    def matmul(self, other):
+        return ops.matmul(self, other)
+
+    def dot(self, other):
+        return ops.matmul(self, other)
+
+    # ---------------------------------------------------------------- internal
+    @staticmethod
+    def _wrap(data: Any, requires_grad: bool = False) -> Tensor:
+        """Make a leaf around an existing array without conversion (fast path for ops)."""
+        t = Tensor.__new__(Tensor)
+        t.data = backend.ensure_array(data)
+        t.grad = None
+        t.requires_grad = requires_grad
+        t.creator = None
+        t.output_index = 0
+        t.generation = 0
+        t._version = 0
+        t._retain_grad = False
+        t.name = None
+        return t
+
+
+class Parameter(Tensor):
+    """A leaf tensor that is a trainable weight: ``requires_grad=True`` by default."""
+
+    __slots__ = ("trainable", "regularizer", "constraint")
+
+    def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = True, name: str | None = None) -> None:
+        super().__init__(data, dtype=dtype, requires_grad=requires_grad, name=name)
+        self.trainable = requires_grad
+        self.regularizer = None
+        self.constraint = None
+
+    def __repr__(self) -> str:
+        return "Parameter(" + super().__repr__()[len("tensor("):]
+
+
+from shendu import ops  # noqa: E402  (ops import Tensor; the operators above look ops up at call time)
+from shendu.autograd import engine  # noqa: E402

@@ -1,0 +1,62 @@
+"""The derivative table: one small class per op (forward and backward side by side) and a
+snake_case function for each. ``shendu.OP_REGISTRY`` lists every op class."""
+
+from shendu.ops.arithmetic import add, astype, div, mul, neg, pow, sub
+from shendu.ops.elementwise import (
+                                    abs,
+                                    clip,
+                                    cos,
+                                    elu,
+                                    erf,
+                                    exp,
+                                    gelu,
+                                    leaky_relu,
+                                    log,
+                                    log1p,
+                                    maximum,
+                                    minimum,
+                                    relu,
+                                    selu,
+                                    sigmoid,
+                                    sign,
+                                    silu,
+                                    sin,
+                                    softplus,
+                                    sqrt,
+                                    swish,
+                                    tanh,
+                                    where,
+)
+from shendu.ops.linalg import matmul
+from shendu.ops.reduce import cumsum, log_softmax, logsumexp, max, mean, min, prod, softmax, std, sum, var
+from shendu.ops.shape import (
+                                    broadcast_to,
+                                    concatenate,
+                                    expand_dims,
+                                    flatten,
+                                    gather,
+                                    getitem,
+                                    pad,
+                                    permute,
+                                    repeat,
+                                    reshape,
+                                    split,
+                                    squeeze,
+                                    stack,
+                                    sum_to,
+                                    swapaxes,
+                                    take,
+                                    take_along_axis,
+                                    tile,
+                                    transpose,
+                                    unwrap_index,
+)
+
+__all__ = [
+    "abs", "add", "astype", "broadcast_to", "clip", "concatenate", "cos", "cumsum", "div", "elu", "erf", "exp",
+    "expand_dims", "flatten", "gather", "gelu", "getitem", "leaky_relu", "log", "log1p", "log_softmax",
+    "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "mul", "neg", "pad", "permute", "pow",
+    "prod", "relu", "repeat", "reshape", "selu", "sigmoid", "sign", "silu", "sin", "softmax", "softplus", "split",
+    "sqrt", "squeeze", "stack", "std", "sub", "sum", "sum_to", "swapaxes", "swish", "take", "take_along_axis",
+    "tanh", "tile", "transpose", "unwrap_index", "var", "where",
+]

@@ -1,0 +1,349 @@
+"""Elementwise functions and activations: y = f(x), dx = gy * f'(x).
+
+Where f' is cheaper from the output (exp, tanh, sigmoid, sqrt) the op saves y and reuses it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from shendu import backend
+from shendu.autograd.op import Op
+from shendu.backend import get_array_module
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+class Exp(Op):
+    """y = exp(x);   dx = gy * y"""
+
+    saves_output = True
+
+    def forward(self, x):
+        return get_array_module(x).exp(x)
+
+    def backward(self, gy, x, y):
+        return gy * y
+
+
+class Log(Op):
+    """y = log(x);   dx = gy / x"""
+
+    def forward(self, x):
+        return get_array_module(x).log(x)
+
+    def backward(self, gy, x, y):
+        return gy / x
+
+
+class Log1p(Op):
+    """y = log(1 + x);   dx = gy / (1 + x)"""
+
+    def forward(self, x):
+        return get_array_module(x).log1p(x)
+
+    def backward(self, gy, x, y):
+        return gy / (1 + x)
+
+
+class Sqrt(Op):
+    """y = sqrt(x);   dx = gy / (2 y)"""
+
+    saves_output = True
+
+    def forward(self, x):
+        return get_array_module(x).sqrt(x)
+
+    def backward(self, gy, x, y):
+        return gy / (2 * y)
+
+
+class Abs(Op):
+    """y = |x|;   dx = gy * sign(x)   (0 at x = 0, as PyTorch)"""
+
+    def forward(self, x):
+        return get_array_module(x).abs(x)
+
+    def backward(self, gy, x, y):
+        return gy * sign(x)
+
+
+class Sign(Op):
+    """y = sign(x);   dx = 0   (piecewise constant: no gradient flows, as in PyTorch)"""
+
+    def forward(self, x):
+        return get_array_module(x).sign(x)
+
+    def backward(self, gy, x, y):
+        return gy * 0
+
+
+class Sin(Op):
+    """y = sin(x);   dx = gy * cos(x)"""
+
+    def forward(self, x):
+        return get_array_module(x).sin(x)
+
+    def backward(self, gy, x, y):
+        return gy * cos(x)
+
+
+class Cos(Op):
+    """y = cos(x);   dx = -gy * sin(x)"""
+
+    def forward(self, x):
+        return get_array_module(x).cos(x)
+
+    def backward(self, gy, x, y):
+        return -gy * sin(x)
+
+
+class Tanh(Op):
+    """y = tanh(x);   dx = gy * (1 - y^2)"""
+
+    saves_output = True
+
+    def forward(self, x):
+        return get_array_module(x).tanh(x)
+
+    def backward(self, gy, x, y):
+        return gy * (1 - y * y)
+
+
+class Sigmoid(Op):
+    """y = 1 / (1 + exp(-x));   dx = gy * y * (1 - y)"""
+
+    saves_output = True
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        # tanh form: stable for large |x| and one transcendental per element
+        return 0.5 * xp.tanh(0.5 * x) + 0.5
+
+    def backward(self, gy, x, y):
+        return gy * y * (1 - y)
+
+
+class Relu(Op):
+    """y = max(x, 0);   dx = gy * (x > 0)"""
+
+    saves_output = True
+
+    def forward(self, x):
+        return get_array_module(x).maximum(x, 0)
+
+    def backward(self, gy, x, y):
+        return gy * (y > 0)
+
+
+class LeakyRelu(Op):
+    """y = x if x > 0 else alpha x;   dx = gy * (1 if x > 0 else alpha)"""
+
+    def __init__(self, alpha: float) -> None:
+        self.alpha = alpha
+
+    def forward(self, x):
+        return get_array_module(x).where(x > 0, x, x * self.alpha)
+
+    def backward(self, gy, x, y):
+        return where(x > 0, gy, gy * self.alpha)
+
+
+class Elu(Op):
+    """y = x if x > 0 else alpha (exp(x) - 1);   dx = gy * (1 if x > 0 else y + alpha)"""
+
+    saves_output = True
+
+    def __init__(self, alpha: float) -> None:
+        self.alpha = alpha
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        return xp.where(x > 0, x, self.alpha * xp.expm1(xp.minimum(x, 0)))
+
+    def backward(self, gy, x, y):
+        return where(x > 0, gy, gy * (y + self.alpha))
+
+
+class Gelu(Op):
+    """y = x Phi(x) (Phi the normal CDF);   dx = gy * (Phi(x) + x phi(x))"""
+
+    def forward(self, x):
+        return 0.5 * x * (1 + backend.erf(x * _INV_SQRT_2))
+
+    def backward(self, gy, x, y):
+        cdf = 0.5 * (1 + erf(x * _INV_SQRT_2))
+        pdf = exp(-0.5 * x * x) * _INV_SQRT_2PI
+        return gy * (cdf + x * pdf)
+
+
+class GeluTanh(Op):
+    """y = x/2 (1 + tanh(u)), u = sqrt(2/pi)(x + 0.044715 x^3);
+    dx = gy * (1/2 (1 + t) + x/2 (1 - t^2) sqrt(2/pi)(1 + 3 * 0.044715 x^2)),  t = tanh(u)"""
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        return 0.5 * x * (1 + xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)))
+
+    def backward(self, gy, x, y):
+        t = tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
+        du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+        return gy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du)
+
+
+class Erf(Op):
+    """y = erf(x);   dx = gy * 2/sqrt(pi) exp(-x^2)"""
+
+    def forward(self, x):
+        return backend.erf(x)
+
+    def backward(self, gy, x, y):
+        return gy * (2 * _INV_SQRT_2PI * math.sqrt(2)) * exp(-x * x)
+
+
+class Softplus(Op):
+    """y = log(1 + exp(x)) (computed stably);   dx = gy * sigmoid(x)"""
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+    def backward(self, gy, x, y):
+        return gy * sigmoid(x)
+
+
+class Silu(Op):
+    """y = x sigmoid(x);   dx = gy * s (1 + x (1 - s)),  s = sigmoid(x)"""
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        return x * (0.5 * xp.tanh(0.5 * x) + 0.5)
+
+    def backward(self, gy, x, y):
+        s = sigmoid(x)
+        return gy * s * (1 + x * (1 - s))
+
+
+class Clip(Op):
+    """y = min(max(x, lo), hi);   dx = gy where lo <= x <= hi, else 0 (as PyTorch's clamp)"""
+
+    def __init__(self, lo: Any, hi: Any) -> None:
+        self.lo, self.hi = lo, hi
+
+    def forward(self, x):
+        return get_array_module(x).clip(x, self.lo, self.hi)
+
+    def backward(self, gy, x, y):
+        inside = x == x if self.lo is None else x >= self.lo
+        if self.hi is not None:
+            inside = inside & (x <= self.hi)
+        return gy * inside
+
+
+class Maximum(Op):
+    """y = max(a, b);   da = gy where a > b, db = gy where b > a, ties split gy evenly (as PyTorch)"""
+
+    def forward(self, a, b):
+        return get_array_module(a, b).maximum(a, b)
+
+    def backward(self, gy, a, b, y):
+        ga = where(a == b, gy * 0.5, gy * (a > b))
+        return ga, gy - ga
+
+
+class Minimum(Op):
+    """y = min(a, b);   da = gy where a < b, db = gy where b < a, ties split gy evenly (as PyTorch)"""
+
+    def forward(self, a, b):
+        return get_array_module(a, b).minimum(a, b)
+
+    def backward(self, gy, a, b, y):
+        ga = where(a == b, gy * 0.5, gy * (a < b))
+        return ga, gy - ga
+
+
+class Where(Op):
+    """y = a where cond else b;   da = gy where cond else 0,  db = gy where not cond else 0"""
+
+    def forward(self, cond, a, b):
+        return get_array_module(a, b).where(cond, a, b)
+
+    def backward(self, gy, cond, a, b, y):
+        zero = gy * 0
+        return None, where(cond, gy, zero), where(cond, zero, gy)
+
+
+def _unary(op_cls: type[Op], doc: str):
+    def fn(x: Any) -> Any:
+        return op_cls()(x)
+
+    fn.__doc__ = doc
+    return fn
+
+
+exp = _unary(Exp, "exp(x), elementwise.")
+log = _unary(Log, "Natural logarithm, elementwise.")
+log1p = _unary(Log1p, "log(1 + x), accurate for small x.")
+sqrt = _unary(Sqrt, "Square root, elementwise.")
+abs = _unary(Abs, "|x|, elementwise.")  # noqa: A001 - NumPy name
+sign = _unary(Sign, "sign(x) in {-1, 0, 1}; its gradient is zero.")
+sin = _unary(Sin, "sin(x), elementwise.")
+cos = _unary(Cos, "cos(x), elementwise.")
+tanh = _unary(Tanh, "Hyperbolic tangent, elementwise.")
+sigmoid = _unary(Sigmoid, "Logistic sigmoid 1 / (1 + exp(-x)), elementwise.")
+relu = _unary(Relu, "max(x, 0), elementwise.")
+erf = _unary(Erf, "The error function, elementwise.")
+softplus = _unary(Softplus, "log(1 + exp(x)), computed stably.")
+silu = _unary(Silu, "x * sigmoid(x) (also called swish).")
+swish = silu
+
+
+def leaky_relu(x: Any, alpha: float = 0.2) -> Any:
+    """x if x > 0 else alpha * x (Keras's default alpha=0.2; PyTorch's negative_slope is 0.01)."""
+    return LeakyRelu(alpha)(x)
+
+
+def elu(x: Any, alpha: float = 1.0) -> Any:
+    """x if x > 0 else alpha * (exp(x) - 1)."""
+    return Elu(alpha)(x)
+
+
+def selu(x: Any) -> Any:
+    """scale * elu(x, alpha) with the self-normalising constants of Klambauer et al. (2017)."""
+    return Elu(SELU_ALPHA)(x) * SELU_SCALE
+
+
+def gelu(x: Any, approximate: bool | str = False) -> Any:
+    """x * Phi(x); ``approximate=True`` (or 'tanh') uses the tanh form of Hendrycks and Gimpel."""
+    return (GeluTanh() if approximate in (True, "tanh") else Gelu())(x)
+
+
+def clip(x: Any, min: Any = None, max: Any = None) -> Any:  # noqa: A002 - NumPy names
+    """Clamp x to [min, max] (either may be None)."""
+    if min is None and max is None:
+        raise ValueError("clip: give at least one of min and max")
+    return Clip(min, max)(x)
+
+
+def maximum(a: Any, b: Any) -> Any:
+    """Elementwise max(a, b), broadcasting."""
+    return Maximum()(a, b)
+
+
+def minimum(a: Any, b: Any) -> Any:
+    """Elementwise min(a, b), broadcasting."""
+    return Minimum()(a, b)
+
+
+def where(cond: Any, a: Any, b: Any) -> Any:
+    """a where cond is true, else b (cond is not differentiated)."""
+    from shendu.autograd.tensor import Tensor
+
+    if isinstance(cond, Tensor):
+        cond = cond.data
+    return Where()(cond, a, b)

@@ -1,0 +1,49 @@
+"""Matrix products."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shendu.autograd.op import Op
+from shendu.ops.shape import reshape, sum_to, swapaxes
+
+
+class MatMul(Op):
+    """y = a @ b (1-D, 2-D, batched with broadcasting);   da = gy @ b^T,  db = a^T @ gy"""
+
+    def forward(self, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError("matmul: both operands need at least one dimension; use * for scalars")
+        if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned: {a.shape[-1]} (last axis "
+                             f"of the first) != {b.shape[-2 if b.ndim > 1 else 0]} "
+                             f"({'second-to-last' if b.ndim > 1 else 'only'} axis of the second)")
+        return a @ b
+
+    def backward(self, gy, a, b, y):
+        # lift 1-D operands to matrices so one rule covers every case, then fold the lifted axes back
+        a2 = a if a.ndim > 1 else reshape(a, (1, a.shape[0]))
+        b2 = b if b.ndim > 1 else reshape(b, (b.shape[0], 1))
+        g2 = reshape(gy, _lifted_shape(a, b, gy))
+        ga = gb = None
+        if self.needs_grad[0]:
+            ga = g2 @ swapaxes(b2, -1, -2)
+            ga = ga if a.ndim > 1 else reshape(sum_to(ga, a2.shape), a.shape)
+        if self.needs_grad[1]:
+            gb = swapaxes(a2, -1, -2) @ g2
+            gb = gb if b.ndim > 1 else reshape(sum_to(gb, b2.shape), b.shape)
+        return ga, gb
+
+
+def _lifted_shape(a: Any, b: Any, gy: Any) -> tuple[int, ...]:
+    shape = list(gy.shape)
+    if a.ndim == 1:
+        shape.insert(len(shape) - (0 if b.ndim == 1 else 1), 1)
+    if b.ndim == 1:
+        shape.append(1)
+    return tuple(shape)
+
+
+def matmul(a: Any, b: Any) -> Any:
+    """Matrix product a @ b with NumPy's rules for 1-D and batched operands."""
+    return MatMul()(a, b)

@@ -1,0 +1,278 @@
+"""Reductions over an ``axis`` (None: all axes; NumPy naming, ``keepdims``) and softmax-like ops."""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from shendu.autograd.op import Op, raw
+from shendu.backend import get_array_module
+from shendu.ops.arithmetic import astype
+from shendu.ops.elementwise import exp, where
+from shendu.ops.shape import broadcast_to, reshape
+
+
+def _normalize_axis(axis: Any, ndim: int) -> tuple[int, ...] | None:
+    if axis is None:
+        return None
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= a < builtins.max(ndim, 1):
+            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
+        out.append(a % ndim if ndim else 0)
+    return tuple(sorted(out))
+
+
+def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> tuple[int, ...]:
+    if axes is None:
+        return (1,) * len(shape)
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def _count(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> int:
+    n = 1
+    for i, d in enumerate(shape):
+        if axes is None or i in axes:
+            n *= d
+    return n
+
+
+class _Reduction(Op):
+    """Shared bookkeeping: the axes, keepdims and how to put gy back in x's shape."""
+
+    def __init__(self, axis: Any = None, keepdims: bool = False) -> None:
+        self.axis, self.keepdims = axis, keepdims
+
+    def _setup(self, x):
+        self.axes = _normalize_axis(self.axis, x.ndim)
+        self.shape = x.shape
+
+    def expand(self, g):
+        """Reshape a reduced gradient so it broadcasts against x."""
+        return g if self.keepdims else reshape(g, _kept_shape(self.shape, self.axes))
+
+
+class Sum(_Reduction):
+    """y = sum(x, axis);   dx = gy broadcast back over the summed axes"""
+
+    def forward(self, x):
+        self._setup(x)
+        return x.sum(axis=self.axes, keepdims=self.keepdims)
+
+    def backward(self, gy, x, y):
+        return broadcast_to(self.expand(gy), self.shape)
+
+
+class Mean(_Reduction):
+    """y = mean(x, axis) = sum(x, axis) / n;   dx = gy / n broadcast back"""
+
+    def forward(self, x):
+        self._setup(x)
+        return x.mean(axis=self.axes, keepdims=self.keepdims)
+
+    def backward(self, gy, x, y):
+        return broadcast_to(self.expand(gy) / _count(self.shape, self.axes), self.shape)
+
+
+class Var(_Reduction):
+    """y = sum((x - mean)^2) / (n - ddof);   dx = gy * 2 (x - mean) / (n - ddof)"""
+
+    def __init__(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> None:
+        super().__init__(axis, keepdims)
+        self.ddof = ddof
+
+    def forward(self, x):
+        self._setup(x)
+        return x.var(axis=self.axes, ddof=self.ddof, keepdims=self.keepdims)
+
+    def backward(self, gy, x, y):
+        centred = x - mean(x, self.axes, keepdims=True)
+        return self.expand(gy) * centred * (2.0 / (_count(self.shape, self.axes) - self.ddof))
+
+
+class Std(Var):
+    """y = sqrt(var(x));   dx = gy * (x - mean) / ((n - ddof) y)"""
+
+    saves_output = True
+
+    def forward(self, x):
+        return get_array_module(x).sqrt(super().forward(x))
+
+    def backward(self, gy, x, y):
+        centred = x - mean(x, self.axes, keepdims=True)
+        return self.expand(gy / y) * centred * (1.0 / (_count(self.shape, self.axes) - self.ddof))
+
+
+class Max(_Reduction):
+    """y = max(x, axis);   dx = gy at the positions equal to the max, split evenly between ties"""
+
+    saves_output = True
+    largest = True
+
+    def forward(self, x):
+        self._setup(x)
+        if self.largest:
+            return x.max(axis=self.axes, keepdims=self.keepdims)
+        return x.min(axis=self.axes, keepdims=self.keepdims)
+
+    def backward(self, gy, x, y):
+        at_extreme = astype(x == self.expand(y), x.dtype)
+        return self.expand(gy) * at_extreme / sum(at_extreme, self.axes, keepdims=True)
+
+
+class Min(Max):
+    """y = min(x, axis);   dx = gy at the positions equal to the min, split evenly between ties"""
+
+    largest = False
+
+
+class Prod(_Reduction):
+    """y = prod(x, axis);   dx = gy * (product of the other elements) = gy * y / x where x != 0"""
+
+    saves_output = True
+
+    def forward(self, x):
+        self._setup(x)
+        return x.prod(axis=self.axes, keepdims=self.keepdims)
+
+    def backward(self, gy, x, y):
+        zero = raw(x) == 0
+        if not zero.any():
+            return self.expand(gy * y) / x
+        # with zeros: the product of the others is nonzero only at a lone zero of its slice
+        nonzero_x = where(zero, 1.0, x)
+        others = self.expand(prod(nonzero_x, self.axes, keepdims=False)) / nonzero_x
+        zeros_in_slice = zero.sum(axis=self.axes, keepdims=True)
+        others = where(zeros_in_slice - zero > 0, 0.0, others)
+        return self.expand(gy) * others
+
+
+class Logsumexp(_Reduction):
+    """y = log(sum(exp(x), axis)) (shifted by the max for stability);   dx = gy * exp(x - y)"""
+
+    saves_output = True
+
+    def forward(self, x):
+        self._setup(x)
+        xp = get_array_module(x)
+        m = x.max(axis=self.axes, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0)
+        s = xp.log(xp.exp(x - m).sum(axis=self.axes, keepdims=True)) + m
+        return s if self.keepdims else s.reshape(y_shape(self.shape, self.axes))
+
+    def backward(self, gy, x, y):
+        return self.expand(gy) * exp(x - self.expand(y))
+
+
+class Softmax(Op):
+    """y = exp(x - max) / sum(exp(x - max), axis);   dx = y * (gy - sum(gy * y, axis))"""
+
+    saves_output = True
+
+    def __init__(self, axis: int = -1) -> None:
+        self.axis = axis
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        e = xp.exp(x - x.max(axis=self.axis, keepdims=True))
+        e /= e.sum(axis=self.axis, keepdims=True)
+        return e
+
+    def backward(self, gy, x, y):
+        return y * (gy - sum(gy * y, self.axis, keepdims=True))
+
+
+class LogSoftmax(Op):
+    """y = x - logsumexp(x, axis);   dx = gy - exp(y) * sum(gy, axis)"""
+
+    saves_output = True
+
+    def __init__(self, axis: int = -1) -> None:
+        self.axis = axis
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        shifted = x - x.max(axis=self.axis, keepdims=True)
+        return shifted - xp.log(xp.exp(shifted).sum(axis=self.axis, keepdims=True))
+
+    def backward(self, gy, x, y):
+        return gy - exp(y) * sum(gy, self.axis, keepdims=True)
+
+
+class Cumsum(Op):
+    """y_i = sum_{j <= i} x_j along axis;   dx_i = sum_{j >= i} gy_j = sum(gy) - cumsum(gy)_i + gy_i"""
+
+    def __init__(self, axis: int | None = None) -> None:
+        self.axis = axis
+
+    def forward(self, x):
+        self.shape = x.shape
+        return x.cumsum(axis=self.axis)
+
+    def backward(self, gy, x, y):
+        if self.axis is None:
+            return reshape(sum(gy) - cumsum(gy, 0) + gy, self.shape)
+        return sum(gy, self.axis, keepdims=True) - cumsum(gy, self.axis) + gy
+
+
+def y_shape(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The shape after reducing ``axes`` without keepdims."""
+    if axes is None:
+        return ()
+    return tuple(n for i, n in enumerate(shape) if i not in axes)
+
+
+def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001 - NumPy name
+    """Sum over ``axis`` (all axes when None)."""
+    return Sum(axis, keepdims)(x)
+
+
+def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """Arithmetic mean over ``axis``."""
+    return Mean(axis, keepdims)(x)
+
+
+def var(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
+    """Variance over ``axis`` (``ddof=0``: the population variance, as NumPy; PyTorch's default is ddof=1)."""
+    return Var(axis, ddof, keepdims)(x)
+
+
+def std(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
+    """Standard deviation over ``axis`` (``ddof`` as in :func:`var`)."""
+    return Std(axis, ddof, keepdims)(x)
+
+
+def max(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001 - NumPy name
+    """Maximum over ``axis``; the gradient goes to the maximal elements, split evenly between ties."""
+    return Max(axis, keepdims)(x)
+
+
+def min(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001 - NumPy name
+    """Minimum over ``axis``; the gradient goes to the minimal elements, split evenly between ties."""
+    return Min(axis, keepdims)(x)
+
+
+def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """Product over ``axis`` (correct gradients with zeros present)."""
+    return Prod(axis, keepdims)(x)
+
+
+def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """log(sum(exp(x))) over ``axis``, numerically stable."""
+    return Logsumexp(axis, keepdims)(x)
+
+
+def softmax(x: Any, axis: int = -1) -> Any:
+    """exp(x) / sum(exp(x)) along ``axis``, numerically stable."""
+    return Softmax(axis)(x)
+
+
+def log_softmax(x: Any, axis: int = -1) -> Any:
+    """log(softmax(x)) along ``axis``, computed stably as x - logsumexp(x)."""
+    return LogSoftmax(axis)(x)
+
+
+def cumsum(x: Any, axis: int | None = None) -> Any:
+    """Cumulative sum along ``axis`` (over the flattened tensor when None)."""
+    return Cumsum(axis)(x)
