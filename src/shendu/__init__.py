@@ -4,6 +4,10 @@ The core: :class:`Tensor` with reverse-mode autograd, ops as a derivative table 
 ``no_grad``/``enable_grad``, ``grad``, ``seed`` and gradient checks.
 """
 
+import importlib as _importlib
+
+import numpy as _np
+
 from shendu import backend
 from shendu.autograd import (
                              OP_REGISTRY,
@@ -38,7 +42,22 @@ from shendu.testing import gradcheck, gradgradcheck
 
 __version__ = "0.1.0"
 
-__all__ = ["OP_REGISTRY", "Op", "Parameter", "Tensor", "__version__", "arange", "backend", "enable_grad", "eye",
-           "full", "full_like", "grad", "gradcheck", "gradgradcheck", "is_grad_enabled", "no_grad", "ones",
-           "ones_like", "rand", "rand_like", "randn", "randn_like", "seed", "set_grad_enabled", "tensor", "zeros",
-           "zeros_like", *_op_names]
+# dtype names, so PyTorch-style code can write dtype=shendu.float64 (NumPy dtypes underneath)
+float16, float32, float64 = _np.float16, _np.float32, _np.float64
+int32, int64, bool_ = _np.int32, _np.int64, _np.bool_
+
+__all__ = ["OP_REGISTRY", "Op", "Parameter", "Tensor", "__version__", "arange", "backend", "bool_", "enable_grad",
+           "eye", "float16", "float32", "float64", "full", "full_like", "grad", "gradcheck", "gradgradcheck", "int32",
+           "int64", "is_grad_enabled", "no_grad", "ones", "ones_like", "rand", "rand_like", "randn", "randn_like",
+           "seed", "set_grad_enabled", "tensor", "zeros", "zeros_like", *_op_names]
+
+#: subpackages loaded on first use, so ``import shendu`` stays light and ``shendu.layers.Dense`` just works
+_SUBMODULES = frozenset({"activations", "callbacks", "data", "datasets", "functional", "initializers", "layers",
+                         "losses", "metrics", "models", "optimizers", "random", "regularizers", "saving", "testing",
+                         "utils"})
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return _importlib.import_module(f"shendu.{name}")
+    raise AttributeError(f"module 'shendu' has no attribute {name!r}")

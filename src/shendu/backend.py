@@ -59,17 +59,22 @@ def ensure_array(y: Any):
     return y
 
 
-def as_array(data: Any, dtype: Any = None, device: str | None = None):
-    """Convert ``data`` to an ndarray on ``device`` ('cpu' or 'cuda'); floats default to float32."""
-    xp = np
+def module_for(device: str):
+    """The array module for ``device``: ``numpy`` for 'cpu', ``cupy`` for 'cuda' (or 'gpu')."""
+    if device == "cpu":
+        return np
     if device in ("cuda", "gpu"):
         if _cupy is None:
-            raise RuntimeError("device='cuda' needs CuPy and a GPU; install cupy-cuda12x")
-        xp = _cupy
-    elif device is None:
-        xp = get_array_module(data)
-    elif device != "cpu":
-        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+            raise RuntimeError(f"device={device!r} needs CuPy and a CUDA GPU, and none was found; install CuPy "
+                               "(e.g. pip install cupy-cuda12x) on a machine with a GPU, or use device='cpu'")
+        return _cupy
+    raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+
+
+def as_array(data: Any, dtype: Any = None, device: str | None = None):
+    """Convert ``data`` to an ndarray on ``device`` ('cpu' or 'cuda'; None: where it is); floats default to
+    float32. Arrays already of the right kind and dtype are returned as they are (no copy)."""
+    xp = get_array_module(data) if device is None else module_for(device)
     if xp is np and _cupy is not None and isinstance(data, _cupy.ndarray):
         data = data.get()
     if dtype is None and not is_array(data):

@@ -13,7 +13,8 @@ from itertools import count
 from typing import Any, Sequence
 
 from shendu import backend, ops
-from shendu.autograd.grad_mode import enable_grad, no_grad
+from shendu.autograd.grad_mode import swap_grad_enabled
+from shendu.autograd.op import raw
 from shendu.autograd.tensor import Tensor
 
 _FREED = ("Trying to backward through the graph a second time (or to use saved values after they were "
@@ -59,18 +60,19 @@ def backward(roots: Sequence[Tensor], gradients: Sequence[Any], retain_graph: bo
     """
     retain_graph = retain_graph or create_graph
     captured: dict[int, Any] | None = None if inputs is None else {id(t): None for t in inputs}
-    pending: dict[Any, list[Any]] = {}
+    pending: dict[Any, list[Any]] = {}  # op -> the gradients of its outputs, summed so far
     heap: list[tuple[int, int, Any]] = []
     tie = count()
+    stored: set[int] = set()  # ids of arrays already stored as a .grad (or owned by the caller)
 
     def deliver(t: Tensor, g: Any) -> None:
         if captured is not None and id(t) in captured:
             old = captured[id(t)]
-            captured[id(t)] = g if old is None else old + g
+            captured[id(t)] = _private(g, stored) if old is None else old + g
         op = t.creator
         if op is None:
             if captured is None:
-                _accumulate(t, g, create_graph)
+                _accumulate(t, g, stored)
             return
         slots = pending.get(op)
         if slots is None:
@@ -81,37 +83,43 @@ def backward(roots: Sequence[Tensor], gradients: Sequence[Any], retain_graph: bo
         old = slots[t.output_index]
         slots[t.output_index] = g if old is None else old + g
 
-    with enable_grad() if create_graph else no_grad():
+    previous_mode = swap_grad_enabled(create_graph)  # the backward pass is recorded only for higher-order grads
+    try:
         for root, gradient in zip(roots, gradients):
             if not root.requires_grad:
                 raise RuntimeError(f"backward(): this tensor (shape {root.shape}) does not require grad and has "
                                    "no graph; did you create it under no_grad() or forget requires_grad=True?")
-            deliver(root, _seed_gradient(root, gradient, create_graph))
-
+            seed = _seed_gradient(root, gradient, create_graph)
+            if gradient is not None:
+                stored.add(id(raw(seed)))  # the caller's array: never hand it out as a .grad
+            deliver(root, seed)
         while heap:
             op = heapq.heappop(heap)[2]
-            gys = pending.pop(op)
-            _run_op(op, gys, deliver, create_graph)
+            _run_op(op, pending.pop(op), deliver, create_graph, accumulate_retained=captured is None,
+                    stored=stored)
             if not retain_graph:
                 op.release()
-
+    finally:
+        swap_grad_enabled(previous_mode)
     if captured is None:
         return None
     return [captured[id(t)] for t in inputs]
 
 
-def _run_op(op: Any, gys: list[Any], deliver: Any, create_graph: bool) -> None:
+def _run_op(op: Any, gys: list[Any], deliver: Any, create_graph: bool, accumulate_retained: bool,
+            stored: set[int]) -> None:
     inputs = op.inputs
     for x, version in zip(inputs, op.versions):
-        if isinstance(x, Tensor) and x._version != version:
+        if version is not None and x._version != version:
             raise RuntimeError(
                 f"{type(op).__name__}: an input of shape {x.shape} was modified in place after it was used "
                 f"(version {version} -> {x._version}); its backward needs the original values. Use an "
                 "out-of-place operation (y = x + 1 rather than x += 1), or clone before modifying.")
     outputs = [ref() for ref in op.outputs]
-    for o, g in zip(outputs, gys):
-        if o is not None and o._retain_grad and g is not None:
-            _accumulate(o, g, create_graph)
+    if accumulate_retained:
+        for o, g in zip(outputs, gys):
+            if o is not None and o._retain_grad and g is not None:
+                _accumulate(o, g, stored)
     multi = len(gys) > 1
     if multi:
         gys = [g if g is not None else _zeros_like_output(op, i, create_graph) for i, g in enumerate(gys)]
@@ -125,19 +133,19 @@ def _run_op(op: Any, gys: list[Any], deliver: Any, create_graph: bool) -> None:
     else:
         xs = op.arrays
         y = op.y if op.saves_output else None
-    gy = tuple(gys) if multi else gys[0]
-    gxs = op.backward(gy, *xs, y)
-    if not isinstance(gxs, tuple):
+    gxs = op.backward(tuple(gys) if multi else gys[0], *xs, y)
+    if type(gxs) is not tuple:
         gxs = (gxs,)
     for x, gx, needed in zip(inputs, gxs, op.needs_grad):
         if needed and gx is not None:
-            deliver(x, _unbroadcast(gx, x))
+            data = x.data
+            if gx.shape != data.shape or gx.dtype != data.dtype:
+                gx = _unbroadcast(gx, x)
+            deliver(x, gx)
 
 
 def _rewrap(op: Any, index: int, data: Any) -> Tensor:
-    t = Tensor._wrap(data, requires_grad=True)
-    t.creator, t.output_index, t.generation = op, index, op.generation
-    return t
+    return Tensor._wrap(data, True, op, index, op.generation)
 
 
 def _zeros_like_output(op: Any, index: int, create_graph: bool) -> Any:
@@ -147,16 +155,30 @@ def _zeros_like_output(op: Any, index: int, create_graph: bool) -> Any:
     return Tensor._wrap(z) if create_graph else z
 
 
-def _accumulate(t: Tensor, g: Any, create_graph: bool) -> None:
+def _private(g: Any, stored: set[int]) -> Any:
+    """``g``, or a copy of it when it may be shared: a view (e.g. a read-only broadcast) or an array
+    already stored as another ``.grad`` (add returns ``gy, gy``) or owned by the caller.
+
+    A first-order ``.grad`` is thus always an independent, writable array. (Under ``create_graph``
+    gradients are Tensors of the recorded graph and are kept as they are.)
+    """
     if isinstance(g, Tensor):
-        if not create_graph:
-            g = g.data
+        return g
+    if g.base is not None or id(g) in stored:
+        g = g.copy()
+    stored.add(id(g))
+    return g
+
+
+def _accumulate(t: Tensor, g: Any, stored: set[int]) -> None:
+    """Add ``g`` to ``t.grad`` (a Tensor with a graph under create_graph, plain data otherwise)."""
     if t.grad is None:
+        g = _private(g, stored)
         t.grad = g if isinstance(g, Tensor) else Tensor._wrap(g)
-    elif create_graph:
+    elif isinstance(g, Tensor):
         t.grad = t.grad + g
     else:
-        t.grad = Tensor._wrap(t.grad.data + (g.data if isinstance(g, Tensor) else g))
+        t.grad = Tensor._wrap(t.grad.data + g)
 
 
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],

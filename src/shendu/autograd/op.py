@@ -20,7 +20,8 @@ it runs on raw arrays (fast, nothing recorded); with ``create_graph=True`` the e
 Tensors instead, so the same lines record the backward pass and give higher-order gradients.
 Gradients are summed back to each input's shape (un-broadcast) by the engine, in one place.
 
-Calling an op with no Tensor among its inputs just returns ``forward``'s array.
+Calling an op with no Tensor among its inputs just returns ``forward``'s array. When a Tensor is among
+them, NumPy scalars (``np.float64(2)``) are passed on as Python scalars, so they take the tensor's dtype.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
+import numpy as np
+
 from shendu.autograd.grad_mode import is_grad_enabled
 from shendu.autograd.tensor import Tensor
-from shendu.backend import ensure_array
 
 #: Every op class by name; tests walk it to make sure each one is gradient-checked.
 OP_REGISTRY: dict[str, type[Op]] = {}
@@ -56,36 +58,39 @@ class Op:
         raise NotImplementedError(f"{type(self).__name__} has no backward")
 
     def __call__(self, *inputs: Any) -> Any:
-        arrays = []
-        tensors = False
-        record = False
         for x in inputs:
             if isinstance(x, Tensor):
-                arrays.append(x.data)
-                tensors = True
-                if x.requires_grad:
-                    record = True
-            else:
-                arrays.append(x)
+                break
+        else:  # raw arrays in (a backward without create_graph): raw array out, nothing recorded
+            return self.forward(*inputs)
+        # a NumPy scalar meeting a tensor acts like a Python scalar (as in PyTorch): np.float64 must not
+        # silently turn float32 data into float64 under NumPy 2's promotion rules
+        arrays = [x.data if isinstance(x, Tensor) else x.item() if isinstance(x, np.generic) else x for x in inputs]
         y = self.forward(*arrays)
-        if not tensors:
-            return y
-        record = record and self.differentiable and is_grad_enabled()
         multi = type(y) is tuple
-        outputs = tuple(_new_tensor(o, record) for o in y) if multi else (_new_tensor(y, record),)
-        if record:
-            self.inputs = inputs
-            self.arrays = arrays
-            self.needs_grad = [isinstance(x, Tensor) and x.requires_grad for x in inputs]
-            self.versions = [x._version if isinstance(x, Tensor) else 0 for x in inputs]
-            self.generation = gen = max(x.generation for x in inputs if isinstance(x, Tensor)) + 1
-            self.outputs = [weakref.ref(o) for o in outputs]
-            if self.saves_output:
-                self.y = tuple(o.data for o in outputs) if multi else outputs[0].data
-            for i, o in enumerate(outputs):
-                o.creator = self
-                o.output_index = i
-                o.generation = gen
+        record = self.differentiable and is_grad_enabled() and _any_requires_grad(inputs)
+        if not record:
+            return tuple(Tensor._wrap(o) for o in y) if multi else Tensor._wrap(y)
+        needs_grad, versions, generation = [], [], 0
+        for x in inputs:
+            if isinstance(x, Tensor):
+                needs_grad.append(x.requires_grad)
+                versions.append(x._version)
+                if x.generation > generation:
+                    generation = x.generation
+            else:
+                needs_grad.append(False)
+                versions.append(None)
+        self.inputs = inputs
+        self.arrays = arrays
+        self.needs_grad = needs_grad
+        self.versions = versions
+        self.generation = generation = generation + 1
+        outputs = tuple(Tensor._wrap(o, True, self, i, generation) for i, o in enumerate(y)) if multi else (
+            Tensor._wrap(y, True, self, 0, generation),)
+        self.outputs = [weakref.ref(o) for o in outputs]
+        if self.saves_output:
+            self.y = tuple(o.data for o in outputs) if multi else outputs[0].data
         return outputs if multi else outputs[0]
 
     def release(self) -> None:
@@ -104,15 +109,8 @@ def raw(x: Any) -> Any:
     return x.data if isinstance(x, Tensor) else x
 
 
-def _new_tensor(data: Any, requires_grad: bool) -> Tensor:
-    t = Tensor.__new__(Tensor)
-    t.data = ensure_array(data)
-    t.grad = None
-    t.requires_grad = requires_grad
-    t.creator = None
-    t.output_index = 0
-    t.generation = 0
-    t._version = 0
-    t._retain_grad = False
-    t.name = None
-    return t
+def _any_requires_grad(inputs: tuple) -> bool:
+    for x in inputs:
+        if isinstance(x, Tensor) and x.requires_grad:
+            return True
+    return False

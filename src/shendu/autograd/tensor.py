@@ -117,7 +117,7 @@ class Tensor:
     def __repr__(self) -> str:
         body = np.array2string(backend.to_numpy(self.data), separator=", ", prefix="tensor(")
         extras = []
-        if self.data.dtype != backend.default_float_dtype() and self.data.dtype.kind == "f":
+        if self.data.dtype not in (backend.default_float_dtype(), np.int64, np.bool_):
             extras.append(f"dtype={self.data.dtype}")
         if self.creator is not None:
             extras.append(f"grad_fn=<{type(self.creator).__name__}>")
@@ -135,6 +135,11 @@ class Tensor:
             raise ValueError(f"the truth value of a tensor with {self.data.size} elements is ambiguous; "
                              "use .any() or .all()")
         return bool(self.data)
+
+    def __format__(self, spec: str) -> str:
+        if spec and self.data.size == 1:
+            return format(self.item(), spec)
+        return format(str(self), spec)
 
     def __float__(self) -> float:
         return float(self.item())
@@ -182,19 +187,25 @@ class Tensor:
         self.grad = None
 
     # ---------------------------------------------------------------- in place
-    def _check_inplace(self) -> None:
-        if is_grad_enabled() and self.requires_grad:
-            kind = "a leaf tensor that requires grad" if self.creator is None else "a tensor in a graph"
-            raise RuntimeError(f"in-place change of {kind} (shape {self.shape}); wrap it in "
-                               "`with shendu.no_grad():` (as optimisers do) or use the out-of-place op")
+    def _check_inplace(self, operand: Any = None) -> None:
+        """Refuse in-place changes autograd could not follow; count the others in ``_version``."""
+        if is_grad_enabled():
+            if self.requires_grad:
+                kind = "a leaf tensor that requires grad" if self.creator is None else "a tensor in a graph"
+                raise RuntimeError(f"in-place change of {kind} (shape {self.shape}); wrap it in "
+                                   "`with shendu.no_grad():` (as optimisers do) or use the out-of-place op")
+            if isinstance(operand, Tensor) and operand.requires_grad:
+                raise RuntimeError(f"in-place change of a tensor (shape {self.shape}) that does not require grad "
+                                   "with a value that does: its gradient would be lost; use the out-of-place op "
+                                   "(x = x + w rather than x += w)")
         self._version += 1
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        self._check_inplace()
+        self._check_inplace(value)
         self.data[ops.unwrap_index(key)] = value.data if isinstance(value, Tensor) else value
 
     def _inplace(self, other: Any, ufunc: str) -> Tensor:
-        self._check_inplace()
+        self._check_inplace(other)
         xp = backend.get_array_module(self.data)
         getattr(xp, ufunc)(self.data, other.data if isinstance(other, Tensor) else other, out=self.data)
         return self
@@ -213,7 +224,7 @@ class Tensor:
 
     def copy_(self, src: Any) -> Tensor:
         """Copy ``src`` into this tensor's data in place (shapes must broadcast)."""
-        self._check_inplace()
+        self._check_inplace(src)
         self.data[...] = src.data if isinstance(src, Tensor) else src
         return self
 
@@ -271,37 +282,64 @@ class Tensor:
     def __getitem__(self, key: Any) -> Tensor:
         return ops.getitem(self, key)
 
-    # comparisons are not differentiable: they return boolean tensors
-    def _compare(self, other: Any, name: str) -> Tensor:
+    # comparisons, logic and integer division are not differentiable: they return tensors outside any graph
+    def _no_grad_op(self, other: Any, name: str) -> Tensor:
         other = other.data if isinstance(other, Tensor) else other
-        return Tensor._wrap(getattr(self.data, name)(other))
+        result = getattr(self.data, name)(other)
+        if result is NotImplemented:
+            return NotImplemented
+        return Tensor._wrap(result)
 
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return self._compare(other, "__eq__")
+        return self._no_grad_op(other, "__eq__")
 
     def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return self._compare(other, "__ne__")
+        return self._no_grad_op(other, "__ne__")
 
     def __lt__(self, other: Any) -> Tensor:
-        return self._compare(other, "__lt__")
+        return self._no_grad_op(other, "__lt__")
 
     def __le__(self, other: Any) -> Tensor:
-        return self._compare(other, "__le__")
+        return self._no_grad_op(other, "__le__")
 
     def __gt__(self, other: Any) -> Tensor:
-        return self._compare(other, "__gt__")
+        return self._no_grad_op(other, "__gt__")
 
     def __ge__(self, other: Any) -> Tensor:
-        return self._compare(other, "__ge__")
+        return self._no_grad_op(other, "__ge__")
 
     def __invert__(self) -> Tensor:
         return Tensor._wrap(~self.data)
 
     def __and__(self, other: Any) -> Tensor:
-        return self._compare(other, "__and__")
+        return self._no_grad_op(other, "__and__")
+
+    def __rand__(self, other: Any) -> Tensor:
+        return self._no_grad_op(other, "__rand__")
 
     def __or__(self, other: Any) -> Tensor:
-        return self._compare(other, "__or__")
+        return self._no_grad_op(other, "__or__")
+
+    def __ror__(self, other: Any) -> Tensor:
+        return self._no_grad_op(other, "__ror__")
+
+    def __xor__(self, other: Any) -> Tensor:
+        return self._no_grad_op(other, "__xor__")
+
+    def __rxor__(self, other: Any) -> Tensor:
+        return self._no_grad_op(other, "__rxor__")
+
+    def __floordiv__(self, other: Any) -> Tensor:
+        return self._no_grad_op(other, "__floordiv__")
+
+    def __rfloordiv__(self, other: Any) -> Tensor:
+        return self._no_grad_op(other, "__rfloordiv__")
+
+    def __mod__(self, other: Any) -> Tensor:
+        return self._no_grad_op(other, "__mod__")
+
+    def __rmod__(self, other: Any) -> Tensor:
+        return self._no_grad_op(other, "__rmod__")
 
     # ---------------------------------------------------------------- methods (NumPy / PyTorch names)
     def sum(self, axis=None, keepdims=False):
@@ -427,20 +465,68 @@ class Tensor:
     def matmul(self, other):
         return ops.matmul(self, other)
 
+    def pow(self, exponent):
+        return ops.pow(self, exponent)
+
+    def square(self):
+        return ops.mul(self, self)
+
+    def maximum(self, other):
+        return ops.maximum(self, other)
+
+    def minimum(self, other):
+        return ops.minimum(self, other)
+
+    def clamp(self, min=None, max=None):
+        """PyTorch's name for :meth:`clip`."""
+        return ops.clip(self, min, max)
+
+    def split(self, indices_or_sections, axis=0):
+        return ops.split(self, indices_or_sections, axis)
+
+    def numel(self) -> int:
+        """The number of elements (PyTorch's name for ``size``)."""
+        return self.data.size
+
+    def dim(self) -> int:
+        """The number of dimensions (PyTorch's name for ``ndim``)."""
+        return self.data.ndim
+
+    def float(self) -> Tensor:
+        """Converted to float32 (differentiable)."""
+        return ops.astype(self, np.float32)
+
+    def double(self) -> Tensor:
+        """Converted to float64 (differentiable)."""
+        return ops.astype(self, np.float64)
+
+    def clone(self) -> Tensor:
+        """A copy in new memory; gradients flow back to this tensor (y = x * 1)."""
+        if not (self.requires_grad and is_grad_enabled()):
+            return Tensor._wrap(self.data.copy())
+        return ops.mul(self, 1)
+
+    def cpu(self) -> Tensor:
+        return self if self.device == "cpu" else self.to("cpu")
+
+    def cuda(self) -> Tensor:
+        return self if self.device == "cuda" else self.to("cuda")
+
     def dot(self, other):
         return ops.matmul(self, other)
 
     # ---------------------------------------------------------------- internal
     @staticmethod
-    def _wrap(data: Any, requires_grad: bool = False) -> Tensor:
-        """Make a leaf around an existing array without conversion (fast path for ops)."""
+    def _wrap(data: Any, requires_grad: bool = False, creator: Any = None, output_index: int = 0,
+              generation: int = 0) -> Tensor:
+        """A tensor around an existing array, without conversion: the fast path for ops and the engine."""
         t = Tensor.__new__(Tensor)
-        t.data = backend.ensure_array(data)
+        t.data = data if type(data) is np.ndarray else backend.ensure_array(data)
         t.grad = None
         t.requires_grad = requires_grad
-        t.creator = None
-        t.output_index = 0
-        t.generation = 0
+        t.creator = creator
+        t.output_index = output_index
+        t.generation = generation
         t._version = 0
         t._retain_grad = False
         t.name = None

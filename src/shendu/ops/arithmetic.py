@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from shendu.autograd.op import Op
-from shendu.ops.elementwise import log
-
-
-def _check_broadcast(op: str, a: Any, b: Any) -> None:
-    sa, sb = getattr(a, "shape", ()), getattr(b, "shape", ())
-    if sa == sb:
-        return
-    for da, db in zip(reversed(sa), reversed(sb)):
-        if da != db and da != 1 and db != 1:
-            raise ValueError(f"{op}: shapes {tuple(sa)} and {tuple(sb)} cannot be broadcast together "
-                             f"(axis sizes {da} and {db} differ and neither is 1); reshape or expand_dims one "
-                             "of them")
+from shendu.autograd.op import Op, raw
+from shendu.ops.elementwise import log, where
+from shendu.ops.shape import broadcast_error
 
 
 class Add(Op):
     """y = a + b;   da = gy,  db = gy"""
 
     def forward(self, a, b):
-        _check_broadcast("add", a, b)
-        return a + b
+        try:
+            return a + b
+        except ValueError:
+            raise broadcast_error("add", a, b) from None
 
     def backward(self, gy, a, b, y):
         return gy, gy
@@ -34,8 +27,10 @@ class Sub(Op):
     """y = a - b;   da = gy,  db = -gy"""
 
     def forward(self, a, b):
-        _check_broadcast("sub", a, b)
-        return a - b
+        try:
+            return a - b
+        except ValueError:
+            raise broadcast_error("sub", a, b) from None
 
     def backward(self, gy, a, b, y):
         return gy, -gy
@@ -45,8 +40,10 @@ class Mul(Op):
     """y = a * b;   da = gy * b,  db = gy * a"""
 
     def forward(self, a, b):
-        _check_broadcast("mul", a, b)
-        return a * b
+        try:
+            return a * b
+        except ValueError:
+            raise broadcast_error("mul", a, b) from None
 
     def backward(self, gy, a, b, y):
         return (gy * b if self.needs_grad[0] else None), (gy * a if self.needs_grad[1] else None)
@@ -56,8 +53,10 @@ class Div(Op):
     """y = a / b;   da = gy / b,  db = -gy * a / b**2"""
 
     def forward(self, a, b):
-        _check_broadcast("div", a, b)
-        return a / b
+        try:
+            return a / b
+        except ValueError:
+            raise broadcast_error("div", a, b) from None
 
     def backward(self, gy, a, b, y):
         ga = gy / b
@@ -75,17 +74,33 @@ class Neg(Op):
 
 
 class Pow(Op):
-    """y = a ** b;   da = gy * b * a**(b-1),  db = gy * y * log(a)"""
+    """y = a ** b;   da = gy * b * a**(b-1),  db = gy * y * log(a)
+    (PyTorch's conventions at the edges: da = 0 where b == 0; db = 0 where a == 0)"""
 
     saves_output = True
 
     def forward(self, a, b):
-        _check_broadcast("pow", a, b)
-        return a**b
+        try:
+            return a**b
+        except ValueError:
+            raise broadcast_error("pow", a, b) from None
 
     def backward(self, gy, a, b, y):
-        ga = gy * b * a ** (b - 1) if self.needs_grad[0] else None
-        gb = gy * y * log(a) if self.needs_grad[1] else None
+        ga = gb = None
+        if self.needs_grad[0]:
+            if isinstance(b, (int, float)):
+                ga = gy * b * a ** (b - 1) if b != 0 else gy * 0
+            else:
+                ga = gy * b * a ** (b - 1)
+                b_zero = raw(b) == 0
+                if b_zero.any():  # a**0 is constant, also at a == 0 where a**(b-1) is infinite
+                    ga = where(b_zero, 0.0, ga)
+        if self.needs_grad[1]:
+            if isinstance(a, (int, float)):  # a Python scalar base: keep it weakly typed
+                gb = gy * y * math.log(a)
+            else:
+                a_zero = raw(a) == 0
+                gb = gy * y * log(where(a_zero, 1.0, a) if a_zero.any() else a)
         return ga, gb
 
 

@@ -9,8 +9,9 @@ import math
 from typing import Any
 
 from shendu import backend
-from shendu.autograd.op import Op
+from shendu.autograd.op import Op, raw
 from shendu.backend import get_array_module
+from shendu.ops.shape import broadcast_error
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
@@ -249,7 +250,10 @@ class Maximum(Op):
     """y = max(a, b);   da = gy where a > b, db = gy where b > a, ties split gy evenly (as PyTorch)"""
 
     def forward(self, a, b):
-        return get_array_module(a, b).maximum(a, b)
+        try:
+            return get_array_module(a, b).maximum(a, b)
+        except ValueError:
+            raise broadcast_error("maximum", a, b) from None
 
     def backward(self, gy, a, b, y):
         ga = where(a == b, gy * 0.5, gy * (a > b))
@@ -260,7 +264,10 @@ class Minimum(Op):
     """y = min(a, b);   da = gy where a < b, db = gy where b < a, ties split gy evenly (as PyTorch)"""
 
     def forward(self, a, b):
-        return get_array_module(a, b).minimum(a, b)
+        try:
+            return get_array_module(a, b).minimum(a, b)
+        except ValueError:
+            raise broadcast_error("minimum", a, b) from None
 
     def backward(self, gy, a, b, y):
         ga = where(a == b, gy * 0.5, gy * (a < b))
@@ -271,7 +278,10 @@ class Where(Op):
     """y = a where cond else b;   da = gy where cond else 0,  db = gy where not cond else 0"""
 
     def forward(self, cond, a, b):
-        return get_array_module(a, b).where(cond, a, b)
+        try:
+            return get_array_module(a, b).where(cond, a, b)
+        except ValueError:
+            raise broadcast_error("where", cond, a, b) from None
 
     def backward(self, gy, cond, a, b, y):
         zero = gy * 0
@@ -342,8 +352,4 @@ def minimum(a: Any, b: Any) -> Any:
 
 def where(cond: Any, a: Any, b: Any) -> Any:
     """a where cond is true, else b (cond is not differentiated)."""
-    from shendu.autograd.tensor import Tensor
-
-    if isinstance(cond, Tensor):
-        cond = cond.data
-    return Where()(cond, a, b)
+    return Where()(raw(cond), a, b)

@@ -12,13 +12,10 @@ class MatMul(Op):
     """y = a @ b (1-D, 2-D, batched with broadcasting);   da = gy @ b^T,  db = a^T @ gy"""
 
     def forward(self, a, b):
-        if a.ndim == 0 or b.ndim == 0:
-            raise ValueError("matmul: both operands need at least one dimension; use * for scalars")
-        if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
-            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned: {a.shape[-1]} (last axis "
-                             f"of the first) != {b.shape[-2 if b.ndim > 1 else 0]} "
-                             f"({'second-to-last' if b.ndim > 1 else 'only'} axis of the second)")
-        return a @ b
+        try:
+            return a @ b
+        except ValueError:  # diagnose only on failure: the checks cost nothing on the hot path
+            raise _matmul_error(a.shape, b.shape) from None
 
     def backward(self, gy, a, b, y):
         # lift 1-D operands to matrices so one rule covers every case, then fold the lifted axes back
@@ -33,6 +30,19 @@ class MatMul(Op):
             gb = swapaxes(a2, -1, -2) @ g2
             gb = gb if b.ndim > 1 else reshape(sum_to(gb, b2.shape), b.shape)
         return ga, gb
+
+
+def _matmul_error(sa: tuple[int, ...], sb: tuple[int, ...]) -> ValueError:
+    if not sa or not sb:
+        return ValueError(f"matmul: shapes {sa} and {sb}: both operands need at least one dimension; use * for "
+                          "scalars")
+    inner = sb[-2] if len(sb) > 1 else sb[0]
+    if sa[-1] != inner:
+        which = "second-to-last" if len(sb) > 1 else "only"
+        return ValueError(f"matmul: shapes {sa} and {sb} are not aligned: {sa[-1]} (last axis of the first) != "
+                          f"{inner} ({which} axis of the second); transpose one operand or check the layer sizes")
+    return ValueError(f"matmul: the batch axes of shapes {sa} and {sb} ({sa[:-2]} and {sb[:-2]}) cannot be "
+                      "broadcast together; they must be equal or 1")
 
 
 def _lifted_shape(a: Any, b: Any, gy: Any) -> tuple[int, ...]:

@@ -92,7 +92,7 @@ class Var(_Reduction):
 
 
 class Std(Var):
-    """y = sqrt(var(x));   dx = gy * (x - mean) / ((n - ddof) y)"""
+    """y = sqrt(var(x));   dx = gy * (x - mean) / ((n - ddof) y)   (0 where y = 0, as PyTorch)"""
 
     saves_output = True
 
@@ -100,6 +100,9 @@ class Std(Var):
         return get_array_module(x).sqrt(super().forward(x))
 
     def backward(self, gy, x, y):
+        constant = raw(y) == 0
+        if constant.any():  # a slice without spread: no gradient rather than 0/0
+            gy, y = where(constant, 0.0, gy), where(constant, 1.0, y)
         centred = x - mean(x, self.axes, keepdims=True)
         return self.expand(gy / y) * centred * (1.0 / (_count(self.shape, self.axes) - self.ddof))
 
@@ -128,7 +131,7 @@ class Min(Max):
 
 
 class Prod(_Reduction):
-    """y = prod(x, axis);   dx = gy * (product of the other elements) = gy * y / x where x != 0"""
+    """y = prod(x, axis);   dx_i = gy * (product of the other elements) = gy * y / x_i where no x is 0"""
 
     saves_output = True
 
@@ -140,11 +143,16 @@ class Prod(_Reduction):
         zero = raw(x) == 0
         if not zero.any():
             return self.expand(gy * y) / x
-        # with zeros: the product of the others is nonzero only at a lone zero of its slice
+        # with zeros: the product of the others is P / x_i (P: product of the slice's nonzero elements) times
+        # the slice's zeros other than x_i. Those are written with x itself (not as constant 0), so that the
+        # double backward is right too: d(others_i)/dx_k is nonzero when x_k is the only other zero.
         nonzero_x = where(zero, 1.0, x)
-        others = self.expand(prod(nonzero_x, self.axes, keepdims=False)) / nonzero_x
-        zeros_in_slice = zero.sum(axis=self.axes, keepdims=True)
-        others = where(zeros_in_slice - zero > 0, 0.0, others)
+        n_zeros = zero.sum(axis=self.axes, keepdims=True)
+        zeros_sum = sum(where(zero, x, 0.0), self.axes, keepdims=True)  # the lone zero, when there is one
+        other_zeros = where(n_zeros == 0, 1.0,
+                            where(n_zeros == 1, where(zero, 1.0, zeros_sum),
+                                  where(n_zeros == 2, where(zero, zeros_sum - x, 0.0), 0.0)))
+        others = prod(nonzero_x, self.axes, keepdims=True) / nonzero_x * other_zeros
         return self.expand(gy) * others
 
 

@@ -13,6 +13,13 @@ from shendu.autograd.op import Op, raw
 from shendu.backend import get_array_module
 
 
+def broadcast_error(op: str, *arrays: Any) -> ValueError:
+    """The error for operands whose shapes do not broadcast: names the op and every shape."""
+    shapes = " and ".join(str(tuple(getattr(a, "shape", ()))) for a in arrays)
+    return ValueError(f"{op}: shapes {shapes} cannot be broadcast together (NumPy rules: trailing axes must be "
+                      "equal or 1); reshape or expand_dims one of them")
+
+
 class Reshape(Op):
     """y = x viewed with a new shape;   dx = reshape(gy, x.shape)"""
 
@@ -235,16 +242,21 @@ def swapaxes(x: Any, axis1: int, axis2: int) -> Any:
     return transpose(x, axes)
 
 
+def _shape_probe(shape: tuple[int, ...]) -> np.ndarray:
+    """A zero-memory array of ``shape``, to let NumPy work out shapes (and raise its errors) for us."""
+    return np.broadcast_to(np.empty((), dtype=bool), shape)
+
+
 def expand_dims(x: Any, axis: int | Sequence[int]) -> Any:
     """Insert size-1 axes at ``axis``."""
-    shape = np.expand_dims(np.empty(raw(x).shape, dtype=bool), axis).shape
+    shape = np.expand_dims(_shape_probe(raw(x).shape), axis).shape
     return reshape(x, shape)
 
 
 def squeeze(x: Any, axis: int | Sequence[int] | None = None) -> Any:
     """Remove size-1 axes (all of them, or those in ``axis``)."""
     try:
-        shape = np.squeeze(np.empty(raw(x).shape, dtype=bool), axis).shape
+        shape = np.squeeze(_shape_probe(raw(x).shape), axis).shape
     except ValueError:
         raise ValueError(f"squeeze: axis {axis} of a tensor of shape {raw(x).shape} is not of size 1") from None
     return reshape(x, shape)
@@ -292,7 +304,7 @@ def split(x: Any, indices_or_sections: int | Sequence[int], axis: int = 0) -> li
             raise ValueError(f"split: axis {axis} of size {n} does not divide into {indices_or_sections} equal "
                              "sections; pass split points instead")
         step = n // indices_or_sections
-        points = list(range(step, n, step))
+        points = [step * i for i in range(1, indices_or_sections)]
     else:
         points = list(indices_or_sections)
     lead = (slice(None),) * (axis % raw(x).ndim)

@@ -25,7 +25,7 @@ def _as_float64_inputs(inputs: Sequence[Any]) -> list[Any]:
             data = x.data.astype(np.float64) if x.dtype.kind == "f" else x.data
             out.append(Tensor._wrap(data.copy(), requires_grad=x.requires_grad and data.dtype.kind == "f"))
         elif backend.is_array(x) and x.dtype.kind == "f":
-            out.append(Tensor._wrap(x.astype(np.float64), requires_grad=True))
+            out.append(Tensor._wrap(x.astype(np.float64, order="C"), requires_grad=True))  # C order: perturbed in place
         else:
             out.append(x)
     return out

@@ -1,0 +1,62 @@
+"""Keras-style layers: ``from shendu.layers import Dense, Dropout, BatchNormalization, Input, ...``.
+
+``serialize(layer)`` gives ``{'class_name': ..., 'config': ...}`` (JSON-safe) and ``deserialize`` rebuilds a
+layer from it; every ``Layer`` subclass is found by its class name (``LAYER_REGISTRY``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shendu.layers.core import Activation, Dense, Dropout, Flatten, Lambda, Permute, RepeatVector, Reshape
+from shendu.layers.layer import (
+    LAYER_REGISTRY,
+    Input,
+    InputLayer,
+    InputSpec,
+    Layer,
+    Node,
+    SymbolicTensor,
+    reset_name_counters,
+)
+from shendu.layers.merge import (
+    Add,
+    Average,
+    Concatenate,
+    Dot,
+    Maximum,
+    Minimum,
+    Multiply,
+    Subtract,
+    add,
+    average,
+    concatenate,
+    dot,
+    maximum,
+    minimum,
+    multiply,
+    subtract,
+)
+from shendu.layers.normalization import BatchNormalization, LayerNormalization
+
+
+def serialize(layer: Layer) -> dict[str, Any]:
+    """``{'class_name': type name, 'config': layer.get_config()}``."""
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+def deserialize(config: dict[str, Any], custom_objects: dict[str, type] | None = None) -> Layer:
+    """Rebuild a layer from :func:`serialize`'s output (custom classes by name in ``custom_objects``)."""
+    name = config.get("class_name")
+    cls = (custom_objects or {}).get(name) or LAYER_REGISTRY.get(name)
+    if cls is None:
+        raise ValueError(f"unknown layer class {name!r}; pass it in custom_objects={{'{name}': {name}}} "
+                         "(known: " + ", ".join(sorted(LAYER_REGISTRY)) + ")")
+    return cls.from_config(dict(config.get("config", {})))
+
+
+__all__ = ["LAYER_REGISTRY", "Activation", "Add", "Average", "BatchNormalization", "Concatenate", "Dense", "Dot",
+           "Dropout", "Flatten", "Input", "InputLayer", "InputSpec", "Lambda", "Layer", "LayerNormalization",
+           "Maximum", "Minimum", "Multiply", "Node", "Permute", "RepeatVector", "Reshape", "Subtract",
+           "SymbolicTensor", "add", "average", "concatenate", "deserialize", "dot", "maximum", "minimum",
+           "multiply", "reset_name_counters", "serialize", "subtract"]

@@ -1,0 +1,7 @@
+"""Models: ``Sequential``, functional ``Model(inputs, outputs)`` and subclassed ``Model``, with Keras's
+``compile``/``fit``/``evaluate``/``predict``."""
+
+from shendu.models.model import Model
+from shendu.models.sequential import Sequential
+
+__all__ = ["Model", "Sequential"]

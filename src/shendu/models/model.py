@@ -1,0 +1,560 @@
+"""``Model``: a Layer that trains. Keras's ``compile``/``fit``/``evaluate``/``predict`` on shendu's autograd.
+
+Three ways to make one, as in Keras:
+
+* functional: ``Model(inputs, outputs)`` from ``Input`` and layer calls (several inputs/outputs, shared layers);
+* ``Sequential([...])`` (see ``sequential.py``);
+* subclassing: define layers in ``__init__`` and the forward pass in ``call(inputs, training=None)``.
+
+A model is also an ordinary callable: ``model(x)`` returns a Tensor, ``model.parameters()`` feeds a
+PyTorch-style optimiser loop.
+
+``fit`` is one short loop; everything else (history, progress bar, early stopping, checkpoints) is a
+callback. One training step is ``train_step((x, y, sample_weight))``::
+
+    y_pred = model(x, training=True)
+    loss = compiled_loss(y, y_pred, sample_weight) + sum(model.losses)   # regularisation penalties
+    loss.backward(); optimizer.step(); optimizer.zero_grad()
+
+The running loss is the mean of the batch losses weighted by batch size (Keras 3); metrics are updated
+on NumPy arrays, outside the graph. Override ``train_step``/``test_step`` to customise a step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from shendu import backend
+from shendu.autograd.grad_mode import no_grad
+from shendu.autograd.tensor import Tensor
+from shendu.callbacks import CallbackList, History
+from shendu.layers.layer import _CONTEXT, Layer
+from shendu.models.compile_utils import CompiledLoss, CompiledMetrics
+from shendu.models.data_adapter import EpochIterator, flatten, train_validation_split, unpack_batch
+from shendu.models.functional import FunctionalGraph
+from shendu.utils.weights_io import load_weights_file, save_weights_file
+
+_FIT_ARGS = ("x", "y", "batch_size", "epochs", "verbose", "callbacks", "validation_split", "validation_data",
+             "shuffle", "class_weight", "sample_weight", "initial_epoch", "steps_per_epoch", "validation_steps",
+             "validation_batch_size", "validation_freq")
+
+
+class _TrainingState:
+    """What compile/fit keep between steps (a plain object, so the Layer registry does not walk it)."""
+
+    def __init__(self) -> None:
+        self.loss_identifier: Any = None
+        self.loss_weights: Any = None
+        self.metric_identifiers: tuple[Any, Any] = (None, None)
+        self.compiled_loss: CompiledLoss | None = None
+        self.compiled_metrics: CompiledMetrics | None = None
+        self.loss_sum = 0.0
+        self.loss_count = 0
+        self.output_loss_sums: list[float] = []
+        self.optimizer_ready = False
+        self.regularized: list[Any] | None = None  # trainable weights with a regularizer (found at the first step)
+        self.fast_losses = False
+        self.sublayers: list[Layer] = []  # every layer below the model, for losses added during the forward pass
+        self.output_names: list[str] | None = None
+
+    def reset_compiled(self) -> None:
+        """Forget what depends on the layers (after add/pop): resolved again at the next batch."""
+        self.compiled_loss = None
+        self.compiled_metrics = None
+        self.optimizer_ready = False
+        self.regularized = None
+
+
+def _reject_unknown(method: str, kwargs: dict[str, Any], valid: tuple[str, ...]) -> None:
+    if kwargs:
+        raise TypeError(f"{method}() got unexpected keyword argument(s) {sorted(kwargs)}; "
+                        f"valid arguments are: {', '.join(valid)}")
+
+
+def _verbosity(verbose: Any) -> int:
+    if verbose == "auto":
+        return 1
+    if verbose not in (0, 1, 2, True, False):
+        raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
+    return int(verbose)
+
+
+def _batch_size_of(x: Any) -> int:
+    if isinstance(x, (np.ndarray, Tensor)):
+        return x.shape[0]
+    leaves = flatten(x)
+    return leaves[0].shape[0] if leaves and hasattr(leaves[0], "shape") else len(leaves[0])
+
+
+def _to_numpy(y: Any) -> Any:
+    if isinstance(y, Tensor):
+        return backend.to_numpy(y.data)
+    if isinstance(y, dict):
+        return {k: _to_numpy(v) for k, v in y.items()}
+    if isinstance(y, (list, tuple)):
+        return [_to_numpy(v) for v in y]
+    return y
+
+
+class Model(Layer):
+    """A trainable network (see the module docstring). ``Model(inputs, outputs, name=None)`` is functional."""
+
+    def __init__(self, inputs: Any = None, outputs: Any = None, name: str | None = None, **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+        self.optimizer: Any = None
+        self.compiled = False
+        self.stop_training = False
+        self.history: History | None = None
+        self._initial_epoch: int | None = None
+        self._train = _TrainingState()
+        self._graph: FunctionalGraph | None = None
+        if inputs is not None or outputs is not None:
+            if inputs is None or outputs is None:
+                raise ValueError("Model(inputs, outputs): a functional model needs both inputs and outputs")
+            self._graph = FunctionalGraph(inputs, outputs)
+            self._graph_layers = self._graph.layers  # tracked: the graph's layers own the weights
+            shapes = [t.shape for t in self._graph.input_list]
+            object.__setattr__(self, "_build_input_shape", shapes[0] if len(shapes) == 1 else shapes)
+            self.built = True
+
+    # ------------------------------------------------------------------ forward
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        """The forward pass: the functional graph here; subclassed models override it."""
+        if self._graph is None:
+            raise NotImplementedError(f"model '{self.name}': a subclassed Model must define call(inputs), or build "
+                                      "it functionally with Model(inputs, outputs)")
+        return self._graph.run(inputs, training)
+
+    def build(self, input_shape: Any = None) -> None:
+        """Build a subclassed model by running it once on zeros of ``input_shape`` (batch axis None)."""
+        if self._graph is not None or input_shape is None or self.__dict__.get("_building"):
+            return
+        object.__setattr__(self, "_building", True)
+        try:
+            def zeros(shape: Any) -> Tensor:
+                return Tensor._wrap(np.zeros(tuple(1 if d is None else d for d in shape), dtype=self._dtype))
+
+            with no_grad():
+                self.call(zeros(input_shape) if _is_shape(input_shape) else [zeros(s) for s in input_shape])
+        finally:
+            object.__setattr__(self, "_building", False)
+
+    @property
+    def layers(self) -> list[Layer]:
+        """The layers: the graph's (Inputs first) for a functional model, else the direct sublayers."""
+        if self._graph is not None:
+            return list(self._graph.layers)
+        return self._sublayers()
+
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
+        """A layer by name or by index in ``layers``."""
+        layers = self.layers
+        if index is not None:
+            return layers[index]
+        for layer in layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"model '{self.name}' has no layer named {name!r}; layers: {[lyr.name for lyr in layers]}")
+
+    @property
+    def inputs(self) -> Any:
+        return None if self._graph is None else self._graph.inputs
+
+    @property
+    def outputs(self) -> Any:
+        return None if self._graph is None else self._graph.outputs
+
+    @property
+    def output_names(self) -> list[str]:
+        """Names used for multi-output losses, metrics and logs (the output layers' names)."""
+        if self._graph is not None:
+            return self._graph.output_names
+        return self._train.output_names or ["output"]
+
+    # ------------------------------------------------------------------ compile
+    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, loss_weights: Any = None, metrics: Any = None,
+                weighted_metrics: Any = None, run_eagerly: bool = False, steps_per_execution: int = 1,
+                jit_compile: Any = "auto", auto_scale_loss: bool = True, **kwargs: Any) -> None:
+        """Configure training: ``optimizer`` (string, class or instance), ``loss`` (string, class, instance or
+        function; a list/dict for several outputs), ``metrics`` and ``loss_weights`` as in Keras.
+        (``run_eagerly``, ``jit_compile``, ``steps_per_execution`` and ``auto_scale_loss`` are accepted for
+        Keras compatibility; shendu always runs eagerly, one step at a time.)"""
+        _reject_unknown("compile", kwargs, ("optimizer", "loss", "loss_weights", "metrics", "weighted_metrics",
+                                            "run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss"))
+        from shendu import optimizers
+
+        if isinstance(optimizer, type):
+            optimizer = optimizer()
+        self.optimizer = optimizers.get(optimizer)
+        self._train.loss_identifier = loss
+        self._train.loss_weights = loss_weights
+        self._train.metric_identifiers = (metrics, weighted_metrics)
+        self._train.compiled_loss = None
+        self._train.compiled_metrics = None
+        self._train.optimizer_ready = False
+        self.compiled = True
+        if loss is not None and (self._graph is not None or self.built):
+            self._resolve_compiled()
+
+    def _resolve_compiled(self, y_pred: Any = None) -> None:
+        """Resolve losses and metrics per output (needs the output names: at compile or at the first batch)."""
+        names = self.output_names
+        if self._graph is None and y_pred is not None and isinstance(y_pred, (list, tuple, dict)):
+            names = list(y_pred) if isinstance(y_pred, dict) else [f"output_{i}" for i in range(len(y_pred))]
+            self._train.output_names = names
+        if self._train.loss_identifier is not None:
+            self._train.compiled_loss = CompiledLoss(self._train.loss_identifier, self._train.loss_weights, names)
+            identifiers = self._train.compiled_loss.identifiers
+        else:
+            identifiers = [None] * len(names)
+        metrics, weighted = self._train.metric_identifiers
+        self._train.compiled_metrics = CompiledMetrics(metrics, weighted, names, identifiers)
+        self._train.output_loss_sums = [0.0] * len(names)
+
+    def _assert_compiled(self, method: str) -> None:
+        if not self.compiled:
+            raise RuntimeError(f"model '{self.name}': call compile(optimizer=..., loss=...) before {method}()")
+
+    # ------------------------------------------------------------------ metrics
+    @property
+    def metrics_names(self) -> list[str]:
+        names = ["loss"]
+        if self._train.compiled_loss is not None and self._train.compiled_loss.multi:
+            names += [f"{n}_loss" for n, fn in zip(self.output_names, self._train.compiled_loss.fns) if fn is not None]
+        if self._train.compiled_metrics is not None and self._train.compiled_metrics.metrics is not None:
+            names += [m.name for _, _, m in self._train.compiled_metrics.metrics]
+        return names
+
+    @property
+    def metrics(self) -> list[Any]:
+        """The compiled metric objects (after the first batch)."""
+        cm = self._train.compiled_metrics
+        return [] if cm is None or cm.metrics is None else [m for _, _, m in cm.metrics]
+
+    def reset_metrics(self) -> None:
+        self._train.loss_sum = 0.0
+        self._train.loss_count = 0
+        self._train.output_loss_sums = [0.0] * len(self._train.output_loss_sums)
+        if self._train.compiled_metrics is not None:
+            self._train.compiled_metrics.reset()
+
+    def get_metrics_result(self) -> dict[str, float]:
+        """The running loss and metrics, as the logs ``fit`` reports."""
+        count = self._train.loss_count or 1
+        logs = {"loss": self._train.loss_sum / count}
+        cl = self._train.compiled_loss
+        if cl is not None and cl.multi:
+            for name, fn, total in zip(self.output_names, cl.fns, self._train.output_loss_sums):
+                if fn is not None:
+                    logs[f"{name}_loss"] = total / count
+        if self._train.compiled_metrics is not None:
+            logs.update(self._train.compiled_metrics.results())
+        return logs
+
+    # ------------------------------------------------------------------ one step
+    def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
+                     training: bool = True) -> Tensor:
+        """The compiled loss plus the regularisation losses (``self.losses``); tracks the running loss."""
+        if self._train.compiled_loss is None:
+            if self._train.loss_identifier is None:
+                raise ValueError(f"model '{self.name}': no loss to compute; pass loss=... to compile()")
+            self._resolve_compiled(y_pred)
+        if y is None:
+            raise ValueError(f"model '{self.name}': training and evaluation need targets y (fit(x, y), or batches "
+                             "(x, y) from the generator/loader)")
+        loss, parts = self._train.compiled_loss(y, y_pred, sample_weight)
+        for extra in self._extra_losses():
+            loss = loss + extra
+        n = _batch_size_of(x) if x is not None else 1
+        self._train.loss_sum += float(loss.data) * n
+        self._train.loss_count += n
+        for i, part in enumerate(parts):
+            if part is not None:
+                self._train.output_loss_sums[i] += float(part.data) * n
+        return loss
+
+    def _extra_losses(self) -> list[Any]:
+        """``self.losses`` (weight penalties + losses added in the forward pass), without re-walking the layer
+        tree every step: the regularised weights and the sublayers are collected once, at the first step."""
+        state = self._train
+        if state.regularized is None:
+            state.regularized = [p for p in self.trainable_weights if p.regularizer is not None]
+            state.sublayers = _all_sublayers(self)
+            state.fast_losses = all(hasattr(layer, "_call_losses_id") for layer in state.sublayers)
+        if not state.fast_losses:
+            return self.losses
+        out = [p.regularizer(p) for p in state.regularized]
+        for layer in state.sublayers:
+            if layer._call_losses and layer._call_losses_id == _CONTEXT.call_id:
+                out.extend(layer._call_losses)
+        return out
+
+    def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        cm = self._train.compiled_metrics
+        if cm is None:
+            self._resolve_compiled(y_pred)
+            cm = self._train.compiled_metrics
+        if not cm.empty:
+            cm.update(y, y_pred, sample_weight)
+
+    def _attach_optimizer(self) -> None:
+        """Give the optimiser the model's trainable weights (unless it was created with its own params)."""
+        opt = self.optimizer
+        if not _optimizer_has_params(opt):
+            opt.add_params(self.trainable_weights)
+        self._train.optimizer_ready = True
+
+    def train_step(self, data: tuple) -> dict[str, float] | None:
+        """One optimisation step on a batch ``(x, y, sample_weight)``; returns None (logs are read lazily)."""
+        x, y, sample_weight = data
+        y_pred = self(x, training=True)
+        loss = self.compute_loss(x, y, y_pred, sample_weight)
+        if not self._train.optimizer_ready:
+            self._attach_optimizer()
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        if not self._train.compiled_metrics.empty:
+            self._train.compiled_metrics.update(y, y_pred, sample_weight)
+        return None
+
+    def test_step(self, data: tuple) -> dict[str, float] | None:
+        x, y, sample_weight = data
+        y_pred = self(x, training=False)
+        self.compute_loss(x, y, y_pred, sample_weight, training=False)
+        if not self._train.compiled_metrics.empty:
+            self._train.compiled_metrics.update(y, y_pred, sample_weight)
+        return None
+
+    def predict_step(self, data: Any) -> Any:
+        x = data[0] if isinstance(data, tuple) else data
+        return self(x, training=False)
+
+    # ------------------------------------------------------------------ fit / evaluate / predict
+    def _float_dtype(self) -> Any:
+        for p in self.weights:
+            if p.data.dtype.kind == "f":
+                return p.data.dtype
+        return self._dtype if self._dtype.kind == "f" else backend.default_float_dtype()
+
+    def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
+            verbose: Any = "auto", callbacks: Any = None, validation_split: float = 0.0, validation_data: Any = None,
+            shuffle: bool | str = True, class_weight: dict | None = None, sample_weight: Any = None,
+            initial_epoch: int = 0, steps_per_epoch: int | None = None, validation_steps: int | None = None,
+            validation_batch_size: int | None = None, validation_freq: int | list[int] = 1,
+            **kwargs: Any) -> History:
+        """Train for ``epochs`` epochs (Keras semantics: ``validation_split`` takes the last fraction of the
+        data before shuffling; ``shuffle`` reshuffles each epoch; the last partial batch is kept).
+        Returns the ``History`` (``history.history['loss']``, ``['val_loss']``, metrics...)."""
+        _reject_unknown("fit", kwargs, _FIT_ARGS)
+        self._assert_compiled("fit")
+        verbose = _verbosity(verbose)
+        if class_weight is not None and sample_weight is not None:
+            raise ValueError("fit: give sample_weight or class_weight, not both")
+        if validation_split and validation_data is None:
+            (x, y, sample_weight), validation_data = train_validation_split(x, y, sample_weight, validation_split)
+        dtype = self._float_dtype()
+        iterator = EpochIterator(x, y, sample_weight, batch_size, shuffle, steps_per_epoch, class_weight, dtype)
+        val_iterator = None
+        if validation_data is not None:
+            val_x, val_y, val_sw = (unpack_batch(tuple(validation_data)) if isinstance(validation_data, (tuple, list))
+                                    else (validation_data, None, None))
+            val_iterator = EpochIterator(val_x, val_y, val_sw, validation_batch_size or batch_size, False,
+                                         validation_steps, None, dtype)
+        callbacks = self._callback_list(callbacks, verbose, epochs, iterator.num_batches, add_history=True)
+        self.stop_training = False
+        train_step = self.train_step
+        begin_listeners = callbacks._batch_listeners["on_train_batch_begin"]
+        end_listeners = callbacks._batch_listeners["on_train_batch_end"]
+        callbacks.on_train_begin()
+        start = self._initial_epoch if self._initial_epoch is not None else initial_epoch
+        self._initial_epoch = None
+        epoch_logs: dict[str, float] = {}
+        for epoch in range(start, epochs):
+            self.reset_metrics()
+            callbacks.on_epoch_begin(epoch)
+            logs = None
+            for step, batch in iterator:
+                if begin_listeners:
+                    callbacks.on_train_batch_begin(step)
+                logs = train_step(batch)
+                if end_listeners:
+                    callbacks.on_train_batch_end(step, logs if logs is not None else self.get_metrics_result())
+                if self.stop_training:
+                    break
+            epoch_logs = dict(logs) if logs is not None else self.get_metrics_result()
+            if val_iterator is not None and _should_validate(epoch, validation_freq):
+                val_logs = self._evaluate_iterator(val_iterator, callbacks)
+                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            callbacks.on_epoch_end(epoch, epoch_logs)
+            if self.stop_training:
+                break
+        callbacks.on_train_end(epoch_logs)
+        return self.history
+
+    def _callback_list(self, callbacks: Any, verbose: int, epochs: int, steps: int | None,
+                       add_history: bool = False) -> CallbackList:
+        if isinstance(callbacks, CallbackList):
+            return callbacks
+        return CallbackList(callbacks, add_history=add_history, add_progbar=verbose != 0, model=self,
+                            verbose=verbose, epochs=epochs, steps=steps)
+
+    def _evaluate_iterator(self, iterator: EpochIterator, callbacks: CallbackList) -> dict[str, float]:
+        self.reset_metrics()
+        callbacks.on_test_begin()
+        end_listeners = callbacks._batch_listeners["on_test_batch_end"]
+        begin_listeners = callbacks._batch_listeners["on_test_batch_begin"]
+        logs = None
+        with no_grad():
+            for step, batch in iterator:
+                if begin_listeners:
+                    callbacks.on_test_batch_begin(step)
+                logs = self.test_step(batch)
+                if end_listeners:
+                    callbacks.on_test_batch_end(step, logs if logs is not None else self.get_metrics_result())
+        logs = dict(logs) if logs is not None else self.get_metrics_result()
+        callbacks.on_test_end(logs)
+        return logs
+
+    def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None, verbose: Any = "auto",
+                 sample_weight: Any = None, steps: int | None = None, callbacks: Any = None,
+                 return_dict: bool = False, **kwargs: Any) -> Any:
+        """The loss (and metrics) on the data: a float, a list ``[loss, *metrics]``, or a dict."""
+        _reject_unknown("evaluate", kwargs, ("x", "y", "batch_size", "verbose", "sample_weight", "steps",
+                                             "callbacks", "return_dict"))
+        self._assert_compiled("evaluate")
+        iterator = EpochIterator(x, y, sample_weight, batch_size, False, steps, None, self._float_dtype())
+        callbacks = self._callback_list(callbacks, _verbosity(verbose), 1, iterator.num_batches)
+        logs = self._evaluate_iterator(iterator, callbacks)
+        return logs if return_dict else self._flatten_logs(logs)
+
+    def _flatten_logs(self, logs: dict[str, float]) -> Any:
+        order = [k for k in self.metrics_names if k in logs] + sorted(k for k in logs if k not in self.metrics_names)
+        values = [logs[k] for k in order]
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto", steps: int | None = None,
+                callbacks: Any = None, **kwargs: Any) -> Any:
+        """The model's outputs on ``x`` as NumPy arrays (one per output for multi-output models)."""
+        _reject_unknown("predict", kwargs, ("x", "batch_size", "verbose", "steps", "callbacks"))
+        iterator = EpochIterator(x, None, None, batch_size, False, steps, None, self._float_dtype())
+        callbacks = self._callback_list(callbacks, _verbosity(verbose), 1, iterator.num_batches)
+        callbacks.on_predict_begin()
+        begin_listeners = callbacks._batch_listeners["on_predict_batch_begin"]
+        end_listeners = callbacks._batch_listeners["on_predict_batch_end"]
+        chunks: list[Any] = []
+        with no_grad():
+            for step, (xb, _, _) in iterator:
+                if begin_listeners:
+                    callbacks.on_predict_batch_begin(step)
+                out = _to_numpy(self.predict_step(xb))
+                chunks.append(out)
+                if end_listeners:
+                    callbacks.on_predict_batch_end(step, {"outputs": out})
+        callbacks.on_predict_end()
+        if not chunks:
+            raise ValueError("predict: the input produced no batches (empty data or an exhausted generator)")
+        return _concat(chunks)
+
+    # ------------------------------------------------------------------ single batches
+    def _batch_iterator(self, x: Any, y: Any, sample_weight: Any, class_weight: Any = None) -> tuple:
+        size = _batch_size_of(x) if flatten(x) else 1
+        it = EpochIterator(x, y, sample_weight, max(size, 1), False, None, class_weight, self._float_dtype())
+        return next(iter(it))[1]
+
+    def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None, class_weight: dict | None = None,
+                       return_dict: bool = False) -> Any:
+        """One gradient step on exactly this batch; returns its loss (and metrics), metrics reset first."""
+        self._assert_compiled("train_on_batch")
+        if class_weight is not None and sample_weight is not None:
+            raise ValueError("train_on_batch: give sample_weight or class_weight, not both")
+        batch = self._batch_iterator(x, y, sample_weight, class_weight)
+        self.reset_metrics()
+        logs = self.train_step(batch)
+        logs = dict(logs) if logs is not None else self.get_metrics_result()
+        return logs if return_dict else self._flatten_logs(logs)
+
+    def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False) -> Any:
+        """The loss (and metrics) on exactly this batch, without training."""
+        self._assert_compiled("test_on_batch")
+        batch = self._batch_iterator(x, y, sample_weight)
+        self.reset_metrics()
+        with no_grad():
+            logs = self.test_step(batch)
+        logs = dict(logs) if logs is not None else self.get_metrics_result()
+        return logs if return_dict else self._flatten_logs(logs)
+
+    def predict_on_batch(self, x: Any) -> Any:
+        """The outputs on exactly this batch, as NumPy."""
+        with no_grad():
+            return _to_numpy(self.predict_step(x))
+
+    # ------------------------------------------------------------------ weights on disk, summary
+    def save_weights(self, filepath: str, overwrite: bool = True) -> None:
+        """Write the weights (``.npz`` or ``.safetensors``), atomically."""
+        import os
+
+        if not overwrite and os.path.exists(filepath):
+            raise FileExistsError(f"save_weights: {filepath} exists; pass overwrite=True to replace it")
+        weights = self.weights
+        save_weights_file(filepath, [backend.to_numpy(p.data) for p in weights],
+                          [p.name or f"weight_{i}" for i, p in enumerate(weights)])
+
+    def load_weights(self, filepath: str) -> None:
+        """Load weights written by ``save_weights`` (same architecture, same order)."""
+        self.set_weights(load_weights_file(filepath))
+
+    def summary(self, line_length: int | None = None, positions: Any = None, print_fn: Any = None,
+                expand_nested: bool = False, show_trainable: bool = False) -> None:
+        """Print a table of the layers (name and type, output shape, parameter count) and the totals."""
+        from shendu.models.summary import print_summary
+
+        print_summary(self, line_length=line_length, print_fn=print_fn, show_trainable=show_trainable)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _all_sublayers(layer: Layer) -> list[Layer]:
+    """The layer and every layer below it, once each (iterative walk)."""
+    out, seen, stack = [], set(), [layer]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        out.append(current)
+        stack.extend(reversed(current._sublayers()))
+    return out
+
+
+def _optimizer_has_params(opt: Any) -> bool:
+    groups = getattr(opt, "param_groups", None)
+    if groups is not None:
+        return any(len(g.get("params", ())) for g in groups)
+    params = getattr(opt, "params", None)
+    return bool(params)
+
+
+def _should_validate(epoch: int, freq: int | list[int]) -> bool:
+    if isinstance(freq, int):
+        return (epoch + 1) % freq == 0
+    if isinstance(freq, (list, tuple, set)):
+        return (epoch + 1) in freq
+    raise ValueError(f"validation_freq must be an int or a list of epochs (1-based), got {freq!r}")
+
+
+def _is_shape(x: Any) -> bool:
+    return isinstance(x, tuple) and all(d is None or isinstance(d, int) for d in x)
+
+
+def _concat(chunks: list[Any]) -> Any:
+    first = chunks[0]
+    if isinstance(first, dict):
+        return {k: np.concatenate([c[k] for c in chunks]) for k in first}
+    if isinstance(first, list):
+        return [np.concatenate([c[i] for c in chunks]) for i in range(len(first))]
+    return np.concatenate(chunks)
+

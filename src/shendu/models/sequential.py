@@ -1,0 +1,143 @@
+"""``Sequential``: a plain stack of layers, each feeding the next.
+
+It builds at once when its first layer declares ``input_shape``/``input_dim`` (or an ``Input`` is added
+first), otherwise on the first data it sees. Building runs the stack on a symbolic ``Input`` so every
+layer knows its output shape (``summary`` shows them) and shape mistakes surface immediately.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shendu.layers.layer import Input, InputLayer, Layer, SymbolicTensor
+from shendu.models.model import Model
+
+
+class _Shapes:
+    """The declared input shape and each layer's output shape (kept out of the Layer registry)."""
+
+    def __init__(self) -> None:
+        self.declared_input: tuple | None = None
+        self.outputs: list[Any] = []
+
+
+class Sequential(Model):
+    """``Sequential([Dense(64, activation="relu", input_dim=20), Dense(1)])``, or ``add`` the layers one by one.
+
+    >>> from shendu.layers import Dense
+    >>> model = Sequential([Dense(3, input_dim=2), Dense(1)])
+    >>> model.built, model.count_params()
+    (True, 13)
+    >>> model.pop().units, len(model.layers)
+    (1, 1)
+    """
+
+    def __init__(self, layers: list[Any] | None = None, name: str | None = None, **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+        self._layers: list[Layer] = []
+        self._shapes = _Shapes()
+        for layer in layers or []:
+            self.add(layer, rebuild=False)
+        self._maybe_build()
+
+    @property
+    def layers(self) -> list[Layer]:
+        """The layers in order (an ``Input`` given to ``add`` is not listed, as in Keras)."""
+        return list(self._layers)
+
+    def add(self, layer: Any, rebuild: bool = True) -> None:
+        """Append a layer (or, first, an ``Input``/``InputLayer`` that fixes the input shape)."""
+        if isinstance(layer, SymbolicTensor) and isinstance(layer.node.layer, InputLayer):
+            layer = layer.node.layer
+        if isinstance(layer, InputLayer):
+            if self._layers:
+                raise ValueError(f"Sequential '{self.name}': an Input can only be added first")
+            self._shapes.declared_input = layer.batch_shape
+        elif not isinstance(layer, Layer):
+            raise TypeError(f"Sequential '{self.name}'.add(): expected a Layer, got {type(layer).__name__}; "
+                            "e.g. model.add(Dense(1, input_dim=1))")
+        else:
+            if any(existing is layer for existing in self._layers):
+                raise ValueError(f"Sequential '{self.name}': layer '{layer.name}' was already added")
+            self._layers = [*self._layers, layer]
+        self.built = False
+        self._train.reset_compiled()
+        if rebuild:
+            self._maybe_build()
+
+    def pop(self, rebuild: bool = True) -> Layer:
+        """Remove and return the last layer."""
+        if not self._layers:
+            raise IndexError(f"Sequential '{self.name}' has no layers to pop")
+        layer = self._layers[-1]
+        self._layers = self._layers[:-1]
+        self.built = False
+        self._train.reset_compiled()
+        if rebuild:
+            self._maybe_build()
+        return layer
+
+    def _input_batch_shape(self) -> tuple | None:
+        if self._shapes.declared_input is not None:
+            return self._shapes.declared_input
+        if self._layers and self._layers[0]._batch_input_shape is not None:
+            return self._layers[0]._batch_input_shape
+        return None
+
+    def _maybe_build(self) -> None:
+        shape = self._input_batch_shape()
+        if shape is not None and self._layers:
+            self.build(shape)
+
+    def build(self, input_shape: Any = None) -> None:
+        """Build every layer by running the stack on a symbolic Input of ``input_shape`` (batch axis None)."""
+        input_shape = input_shape if input_shape is not None else self._input_batch_shape()
+        if input_shape is None:
+            raise ValueError(f"Sequential '{self.name}' cannot be built without an input shape; give the first "
+                             "layer input_shape=... (or input_dim=...), or call the model on data")
+        if not self._layers:
+            raise ValueError(f"Sequential '{self.name}' has no layers; add some before building it")
+        x = Input(batch_shape=tuple(input_shape))
+        shapes = []
+        for layer in self._layers:
+            x = layer(x)
+            shapes.append(x.shape if isinstance(x, SymbolicTensor) else [t.shape for t in x])
+        self._shapes.outputs = shapes
+        object.__setattr__(self, "_build_input_shape", tuple(input_shape))
+        self.built = True
+
+    @property
+    def output_names(self) -> list[str]:
+        return [self._layers[-1].name] if self._layers else ["output"]
+
+    @property
+    def output_shape(self) -> Any:
+        if not self.built:
+            raise AttributeError(f"Sequential '{self.name}' is not built yet, so it has no output shape")
+        return self._shapes.outputs[-1]
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        x = inputs
+        for layer in self._layers:
+            x = layer(x, training=training)
+        return x
+
+    def get_config(self) -> dict[str, Any]:
+        config = {"name": self.name, "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()}
+                                                for layer in self._layers]}
+        if self._shapes.declared_input is not None:
+            config["batch_input_shape"] = list(self._shapes.declared_input)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Sequential:
+        from shendu.layers.layer import LAYER_REGISTRY
+
+        layers = [LAYER_REGISTRY[spec["class_name"]].from_config(spec["config"]) for spec in config["layers"]]
+        model = cls(name=config.get("name"))
+        if config.get("batch_input_shape") is not None:
+            model.add(Input(batch_shape=tuple(config["batch_input_shape"])), rebuild=False)
+        for layer in layers:
+            model.add(layer, rebuild=False)
+        model._maybe_build()
+        return model

@@ -1,0 +1,278 @@
+"""Fused hot paths of neural networks: one op where a chain of small ops would cost allocations.
+
+* ``Linear``: y = x @ W + b (the kernel is ``(in, out)``, as Dense's); dx is skipped when x needs no
+  gradient (a first layer's input).
+* ``SoftmaxCrossEntropy``: softmax and cross-entropy together; the backward is one expression,
+  (softmax(z) - t) / n, with softmax reused from the forward.
+* ``SigmoidBinaryCrossEntropy``: binary cross-entropy from logits, stable for any |z|.
+* ``MeanSquaredError``: mean((p - t)^2) in one op (the loss of the seed program: a few microseconds).
+* ``Dropout``: inverted dropout, the mask drawn from ``shendu.random.get_rng()``.
+
+Backward rules run on raw arrays in an ordinary backward. With ``create_graph=True`` the engine passes
+Tensors; the rules are then the same formulas written with differentiable shendu ops (the cross-entropy
+recomputes softmax instead of reusing the saved one), so every op here has a second derivative.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from shendu.autograd.op import Op, raw
+from shendu.autograd.tensor import Tensor
+from shendu.backend import get_array_module
+from shendu.ops.elementwise import sigmoid
+from shendu.ops.reduce import log_softmax, softmax
+from shendu.ops.shape import expand_dims, reshape
+from shendu.random import get_rng
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_reduction(op: str, reduction: str) -> str:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+class Linear(Op):
+    """y = x @ W + b (x (..., in), W (in, out), b (out,) or None);
+    dx = gy @ W^T,  dW = x^T @ gy (summed over all leading axes),  db = sum(gy) over the leading axes"""
+
+    def forward(self, x, w, b=None):
+        if x.shape[-1:] != w.shape[:1] or w.ndim != 2:
+            raise ValueError(f"linear: input of shape {x.shape} does not fit a kernel of shape {w.shape}; the kernel "
+                             f"is (in, out) = ({x.shape[-1] if x.ndim else '?'}, units) (a PyTorch-style weight of "
+                             "shape (out, in) needs a .T)")
+        y = x @ w
+        if b is not None:
+            y += b
+        return y
+
+    def backward(self, gy, x, w, b, y):
+        n_in, n_out = w.shape
+        dx = gy @ w.T if self.needs_grad[0] else None
+        flat_gy = gy if gy.ndim == 2 else gy.reshape(-1, n_out)
+        dw = None
+        if self.needs_grad[1]:
+            flat_x = x if x.ndim == 2 else x.reshape(-1, n_in)
+            dw = flat_x.T @ flat_gy
+        db = flat_gy.sum(axis=0) if self.needs_grad[2] else None
+        return dx, dw, db
+
+
+class SoftmaxCrossEntropy(Op):
+    """Cross-entropy of softmax(z) (classes on the last axis) against integer labels or probabilities t;
+    with label smoothing s, t <- (1 - s) t + s / K.   l_i = logsumexp(z_i) sum_k t_ik - sum_k t_ik z_ik,
+    y = mean(l) | sum(l) | l;   dz = (softmax(z) sum_k t_k - t) * gy / n,  dt = -log_softmax(z) * gy / n
+
+    Rows whose label equals ``ignore_index`` contribute nothing, and the mean is over the others (as PyTorch).
+    """
+
+    def __init__(self, label_smoothing: float = 0.0, reduction: str = "mean", ignore_index: int | None = None):
+        if not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(f"softmax_cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+        self.smoothing = float(label_smoothing)
+        self.reduction = _check_reduction("softmax_cross_entropy", reduction)
+        self.ignore_index = ignore_index
+
+    def forward(self, z, target):
+        xp = get_array_module(z)
+        k = z.shape[-1]
+        self.sparse = target.dtype.kind in "iu"
+        expected = z.shape[:-1] if self.sparse else z.shape
+        if target.shape != expected:
+            kind = "integer labels" if self.sparse else "probability targets"
+            raise ValueError(f"softmax_cross_entropy: logits of shape {z.shape} need {kind} of shape {expected}, "
+                             f"got {target.shape}" + (" (for integer labels pass an integer dtype)"
+                                                      if not self.sparse and target.shape == z.shape[:-1] else ""))
+        z2 = z.reshape(-1, k)
+        n = z2.shape[0]
+        shifted = z2 - z2.max(axis=1, keepdims=True)
+        s = self.smoothing
+        if self.sparse:
+            labels = target.reshape(-1)
+            self.keep = None
+            if self.ignore_index is not None and (labels == self.ignore_index).any():
+                self.keep = labels != self.ignore_index
+                labels = xp.where(self.keep, labels, 0)
+            if labels.size and (labels.min() < 0 or labels.max() >= k):
+                raise ValueError(f"softmax_cross_entropy: labels must be in [0, {k}) for {k} classes, got values "
+                                 f"from {int(labels.min())} to {int(labels.max())}")
+            self.labels = labels
+            dot = shifted[xp.arange(n), labels]  # sum_k t_ik shifted_ik for one-hot t
+            if s:
+                dot = (1 - s) * dot + (s / k) * shifted.sum(axis=1)
+            t_total = 1.0
+        else:
+            t = target.astype(z.dtype, copy=False).reshape(-1, k)
+            if s:
+                t = (1 - s) * t + s / k
+            dot = (t * shifted).sum(axis=1)
+            t_total = t.sum(axis=1)
+        e = xp.exp(shifted, out=shifted)
+        total = e.sum(axis=1, keepdims=True)
+        losses = xp.log(total[:, 0]) * t_total - dot
+        self.p = xp.divide(e, total, out=e)  # softmax, kept for backward
+        self.n = n
+        if self.sparse and self.keep is not None:
+            losses *= self.keep
+            self.n = max(int(self.keep.sum()), 1)
+        if self.reduction == "none":
+            return losses.reshape(z.shape[:-1])
+        total_loss = losses.sum()
+        return total_loss / self.n if self.reduction == "mean" else total_loss
+
+    def backward(self, gy, z, target, y):
+        k = raw(z).shape[-1]
+        scale = reshape(gy, (-1, 1)) if self.reduction == "none" else (gy / self.n if self.reduction == "mean" else gy)
+        dz = dt = None
+        if self.needs_grad[0]:
+            if isinstance(gy, Tensor) or isinstance(z, Tensor):  # create_graph: the rule with differentiable ops
+                t = self._dense_target(target, z)
+                p = softmax(reshape(z, (-1, k)))
+                dz = reshape((p * t.sum(axis=1, keepdims=True) - t) * scale, raw(z).shape)
+            else:
+                dz = self._fast_dz(scale, target, z)
+        if self.needs_grad[1]:
+            dt = reshape(-log_softmax(reshape(z, (-1, k))) * scale * (1 - self.smoothing), raw(target).shape)
+        return dz, dt
+
+    def _fast_dz(self, scale, target, z):
+        """(p * sum_k t_k - t) * scale on arrays; for labels one allocation and a scatter."""
+        s, k = self.smoothing, z.shape[-1]
+        if not self.sparse:
+            t = self._dense_target(target, z)
+            dz = self.p * t.sum(axis=1, keepdims=True)
+            dz -= t
+            dz *= scale
+            return dz.reshape(z.shape)
+        xp = get_array_module(z)
+        if self.keep is not None:
+            scale = scale * self.keep[:, None]
+        dz = self.p * scale
+        dz[xp.arange(len(self.labels)), self.labels] -= (1 - s) * (scale.reshape(-1) if scale.ndim else scale)
+        if s:
+            dz -= (s / k) * scale
+        return dz.reshape(z.shape)
+
+    def _dense_target(self, target, z):
+        """The (smoothed) target as an (n, K) array, or tensor for a target that is one."""
+        k = raw(z).shape[-1]
+        s = self.smoothing
+        if self.sparse:
+            xp = get_array_module(raw(z))
+            t = xp.zeros((len(self.labels), k), dtype=raw(z).dtype)
+            t[xp.arange(len(self.labels)), self.labels] = 1
+            if s:
+                t = (1 - s) * t + s / k
+            if self.keep is not None:
+                t *= self.keep[:, None]
+            return t
+        t = reshape(target, (-1, k))
+        return (1 - s) * t + s / k if s else t
+
+
+class SigmoidBinaryCrossEntropy(Op):
+    """l = max(z, 0) - z t + log(1 + exp(-|z|))  (= -t log sigmoid(z) - (1 - t) log(1 - sigmoid(z)), stable);
+    y = mean(l) | sum(l) | l;   dz = (sigmoid(z) - t) * gy / N,  dt = -z * gy / N"""
+
+    def __init__(self, reduction: str = "mean") -> None:
+        self.reduction = _check_reduction("sigmoid_binary_cross_entropy", reduction)
+
+    def forward(self, z, t):
+        if z.shape != t.shape:
+            raise ValueError(f"binary_cross_entropy_with_logits: logits of shape {z.shape} and targets of shape "
+                             f"{t.shape} differ; reshape the targets to {z.shape}")
+        xp = get_array_module(z)
+        losses = xp.log1p(xp.exp(-xp.abs(z)))
+        losses += xp.maximum(z, 0)
+        losses -= z * t
+        if self.reduction == "none":
+            return losses
+        total = losses.sum()
+        return total / losses.size if self.reduction == "mean" else total
+
+    def backward(self, gy, z, t, y):
+        scale = gy / raw(z).size if self.reduction == "mean" else gy
+        dz = (sigmoid(z) - t) * scale if self.needs_grad[0] else None
+        dt = -z * scale if self.needs_grad[1] else None
+        return dz, dt
+
+
+class MeanSquaredError(Op):
+    """y = mean((p - t)^2, axis) (axis None: one scalar; -1: one loss per sample, as Keras);
+    dp = 2 (p - t) gy / n,  dt = -dp"""
+
+    def __init__(self, axis: int | None = None) -> None:
+        self.axis = axis
+
+    def forward(self, p, t):
+        self.diff = d = p - t  # reused by backward
+        if self.axis is not None:
+            return (d * d).mean(axis=self.axis)
+        flat = d.reshape(-1)
+        return get_array_module(d).dot(flat, flat) / flat.size
+
+    def backward(self, gy, p, t, y):
+        d = p - t if isinstance(gy, Tensor) else self.diff  # create_graph: recompute it differentiably
+        n = d.size if self.axis is None else d.shape[self.axis]
+        scale = gy * (2.0 / n)
+        dp = d * (scale if self.axis is None else expand_dims(scale, self.axis))
+        return dp, (-dp if self.needs_grad[1] else None)
+
+
+class Dropout(Op):
+    """y = x * m / (1 - rate) with m ~ Bernoulli(1 - rate) (from shendu.random.get_rng(), shaped
+    ``noise_shape`` and broadcast);   dx = gy * m / (1 - rate)"""
+
+    def __init__(self, rate: float, noise_shape: Sequence[int] | None = None) -> None:
+        self.rate = rate
+        self.noise_shape = noise_shape
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        shape = x.shape if self.noise_shape is None else tuple(x.shape[i] if n is None else n
+                                                               for i, n in enumerate(self.noise_shape))
+        dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float32
+        keep = get_rng().random(shape, dtype=dtype) >= self.rate
+        scale = 0.0 if self.rate >= 1 else 1.0 / (1.0 - self.rate)
+        mask = keep.astype(x.dtype)
+        mask *= scale
+        self.mask = mask if xp is np else xp.asarray(mask)
+        return x * self.mask
+
+    def backward(self, gy, x, y):
+        return gy * self.mask
+
+
+def linear(x: Any, kernel: Any, bias: Any = None) -> Any:
+    """x @ kernel + bias in one op; the kernel is (in, out)."""
+    return Linear()(x, kernel, bias)
+
+
+def softmax_cross_entropy(logits: Any, target: Any, label_smoothing: float = 0.0, reduction: str = "mean",
+                          ignore_index: int | None = None) -> Any:
+    """Cross-entropy of softmax(logits) (classes last) against integer labels or probabilities."""
+    return SoftmaxCrossEntropy(label_smoothing, reduction, ignore_index)(logits, target)
+
+
+def sigmoid_binary_cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Any:
+    """Binary cross-entropy of sigmoid(logits) against targets in [0, 1], computed stably from the logits."""
+    return SigmoidBinaryCrossEntropy(reduction)(logits, target)
+
+
+def mean_squared_error(prediction: Any, target: Any, axis: int | None = None) -> Any:
+    """mean((prediction - target)^2) over ``axis`` (all axes when None) in one op."""
+    return MeanSquaredError(axis)(prediction, target)
+
+
+def dropout(x: Any, rate: float, training: bool = True, noise_shape: Sequence[int] | None = None) -> Any:
+    """Inverted dropout: zero each element with probability ``rate`` and scale the rest by 1/(1 - rate);
+    the identity when not training (or rate == 0)."""
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"dropout: rate must be in [0, 1], got {rate}")
+    if not training or rate == 0:
+        return x
+    return Dropout(rate, noise_shape)(x)

@@ -1,0 +1,98 @@
+"""Fused normalisation: one op for batch and layer normalisation (they differ only in the axes reduced).
+
+``Normalize(axes, eps)(x, gamma, beta)``: y = gamma * xhat + beta, xhat = (x - mean) / sqrt(var + eps),
+mean and (biased) var over ``axes``. Batch norm reduces the batch (and spatial) axes, layer norm the
+feature axes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shendu.autograd.op import Op
+from shendu.autograd.tensor import Tensor
+from shendu.backend import get_array_module
+from shendu.ops.elementwise import sqrt
+from shendu.ops.reduce import mean
+
+
+class Normalize(Op):
+    """y = gamma xhat + beta,  xhat = (x - mean) / sqrt(var + eps) over ``axes``;
+    dx = inv_std (g - mean(g) - xhat mean(g xhat)) with g = gy gamma,  dgamma = gy xhat,  dbeta = gy
+    (means over ``axes``; the engine sums dgamma and dbeta to their shapes)"""
+
+    def __init__(self, axes: tuple[int, ...], eps: float) -> None:
+        self.axes, self.eps = tuple(axes), eps
+
+    def forward(self, x, gamma=None, beta=None):
+        xp = get_array_module(x)
+        self.mean = x.mean(axis=self.axes, keepdims=True)
+        xc = x - self.mean
+        self.var = xp.mean(xc * xc, axis=self.axes, keepdims=True)
+        self.inv_std = 1.0 / xp.sqrt(self.var + self.eps)
+        self.xhat = xc
+        self.xhat *= self.inv_std
+        y = self.xhat if gamma is None else self.xhat * gamma
+        if beta is not None:
+            y = y + beta
+        return y.copy() if y is self.xhat else y
+
+    def _recompute(self, x):
+        """xhat and 1/std from x with shendu functions (differentiable: used when building a graph)."""
+        xc = x - mean(x, self.axes, keepdims=True)
+        inv_std = 1.0 / sqrt(mean(xc * xc, self.axes, keepdims=True) + self.eps)
+        return xc * inv_std, inv_std
+
+    def backward(self, gy, x, gamma, beta, y):
+        xhat, inv_std = self._recompute(x) if isinstance(x, Tensor) else (self.xhat, self.inv_std)
+        dx = dgamma = None
+        if self.needs_grad[0]:
+            g = gy if gamma is None else gy * gamma
+            dx = inv_std * (g - mean(g, self.axes, keepdims=True) - xhat * mean(g * xhat, self.axes, keepdims=True))
+        if self.needs_grad[1]:
+            dgamma = gy * xhat
+        return dx, dgamma, (gy if self.needs_grad[2] else None)
+
+
+def _feature_params(x: Any, gamma: Any, beta: Any) -> None:
+    for name, p in (("gamma", gamma), ("beta", beta)):
+        if p is not None and p.ndim > x.ndim:
+            raise ValueError(f"normalize: {name} of shape {p.shape} does not broadcast against input {x.shape}")
+
+
+def normalize(x: Any, gamma: Any = None, beta: Any = None, axes: Any = -1, eps: float = 1e-5) -> Any:
+    """gamma * (x - mean) / sqrt(var + eps) + beta, statistics over ``axes`` (gamma, beta broadcast)."""
+    axes = (axes,) if isinstance(axes, int) else tuple(axes)
+    _feature_params(x, gamma, beta)
+    return Normalize(tuple(a % x.ndim for a in axes), eps)(x, gamma, beta)
+
+
+def layer_norm(x: Any, gamma: Any, beta: Any, axes: Any = -1, eps: float = 1e-3) -> Any:
+    """Layer normalisation: statistics over the feature ``axes`` of each sample."""
+    return normalize(x, gamma, beta, axes, eps)
+
+
+def batch_norm_train(x: Any, gamma: Any, beta: Any, reduce_axes: Any, eps: float = 1e-3) -> tuple[Any, Any, Any]:
+    """Batch normalisation with batch statistics over ``reduce_axes``: (y, batch mean, batch var) (stats as arrays)."""
+    axes = tuple(reduce_axes)
+    _feature_params(x, gamma, beta)
+    op = Normalize(axes, eps)
+    y = op(x, gamma, beta)
+    return y, op.mean, op.var
+
+
+def batch_norm_infer(x: Any, gamma: Any, beta: Any, moving_mean: Any, moving_var: Any, eps: float = 1e-3) -> Any:
+    """y = (x - moving_mean) * gamma / sqrt(moving_var + eps) + beta (the statistics are constants)."""
+    mm = moving_mean.data if isinstance(moving_mean, Tensor) else moving_mean
+    mv = moving_var.data if isinstance(moving_var, Tensor) else moving_var
+    inv_std = 1.0 / get_array_module(mv).sqrt(mv + eps)
+    scale = inv_std if gamma is None else gamma * inv_std
+    shift = -mm * scale if beta is None else beta - mm * scale
+    return x * scale + shift
+
+
+def rms_norm(x: Any, gamma: Any, axes: Any = -1, eps: float = 1e-3) -> Any:
+    """y = gamma * x / sqrt(mean(x^2, axes) + eps) (composed from differentiable ops)."""
+    axes = (axes,) if isinstance(axes, int) else tuple(axes)
+    y = x / sqrt(mean(x * x, axes, keepdims=True) + eps)
+    return y if gamma is None else y * gamma

@@ -1,0 +1,256 @@
+"""The backward engine: order, accumulation, retain_graph/create_graph, shendu.grad, errors."""
+
+import sys
+
+import numpy as np
+import pytest
+
+import shendu
+from shendu.autograd.op import Op
+
+
+def leaf(*shape, dtype="float64"):
+    return shendu.randn(*shape, dtype=dtype, requires_grad=True)
+
+
+class _Counting(Op):
+    """y = x;  dx = gy  (counts how often backward runs; underscore keeps it out of OP_REGISTRY)"""
+
+    calls = 0
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, gy, x, y):
+        type(self).calls += 1
+        return gy
+
+
+def test_chain_of_10000_ops_backward_without_recursion():
+    x = shendu.tensor(1.0, dtype="float64", requires_grad=True)
+    y = x
+    for _ in range(10_000):
+        y = y * 1.0001
+    limit = sys.getrecursionlimit()
+    y.backward()
+    assert sys.getrecursionlimit() == limit
+    np.testing.assert_allclose(x.grad.item(), 1.0001 ** 10_000, rtol=1e-9)
+
+
+def test_diamond_runs_each_op_once_after_all_gradients_arrived():
+    _Counting.calls = 0
+    x = leaf(3)
+    h = _Counting()(x)  # shared node: must be processed once, with both contributions summed
+    long_branch = (h * 2).exp().log()  # a deeper path than the short one
+    y = (long_branch + h * 3).sum()
+    y.backward()
+    assert _Counting.calls == 1
+    np.testing.assert_allclose(x.grad.data, np.full(3, 5.0))
+
+
+def test_reused_tensor_accumulates_all_uses():
+    x = leaf(4)
+    y = (x * x * x).sum()  # d/dx x^3 = 3 x^2
+    y.backward()
+    np.testing.assert_allclose(x.grad.data, 3 * x.data ** 2)
+
+
+def test_gradients_accumulate_across_backward_calls_and_reset_with_none():
+    x = leaf(2, 3)
+    (x * 2).sum().backward()
+    (x * 3).sum().backward()
+    np.testing.assert_allclose(x.grad.data, np.full((2, 3), 5.0))
+    x.grad = None
+    (x * 4).sum().backward()
+    np.testing.assert_allclose(x.grad.data, np.full((2, 3), 4.0))
+
+
+def test_explicit_gradient_for_non_scalar_output():
+    x = leaf(2, 3)
+    g = np.arange(6.0).reshape(2, 3)
+    (x * 2).backward(g)
+    np.testing.assert_allclose(x.grad.data, 2 * g)
+    x.grad = None
+    (x * 2).backward(shendu.tensor(g))
+    np.testing.assert_allclose(x.grad.data, 2 * g)
+
+
+def test_non_scalar_backward_without_gradient_says_what_to_pass():
+    y = leaf(2, 3) * 2
+    with pytest.raises(RuntimeError, match=r"shape \(2, 3\).*gradient=.*sum\(\)\.backward\(\)"):
+        y.backward()
+
+
+def test_gradient_of_wrong_shape_is_refused():
+    y = leaf(2, 3) * 2
+    with pytest.raises(RuntimeError, match=r"\(3, 2\).*\(2, 3\)"):
+        y.backward(np.ones((3, 2)))
+
+
+def test_backward_on_tensor_without_graph_explains():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        shendu.ones(2).sum().backward()
+
+
+def test_second_backward_fails_clearly_unless_retain_graph():
+    x = leaf(3)
+    y = (x.exp() * 2).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad.data, 4 * np.exp(x.data))
+    with pytest.raises(RuntimeError, match="second time.*retain_graph=True"):
+        y.backward()
+
+
+def test_saved_arrays_are_freed_after_backward():
+    x = leaf(3)
+    h = x.exp()
+    y = (h * x).sum()
+    op = h.creator
+    y.backward()
+    assert op.inputs is None and not hasattr(op, "arrays") and not hasattr(op, "y")
+
+
+def test_leaf_gradients_are_independent_writable_arrays():
+    a, b = leaf(3), leaf(1)
+    (a + b).sum().backward()  # add hands one array to both inputs; sum's gradient is a read-only broadcast
+    for t in (a, b):
+        assert t.grad.data.flags.writeable and t.grad.data.base is None
+    assert not np.shares_memory(a.grad.data, b.grad.data)
+    a.grad.data += 1  # must not change anything else
+    np.testing.assert_allclose(b.grad.data, [3.0])
+
+
+def test_leaf_gradient_does_not_alias_the_callers_gradient():
+    x = leaf(3)
+    g = np.ones(3)
+    (x + 0).backward(g)
+    assert not np.shares_memory(x.grad.data, g)
+
+
+def test_retain_grad_keeps_gradient_of_intermediate():
+    x = leaf(3)
+    h = (x * 2).retain_grad()
+    other = x * 5
+    (h * 3 + other).sum().backward()
+    np.testing.assert_allclose(h.grad.data, np.full(3, 3.0))
+    np.testing.assert_allclose(x.grad.data, np.full(3, 11.0))
+    assert other.grad is None
+    assert not np.shares_memory(h.grad.data, x.grad.data)
+
+
+def test_gradient_dtype_and_shape_follow_each_input():
+    a = shendu.randn(4, 1, requires_grad=True)  # float32
+    b = shendu.randn(3, dtype="float64", requires_grad=True)
+    (a * b).sum().backward()
+    assert a.grad.shape == (4, 1) and a.grad.dtype == np.float32
+    assert b.grad.shape == (3,) and b.grad.dtype == np.float64
+
+
+def test_multiple_roots_backward_together():
+    x = leaf(3)
+    y1, y2 = (x * 2).sum(), (x * x).sum()
+    shendu.autograd.engine.backward([y1, y2], [None, None])
+    np.testing.assert_allclose(x.grad.data, 2 + 2 * x.data)
+
+
+def test_create_graph_gives_higher_order_gradients():
+    x = shendu.tensor([0.5, -1.0, 2.0], dtype="float64", requires_grad=True)
+    y = (x ** 3).sum()
+    y.backward(create_graph=True)
+    first = x.grad
+    np.testing.assert_allclose(first.data, 3 * x.data ** 2)
+    assert first.requires_grad
+    x.grad = None
+    first.sum().backward()
+    np.testing.assert_allclose(x.grad.data, 6 * x.data)
+
+
+def test_third_derivative_through_grad():
+    x = shendu.tensor(0.7, dtype="float64", requires_grad=True)
+    (d1,) = shendu.grad(x.sin(), x, create_graph=True)
+    (d2,) = shendu.grad(d1, x, create_graph=True)
+    (d3,) = shendu.grad(d2, x)
+    np.testing.assert_allclose([d1.item(), d2.item(), d3.item()], [np.cos(0.7), -np.sin(0.7), -np.cos(0.7)])
+
+
+def test_grad_returns_gradients_without_touching_dot_grad():
+    x, w = leaf(3), leaf(3)
+    h = (x * w).retain_grad()
+    gx, gw = shendu.grad(h.sum(), [x, w])
+    np.testing.assert_allclose(gx.data, w.data)
+    np.testing.assert_allclose(gw.data, x.data)
+    assert x.grad is None and w.grad is None and h.grad is None
+
+
+def test_grad_of_intermediate_and_grad_outputs():
+    x = leaf(3)
+    h = x * 2
+    y = h.exp()
+    (gh,) = shendu.grad(y, h, grad_outputs=np.ones(3))
+    np.testing.assert_allclose(gh.data, np.exp(h.data))
+
+
+def test_grad_unused_input_needs_allow_unused():
+    x, unused = leaf(2), leaf(2)
+    with pytest.raises(RuntimeError, match="allow_unused=True"):
+        shendu.grad((x * 2).sum(), [x, unused])
+    gx, gu = shendu.grad((x * 2).sum(), [x, unused], allow_unused=True)
+    assert gu is None
+    np.testing.assert_allclose(gx.data, [2.0, 2.0])
+
+
+def test_inplace_change_of_a_saved_input_is_detected():
+    w = leaf(3)
+    x = shendu.randn(3, dtype="float64")
+    y = (w * x).sum()  # mul's backward for w needs x
+    x += 1
+    with pytest.raises(RuntimeError, match=r"Mul: an input of shape \(3,\) was modified in place.*version 0 -> 1"):
+        y.backward()
+
+
+def test_inplace_update_of_a_weight_under_no_grad_is_detected_at_backward():
+    w = leaf(3)
+    loss = (w * w).sum()
+    with shendu.no_grad():
+        w -= 0.1
+    with pytest.raises(RuntimeError, match="modified in place"):
+        loss.backward()
+
+
+def test_setitem_bumps_version():
+    x = shendu.zeros(3, dtype="float64")
+    w = leaf(3)
+    y = (w * x).sum()
+    x[0] = 1.0
+    assert x._version == 1
+    with pytest.raises(RuntimeError, match="modified in place"):
+        y.backward()
+
+
+def test_torch_agrees_on_a_small_network():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    xs, ws, bs = rng.standard_normal((5, 4)), rng.standard_normal((4, 3)), rng.standard_normal(3)
+    x, w, b = (shendu.tensor(v, requires_grad=True) for v in (xs, ws, bs))
+    loss = ((x @ w + b).tanh() * (x @ w)).mean() + (w * w).sum()
+    loss.backward()
+    tx, tw, tb = (torch.tensor(v, requires_grad=True) for v in (xs, ws, bs))
+    tloss = ((tx @ tw + tb).tanh() * (tx @ tw)).mean() + (tw * tw).sum()
+    tloss.backward()
+    np.testing.assert_allclose(loss.item(), tloss.item(), rtol=1e-12)
+    for ours, theirs in ((x, tx), (w, tw), (b, tb)):
+        np.testing.assert_allclose(ours.grad.data, theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_torch_agrees_on_second_derivatives():
+    torch = pytest.importorskip("torch")
+    xs = np.random.default_rng(2).standard_normal(4)
+    x = shendu.tensor(xs, requires_grad=True)
+    (g,) = shendu.grad((x.tanh() * x.exp()).sum(), x, create_graph=True)
+    (gg,) = shendu.grad((g * g).sum(), x)
+    tx = torch.tensor(xs, requires_grad=True)
+    (tg,) = torch.autograd.grad((tx.tanh() * tx.exp()).sum(), tx, create_graph=True)
+    (tgg,) = torch.autograd.grad((tg * tg).sum(), tx)
+    np.testing.assert_allclose(g.data, tg.detach().numpy(), rtol=1e-10)
+    np.testing.assert_allclose(gg.data, tgg.numpy(), rtol=1e-10)

@@ -1,0 +1,71 @@
+"""The op registry contract: every op class in ``shendu.OP_REGISTRY`` has a gradient check.
+
+Each tests/test_*.py module that adds ops defines ``GRADCHECK_CASES = [(op_class_name, fn, make_inputs), ...]``:
+``fn(*make_inputs())`` returns a Tensor (or a tuple). Here every case is gradient-checked against finite
+differences, the named op class must appear in fn's graph (walking ``creator`` -> ``inputs``), and a test fails
+listing every registered op that no case covers.
+"""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+import shendu
+
+TESTS = Path(__file__).parent
+if "optest" not in sys.modules:  # shared helpers, loaded by path (pytest runs with --import-mode=importlib)
+    _spec = importlib.util.spec_from_file_location("optest", TESTS / "optest.py")
+    sys.modules["optest"] = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(sys.modules["optest"])
+import optest  # noqa: E402
+
+
+def _load_cases():
+    """Import every test module by path; gather its cases and note the modules that could not be imported."""
+    cases, broken, skipped = [], {}, {}
+    for path in sorted(TESTS.glob("test_*.py")):
+        if path.name == Path(__file__).name:
+            continue
+        name = f"_registry_{path.stem}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except pytest.skip.Exception as e:  # e.g. a module-level importorskip
+            skipped[path.name] = str(e)
+            continue
+        except Exception as e:  # reported by test_case_modules_import
+            broken[path.name] = f"{type(e).__name__}: {e}"
+            continue
+        for k, case in enumerate(getattr(module, "GRADCHECK_CASES", [])):
+            cases.append(pytest.param(*case, id=f"{path.stem}-{case[0]}-{k}"))
+    return cases, broken, skipped
+
+
+CASES, BROKEN, SKIPPED = _load_cases()
+
+
+def test_case_modules_import():
+    assert not BROKEN, "test modules with GRADCHECK_CASES failed to import:\n" + "\n".join(
+        f"  {name}: {err}" for name, err in BROKEN.items())
+
+
+@pytest.mark.parametrize("op_name, fn, make_inputs", CASES)
+def test_registered_op_gradcheck(op_name, fn, make_inputs):
+    assert op_name in shendu.OP_REGISTRY, f"GRADCHECK_CASES names {op_name!r}, which is not a registered op"
+    inputs = make_inputs()
+    found = optest.graph_op_names(fn(*inputs))
+    assert op_name in found, f"{op_name} does not occur in the case's graph (found: {sorted(found)})"
+    shendu.gradcheck(fn, *inputs)
+
+
+def test_every_registered_op_has_a_gradcheck_case():
+    covered = {case.values[0] for case in CASES}
+    missing = sorted(name for name in shendu.OP_REGISTRY if not name.startswith("_") and name not in covered)
+    if missing and SKIPPED:
+        pytest.skip(f"{missing} may be covered by skipped modules: {SKIPPED}")
+    assert not missing, ("registered ops without a gradient check; add (op_name, fn, make_inputs) to a test "
+                         f"module's GRADCHECK_CASES: {missing}")
