@@ -297,6 +297,8 @@ def test_char_tokenizers_and_round_trip():
     assert Tokenizer.from_json(keras_char.to_json()).char_level
 
 
-def test_tokenizer_needs_fitting():
+def test_tokenizer_needs_fitting_and_a_list():
     with pytest.raises(RuntimeError, match="fit_on_texts"):
         Tokenizer().texts_to_sequences(["x"])
+    with pytest.raises(TypeError, match=r"wrap it: \[text\]"):
+        Tokenizer().fit_on_texts("a whole corpus")

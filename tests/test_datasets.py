@@ -136,3 +136,11 @@ def test_shipped_sample_is_reproducible(tmp_path):
     assert len(written) == 10
     for file in written:
         assert file.read_bytes() == (SAMPLE_DIR / file.relative_to(tmp_path)).read_bytes(), file
+
+
+def test_mismatched_idx_files_are_rejected(tmp_path):
+    (x, y), (xt, yt) = mnist.load_data(sample=True)
+    for spec, array in zip(mnist.FILES, (x, y[:-1], xt, yt)):
+        write_idx(tmp_path / spec.name, array)
+    with pytest.raises(ValueError, match=r"training files do not match: images \(2000, 28, 28\), labels \(1999,\)"):
+        mnist.load_data(path=tmp_path, verify=False)

@@ -4,6 +4,9 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import shendu
 from shendu.autograd.op import Op
@@ -254,3 +257,28 @@ def test_torch_agrees_on_second_derivatives():
     (tgg,) = torch.autograd.grad((tg * tg).sum(), tx)
     np.testing.assert_allclose(g.data, tg.detach().numpy(), rtol=1e-10)
     np.testing.assert_allclose(gg.data, tgg.numpy(), rtol=1e-10)
+
+
+# ---------------------------------------------------------------- property test: central un-broadcasting
+@settings(max_examples=40, deadline=None)
+@given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=4, min_side=0, max_side=3),
+       op=st.sampled_from(["add", "sub", "mul", "div"]))
+def test_gradients_are_unbroadcast_to_each_input_shape(shapes, op):
+    (shape_a, shape_b), out_shape = shapes.input_shapes, shapes.result_shape
+    rng = np.random.default_rng(0)
+    a_np, b_np = rng.uniform(1, 2, shape_a), rng.uniform(1, 2, shape_b)
+    a, b = shendu.tensor(a_np, requires_grad=True), shendu.tensor(b_np, requires_grad=True)
+    g = rng.standard_normal(out_shape)
+    getattr(shendu, op)(a, b).backward(g)
+    local_a = {"add": 1.0, "sub": 1.0, "mul": b_np, "div": 1 / b_np}[op]
+    local_b = {"add": 1.0, "sub": -1.0, "mul": a_np, "div": -a_np / b_np ** 2}[op]
+
+    def summed_to(full, shape):  # the reference un-broadcast: sum the leading and the stretched axes
+        full = np.broadcast_to(full, out_shape)
+        lead = len(out_shape) - len(shape)
+        axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and out_shape[lead + i] != 1)
+        return full.sum(axis=axes).reshape(shape) if axes else full.reshape(shape)
+
+    assert a.grad.shape == shape_a and b.grad.shape == shape_b
+    np.testing.assert_allclose(a.grad.data, summed_to(g * local_a, shape_a), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(b.grad.data, summed_to(g * local_b, shape_b), rtol=1e-12, atol=1e-12)

@@ -323,7 +323,8 @@ def test_symbolic_calls_record_a_walkable_history():
     assert inputs.shape == (None, 6) and inputs.dtype == "float32"
     assert isinstance(inputs.node.layer, InputLayer) and inputs.node.parents == []
     shared = Dense(3, name="shared")
-    a, b = shared(inputs), shared(Dense(6)(inputs))
+    inner = Dense(6)
+    a, b = shared(inputs), shared(inner(inputs))
     assert len(shared.inbound_nodes) == 2 and shared.output is a
     out = layers.add([a, b])
     assert out.shape == (None, 3) and out.node.parents == [a, b] and out.index == 0
@@ -342,7 +343,7 @@ def test_symbolic_calls_record_a_walkable_history():
     for t in order[1:]:
         values[id(t)] = t.node.replay(values)
     x = np.ones((2, 6), np.float32)
-    expected = shared(x).data + shared(layers.LAYER_REGISTRY["Dense"].__call__(b.node.parents[0].node.layer, x)).data
+    expected = shared(x).data + shared(inner(x)).data
     np.testing.assert_allclose(values[id(out)].data, expected, rtol=1e-6)
 
 
@@ -367,3 +368,44 @@ def test_symbolic_calls_check_shapes_and_declared_inputs():
     int_input = Input(shape=(3,), dtype="int32")
     assert int_input.dtype == "int32"
     assert int_input.node.layer(np.array([[1, 2, 3]])).dtype == np.int32
+
+
+def test_weights_argument_sets_the_initial_weights_once_built():
+    kernel, bias = np.arange(6.0).reshape(2, 3), np.ones(3)
+    layer = Dense(3, weights=[kernel, bias])
+    np.testing.assert_allclose(layer(np.array([[1.0, 1.0]])).data, [[4.0, 6.0, 8.0]])
+    with pytest.raises(ValueError, match="set_weights received shape"):
+        Dense(2, weights=[kernel, bias])(np.ones((1, 2)))
+
+
+def test_stateless_call_checks_the_number_of_weights():
+    layer = Dense(2)
+    layer(np.ones((1, 2)))
+    with pytest.raises(ValueError, match="expected 2 trainable and 0 non-trainable"):
+        layer.stateless_call([layer.kernel], [], np.ones((1, 2)))
+
+
+def test_to_cpu_keeps_weights_and_later_weights_follow():
+    block = Block()
+    block.to("cpu")
+    y = block(np.ones((2, 3)))
+    assert y.device == "cpu" and all(w.device == "cpu" for w in block.weights)
+    with pytest.raises((RuntimeError, ValueError)):
+        Dense(2).to("tpu")(np.ones((1, 2)))
+
+
+def test_regularizers_values_get_and_serialize():
+    w = shendu.tensor([[1.0, -2.0], [0.5, 0.0]], dtype=np.float64)
+    regs = shendu.regularizers
+    assert float(regs.L1(0.1)(w)) == pytest.approx(0.35)
+    assert float(regs.L2(0.1)(w)) == pytest.approx(0.525)
+    assert float(regs.l1_l2()(w)) == pytest.approx(0.035 + 0.0525)
+    assert float(regs.L1L2()(w)) == 0.0
+    assert regs.get("l2").get_config() == {"l2": 0.01}
+    clone = regs.deserialize(json.loads(json.dumps(regs.serialize(regs.L1L2(l1=0.2, l2=0.3)))))
+    assert clone.get_config() == {"l1": 0.2, "l2": 0.3}
+    assert regs.get(None) is None
+    with pytest.raises(ValueError, match="unknown regularizer 'l3'"):
+        regs.get("l3")
+    with pytest.raises(ValueError, match="l1 must be >= 0"):
+        regs.L1(-1.0)

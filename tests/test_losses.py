@@ -211,3 +211,20 @@ def test_config_round_trip():
     assert type(again) is losses.BinaryCrossentropy and again.get_config() == config
     sparse = losses.SparseCategoricalCrossentropy.from_config(losses.SparseCategoricalCrossentropy(True).get_config())
     assert sparse._fn_kwargs["from_logits"] and sparse.name == "sparse_categorical_crossentropy"
+
+
+_FLOAT32_CASES = [(cls, False) for cls in losses._CLASSES.values()] + [
+    (cls, True) for cls in losses._CLASSES.values() if "Crossentropy" in cls.__name__]
+
+
+@pytest.mark.parametrize("cls,from_logits", _FLOAT32_CASES, ids=[f"{c.__name__}-{f}" for c, f in _FLOAT32_CASES])
+def test_every_loss_class_keeps_float32(cls, from_logits):
+    rng = np.random.default_rng(1)
+    crossentropy = "Crossentropy" in cls.__name__
+    y_true = rng.integers(0, 3, 4) if cls is losses.SparseCategoricalCrossentropy else rng.random((4, 3))
+    y_pred = shendu.tensor(rng.random((4, 3)).astype(np.float32) + 0.1, requires_grad=True)
+    loss = cls(from_logits=from_logits) if crossentropy else cls()
+    for sample_weight in (None, np.ones(4)):
+        value = loss(y_true, y_pred, sample_weight)
+        value.backward()
+        assert value.shape == () and value.dtype == np.float32 and y_pred.grad.dtype == np.float32

@@ -69,3 +69,24 @@ def test_every_registered_op_has_a_gradcheck_case():
         pytest.skip(f"{missing} may be covered by skipped modules: {SKIPPED}")
     assert not missing, ("registered ops without a gradient check; add (op_name, fn, make_inputs) to a test "
                          f"module's GRADCHECK_CASES: {missing}")
+
+
+# issue 2, item 3: the ops every user can call as shendu.<name> ...
+ISSUE_OPS = """add sub mul div neg pow matmul exp log log1p sqrt abs sign sin cos tanh sigmoid relu leaky_relu elu selu
+gelu softplus silu clip maximum minimum where sum mean var std max min prod logsumexp softmax log_softmax cumsum
+reshape transpose permute swapaxes expand_dims squeeze broadcast_to flatten concatenate stack split pad repeat tile
+take gather take_along_axis getitem""".split()
+# ... and those NumPy/PyTorch users call as methods
+TENSOR_METHODS = """pow matmul exp log log1p sqrt abs sign sin cos tanh sigmoid relu clip sum mean var std max min prod
+logsumexp softmax log_softmax cumsum reshape transpose permute swapaxes expand_dims unsqueeze squeeze broadcast_to
+flatten split repeat tile take maximum minimum""".split()
+
+
+@pytest.mark.parametrize("name", ISSUE_OPS)
+def test_issue_op_is_public(name):
+    assert callable(getattr(shendu, name, None)), f"shendu.{name} is missing"
+
+
+def test_tensor_methods_exist():
+    missing = [name for name in TENSOR_METHODS if not callable(getattr(shendu.Tensor, name, None))]
+    assert not missing, f"Tensor methods missing: {missing}"

@@ -18,6 +18,7 @@ import optest  # noqa: E402
 from optest import BINARY_SHAPES, OpCase, torch  # noqa: E402
 
 F = torch and torch.nn.functional
+LO, HI = np.array([-1.0, 0.0, 0.5]), np.array(1.0)
 COND = np.array([[True, False, True], [False, False, True]])
 WHERE_SHAPES = [((2, 3), (2, 3)), ((3,), (2, 1)), ((), (2, 3)), ((1, 3), (1,))]
 
@@ -49,6 +50,9 @@ TABLE = [
     OpCase("Clip", lambda x: shendu.clip(x, min=0.0), lambda x: torch.clamp(x, min=0.0), domain="nonzero",
            name="clip_min"),
     OpCase("Clip", lambda x: shendu.clip(x, max=1.0), lambda x: torch.clamp(x, max=1.0), name="clip_max"),
+    OpCase("Clip", lambda x: shendu.clip(x, shendu.tensor(LO, dtype=x.dtype), HI),
+           lambda x: torch.clamp(x, torch.tensor(LO), torch.tensor(HI)), [((2, 3),), ((3,),)],
+           name="clip_tensor_bounds"),
     OpCase("Maximum", shendu.maximum, torch and torch.maximum, BINARY_SHAPES, domain="distinct"),
     OpCase("Minimum", shendu.minimum, torch and torch.minimum, BINARY_SHAPES, domain="distinct"),
     OpCase("Where", lambda a, b: shendu.where(COND, a, b), lambda a, b: torch.where(torch.tensor(COND), a, b),

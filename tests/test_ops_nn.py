@@ -98,14 +98,16 @@ def test_softmax_cross_entropy_matches_torch(smoothing, reduction, sparse):
     np.testing.assert_allclose(z.grad.data, tz.grad.numpy(), rtol=1e-10, atol=1e-14)
 
 
-def test_softmax_cross_entropy_sequence_and_ignore_index_match_torch():
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_softmax_cross_entropy_sequence_and_ignore_index_match_torch(smoothing):
     torch = pytest.importorskip("torch")
     z = _t64(2, 4, 3)  # (batch, time, classes): classes last
     labels = _labels(8, 3).reshape(2, 4)
     labels[0, 1] = labels[1, 3] = -100
     tz = torch.tensor(z.data, requires_grad=True)
-    y = nn.softmax_cross_entropy(z, labels, ignore_index=-100)
-    ty = torch.nn.functional.cross_entropy(tz.permute(0, 2, 1), torch.tensor(labels), ignore_index=-100)
+    y = nn.softmax_cross_entropy(z, labels, smoothing, ignore_index=-100)
+    ty = torch.nn.functional.cross_entropy(tz.permute(0, 2, 1), torch.tensor(labels), ignore_index=-100,
+                                           label_smoothing=smoothing)
     y.backward()
     ty.backward()
     np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-12)

@@ -46,8 +46,8 @@ class ProgbarLogger(Callback):
 
     def _update(self, batch: int, logs) -> None:
         self._seen = batch + 1
-        if self.bar is not None and self.verbose == 1:
-            self.bar.update(self._seen, logs)
+        if self.bar is not None:
+            self.bar.update(self._seen, logs)  # verbose=2: counts steps, prints only at the end
 
     def _close(self, logs) -> None:
         if self.bar is not None:

@@ -82,7 +82,7 @@ class DataLoader:
     def __init__(self, dataset: Any, batch_size: int = 32, shuffle: bool = False, drop_last: bool = False,
                  seed: int | None = None, transform: Callable | None = None,
                  target_transform: Callable | None = None, collate: Callable[[list], Any] | None = None) -> None:
-        if isinstance(dataset, tuple) or isinstance(dataset, Tensor) or is_array(dataset):
+        if isinstance(dataset, (tuple, Tensor)) or is_array(dataset):
             dataset = TensorDataset(*(dataset if isinstance(dataset, tuple) else (dataset,)))
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise TypeError(f"DataLoader: dataset must define __len__ and __getitem__ (a Dataset, an array or a "

@@ -26,6 +26,11 @@ def text_to_word_sequence(text: str, filters: str = DEFAULT_FILTERS, lower: bool
     return [word for word in text.split(split) if word]
 
 
+def _require_list(method: str, texts: Any) -> None:
+    if isinstance(texts, str):
+        raise TypeError(f"Tokenizer.{method} expects a list of texts, got one string; wrap it: [text]")
+
+
 class Tokenizer:
     """Map tokens to integer indices, as ``keras.preprocessing.text.Tokenizer``.
 
@@ -77,6 +82,7 @@ class Tokenizer:
 
     def fit_on_texts(self, texts: Iterable[str | Sequence[str]]) -> None:
         """Count tokens over ``texts`` (may be called again to add texts) and rebuild the index."""
+        _require_list("fit_on_texts", texts)
         for text in texts:
             self.document_count += 1
             for token in self.tokenize(text):
@@ -103,6 +109,7 @@ class Tokenizer:
         """Each text as a list of indices; unknown (or beyond ``num_words``) tokens become the oov index or
         are dropped."""
         self._require_fitted("texts_to_sequences")
+        _require_list("texts_to_sequences", texts)
         oov = self.word_index.get(self.oov_token) if self.oov_token is not None else None
         sequences = []
         for text in texts:

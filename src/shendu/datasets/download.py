@@ -113,11 +113,18 @@ def download(url: str, dest: str | os.PathLike, spec: FileSpec, progress: bool =
         if digest.hexdigest() != spec.sha256:
             raise ChecksumError(f"{url}: SHA-256 is {digest.hexdigest()}, expected {spec.sha256} "
                                 f"({received} bytes received, {spec.size} expected)")
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes it private; a cached file is an ordinary file
         os.replace(tmp_name, dest)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return dest
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def fetch(dataset: str, files: Sequence[FileSpec], default_mirrors: Sequence[str], *,
@@ -151,8 +158,8 @@ def fetch(dataset: str, files: Sequence[FileSpec], default_mirrors: Sequence[str
                 if verify_checksums:
                     verify(target, spec)
                 continue
-            except ChecksumError as err:  # a cached file that no longer verifies: replace it
-                failures.append(str(err))
+            except ChecksumError:  # a cached file that no longer verifies: replace it
+                failures.append(f"{target}: the cached copy failed its SHA-256 check and was removed")
                 _remove_quietly(target)
         if not _download_from_mirrors(spec, target, urls, failures, unreachable):
             missing.append(spec)
@@ -224,8 +231,11 @@ class _NoBar:
 
 
 def _progress_bar(spec: FileSpec, url: str, progress: bool):
-    """A tqdm byte counter on an interactive stderr (silent in logs and tests)."""
-    if not progress or not sys.stderr.isatty():
+    """A tqdm byte counter on an interactive stderr; one plain line in logs."""
+    if not progress:
+        return _NoBar()
+    if not sys.stderr.isatty():
+        print(f"Downloading {url} ({spec.size:,} bytes)", file=sys.stderr)
         return _NoBar()
     from tqdm.auto import tqdm
 

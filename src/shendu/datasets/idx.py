@@ -72,6 +72,10 @@ def load_idx_dataset(dataset: str, files: Sequence[FileSpec], mirrors: Sequence[
         paths = fetch(dataset, files, mirrors, path=path, mirrors=mirror_override, verify_checksums=verify,
                       sample_hint=hint)
     x_train, y_train, x_test, y_test = (read_idx(p) for p in paths)
+    for images, labels, split in ((x_train, y_train, "training"), (x_test, y_test, "test")):
+        if images.ndim != 3 or labels.shape != images.shape[:1]:
+            raise ValueError(f"{dataset}: the {split} files do not match: images {images.shape}, labels "
+                             f"{labels.shape} (expected (n, rows, cols) and (n,))")
     return (x_train, y_train), (x_test, y_test)
 
 

@@ -36,18 +36,18 @@ class Dense(Layer):
     ``kernel`` is ``(in, units)``; N-D inputs ``(batch, ..., in)`` give ``(batch, ..., units)``, as in Keras.
 
     >>> import numpy as np
-    >>> layer = Dense(3, input_dim=2)
+    >>> layer = Dense(3, input_dim=2, name="hidden")
     >>> layer(np.ones((4, 2))).shape
     (4, 3)
     >>> [w.name for w in layer.weights]
-    ['dense/kernel', 'dense/bias']
+    ['hidden/kernel', 'hidden/bias']
     """
 
     def __init__(self, units: int, activation: Any = None, use_bias: bool = True,
                  kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
                  kernel_regularizer: Any = None, bias_regularizer: Any = None, activity_regularizer: Any = None,
                  kernel_constraint: Any = None, bias_constraint: Any = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.units = _positive_int("Dense", "units", units)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
@@ -55,7 +55,6 @@ class Dense(Layer):
         self.bias_initializer = initializers_module.get(bias_initializer)
         self.kernel_regularizer = regularizers_module.get(kernel_regularizer)
         self.bias_regularizer = regularizers_module.get(bias_regularizer)
-        self.activity_regularizer = regularizers_module.get(activity_regularizer)
         self.kernel_constraint, self.bias_constraint = kernel_constraint, bias_constraint
 
     def build(self, input_shape: tuple) -> None:

@@ -44,9 +44,8 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import math
 import re
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import numpy as np
 
@@ -55,6 +54,15 @@ from shendu import initializers as initializers_module
 from shendu import regularizers as regularizers_module
 from shendu.autograd.grad_mode import no_grad
 from shendu.autograd.tensor import Parameter, Tensor
+from shendu.layers.input_spec import InputSpec, shape_error
+from shendu.layers.symbolic import (
+    Node,
+    SymbolicTensor,
+    _has_symbolic,
+    _is_structure,
+    flatten_structure,
+    map_structure,
+)
 
 #: every Layer subclass by class name (for ``shendu.layers.deserialize``)
 LAYER_REGISTRY: dict[str, type[Layer]] = {}
@@ -91,174 +99,6 @@ class _CallContext:
 _CONTEXT = _CallContext()
 
 
-# ---------------------------------------------------------------------------- shapes and errors
-def _fmt(shape: Any) -> str:
-    return str(tuple(shape)) if shape is not None else "unknown"
-
-
-def shape_hint(expected: tuple | None, received: tuple, declared: tuple | None = None) -> str:
-    """A sentence that suggests a fix for an input of shape ``received`` where ``expected`` was wanted."""
-    received = tuple(received)
-    if declared is not None and len(declared) >= 2:
-        declared_features = tuple(declared[1:])
-        if received[1:] == declared_features[1:] or received == declared_features[1:]:
-            return (f"input_shape must not include the batch axis: it was declared as {declared_features}; "
-                    f"use input_shape={declared_features[1:]} (or batch_size={declared_features[0]}).")
-    if expected is not None:
-        expected = tuple(expected)
-        if len(received) == len(expected) - 1 and all(e is None or e == r for e, r in zip(expected[1:], received)):
-            return f"the input has no batch axis; pass a batch, e.g. x.reshape(1, *{received})."
-        last = expected[-1] if expected else None
-        if len(received) >= 3 and len(expected) == 2 and last is not None:
-            features = math.prod(d for d in received[1:] if d is not None)
-            if features == last:
-                return (f"the input is {len(received)}-D; add a Flatten() layer before this one to turn "
-                        f"{received[1:]} into {last} features.")
-            return (f"the input is {len(received)}-D and this layer works on its last axis; add a Flatten() "
-                    "layer (or pooling) before it.")
-    return "check the previous layer's output shape (model.summary() shows them)."
-
-
-def shape_error(layer: Layer, expected: Any, received: Any, index: int | None = None,
-                what: str = "") -> ValueError:
-    """The ValueError for a wrong input shape: layer name, expected and received shape, and a hint."""
-    which = "" if index is None else f" (input {index})"
-    detail = f" ({what})" if what else ""
-    hint = shape_hint(expected, received, getattr(layer, "_batch_input_shape", None))
-    return ValueError(f"layer '{layer.name}' ({type(layer).__name__}){which} expected an input of shape "
-                      f"{_fmt(expected)}{detail} but received shape {_fmt(received)}. Hint: {hint}")
-
-
-class InputSpec:
-    """What a layer accepts: an exact ``ndim`` or a ``min_ndim``, and sizes of some ``axes`` ({axis: size}).
-
-    >>> InputSpec(min_ndim=2, axes={-1: 4}).is_compatible((None, 3, 4))
-    True
-    """
-
-    def __init__(self, ndim: int | None = None, min_ndim: int | None = None,
-                 axes: dict[int, int] | None = None, shape: tuple | None = None) -> None:
-        if shape is not None:
-            ndim = len(shape)
-            axes = {i: d for i, d in enumerate(shape) if i > 0 and d is not None}
-        self.ndim, self.min_ndim = ndim, min_ndim
-        self.axes = dict(axes or {})
-
-    def is_compatible(self, shape: tuple) -> bool:
-        n = len(shape)
-        if self.ndim is not None and n != self.ndim:
-            return False
-        if self.min_ndim is not None and n < self.min_ndim:
-            return False
-        for axis, size in self.axes.items():
-            if not -n <= axis < n:
-                return False
-            got = shape[axis]
-            if got is not None and got != size:
-                return False
-        return True
-
-    def describe(self) -> str:
-        parts = []
-        if self.ndim is not None:
-            parts.append(f"{self.ndim}-D")
-        if self.min_ndim is not None:
-            parts.append(f"at least {self.min_ndim}-D")
-        parts += [f"axis {a} of size {s}" for a, s in self.axes.items()]
-        return ", ".join(parts)
-
-    def __repr__(self) -> str:
-        return f"InputSpec({self.describe()})"
-
-
-# ---------------------------------------------------------------------------- structures
-def map_structure(fn: Callable[[Any], Any], structure: Any) -> Any:
-    """Apply ``fn`` to every leaf of nested lists/tuples/dicts."""
-    if isinstance(structure, (list, tuple)):
-        return type(structure)(map_structure(fn, s) for s in structure)
-    if isinstance(structure, dict):
-        return {k: map_structure(fn, v) for k, v in structure.items()}
-    return fn(structure)
-
-
-def flatten_structure(structure: Any) -> list[Any]:
-    """The leaves of nested lists/tuples/dicts, in order."""
-    if isinstance(structure, (list, tuple)):
-        return [leaf for s in structure for leaf in flatten_structure(s)]
-    if isinstance(structure, dict):
-        return [leaf for v in structure.values() for leaf in flatten_structure(v)]
-    return [structure]
-
-
-def _has_symbolic(inputs: Any) -> bool:
-    if type(inputs) is SymbolicTensor:
-        return True
-    if isinstance(inputs, (list, tuple, dict)):
-        return any(isinstance(t, SymbolicTensor) for t in flatten_structure(inputs))
-    return False
-
-
-def _is_structure(x: Any) -> bool:
-    """A list/tuple of inputs (Tensors, arrays, symbolic tensors), as opposed to nested numbers."""
-    return isinstance(x, (list, tuple)) and len(x) > 0 and all(
-        isinstance(v, (Tensor, SymbolicTensor, list, tuple, dict)) or backend.is_array(v) for v in x)
-
-
-class Node(NamedTuple):
-    """One call of a layer in a functional graph: ``layer(inputs, *args, **kwargs)``."""
-
-    layer: Layer
-    inputs: Any
-    kwargs: dict[str, Any]
-    args: tuple = ()
-
-    @property
-    def parents(self) -> list[SymbolicTensor]:
-        """Every SymbolicTensor this call consumed, in order (none for an Input)."""
-        leaves = flatten_structure([self.inputs, list(self.args), self.kwargs]) if self.inputs is not None else []
-        return [t for t in leaves if isinstance(t, SymbolicTensor)]
-
-    def replay(self, values: dict[int, Any], training: bool | None = None) -> Any:
-        """Call the layer on real values: ``values[id(t)]`` replaces each SymbolicTensor ``t``."""
-        def resolve(t: Any) -> Any:
-            return values[id(t)] if isinstance(t, SymbolicTensor) else t
-
-        inputs = map_structure(resolve, self.inputs)
-        args = map_structure(resolve, list(self.args))
-        kwargs = map_structure(resolve, self.kwargs)
-        if training is not None and "training" not in kwargs:
-            kwargs["training"] = training
-        return self.layer(inputs, *args, **kwargs)
-
-
-class SymbolicTensor:
-    """A placeholder in a functional graph: ``shape`` (batch axis None), ``dtype``, the ``node`` that made
-    it and its output ``index`` in that node."""
-
-    __slots__ = ("shape", "dtype", "node", "index", "name")
-
-    def __init__(self, shape: tuple, dtype: Any, node: Node | None = None, index: int = 0,
-                 name: str | None = None) -> None:
-        self.shape = tuple(shape)
-        self.dtype = np.dtype(dtype).name
-        self.node, self.index, self.name = node, index, name
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    def __repr__(self) -> str:
-        source = f", from={self.node.layer.name!r}" if self.node is not None else ""
-        return f"<SymbolicTensor shape={self.shape}, dtype={self.dtype}{source}>"
-
-    def __len__(self) -> int:
-        raise TypeError("a SymbolicTensor has no length yet: it stands for data that will flow through the model")
-
-    def __bool__(self) -> bool:
-        raise TypeError("a SymbolicTensor has no truth value: it is a placeholder in a functional model; "
-                        "use layers, not Python control flow, on it")
-
-
 # ---------------------------------------------------------------------------- Layer
 def _normalize_shape(shape: Any, what: str) -> tuple:
     if isinstance(shape, (int, np.integer)):
@@ -274,7 +114,9 @@ class Layer:
 
     Arguments every layer takes: ``name`` (automatic 'dense', 'dense_1', ... when None), ``trainable``,
     ``dtype`` (float32 by default), and for a first layer ``input_shape`` (without the batch axis) or
-    ``input_dim`` (``input_dim=k`` means ``input_shape=(k,)``), with an optional ``batch_size``.
+    ``input_dim`` (``input_dim=k`` means ``input_shape=(k,)``), with an optional ``batch_size``;
+    ``weights`` (arrays set once the layer is built), ``activity_regularizer`` (a penalty on the outputs,
+    added to ``losses``) and ``autocast`` (cast floating inputs to ``dtype``, default True).
     Unknown keyword arguments raise ``TypeError`` listing the valid ones.
     """
 
@@ -283,6 +125,7 @@ class Layer:
     _autocast = True  # cast floating inputs to the layer's dtype
     _call_has_training = False
     _call_has_mask = False
+    _accepted: tuple = (None, None)  # (input_spec, shapes) of the last input that passed the check
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -297,7 +140,8 @@ class Layer:
 
     def __init__(self, name: str | None = None, trainable: bool = True, dtype: Any = None,
                  input_shape: Any = None, input_dim: int | None = None, batch_size: int | None = None,
-                 batch_input_shape: Any = None, **kwargs: Any) -> None:
+                 batch_input_shape: Any = None, weights: list[Any] | None = None, activity_regularizer: Any = None,
+                 autocast: bool = True, **kwargs: Any) -> None:
         if kwargs:
             raise self._unknown_kwargs_error(kwargs)
         if name is not None and not isinstance(name, str):
@@ -314,7 +158,10 @@ class Layer:
         self._call_losses_id = -1
         self.inbound_nodes: list[Node] = []
         self._symbolic_outputs: list[Any] = []
-        self.activity_regularizer = None
+        self.activity_regularizer = regularizers_module.get(activity_regularizer)
+        self._initial_weights = None if weights is None else list(weights)  # set once built (Keras ``weights=``)
+        if not autocast:
+            self._autocast = False
         if input_dim is not None:
             if input_shape is not None:
                 raise ValueError(f"layer '{self.name}': give input_dim or input_shape, not both "
@@ -513,8 +360,8 @@ class Layer:
             value = value.data
         if name is None:
             name = f"weight_{len(self._own_weights)}"
-        p = Parameter(np.asarray(value, dtype=dtype).reshape(shape), requires_grad=bool(trainable) and self._trainable,
-                      name=f"{self.name}/{name}")
+        value = backend.as_array(np.asarray(value, dtype=dtype).reshape(shape), device=self._device)
+        p = Parameter(value, requires_grad=bool(trainable) and self._trainable, name=f"{self.name}/{name}")
         p.trainable = bool(trainable)
         p.regularizer = regularizers_module.get(regularizer)
         p.constraint = constraint
@@ -635,10 +482,23 @@ class Layer:
             arr = arr.astype(self._dtype, copy=False)
         elif arr.dtype.kind in "iub" and self._autocast and not self._keeps_integers:
             arr = arr.astype(self._dtype)
+        if self._device is not None:
+            arr = backend.as_array(arr, device=self._device)
         return Tensor._wrap(backend.ensure_array(arr))
 
     #: layers that take integer inputs (Embedding) set this, so integer arrays are not cast to floats
     _keeps_integers = False
+    #: where weights (and converted NumPy inputs) live after ``to(device)``; None: where they were made (CPU)
+    _device: str | None = None
+
+    def to(self, device: str) -> Layer:
+        """Move every weight to ``device`` ('cpu' or 'cuda') in place; NumPy inputs then follow (PyTorch style)."""
+        for layer in self._all_layers():
+            object.__setattr__(layer, "_device", device)
+        for p in self.weights:
+            p.data = backend.as_array(p.data, device=device)
+            p.grad = None
+        return self
 
     def _ensure_built(self, input_shape: Any) -> None:
         if not self.built:
@@ -668,18 +528,25 @@ class Layer:
         return tuple(expected) if isinstance(expected, tuple) else None
 
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
-        if _has_symbolic(inputs):
-            return self._call_symbolic(inputs, args, kwargs)
-        inputs = self._convert(inputs)
+        # the hot path is a Tensor of the layer's dtype (builtin dtypes are singletons: ``is`` is exact)
+        if type(inputs) is not Tensor or (inputs.data.dtype is not self._dtype and self._autocast):
+            if _has_symbolic(inputs):
+                return self._call_symbolic(inputs, args, kwargs)
+            inputs = self._convert(inputs)
         if not self.built:
             if self.input_spec is not None:  # a declared input_shape is checked before building
                 self._check_inputs(_full_shapes(inputs))
             self._ensure_built(_batch_shapes(inputs))
-        if self.input_spec is not None:
-            self._check_inputs(_full_shapes(inputs))
+        spec = self.input_spec
+        if spec is not None:
+            shapes = inputs.data.shape if type(inputs) is Tensor else _full_shapes(inputs)
+            accepted = self._accepted
+            if accepted[0] is not spec or accepted[1] != shapes:
+                self._check_inputs(shapes)
+                self._accepted = (spec, shapes)
         ctx = _CONTEXT
         outer = ctx.training
-        training = kwargs.pop("training", None)
+        training = kwargs.pop("training", None) if kwargs else None
         if training is None:
             training = outer if outer is not None else self._default_training
         if self._call_has_training:
@@ -813,6 +680,9 @@ def _wrap_build(build: Callable) -> Callable:
             object.__setattr__(self, "_in_build", False)
         object.__setattr__(self, "_build_input_shape", input_shape)
         object.__setattr__(self, "built", True)
+        if self.__dict__.get("_initial_weights") is not None:
+            initial, self._initial_weights = self._initial_weights, None
+            self.set_weights(initial)
         # the declared input_shape is checked on every call; else layers with weights check rank and last axis
         if self._batch_input_shape is not None and _is_shape(input_shape):
             self.input_spec = InputSpec(shape=self._batch_input_shape)

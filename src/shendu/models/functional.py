@@ -19,6 +19,8 @@ from shendu.models.data_adapter import flatten, map_structure
 def _node_outputs(node: Any) -> list[SymbolicTensor]:
     """The SymbolicTensors a node produced (a layer keeps one output structure per call)."""
     layer = node.layer
+    if isinstance(layer, InputLayer):
+        return [layer.output]
     for n, outs in zip(layer.inbound_nodes, layer._symbolic_outputs):
         if n is node:
             return flatten(outs)
@@ -75,7 +77,7 @@ class FunctionalGraph:
             if isinstance(node.layer, InputLayer):
                 if not any(id(t) in input_ids for t in _node_outputs(node)):
                     raise ValueError(f"Model: the outputs depend on Input '{node.layer.name}', which is not in "
-                                     f"inputs; add it to Model(inputs=[...])")
+                                     "inputs; add it to Model(inputs=[...])")
                 done.add(id(node))
                 continue
             on_path.add(id(node))

@@ -30,7 +30,7 @@ from shendu import backend
 from shendu.autograd.grad_mode import no_grad
 from shendu.autograd.tensor import Tensor
 from shendu.callbacks import CallbackList, History
-from shendu.layers.layer import _CONTEXT, Layer
+from shendu.layers.layer import _CONTEXT, Layer, unique_name
 from shendu.models.compile_utils import CompiledLoss, CompiledMetrics
 from shendu.models.data_adapter import EpochIterator, flatten, train_validation_split, unpack_batch
 from shendu.models.functional import FunctionalGraph
@@ -102,6 +102,8 @@ class Model(Layer):
     """A trainable network (see the module docstring). ``Model(inputs, outputs, name=None)`` is functional."""
 
     def __init__(self, inputs: Any = None, outputs: Any = None, name: str | None = None, **kwargs: Any) -> None:
+        if name is None and inputs is not None and type(self) is Model:
+            name = unique_name("functional")  # Keras 3's default name for functional models
         super().__init__(name=name, **kwargs)
         self.optimizer: Any = None
         self.compiled = False

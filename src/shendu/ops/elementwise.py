@@ -231,19 +231,20 @@ class Silu(Op):
 
 
 class Clip(Op):
-    """y = min(max(x, lo), hi);   dx = gy where lo <= x <= hi, else 0 (as PyTorch's clamp)"""
+    """y = min(max(x, lo), hi);   dx = gy where lo <= x <= hi (there y == x), else 0 (as PyTorch's clamp)"""
+
+    saves_output = True
 
     def __init__(self, lo: Any, hi: Any) -> None:
         self.lo, self.hi = lo, hi
 
     def forward(self, x):
-        return get_array_module(x).clip(x, self.lo, self.hi)
+        # array bounds are constants: give them x's dtype so that float32 stays float32
+        lo, hi = (b.astype(x.dtype, copy=False) if hasattr(b, "dtype") else b for b in (self.lo, self.hi))
+        return get_array_module(x).clip(x, lo, hi)
 
     def backward(self, gy, x, y):
-        inside = x == x if self.lo is None else x >= self.lo
-        if self.hi is not None:
-            inside = inside & (x <= self.hi)
-        return gy * inside
+        return gy * (x == y)
 
 
 class Maximum(Op):
@@ -334,10 +335,10 @@ def gelu(x: Any, approximate: bool | str = False) -> Any:
 
 
 def clip(x: Any, min: Any = None, max: Any = None) -> Any:  # noqa: A002 - NumPy names
-    """Clamp x to [min, max] (either may be None)."""
+    """Clamp x to [min, max] (either may be None; tensor bounds broadcast and are constants: no gradient)."""
     if min is None and max is None:
         raise ValueError("clip: give at least one of min and max")
-    return Clip(min, max)(x)
+    return Clip(raw(min), raw(max))(x)
 
 
 def maximum(a: Any, b: Any) -> Any:

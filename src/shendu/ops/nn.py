@@ -216,10 +216,12 @@ class MeanSquaredError(Op):
         return get_array_module(d).dot(flat, flat) / flat.size
 
     def backward(self, gy, p, t, y):
-        d = p - t if isinstance(gy, Tensor) else self.diff  # create_graph: recompute it differentiably
-        n = d.size if self.axis is None else d.shape[self.axis]
-        scale = gy * (2.0 / n)
-        dp = d * (scale if self.axis is None else expand_dims(scale, self.axis))
+        graph = isinstance(gy, Tensor)  # create_graph: recompute p - t differentiably
+        d = p - t if graph else self.diff
+        if self.axis is not None:
+            dp = d * expand_dims(gy * (2.0 / raw(d).shape[self.axis]), self.axis)
+        else:  # a scalar loss: a Python float scale is the cheapest multiply (and keeps float32)
+            dp = d * (gy * (2.0 / raw(d).size) if graph else float(gy) * (2.0 / d.size))
         return dp, (-dp if self.needs_grad[1] else None)
 
 

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from shendu.autograd.op import Op, raw
+from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
 
 
@@ -224,11 +225,18 @@ def reshape(x: Any, shape: Any) -> Any:
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     if raw(x).shape == shape:
         return x
+    if not isinstance(x, Tensor):  # a raw array (an ordinary backward pass): skip the op machinery
+        try:
+            return x.reshape(shape)
+        except ValueError:
+            pass  # let the op raise its readable error
     return Reshape(shape)(x)
 
 
 def transpose(x: Any, axes: Sequence[int] | None = None) -> Any:
     """Permute the axes (reverse them when ``axes`` is None)."""
+    if not isinstance(x, Tensor) and axes is not None and len(axes) == x.ndim:  # raw array: a plain view
+        return x.transpose(axes)
     return Transpose(None if axes is None else tuple(axes))(x)
 
 
@@ -273,17 +281,27 @@ def flatten(x: Any, start_axis: int = 0, end_axis: int = -1) -> Any:
 
 
 def broadcast_to(x: Any, shape: Sequence[int]) -> Any:
-    """x broadcast to ``shape``."""
-    if raw(x).shape == tuple(shape):
+    """x broadcast to ``shape`` (for a raw array, as in an ordinary backward pass: a new writable array)."""
+    shape = tuple(shape)
+    if raw(x).shape == shape:
         return x
-    return BroadcastTo(tuple(shape))(x)
+    if not isinstance(x, Tensor) and len(shape) >= x.ndim:
+        out = get_array_module(x).empty(shape, dtype=x.dtype)
+        try:
+            out[...] = x  # faster than np.broadcast_to for small arrays, and never a read-only view
+            return out
+        except ValueError:
+            pass  # let the op raise its readable error
+    return BroadcastTo(shape)(x)
 
 
 def sum_to(x: Any, shape: Sequence[int]) -> Any:
     """Sum x down to ``shape`` (undoes broadcasting)."""
-    if raw(x).shape == tuple(shape):
+    shape = tuple(shape)
+    if raw(x).shape == shape:
         return x
-    return SumTo(tuple(shape))(x)
+    op = SumTo(shape)
+    return op(x) if isinstance(x, Tensor) else op.forward(x)
 
 
 def concatenate(xs: Sequence[Any], axis: int = 0) -> Any:

@@ -21,9 +21,9 @@ class GD(Optimizer):
 
     def update(self, param: Tensor, grad: Any, state: dict[str, Any], lr: float) -> None:
         w = param.data
-        step = self.scratch(w)
-        get_array_module(w).multiply(grad, lr, out=step)
-        w -= step
+        xp = get_array_module(w)
+        step = xp.multiply(grad, self.scalar(lr, w), out=self.scratch(w))
+        xp.subtract(w, step, out=w)
 
 
 class SGD(GD):
@@ -55,15 +55,15 @@ class SGD(GD):
     def update(self, param: Tensor, grad: Any, state: dict[str, Any], lr: float) -> None:
         if not state:
             return super().update(param, grad, state, lr)
-        w, v, m = param.data, state["momentum"], self.momentum
-        lr_g = self.scratch(w)
+        w, v = param.data, state["momentum"]
         xp = get_array_module(w)
-        xp.multiply(grad, lr, out=lr_g)
-        v *= m
-        v -= lr_g                      # v = m*v - lr*g
+        m = self.scalar(self.momentum, w)
+        lr_g = xp.multiply(grad, self.scalar(lr, w), out=self.scratch(w))
+        xp.multiply(v, m, out=v)
+        xp.subtract(v, lr_g, out=v)        # v = m*v - lr*g
         if self.nesterov:
-            w -= lr_g
+            xp.subtract(w, lr_g, out=w)
             xp.multiply(v, m, out=lr_g)
-            w += lr_g                  # w = w + m*v - lr*g
+            xp.add(w, lr_g, out=w)         # w = w + m*v - lr*g
         else:
-            w += v
+            xp.add(w, v, out=w)
