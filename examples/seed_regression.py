@@ -8,23 +8,24 @@ layer with a non-linearity, which fits the curve closely.
 
 Run:  python examples/seed_regression.py
 """
+# ruff: noqa: E402, I001  (the article's program is kept verbatim: imports where it has them)
 
 import shendu
 
 shendu.seed(0)  # not in the article: makes the run reproducible
 
 # ---------------------------------------------------------------- the article's program (imports changed)
-import numpy as np  # noqa: E402
+import numpy as np
 
 X = np.random.rand(100, 1)
 y = X ** 2
 
-from shendu.models import Sequential  # noqa: E402
-from shendu.layers import Dense  # noqa: E402, I001
+from shendu.models import Sequential
+from shendu.layers import Dense
 model = Sequential()
 model.add(Dense(1, input_dim=1))
 
-from shendu.optimizers import SGD  # noqa: E402
+from shendu.optimizers import SGD
 optimizer = SGD(lr=0.01, momentum=0.9)      # `lr`: the old Keras name of learning_rate
 model.compile(optimizer=optimizer, loss='mean_squared_error')
 model.fit(X, y, epochs=1000, verbose=0)

@@ -87,3 +87,18 @@ def test_reductions_over_any_axes_match_torch(name, fn, torch_fn, case, seed):
     assert fn(*optest.as_tensors(arrays), axis=axes, keepdims=keepdims).shape == expected
     optest.compare_with_torch(lambda x: fn(x, axis=axes, keepdims=keepdims),
                               lambda x: torch_fn(x, axes, keepdims), arrays, double=False)
+
+
+@PROPERTY
+@given(shapes=hnp.mutually_broadcastable_shapes(signature=np.matmul.signature, max_dims=2, max_side=3),
+       seed=st.integers(0, 2**16))
+def test_matmul_shapes_match_numpy_and_torch(shapes, seed):
+    """Every operand layout NumPy's matmul accepts (1-D, 2-D, batched, broadcast batch axes)."""
+    (sa, sb), result_shape = shapes
+    arrays = optest.make_arrays((sa, sb), seed=seed)
+    a, b = optest.as_tensors(arrays)
+    y = shendu.matmul(a, b)
+    assert y.shape == np.matmul(*arrays).shape == result_shape
+    y.backward(np.ones(y.shape))
+    assert a.grad.shape == sa and b.grad.shape == sb
+    optest.compare_with_torch(shendu.matmul, lambda p, q: torch.matmul(p, q), arrays, double=False)

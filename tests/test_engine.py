@@ -29,6 +29,37 @@ class _Counting(Op):
         return gy
 
 
+class _Pair(Op):
+    """Two outputs: y1 = 2 x,  y2 = x^2;   dx = 2 g1 + 2 x g2  (underscore: test-only)"""
+
+    saves_output = True
+
+    def forward(self, x):
+        return 2 * x, x * x
+
+    def backward(self, gys, x, y):
+        g1, g2 = gys
+        return 2 * g1 + 2 * x * g2
+
+
+def test_multi_output_op_with_an_unused_output_gets_zeros_for_it():
+    x = leaf(3)
+    doubled, squared = _Pair()(x)
+    assert doubled.creator is squared.creator and (doubled.output_index, squared.output_index) == (0, 1)
+    squared.sum().backward()
+    np.testing.assert_allclose(x.grad.data, 2 * x.data)
+    x.grad = None
+    first, _ = _Pair()(x)
+    first.sum().backward()
+    np.testing.assert_allclose(x.grad.data, np.full(3, 2.0))
+
+
+def test_multi_output_op_second_derivative_when_an_output_died():
+    x = leaf(3)
+    assert shendu.gradgradcheck(lambda t: _Pair()(t)[1], x)  # output 0 is garbage before backward runs
+    assert shendu.gradgradcheck(lambda t: _Pair()(t), x)
+
+
 def test_chain_of_10000_ops_backward_without_recursion():
     x = shendu.tensor(1.0, dtype="float64", requires_grad=True)
     y = x

@@ -58,10 +58,13 @@ def test_cross_entropy_with_labels_matches_torch(kwargs):
              [(x, tx)])
 
 
-def test_cross_entropy_with_probabilities_matches_torch():
+@pytest.mark.parametrize("weight", [None, [0.5, 2.0, 1.0]])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_cross_entropy_with_probabilities_matches_torch(weight, reduction):
     (x, tx), (t, tt) = _pair((4, 3), 6), _pair((4, 3), 7, 0.0, 1.0)
-    _compare(F.cross_entropy(x, t, label_smoothing=0.1), TF.cross_entropy(tx, tt, label_smoothing=0.1),
-             [(x, tx), (t, tt)])
+    w, tw = (None, None) if weight is None else (np.array(weight), torch.tensor(weight, dtype=torch.float64))
+    _compare(F.cross_entropy(x, t, weight=w, reduction=reduction, label_smoothing=0.1),
+             TF.cross_entropy(tx, tt, weight=tw, reduction=reduction, label_smoothing=0.1), [(x, tx), (t, tt)])
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])

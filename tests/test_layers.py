@@ -179,14 +179,14 @@ def test_get_and_set_weights_round_trip_and_check_shapes():
 def test_losses_hold_regularisation_and_activity_penalties():
     layer = Dense(2, kernel_regularizer=shendu.regularizers.l2(0.1), bias_initializer="ones",
                   bias_regularizer="l1", activity_regularizer=shendu.regularizers.L1(0.5), dtype="float64")
-    x = np.array([[1.0, -2.0, 0.5]])
+    x = np.array([[1.0, -2.0, 0.5], [0.3, 0.2, -1.0]])
     y = layer(x)
     kernel_penalty, bias_penalty, activity = layer.losses
     np.testing.assert_allclose(kernel_penalty.data, 0.1 * (layer.kernel.data ** 2).sum())
     np.testing.assert_allclose(bias_penalty.data, 0.01 * 2)
-    np.testing.assert_allclose(activity.data, 0.5 * np.abs(y.data).sum())
+    np.testing.assert_allclose(activity.data, 0.5 * np.abs(y.data).sum() / len(x))  # per sample, as Keras 3
     sum(layer.losses).backward()
-    np.testing.assert_allclose(layer.kernel.grad.data, 0.2 * layer.kernel.data + 0.5 * x.T @ np.sign(y.data))
+    np.testing.assert_allclose(layer.kernel.grad.data, 0.2 * layer.kernel.data + 0.25 * x.T @ np.sign(y.data))
     layer(x)
     assert len(layer.losses) == 3  # activity losses are those of the latest forward pass, not accumulated
 
@@ -409,3 +409,113 @@ def test_regularizers_values_get_and_serialize():
         regs.get("l3")
     with pytest.raises(ValueError, match="l1 must be >= 0"):
         regs.L1(-1.0)
+
+
+class Offset(Layer):
+    """A user layer without get_config: its plain constructor arguments are recorded automatically."""
+
+    def __init__(self, amount, scale=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.amount, self.scale = amount, scale
+
+    def call(self, x):
+        return x * self.scale + self.amount
+
+
+def test_user_layers_get_their_constructor_arguments_as_config():
+    layer = Offset(2.0, scale=3.0, name="offset")
+    config = json.loads(json.dumps(layer.get_config()))
+    assert config["amount"] == 2.0 and config["scale"] == 3.0 and config["name"] == "offset"
+    clone = layers.deserialize({"class_name": "Offset", "config": config})
+    np.testing.assert_allclose(clone(np.ones((1, 2))).data, [[5.0, 5.0]])
+    with pytest.raises(NotImplementedError, match="define get_config"):
+        Offset(np.ones(2)).get_config()
+
+
+def test_a_layer_that_skips_super_init_gets_a_clear_error():
+    class Forgetful(Layer):
+        def __init__(self, units):
+            self.units = units
+
+        def call(self, x):
+            return x
+
+    with pytest.raises(AttributeError, match=r"call super\(\).__init__"):
+        Forgetful(3)(np.ones((1, 2)))
+    with pytest.raises(ValueError, match="dtype must be a NumPy dtype"):
+        Dense(2, dtype="mixed_float16")
+
+
+def test_nested_python_lists_are_one_input_and_lists_of_arrays_are_several():
+    layer = Dense(2, kernel_initializer="ones", dtype="float64")
+    np.testing.assert_allclose(layer([[1.0, 2.0]]).data, [[3.0, 3.0]])
+    joined = layers.concatenate([np.ones((1, 2)), shendu.zeros(1, 3)])
+    np.testing.assert_allclose(joined.data, [[1.0, 1.0, 0.0, 0.0, 0.0]])
+
+
+# ------------------------------------------------------------------------------- Keras 3 itself as the oracle
+@pytest.fixture(scope="module")
+def keras():
+    """Keras 3 on its PyTorch backend (imported lazily: it takes seconds)."""
+    import os
+
+    pytest.importorskip("torch")
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    try:
+        import keras as keras_module
+    except Exception as e:  # not installed, or no usable backend
+        pytest.skip(f"keras unavailable: {e}")
+    return keras_module
+
+
+def _keras_value(t):
+    return np.asarray(t.detach().cpu().numpy() if hasattr(t, "detach") else t)
+
+
+def test_activations_match_keras(keras):
+    x = np.linspace(-7.0, 7.0, 29).reshape(1, -1).astype(np.float32)
+    for name in ["relu", "sigmoid", "tanh", "softmax", "log_softmax", "elu", "selu", "gelu", "silu", "swish",
+                 "softplus", "softsign", "leaky_relu", "relu6", "hard_sigmoid", "exponential", "linear"]:
+        ours = shendu.activations.get(name)(shendu.tensor(x)).data
+        np.testing.assert_allclose(ours, _keras_value(keras.activations.get(name)(x)), rtol=2e-6, atol=2e-6,
+                                   err_msg=name)
+
+
+@pytest.mark.filterwarnings("ignore:You passed `rms_scaling=True`")
+def test_batchnorm_and_layernorm_match_keras(keras):
+    x = np.random.default_rng(0).normal(1.0, 2.0, (8, 3)).astype(np.float32)
+    ours, theirs = layers.BatchNormalization(momentum=0.9), keras.layers.BatchNormalization(momentum=0.9)
+    np.testing.assert_allclose(ours(x, training=True).data, _keras_value(theirs(x, training=True)), rtol=1e-5,
+                               atol=1e-6)
+    for ours_w, theirs_w in zip(ours.weights, theirs.weights):
+        np.testing.assert_allclose(ours_w.data, _keras_value(theirs_w.value), rtol=1e-6)
+    np.testing.assert_allclose(ours(x).data, _keras_value(theirs(x)), rtol=1e-5, atol=1e-6)
+    rms = layers.LayerNormalization(rms_scaling=True)
+    np.testing.assert_allclose(rms(x).data, _keras_value(keras.layers.LayerNormalization(rms_scaling=True)(x)),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_activity_regularisation_and_dot_match_keras(keras):
+    x = np.random.default_rng(1).normal(size=(4, 3)).astype(np.float32)
+    ours = Dense(2, activity_regularizer="l1")
+    theirs = keras.layers.Dense(2, activity_regularizer="l1")
+    theirs.build((None, 3))
+    ours(x)
+    ours.set_weights([_keras_value(w.value) for w in theirs.weights])
+    ours(x)
+    theirs(x)
+    np.testing.assert_allclose(float(ours.losses[0]), float(_keras_value(theirs.losses[0])), rtol=1e-5)
+    a, b = x, x[:, ::-1].copy()
+    np.testing.assert_allclose(layers.Dot(axes=1, normalize=True)([a, b]).data,
+                               _keras_value(keras.layers.Dot(axes=1, normalize=True)([a, b])), rtol=1e-5)
+
+
+def test_output_shapes_match_keras(keras):
+    cases = [(Reshape((2, -1)), (None, 3, 4)), (Permute((2, 1)), (None, 3, 4)), (RepeatVector(5), (None, 4)),
+             (Flatten(), (None, 2, 3, 4)), (Dense(7), (None, 5, 3))]
+    for layer, shape in cases:
+        theirs = getattr(keras.layers, type(layer).__name__).from_config(
+            {k: v for k, v in layer.get_config().items() if k not in ("dtype", "kernel_constraint",
+                                                                     "bias_constraint")})
+        expected = (None, *theirs.compute_output_shape(shape)[1:])
+        assert layer(Input(shape=shape[1:])).shape == expected, type(layer).__name__

@@ -109,3 +109,12 @@ def test_merge_config_round_trips_through_json(layer):
     assert type(clone) is type(layer) and clone.get_config() == layer.get_config()
     xs = [np.random.default_rng(i).normal(size=(2, 3)) for i in range(2)]
     np.testing.assert_allclose(clone(xs).data, layer(xs).data)
+
+
+def test_operators_on_symbolic_tensors_record_merge_layers():
+    a, b = Input(shape=(3,)), Input(shape=(3,))
+    total, difference, product = a + b, a - b, a * b
+    assert [type(t.node.layer) for t in (total, difference, product)] == [Add, Subtract, Multiply]
+    assert difference.node.parents == [a, b] and total.shape == (None, 3)
+    with pytest.raises(TypeError, match="Lambda"):
+        a + 1.0

@@ -1,6 +1,8 @@
 """shendu.losses: Keras 3 semantics; values and gradients against PyTorch (built-in losses where torch has
 them, otherwise torch transcriptions of Keras 3's formulas), reductions, sample weights and errors."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -228,3 +230,53 @@ def test_every_loss_class_keeps_float32(cls, from_logits):
         value = loss(y_true, y_pred, sample_weight)
         value.backward()
         assert value.shape == () and value.dtype == np.float32 and y_pred.grad.dtype == np.float32
+
+
+def _keras():
+    os.environ.setdefault("KERAS_BACKEND", "torch")  # Keras 3 on PyTorch, as the issue compares
+    return pytest.importorskip("keras")
+
+
+_KERAS_CASES = [(name, {}) for name in losses._CLASSES] + [
+    ("BinaryCrossentropy", {"from_logits": True, "label_smoothing": 0.1}),
+    ("BinaryCrossentropy", {"label_smoothing": 0.2}),
+    ("CategoricalCrossentropy", {"from_logits": True, "label_smoothing": 0.1}),
+    ("SparseCategoricalCrossentropy", {"from_logits": True, "ignore_class": 2}),
+    ("SparseCategoricalCrossentropy", {"ignore_class": 1}), ("Huber", {"delta": 0.3})]
+
+
+def _keras_inputs(name, rng):
+    labels = rng.integers(0, 4, 6)
+    if name == "SparseCategoricalCrossentropy":
+        return labels, rng.random((6, 4)) + 0.05
+    if name in ("CategoricalCrossentropy", "CategoricalHinge"):
+        return np.eye(4)[labels], rng.random((6, 4)) + 0.05
+    if name in ("BinaryCrossentropy", "Hinge", "SquaredHinge"):
+        return (rng.random((6, 4)) > 0.5) * 1.0, rng.random((6, 4)) * 0.9 + 0.05
+    return rng.random((6, 4)) + 0.1, rng.random((6, 4)) + 0.1
+
+
+def test_losses_match_keras_itself():
+    keras = _keras()
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    for name, kwargs in _KERAS_CASES:
+        y_true, y_pred = _keras_inputs(name, rng)
+        if kwargs.get("from_logits"):
+            y_pred = rng.standard_normal(y_pred.shape)
+        for sample_weight in (None, rng.random(6)):
+            for reduction in ("sum_over_batch_size", "sum", "none"):
+                theirs_pred = torch.tensor(y_pred, requires_grad=True)
+                theirs = getattr(keras.losses, name)(reduction=reduction, **kwargs)(
+                    torch.tensor(y_true), theirs_pred, None if sample_weight is None else torch.tensor(sample_weight))
+                ours_pred = shendu.tensor(y_pred, dtype="float64", requires_grad=True)
+                ours = getattr(losses, name)(reduction=reduction, **kwargs)(y_true, ours_pred, sample_weight)
+                g = rng.standard_normal(ours.shape)
+                theirs.backward(torch.tensor(g))
+                ours.backward(g)
+                where = f"{name}{kwargs} reduction={reduction} weighted={sample_weight is not None}"
+                assert tuple(theirs.shape) == ours.shape, where
+                # Keras computes in float32
+                np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=2e-6, atol=1e-6, err_msg=where)
+                np.testing.assert_allclose(ours_pred.grad.data, theirs_pred.grad.numpy(), rtol=2e-5, atol=1e-6,
+                                           err_msg=where)

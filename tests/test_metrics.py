@@ -1,5 +1,7 @@
 """shendu.metrics: Keras 3's documented values, NumPy references, state handling and name resolution."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -167,3 +169,42 @@ def test_config_round_trip_and_tensors_accepted():
     acc = metrics.SparseCategoricalAccuracy()
     logits = shendu.tensor([[2.0, 1.0], [0.0, 3.0]], requires_grad=True) * 1.0  # part of a graph
     assert acc(shendu.tensor([0, 0]), logits) == 0.5
+
+
+_KERAS_CASES = [
+    ("Accuracy", {}), ("BinaryAccuracy", {}), ("BinaryAccuracy", {"threshold": 0.7}), ("CategoricalAccuracy", {}),
+    ("SparseCategoricalAccuracy", {}), ("TopKCategoricalAccuracy", {"k": 2}),
+    ("SparseTopKCategoricalAccuracy", {"k": 3}), ("MeanAbsoluteError", {}), ("MeanSquaredError", {}),
+    ("RootMeanSquaredError", {}), ("Precision", {}), ("Recall", {}), ("Precision", {"thresholds": [0.3, 0.6]}),
+    ("AUC", {}), ("AUC", {"curve": "PR"}), ("AUC", {"num_thresholds": 17, "summation_method": "minoring"}),
+    ("F1Score", {}), ("F1Score", {"average": "macro", "threshold": 0.4}),
+    ("F1Score", {"average": "micro", "threshold": 0.4}), ("F1Score", {"average": "weighted"})]
+
+
+def _keras_batch(name, rng):
+    labels = rng.integers(0, 5, 20)
+    if name.startswith("Sparse"):
+        return labels, rng.random((20, 5))
+    if name in ("CategoricalAccuracy", "TopKCategoricalAccuracy", "F1Score"):
+        return np.eye(5)[labels], rng.random((20, 5))
+    if name in ("BinaryAccuracy", "Precision", "Recall", "AUC"):
+        return (rng.random((20, 1)) > 0.5) * 1.0, rng.random((20, 1))
+    if name == "Accuracy":
+        return rng.integers(0, 3, (20, 1)), rng.integers(0, 3, (20, 1))
+    return rng.random((20, 3)), rng.random((20, 3))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # raised inside Keras's own convert_to_numpy
+def test_metrics_match_keras_itself():
+    os.environ.setdefault("KERAS_BACKEND", "torch")  # Keras 3 on PyTorch, as the issue compares
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(3)
+    for name, kwargs in _KERAS_CASES:
+        theirs, ours = getattr(keras.metrics, name)(**kwargs), getattr(metrics, name)(**kwargs)
+        for batch in range(3):  # accumulated over batches, weighted after the first
+            y_true, y_pred = _keras_batch(name, rng)
+            sample_weight = None if batch == 0 else rng.random(20)
+            theirs.update_state(y_true, y_pred, sample_weight=sample_weight)
+            ours.update_state(y_true, y_pred, sample_weight=sample_weight)
+        expected = np.asarray(keras.ops.convert_to_numpy(theirs.result()))
+        np.testing.assert_allclose(ours.result(), expected, rtol=1e-5, atol=1e-6, err_msg=f"{name}{kwargs}")

@@ -86,3 +86,33 @@ def test_pow_tensor_exponent_gradient_only_where_needed():
     (a**b).sum().backward()
     np.testing.assert_allclose(b.grad.data, a.data**b.data * np.log(a.data))
     assert a.grad is None
+
+
+BINARY_FNS = [shendu.add, shendu.sub, shendu.mul, shendu.div, shendu.pow, shendu.maximum, shendu.minimum,
+              lambda a, b: shendu.where(np.array([True, False, True]), a, b)]
+
+
+@pytest.mark.parametrize("fn", BINARY_FNS, ids=["add", "sub", "mul", "div", "pow", "maximum", "minimum", "where"])
+@pytest.mark.parametrize("other", [np.array([1, 2, 3]), np.float64(2.0), np.array(2.0), 2, 2.0],
+                         ids=["int_array", "np_float64", "0d_float64", "int", "float"])
+def test_float32_wins_against_ints_and_0d_floats(fn, other):
+    """PyTorch's promotion: float32 (1, 2, 3) with int64 arrays or 0-d float64 stays float32 (NumPy: float64)."""
+    x = shendu.tensor(np.array([0.5, 1.5, 2.5], dtype=np.float32), requires_grad=True)
+    for y in (fn(x, other), fn(other, x)):
+        assert y.dtype == np.float32
+        y.backward(np.ones(3, dtype=np.float32))
+        assert x.grad.dtype == np.float32
+
+
+def test_0d_float64_tensor_gets_float64_gradient():
+    x = shendu.tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    s = shendu.tensor(2.0, dtype=np.float64, requires_grad=True)
+    y = x * s
+    y.sum().backward()
+    assert y.dtype == np.float32 and s.grad.dtype == np.float64 and float(s.grad) == 3.0
+
+
+def test_float32_with_float64_array_widens_as_in_torch():
+    a = shendu.tensor(np.ones(2, dtype=np.float32))
+    b = shendu.tensor(np.ones(2, dtype=np.float64))
+    assert (a + b).dtype == np.float64

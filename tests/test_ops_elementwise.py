@@ -57,6 +57,8 @@ TABLE = [
     OpCase("Minimum", shendu.minimum, torch and torch.minimum, BINARY_SHAPES, domain="distinct"),
     OpCase("Where", lambda a, b: shendu.where(COND, a, b), lambda a, b: torch.where(torch.tensor(COND), a, b),
            WHERE_SHAPES),
+    OpCase("Where", lambda a, b: shendu.where(COND[:0], a, b), lambda a, b: torch.where(torch.tensor(COND[:0]), a, b),
+           [((0, 3), (3,)), ((1, 3), (0, 1))], name="where-empty"),
     OpCase("Where", lambda x: shendu.where(shendu.tensor(COND), x, 0.0),
            lambda x: torch.where(torch.tensor(COND), x, 0.0), [((2, 3),), ((3,),)], name="where_scalar"),
 ]

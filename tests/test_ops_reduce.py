@@ -57,6 +57,10 @@ TABLE = [
     OpCase("Sum", lambda x: shendu.sum(x, axis=0), lambda x: torch.sum(x, 0), EMPTY, name="sum-over-empty-axis"),
     OpCase("Mean", lambda x: shendu.mean(x, axis=1), lambda x: torch.mean(x, 1), EMPTY, name="mean-empty"),
     OpCase("Max", lambda x: shendu.max(x, axis=1), lambda x: torch.amax(x, 1), EMPTY, name="max-empty"),
+    OpCase("Min", lambda x: shendu.min(x, axis=-1, keepdims=True), lambda x: torch.amin(x, -1, keepdim=True), EMPTY,
+           name="min-empty"),
+    OpCase("Var", lambda x: shendu.var(x, axis=1), lambda x: torch.var(x, 1, correction=0), EMPTY, name="var-empty"),
+    OpCase("Std", lambda x: shendu.std(x, axis=1), lambda x: torch.std(x, 1, correction=0), EMPTY, name="std-empty"),
     OpCase("Prod", lambda x: shendu.prod(x, axis=1), lambda x: torch.prod(x, 1), EMPTY, name="prod-empty"),
     OpCase("Logsumexp", lambda x: shendu.logsumexp(x, axis=1), lambda x: torch.logsumexp(x, 1), EMPTY,
            name="logsumexp-empty"),
@@ -119,9 +123,11 @@ def test_logsumexp_and_softmax_are_stable():
                                rtol=1e-5)
 
 
-def test_axis_out_of_range_names_the_axis():
-    with pytest.raises(ValueError, match="axis 2"):
+def test_bad_axes_name_the_op_axis_and_shape():
+    with pytest.raises(ValueError, match=r"sum: axis 2 .*\(2, 3\)"):
         shendu.sum(shendu.ones(2, 3), axis=2)
+    with pytest.raises(ValueError, match=r"max: axis \(0, -2\) repeats"):
+        shendu.max(shendu.ones(2, 3), axis=(0, -2))
 
 
 def test_var_ddof_and_std_match_numpy():

@@ -2,6 +2,8 @@
 Keras 3's formulas where PyTorch has no equivalent; clipping, weight decay, groups, configs, state_dict."""
 
 import math
+import os
+import sys
 import warnings
 
 import numpy as np
@@ -589,3 +591,52 @@ def test_subclass_needs_only_init_state_and_update():
     opt.step()
     np.testing.assert_array_equal(w.data, [0.5, -0.5])
     assert opt.get_config()["learning_rate"] == 0.5 and opt.name == "sign_sgd"
+
+
+def test_build_then_apply_with_gradients_only():
+    params = [shendu.Parameter(np.zeros(2)), shendu.Parameter(np.zeros(3))]
+    opt = SGD(0.5)
+    opt.build(params)  # Keras: optimizer.build(model.trainable_variables)
+    opt.apply([np.ones(2), shendu.tensor(np.full(3, 2.0))])
+    np.testing.assert_array_equal(params[0].data, [-0.5, -0.5])
+    np.testing.assert_array_equal(params[1].data, [-1.0, -1.0, -1.0])
+    with pytest.raises(ValueError, match="1 gradients for 2 parameters"):
+        opt.apply([np.ones(2)])
+
+
+# --------------------------------------------------------------------- Keras 3 itself (when installed)
+def _import_keras_on_torch():
+    """Keras on its PyTorch backend. Importing it takes 5-20 s, so this runs when another test module has
+    already imported it (tests/test_keras_parity.py) or when SHENDU_KERAS_TESTS=1."""
+    if "keras" not in sys.modules and os.environ.get("SHENDU_KERAS_TESTS") != "1":
+        pytest.skip("Keras not imported yet; set SHENDU_KERAS_TESTS=1 to compare with Keras 3 itself")
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "torch":
+        pytest.skip("Keras runs on another backend here")
+    return keras
+
+
+KERAS_CASES = [
+    ("SGD", {"momentum": 0.9, "nesterov": True}), ("SGD", {"momentum": 0.5, "weight_decay": 0.1}),
+    ("Adam", {"amsgrad": True, "epsilon": 1e-3}), ("AdamW", {"weight_decay": 0.1}), ("Adamax", {"epsilon": 1e-2}),
+    ("Nadam", {"epsilon": 1e-2}), ("RMSprop", {"momentum": 0.8, "centered": True, "epsilon": 1e-2}),
+    ("Adagrad", {"epsilon": 1e-2}), ("Adadelta", {"learning_rate": 1.0, "epsilon": 1e-3}), ("Lion", {}),
+    ("SGD", {"clipnorm": 1.0}), ("SGD", {"global_clipnorm": 1.0}), ("SGD", {"clipvalue": 0.5}),
+]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_matches_keras_3_itself():
+    keras = _import_keras_on_torch()
+    torch = pytest.importorskip("torch")
+    init, grads = _problem(seed=6)
+    for name, kwargs in KERAS_CASES:
+        variables = [keras.Variable(w.copy(), dtype="float64") for w in init]
+        keras_opt = getattr(keras.optimizers, name)(**kwargs)
+        for step_grads in grads:
+            keras_opt.apply_gradients(zip([torch.tensor(g) for g in step_grads], variables))
+        actual, _ = _run_shendu(lambda p, n=name, k=kwargs: getattr(optimizers, n)(**k), init, grads, style="keras")
+        _assert_close(actual, [np.asarray(v.numpy()) for v in variables])
+        keras_config = keras_opt.get_config()
+        assert getattr(optimizers, name).from_config(keras_config).get_config().items() <= keras_config.items()

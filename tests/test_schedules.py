@@ -1,6 +1,8 @@
 """Learning-rate schedules against NumPy transcriptions of Keras 3's formulas (learning_rate_schedule.py)."""
 
 import math
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -157,3 +159,18 @@ def test_schedule_drives_the_optimizer_step_by_step():
         opt.iterations += 1
     assert seen == [schedule(t) for t in range(7)]
     assert seen[-1] == 0.0 and math.isclose(seen[0], 0.1)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_schedules_match_keras_3_itself():
+    """Runs when Keras is already imported (tests/test_keras_parity.py) or SHENDU_KERAS_TESTS=1: its import is slow."""
+    if "keras" not in sys.modules and os.environ.get("SHENDU_KERAS_TESTS") != "1":
+        pytest.skip("Keras not imported yet; set SHENDU_KERAS_TESTS=1 to compare with Keras 3 itself")
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    for _, schedule, _ in CASES:
+        theirs = keras.optimizers.schedules.deserialize(
+            {"class_name": type(schedule).__name__, "config": schedule.get_config()})
+        expected = [float(theirs(int(step))) for step in STEPS]  # Keras computes in float32
+        np.testing.assert_allclose([schedule(int(step)) for step in STEPS], expected, rtol=2e-5, atol=1e-9)
+        assert theirs.get_config() == schedule.get_config()

@@ -43,7 +43,7 @@ def test_seed_program_reaches_the_best_line():
     namespace = {}
     with contextlib.redirect_stdout(io.StringIO()) as out:
         exec(SEED_PROGRAM, namespace)
-    preds, X, y = namespace["preds"], namespace["X"], namespace["y"]
+    preds, y = namespace["preds"], namespace["y"]
     assert isinstance(preds, np.ndarray) and preds.shape == (100, 1)
     mse = float(np.mean((preds - y) ** 2))
     assert mse <= 0.0065  # the best straight line leaves about 1/180 = 0.0056

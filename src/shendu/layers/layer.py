@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import json
 import re
 from typing import Any, Callable
 
@@ -109,6 +110,31 @@ def _normalize_shape(shape: Any, what: str) -> tuple:
         raise TypeError(f"{what} must be a tuple of ints (None for unknown sizes), got {shape!r}") from None
 
 
+def _may_hold_layers(container: Any) -> bool:
+    """Track an empty container (filled later) or one holding layers or parameters; skip plain data."""
+    leaves = flatten_structure(container)
+    return not leaves or any(isinstance(v, (Layer, Parameter)) for v in leaves)
+
+
+def _capture_arguments(cls: type, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """The constructor's arguments by name when all are plain JSON values, else None."""
+    try:
+        bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+    except TypeError:
+        return None
+    arguments = dict(bound.arguments)
+    arguments.pop(next(iter(arguments)))  # self
+    for name, p in inspect.signature(cls.__init__).parameters.items():
+        if p.kind is p.VAR_KEYWORD and name in arguments:
+            arguments.update(arguments.pop(name))
+        elif p.kind is p.VAR_POSITIONAL and arguments.pop(name, ()):
+            return None
+    try:
+        return json.loads(json.dumps(arguments))
+    except (TypeError, ValueError):
+        return None
+
+
 class Layer:
     """Base class of layers and models (Keras semantics; see the module docstring).
 
@@ -147,7 +173,11 @@ class Layer:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"{type(self).__name__}: name must be a string, got {name!r}")
         self.name = name or unique_name(snake_case(type(self).__name__))
-        self._dtype = np.dtype(backend.default_float_dtype() if dtype is None else dtype)
+        try:
+            self._dtype = np.dtype(backend.default_float_dtype() if dtype is None else dtype)
+        except TypeError:
+            raise ValueError(f"{type(self).__name__}: dtype must be a NumPy dtype such as 'float32' or 'float64', "
+                             f"got {dtype!r} (mixed-precision policies are not supported)") from None
         self._trainable = bool(trainable)
         self.built = False
         self.input_spec: InputSpec | list[InputSpec | None] | None = None
@@ -176,6 +206,12 @@ class Layer:
         if self._batch_input_shape is not None:
             self.input_spec = InputSpec(shape=self._batch_input_shape)
 
+    def __getattr__(self, name: str) -> Any:  # only reached when normal lookup fails
+        if "_own_weights" not in self.__dict__ and not name.startswith("__"):
+            raise AttributeError(f"{type(self).__name__}.{name}: the layer is not initialised; call "
+                                 f"super().__init__(**kwargs) at the start of {type(self).__name__}.__init__")
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
     def _unknown_kwargs_error(self, kwargs: dict[str, Any]) -> TypeError:
         valid: list[str] = []
         for klass in type(self).__mro__:
@@ -198,7 +234,8 @@ class Layer:
         if tracked is None:
             tracked = {}
             object.__setattr__(self, "_tracked", tracked)
-        if isinstance(value, (Parameter, Layer, list, tuple, dict)) and not name.startswith("__"):
+        if isinstance(value, (Parameter, Layer)) or (
+                isinstance(value, (list, tuple, dict)) and _may_hold_layers(value)):
             tracked[name] = None
         elif name in tracked:
             del tracked[name]
@@ -546,7 +583,11 @@ class Layer:
                 self._accepted = (spec, shapes)
         ctx = _CONTEXT
         outer = ctx.training
-        training = kwargs.pop("training", None) if kwargs else None
+        training = None
+        if kwargs:
+            training = kwargs.pop("training", None)
+            if not self._call_has_mask:
+                kwargs.pop("mask", None)  # Keras drops masks for layers whose call takes none
         if training is None:
             training = outer if outer is not None else self._default_training
         if self._call_has_training:
@@ -561,10 +602,15 @@ class Layer:
             ctx.depth -= 1
             ctx.training = outer
         if self.activity_regularizer is not None:
-            for y in flatten_structure(outputs):
-                if isinstance(y, Tensor):
-                    self.add_loss(self.activity_regularizer(y))
+            self._add_activity_losses(outputs)
         return outputs
+
+    def _add_activity_losses(self, outputs: Any) -> None:
+        """activity_regularizer(y) / batch size for each output (Keras 3 divides by the batch size)."""
+        for y in flatten_structure(outputs):
+            if isinstance(y, Tensor):
+                loss = self.activity_regularizer(y)
+                self.add_loss(loss * (1.0 / y.shape[0]) if y.ndim and y.shape[0] else loss)
 
     # ------------------------------------------------------------------ functional (symbolic) calls
     def _call_symbolic(self, inputs: Any, args: tuple, kwargs: dict[str, Any]) -> Any:
@@ -644,11 +690,27 @@ class Layer:
         return self._symbolic_outputs[0]
 
     # ------------------------------------------------------------------ config
+    def __new__(cls, *args: Any, **kwargs: Any) -> Layer:
+        layer = super().__new__(cls)
+        object.__setattr__(layer, "_auto_config", _capture_arguments(cls, args, kwargs))
+        return layer
+
     def get_config(self) -> dict[str, Any]:
-        """The constructor arguments (JSON-safe); ``type(layer).from_config(config)`` rebuilds the layer."""
+        """The constructor arguments (JSON-safe); ``type(layer).from_config(config)`` rebuilds the layer.
+
+        A subclass that does not define ``get_config`` gets its constructor arguments recorded automatically
+        when they are plain JSON values (as in Keras 3); otherwise this raises, asking for a ``get_config``.
+        """
         config: dict[str, Any] = {"name": self.name, "trainable": self._trainable, "dtype": self.dtype}
         if self._batch_input_shape is not None:
             config["batch_input_shape"] = list(self._batch_input_shape)
+        cls = type(self)
+        if cls.get_config is Layer.get_config and cls.__init__ is not Layer.__init__:
+            auto = self.__dict__.get("_auto_config")
+            if auto is None:
+                raise NotImplementedError(f"layer '{self.name}' ({cls.__name__}) was built from arguments that are "
+                                          "not plain JSON values; define get_config() (and from_config()) for it")
+            config = {**auto, **config}
         return config
 
     @classmethod

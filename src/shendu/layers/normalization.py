@@ -130,7 +130,8 @@ class BatchNormalization(_Normalization):
 class LayerNormalization(_Normalization):
     """y = gamma (x - mean) / sqrt(var + epsilon) + beta, mean and var over ``axis`` of each sample.
 
-    ``rms_scaling=True``: y = gamma x / sqrt(mean(x^2) + epsilon) (RMSNorm, as Keras).
+    ``rms_scaling=True``: y = gamma x / sqrt(var(x) + epsilon), no centring and no beta: exactly what
+    Keras computes (its docs call it RMS scaling, but it divides by the standard deviation).
 
     >>> import numpy as np
     >>> y = LayerNormalization(epsilon=1e-6)(np.array([[1.0, 3.0]]))
@@ -151,7 +152,7 @@ class LayerNormalization(_Normalization):
 
     def call(self, inputs: Tensor) -> Tensor:
         if self.rms_scaling:
-            return norm.rms_norm(inputs, self.gamma, self.feature_axes, self.epsilon)
+            return norm.variance_scaling(inputs, self.gamma, self.feature_axes, self.epsilon)
         return norm.layer_norm(inputs, self.gamma, self.beta, self.feature_axes, self.epsilon)
 
     def get_config(self) -> dict[str, Any]:

@@ -42,8 +42,8 @@ def _has_symbolic(inputs: Any) -> bool:
 
 def _is_structure(x: Any) -> bool:
     """A list/tuple of inputs (Tensors, arrays, symbolic tensors), as opposed to nested numbers."""
-    return isinstance(x, (list, tuple)) and len(x) > 0 and all(
-        isinstance(v, (Tensor, SymbolicTensor, list, tuple, dict)) or backend.is_array(v) for v in x)
+    return isinstance(x, (list, tuple)) and any(
+        isinstance(v, (Tensor, SymbolicTensor)) or backend.is_array(v) for v in flatten_structure(x))
 
 
 class Node(NamedTuple):
@@ -92,6 +92,30 @@ class SymbolicTensor:
     def __repr__(self) -> str:
         source = f", from={self.node.layer.name!r}" if self.node is not None else ""
         return f"<SymbolicTensor shape={self.shape}, dtype={self.dtype}{source}>"
+
+    def _merge(self, other: Any, layer_name: str, symbol: str, reverse: bool = False) -> SymbolicTensor:
+        """``a + b``, ``a - b``, ``a * b`` of two SymbolicTensors record an Add/Subtract/Multiply layer."""
+        if not isinstance(other, SymbolicTensor):
+            raise TypeError(f"SymbolicTensor {symbol} {type(other).__name__}: only two SymbolicTensors combine with "
+                            f"{symbol} (as a {layer_name} layer); for constants use a layer, e.g. "
+                            f"Lambda(lambda t: t {symbol} c)(x)")
+        from shendu.layers.layer import LAYER_REGISTRY
+
+        return LAYER_REGISTRY[layer_name]()([other, self] if reverse else [self, other])
+
+    def __add__(self, other: Any) -> SymbolicTensor:
+        return self._merge(other, "Add", "+")
+
+    def __sub__(self, other: Any) -> SymbolicTensor:
+        return self._merge(other, "Subtract", "-")
+
+    def __rsub__(self, other: Any) -> SymbolicTensor:
+        return self._merge(other, "Subtract", "-", reverse=True)
+
+    def __mul__(self, other: Any) -> SymbolicTensor:
+        return self._merge(other, "Multiply", "*")
+
+    __radd__, __rmul__ = __add__, __mul__
 
     def __len__(self) -> int:
         raise TypeError("a SymbolicTensor has no length yet: it stands for data that will flow through the model")

@@ -170,33 +170,26 @@ class _ArrayPlan:
         return rebuild
 
     def epoch(self) -> Iterator[tuple]:
-        bs, leaves, rebuild = self.batch_size, self.leaves, self._rebuild
+        """The batches of one epoch (a list of views when possible, else a generator of gathered batches)."""
+        bs, leaves, rebuild, starts = self.batch_size, self.leaves, self._rebuild, self.starts
         if not self.shuffle:
-            for s in self.starts:
-                yield rebuild([a[s:s + bs] for a in leaves])
-            return
-        perm = get_rng().permutation(self.n)
+            return [rebuild([a[s:s + bs] for a in leaves]) for s in starts]
+        rng = get_rng()
         if self.shuffle == "batch":  # Keras's shuffle='batch': keep batches contiguous, shuffle their order
-            for i in get_rng().permutation(self.num_batches):
-                s = self.starts[i]
-                yield rebuild([a[s:s + bs] for a in leaves])
-            return
-        if self._permute_whole:
-            if self._buffers is None:
-                self._buffers = [np.empty_like(a) if isinstance(a, np.ndarray) else None for a in leaves]
-            sources = []
-            for a, buf in zip(leaves, self._buffers):
-                if buf is None:
-                    sources.append(a[perm])
-                else:
-                    np.take(a, perm, axis=0, out=buf)
-                    sources.append(buf)
-            for s in self.starts:
-                yield rebuild([a[s:s + bs] for a in sources])
-        else:
-            for s in self.starts:
-                idx = perm[s:s + bs]
-                yield rebuild([a[idx] for a in leaves])
+            return [rebuild([a[starts[i]:starts[i] + bs] for a in leaves]) for i in rng.permutation(len(starts))]
+        perm = rng.permutation(self.n)
+        if not self._permute_whole:
+            return (rebuild([a[perm[s:s + bs]] for a in leaves]) for s in starts)
+        if self._buffers is None:
+            self._buffers = [np.empty_like(a) if isinstance(a, np.ndarray) else None for a in leaves]
+        sources = []
+        for a, buf in zip(leaves, self._buffers):
+            if buf is None:
+                sources.append(a[perm])
+            else:
+                np.take(a, perm, axis=0, out=buf)
+                sources.append(buf)
+        return [rebuild([a[s:s + bs] for a in sources]) for s in starts]
 
 
 class EpochIterator:
@@ -244,7 +237,7 @@ class EpochIterator:
                                 "dict of them), a Python generator, or a shendu.data.DataLoader")
         self.num_samples = self._plan.n if self._plan is not None else None
 
-    def _batches(self) -> Iterator[tuple]:
+    def _batches(self) -> Iterator[tuple] | list[tuple]:
         if self._plan is not None:
             return self._plan.epoch()
         return (unpack_batch(b) for b in iter(self._loader))
@@ -252,28 +245,30 @@ class EpochIterator:
     def __iter__(self) -> Iterator[tuple[int, tuple]]:
         if self.steps_per_epoch is None:
             if self._iterator is not None:
-                yield from enumerate(unpack_batch(b) for b in self._iterator)
-            else:
-                yield from enumerate(self._batches())
-            return
+                return enumerate(unpack_batch(b) for b in self._iterator)
+            return enumerate(self._batches())
+        return self._steps()
+
+    def _steps(self) -> Iterator[tuple[int, tuple]]:
+        """Exactly ``steps_per_epoch`` batches, continuing the data from the previous epoch."""
         if self._iterator is None:
-            self._iterator = self._batches()
-        step = 0
+            self._iterator = iter(self._batches())
+        raw = self._plan is None and self._loader is None  # a user generator: batches still to unpack
         for step in range(self.steps_per_epoch):
             try:
                 batch = next(self._iterator)
             except StopIteration:
-                if self._plan is None and self._loader is None:  # a one-shot generator: nothing more
+                if raw:  # a one-shot generator: nothing more
                     self._warn_exhausted(step)
                     return
                 self._iterator = None
                 if step == 0:  # exhausted exactly at an epoch boundary: restart
-                    self._iterator = self._batches()
+                    self._iterator = iter(self._batches())
                     batch = next(self._iterator)
                 else:
                     self._warn_exhausted(step)
                     return
-            yield step, (unpack_batch(batch) if self._plan is None and self._loader is None else batch)
+            yield step, (unpack_batch(batch) if raw else batch)
 
     def _warn_exhausted(self, step: int) -> None:
         if not self._exhausted_warned:

@@ -30,7 +30,8 @@ from shendu import backend
 from shendu.autograd.grad_mode import no_grad
 from shendu.autograd.tensor import Tensor
 from shendu.callbacks import CallbackList, History
-from shendu.layers.layer import _CONTEXT, Layer, unique_name
+from shendu.layers import layer as layer_module
+from shendu.layers.layer import Layer, unique_name
 from shendu.models.compile_utils import CompiledLoss, CompiledMetrics
 from shendu.models.data_adapter import EpochIterator, flatten, train_validation_split, unpack_batch
 from shendu.models.functional import FunctionalGraph
@@ -243,7 +244,7 @@ class Model(Layer):
             self._train.compiled_metrics.reset()
 
     def get_metrics_result(self) -> dict[str, float]:
-        """The running loss and metrics, as the logs ``fit`` reports."""
+        """The running loss and metrics, as the logs ``fit`` reports (keys sorted, as Keras 3 does)."""
         count = self._train.loss_count or 1
         logs = {"loss": self._train.loss_sum / count}
         cl = self._train.compiled_loss
@@ -253,28 +254,30 @@ class Model(Layer):
                     logs[f"{name}_loss"] = total / count
         if self._train.compiled_metrics is not None:
             logs.update(self._train.compiled_metrics.results())
-        return logs
+        return dict(sorted(logs.items()))
 
     # ------------------------------------------------------------------ one step
     def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
                      training: bool = True) -> Tensor:
         """The compiled loss plus the regularisation losses (``self.losses``); tracks the running loss."""
-        if self._train.compiled_loss is None:
-            if self._train.loss_identifier is None:
+        state = self._train
+        if state.compiled_loss is None:
+            if state.loss_identifier is None:
                 raise ValueError(f"model '{self.name}': no loss to compute; pass loss=... to compile()")
             self._resolve_compiled(y_pred)
         if y is None:
             raise ValueError(f"model '{self.name}': training and evaluation need targets y (fit(x, y), or batches "
                              "(x, y) from the generator/loader)")
-        loss, parts = self._train.compiled_loss(y, y_pred, sample_weight)
+        loss, parts = state.compiled_loss(y, y_pred, sample_weight)
         for extra in self._extra_losses():
             loss = loss + extra
-        n = _batch_size_of(x) if x is not None else 1
-        self._train.loss_sum += float(loss.data) * n
-        self._train.loss_count += n
-        for i, part in enumerate(parts):
-            if part is not None:
-                self._train.output_loss_sums[i] += float(part.data) * n
+        n = x.shape[0] if type(x) is np.ndarray else (_batch_size_of(x) if x is not None else 1)
+        state.loss_sum += float(loss.data) * n
+        state.loss_count += n
+        if parts:
+            for i, part in enumerate(parts):
+                if part is not None:
+                    state.output_loss_sums[i] += float(part.data) * n
         return loss
 
     def _extra_losses(self) -> list[Any]:
@@ -284,12 +287,15 @@ class Model(Layer):
         if state.regularized is None:
             state.regularized = [p for p in self.trainable_weights if p.regularizer is not None]
             state.sublayers = _all_sublayers(self)
-            state.fast_losses = all(hasattr(layer, "_call_losses_id") for layer in state.sublayers)
+            # reads the Layer's record of add_loss calls (see Layer.add_loss); else the generic property
+            state.fast_losses = hasattr(layer_module, "_CONTEXT") and all(
+                hasattr(layer, "_call_losses_id") for layer in state.sublayers)
         if not state.fast_losses:
             return self.losses
         out = [p.regularizer(p) for p in state.regularized]
+        call_id = layer_module._CONTEXT.call_id
         for layer in state.sublayers:
-            if layer._call_losses and layer._call_losses_id == _CONTEXT.call_id:
+            if layer._call_losses and layer._call_losses_id == call_id:
                 out.extend(layer._call_losses)
         return out
 
@@ -302,10 +308,13 @@ class Model(Layer):
             cm.update(y, y_pred, sample_weight)
 
     def _attach_optimizer(self) -> None:
-        """Give the optimiser the model's trainable weights (unless it was created with its own params)."""
+        """Give the optimiser the model's trainable weights, unless it was created with some of them
+        (PyTorch style, e.g. to train only part of the model)."""
         opt = self.optimizer
-        if not _optimizer_has_params(opt):
-            opt.add_params(self.trainable_weights)
+        mine = self.trainable_weights
+        attached = {id(p) for p in _optimizer_params(opt)}
+        if not any(id(p) in attached for p in mine):  # a fresh optimiser, or one used with another model
+            opt.add_params(mine)
         self._train.optimizer_ready = True
 
     def train_step(self, data: tuple) -> dict[str, float] | None:
@@ -532,12 +541,11 @@ def _all_sublayers(layer: Layer) -> list[Layer]:
     return out
 
 
-def _optimizer_has_params(opt: Any) -> bool:
+def _optimizer_params(opt: Any) -> list[Any]:
     groups = getattr(opt, "param_groups", None)
     if groups is not None:
-        return any(len(g.get("params", ())) for g in groups)
-    params = getattr(opt, "params", None)
-    return bool(params)
+        return [p for g in groups for p in g.get("params", ())]
+    return list(getattr(opt, "params", None) or ())
 
 
 def _should_validate(epoch: int, freq: int | list[int]) -> bool:

@@ -6,57 +6,52 @@ import math
 from typing import Any
 
 from shendu.autograd.op import Op, raw
-from shendu.ops.elementwise import log, where
-from shendu.ops.shape import broadcast_error
+from shendu.ops.elementwise import _BinaryOp, log, where
 
 
-class Add(Op):
+class Add(_BinaryOp):
     """y = a + b;   da = gy,  db = gy"""
 
-    def forward(self, a, b):
-        try:
-            return a + b
-        except ValueError:
-            raise broadcast_error("add", a, b) from None
+    name = "add"
+
+    def compute(self, a, b):
+        return a + b
 
     def backward(self, gy, a, b, y):
         return gy, gy
 
 
-class Sub(Op):
+class Sub(_BinaryOp):
     """y = a - b;   da = gy,  db = -gy"""
 
-    def forward(self, a, b):
-        try:
-            return a - b
-        except ValueError:
-            raise broadcast_error("sub", a, b) from None
+    name = "sub"
+
+    def compute(self, a, b):
+        return a - b
 
     def backward(self, gy, a, b, y):
         return gy, -gy
 
 
-class Mul(Op):
+class Mul(_BinaryOp):
     """y = a * b;   da = gy * b,  db = gy * a"""
 
-    def forward(self, a, b):
-        try:
-            return a * b
-        except ValueError:
-            raise broadcast_error("mul", a, b) from None
+    name = "mul"
+
+    def compute(self, a, b):
+        return a * b
 
     def backward(self, gy, a, b, y):
         return (gy * b if self.needs_grad[0] else None), (gy * a if self.needs_grad[1] else None)
 
 
-class Div(Op):
+class Div(_BinaryOp):
     """y = a / b;   da = gy / b,  db = -gy * a / b**2"""
 
-    def forward(self, a, b):
-        try:
-            return a / b
-        except ValueError:
-            raise broadcast_error("div", a, b) from None
+    name = "div"
+
+    def compute(self, a, b):
+        return a / b
 
     def backward(self, gy, a, b, y):
         ga = gy / b
@@ -73,17 +68,16 @@ class Neg(Op):
         return -gy
 
 
-class Pow(Op):
+class Pow(_BinaryOp):
     """y = a ** b;   da = gy * b * a**(b-1),  db = gy * y * log(a)
     (PyTorch's conventions at the edges: da = 0 where b == 0; db = 0 where a == 0)"""
 
     saves_output = True
 
-    def forward(self, a, b):
-        try:
-            return a**b
-        except ValueError:
-            raise broadcast_error("pow", a, b) from None
+    name = "pow"
+
+    def compute(self, a, b):
+        return a**b
 
     def backward(self, gy, a, b, y):
         ga = gb = None

@@ -20,6 +20,36 @@ SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
 
+def match_dtypes(a: Any, b: Any) -> tuple[Any, Any]:
+    """Operands in PyTorch's promotion where NumPy's would widen: an integer array meeting a float array, or
+    a 0-d float meeting a float array with axes, takes that array's dtype (float32 stays float32)."""
+    da, db = getattr(a, "dtype", None), getattr(b, "dtype", None)
+    if da is None or db is None or da == db:
+        return a, b
+    if da.kind == "f" and (db.kind in "iu" or (db.kind == "f" and b.ndim == 0 and a.ndim > 0)):
+        return a, b.astype(da)
+    if db.kind == "f" and (da.kind in "iu" or (da.kind == "f" and a.ndim == 0 and b.ndim > 0)):
+        return a.astype(db), b
+    return a, b
+
+
+class _BinaryOp(Op):
+    """Base of the broadcasting binary ops: ``compute(a, b)`` holds the maths; ``forward`` first matches
+    dtypes (:func:`match_dtypes`) and turns a broadcasting failure into an error naming the op and shapes."""
+
+    name = "binary op"
+
+    def compute(self, a: Any, b: Any) -> Any:
+        raise NotImplementedError
+
+    def forward(self, a, b):
+        a, b = match_dtypes(a, b)
+        try:
+            return self.compute(a, b)
+        except ValueError:
+            raise broadcast_error(self.name, a, b) from None
+
+
 class Exp(Op):
     """y = exp(x);   dx = gy * y"""
 
@@ -247,46 +277,46 @@ class Clip(Op):
         return gy * (x == y)
 
 
-class Maximum(Op):
+class Maximum(_BinaryOp):
     """y = max(a, b);   da = gy where a > b, db = gy where b > a, ties split gy evenly (as PyTorch)"""
 
-    def forward(self, a, b):
-        try:
-            return get_array_module(a, b).maximum(a, b)
-        except ValueError:
-            raise broadcast_error("maximum", a, b) from None
+    name = "maximum"
+
+    def compute(self, a, b):
+        return get_array_module(a, b).maximum(a, b)
 
     def backward(self, gy, a, b, y):
         ga = where(a == b, gy * 0.5, gy * (a > b))
-        return ga, gy - ga
+        return ga, (gy - ga if self.needs_grad[1] else None)
 
 
-class Minimum(Op):
+class Minimum(_BinaryOp):
     """y = min(a, b);   da = gy where a < b, db = gy where b < a, ties split gy evenly (as PyTorch)"""
 
-    def forward(self, a, b):
-        try:
-            return get_array_module(a, b).minimum(a, b)
-        except ValueError:
-            raise broadcast_error("minimum", a, b) from None
+    name = "minimum"
+
+    def compute(self, a, b):
+        return get_array_module(a, b).minimum(a, b)
 
     def backward(self, gy, a, b, y):
         ga = where(a == b, gy * 0.5, gy * (a < b))
-        return ga, gy - ga
+        return ga, (gy - ga if self.needs_grad[1] else None)
 
 
 class Where(Op):
     """y = a where cond else b;   da = gy where cond else 0,  db = gy where not cond else 0"""
 
     def forward(self, cond, a, b):
+        a, b = match_dtypes(a, b)
         try:
             return get_array_module(a, b).where(cond, a, b)
         except ValueError:
             raise broadcast_error("where", cond, a, b) from None
 
     def backward(self, gy, cond, a, b, y):
-        zero = gy * 0
-        return None, where(cond, gy, zero), where(cond, zero, gy)
+        ga = where(cond, gy, 0.0) if self.needs_grad[1] else None
+        gb = where(cond, 0.0, gy) if self.needs_grad[2] else None
+        return None, ga, gb
 
 
 def _unary(op_cls: type[Op], doc: str):

@@ -65,7 +65,7 @@ class Linear(Op):
 class SoftmaxCrossEntropy(Op):
     """Cross-entropy of softmax(z) (classes on the last axis) against integer labels or probabilities t;
     with label smoothing s, t <- (1 - s) t + s / K.   l_i = logsumexp(z_i) sum_k t_ik - sum_k t_ik z_ik,
-    y = mean(l) | sum(l) | l;   dz = (softmax(z) sum_k t_k - t) * gy / n,  dt = -log_softmax(z) * gy / n
+    y = mean(l) | sum(l) | l;   dz = (softmax(z) sum_k t_k - t) * gy / n,  dt = -(1 - s) log_softmax(z) * gy / n
 
     Rows whose label equals ``ignore_index`` contribute nothing, and the mean is over the others (as PyTorch).
     """
@@ -186,7 +186,10 @@ class SigmoidBinaryCrossEntropy(Op):
             raise ValueError(f"binary_cross_entropy_with_logits: logits of shape {z.shape} and targets of shape "
                              f"{t.shape} differ; reshape the targets to {z.shape}")
         xp = get_array_module(z)
-        losses = xp.log1p(xp.exp(-xp.abs(z)))
+        losses = xp.abs(z)  # then log(1 + exp(-|z|)) in place
+        xp.negative(losses, out=losses)
+        xp.exp(losses, out=losses)
+        xp.log1p(losses, out=losses)
         losses += xp.maximum(z, 0)
         losses -= z * t
         if self.reduction == "none":
@@ -212,8 +215,7 @@ class MeanSquaredError(Op):
         self.diff = d = p - t  # reused by backward
         if self.axis is not None:
             return (d * d).mean(axis=self.axis)
-        flat = d.reshape(-1)
-        return get_array_module(d).dot(flat, flat) / flat.size
+        return get_array_module(d).vdot(d, d) / d.size  # vdot: one BLAS call over the flattened array
 
     def backward(self, gy, p, t, y):
         graph = isinstance(gy, Tensor)  # create_graph: recompute p - t differentiably

@@ -13,7 +13,7 @@ from shendu.autograd.op import Op
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
 from shendu.ops.elementwise import sqrt
-from shendu.ops.reduce import mean
+from shendu.ops.reduce import mean, var
 
 
 class Normalize(Op):
@@ -32,6 +32,9 @@ class Normalize(Op):
         self.inv_std = 1.0 / xp.sqrt(self.var + self.eps)
         self.xhat = xc
         self.xhat *= self.inv_std
+        # batch norm: gamma is constant over the reduced axes, which shortens backward
+        self.per_feature = gamma is None or all(
+            ((1,) * (x.ndim - gamma.ndim) + gamma.shape)[a] == 1 for a in self.axes)
         y = self.xhat if gamma is None else self.xhat * gamma
         if beta is not None:
             y = y + beta
@@ -44,6 +47,8 @@ class Normalize(Op):
         return xc * inv_std, inv_std
 
     def backward(self, gy, x, gamma, beta, y):
+        if not isinstance(x, Tensor) and self.per_feature:
+            return self._backward_per_feature(gy, gamma)
         xhat, inv_std = self._recompute(x) if isinstance(x, Tensor) else (self.xhat, self.inv_std)
         dx = dgamma = None
         if self.needs_grad[0]:
@@ -52,6 +57,23 @@ class Normalize(Op):
         if self.needs_grad[1]:
             dgamma = gy * xhat
         return dx, dgamma, (gy if self.needs_grad[2] else None)
+
+    def _backward_per_feature(self, gy, gamma):
+        """Arrays only, gamma constant over ``axes`` (batch norm): with s1 = sum(gy), s2 = sum(gy xhat),
+        dx = gamma inv_std / n (n gy - s1 - xhat s2),  dgamma = s2,  dbeta = s1 (sums over ``axes``)."""
+        xhat = self.xhat
+        s1 = gy.sum(axis=self.axes, keepdims=True)
+        s2 = (gy * xhat).sum(axis=self.axes, keepdims=True)
+        dx = None
+        if self.needs_grad[0]:
+            n = xhat.size // s1.size
+            dx = gy * n
+            dx -= s1
+            dx -= xhat * s2
+            dx *= (self.inv_std if gamma is None else gamma * self.inv_std) * (1.0 / n)
+        dgamma = s2.reshape(gamma.shape) if self.needs_grad[1] else None
+        dbeta = s1 if self.needs_grad[2] else None
+        return dx, dgamma, dbeta
 
 
 def _feature_params(x: Any, gamma: Any, beta: Any) -> None:
@@ -91,8 +113,9 @@ def batch_norm_infer(x: Any, gamma: Any, beta: Any, moving_mean: Any, moving_var
     return x * scale + shift
 
 
-def rms_norm(x: Any, gamma: Any, axes: Any = -1, eps: float = 1e-3) -> Any:
-    """y = gamma * x / sqrt(mean(x^2, axes) + eps) (composed from differentiable ops)."""
+def variance_scaling(x: Any, gamma: Any, axes: Any = -1, eps: float = 1e-3) -> Any:
+    """y = gamma * x / sqrt(var(x, axes) + eps): Keras's ``LayerNormalization(rms_scaling=True)`` (x is not
+    centred, but it is divided by its standard deviation, not by its root mean square)."""
     axes = (axes,) if isinstance(axes, int) else tuple(axes)
-    y = x / sqrt(mean(x * x, axes, keepdims=True) + eps)
+    y = x / sqrt(var(x, axes, keepdims=True) + eps)
     return y if gamma is None else y * gamma

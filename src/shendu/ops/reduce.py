@@ -12,15 +12,19 @@ from shendu.ops.elementwise import exp, where
 from shendu.ops.shape import broadcast_to, reshape
 
 
-def _normalize_axis(axis: Any, ndim: int) -> tuple[int, ...] | None:
+def _normalize_axis(axis: Any, shape: tuple[int, ...], op: str) -> tuple[int, ...] | None:
     if axis is None:
         return None
+    ndim = len(shape)
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     out = []
     for a in axes:
         if not -ndim <= a < builtins.max(ndim, 1):
-            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
+            raise ValueError(f"{op}: axis {a} is out of range for a tensor of shape {shape} ({ndim} dimensions); "
+                             f"use an axis in [{-ndim}, {ndim - 1}]")
         out.append(a % ndim if ndim else 0)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: axis {axis} repeats an axis of a tensor of shape {shape}")
     return tuple(sorted(out))
 
 
@@ -45,7 +49,7 @@ class _Reduction(Op):
         self.axis, self.keepdims = axis, keepdims
 
     def _setup(self, x):
-        self.axes = _normalize_axis(self.axis, x.ndim)
+        self.axes = _normalize_axis(self.axis, x.shape, type(self).__name__.lower())
         self.shape = x.shape
 
     def expand(self, g):
@@ -209,7 +213,7 @@ class LogSoftmax(Op):
 
 
 class Cumsum(Op):
-    """y_i = sum_{j <= i} x_j along axis;   dx_i = sum_{j >= i} gy_j = sum(gy) - cumsum(gy)_i + gy_i"""
+    """y_i = sum_{j <= i} x_j along axis;   dx_i = sum_{j >= i} gy_j   (a cumsum of gy reversed)"""
 
     def __init__(self, axis: int | None = None) -> None:
         self.axis = axis
@@ -219,9 +223,9 @@ class Cumsum(Op):
         return x.cumsum(axis=self.axis)
 
     def backward(self, gy, x, y):
-        if self.axis is None:
-            return reshape(sum(gy) - cumsum(gy, 0) + gy, self.shape)
-        return sum(gy, self.axis, keepdims=True) - cumsum(gy, self.axis) + gy
+        axis = 0 if self.axis is None else self.axis % gy.ndim
+        reverse = (slice(None),) * axis + (slice(None, None, -1),)
+        return reshape(cumsum(gy[reverse], axis)[reverse], self.shape)
 
 
 def y_shape(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> tuple[int, ...]:
@@ -252,7 +256,14 @@ def std(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
 
 
 def max(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001 - NumPy name
-    """Maximum over ``axis``; the gradient goes to the maximal elements, split evenly between ties."""
+    """Maximum over ``axis``; the gradient goes to the maximal elements, split evenly between ties.
+
+    >>> import shendu
+    >>> x = shendu.tensor([1.0, 3.0, 3.0], requires_grad=True)
+    >>> shendu.max(x).backward()
+    >>> x.grad
+    tensor([0. , 0.5, 0.5])
+    """
     return Max(axis, keepdims)(x)
 
 
@@ -262,7 +273,14 @@ def min(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001 
 
 
 def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """Product over ``axis`` (correct gradients with zeros present)."""
+    """Product over ``axis``; gradients (and second derivatives) stay right when elements are zero.
+
+    >>> import shendu
+    >>> x = shendu.tensor([2.0, 0.0, 3.0], requires_grad=True)
+    >>> shendu.prod(x).backward()
+    >>> x.grad
+    tensor([0., 6., 0.])
+    """
     return Prod(axis, keepdims)(x)
 
 

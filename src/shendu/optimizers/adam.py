@@ -115,10 +115,6 @@ class Nadam(Optimizer):
 
     hyper = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._mu_product = 1.0
-        super().__init__(*args, **kwargs)
-
     def _mu(self, t: int) -> float:
         return self.beta_1 * (1.0 - 0.5 * 0.96 ** t)
 

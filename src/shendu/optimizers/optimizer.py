@@ -122,6 +122,7 @@ class Optimizer:
             setattr(self, key, hyper.get(key, default))
         self.check_hyper()
         self.iterations = 0
+        self.restore_step_values()
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[Tensor, dict[str, Any]] = {}
         self._group_index: dict[Tensor, int] = {}
@@ -162,7 +163,7 @@ class Optimizer:
         return constant
 
     def restore_step_values(self) -> None:
-        """Recompute step-wide values from ``iterations`` after :meth:`load_state_dict`."""
+        """Compute step-wide values from ``iterations`` (at construction and after :meth:`load_state_dict`)."""
 
     def scratch(self, like: Any, slot: int = 0) -> Any:
         """A temporary array shaped like ``like``, reused across parameters and steps (not part of the state).
@@ -341,34 +342,39 @@ class Optimizer:
         if not pairs:
             return self.iterations
         grads, params = zip(*pairs)
-        return self.apply(list(grads), list(params))
+        return self.apply(grads, params)
 
-    def apply(self, grads: list[Any], params: list[Tensor] | None = None) -> int:
+    def apply(self, grads: Iterable[Any], params: Iterable[Tensor] | None = None) -> int:
         """Keras 3's ``apply(grads, trainable_variables=None)``: ``params`` default to the attached ones."""
-        if params is None:
-            params = self.params
-            if len(grads) != len(params):
-                raise ValueError(f"got {len(grads)} gradients for the {len(params)} attached parameters; pass "
-                                 "the parameters too: apply(grads, params)")
-        self.add_params([p for p in params if p not in self._group_index])
-        kept = [(p, g) for g, p in zip(grads, params) if g is not None]
-        if not kept:
+        grads = list(grads)
+        params = self.params if params is None else list(params)
+        if len(grads) != len(params):
+            raise ValueError(f"got {len(grads)} gradients for {len(params)} parameters; pass one gradient per "
+                             "parameter (or None), in the same order")
+        if any(p not in self._group_index for p in params):
+            self.add_params(params)
+        pairs = [(p, self._as_grad_array(g, p)) for g, p in zip(grads, params) if g is not None]
+        if not pairs:
             raise ValueError("No gradients provided for any variable.")
-        if len(kept) < len(params):
+        if len(pairs) < len(params):
             missing = [p.name or f"#{i}" for i, (g, p) in enumerate(zip(grads, params)) if g is None]
             warnings.warn(f"Gradients do not exist for variables {missing} when minimizing the loss.",
                           stacklevel=3)
-        self._apply([(p, self._as_grad_array(g, p)) for p, g in kept])
+        self._apply(pairs)
         return self.iterations
 
     def _as_grad_array(self, grad: Any, param: Tensor) -> Any:
         """An array of the parameter's dtype and shape (the autograd engine guarantees both for ``.grad``)."""
-        grad = backend.get_array_module(param.data).asarray(grad.data if isinstance(grad, Tensor) else grad)
-        if grad.shape != param.shape:
+        grad = grad.data if isinstance(grad, Tensor) else grad
+        w = param.data
+        if type(grad) is type(w) and grad.shape == w.shape and grad.dtype == w.dtype:
+            return grad
+        grad = backend.get_array_module(w).asarray(grad)
+        if grad.shape != w.shape:
             raise ValueError(f"{type(self).__name__}: gradient for parameter {param.name or ''} has shape "
-                             f"{grad.shape}, expected the parameter's shape {param.shape}; pair each gradient with "
+                             f"{grad.shape}, expected the parameter's shape {w.shape}; pair each gradient with "
                              "its own parameter")
-        return grad if grad.dtype == param.dtype else grad.astype(param.dtype)
+        return grad.astype(w.dtype, copy=False)
 
     def _apply(self, pairs: list[tuple[Tensor, Any]]) -> None:
         """Clip, decay and update every (parameter, gradient array) pair, then count the step."""
@@ -474,7 +480,9 @@ class Optimizer:
 
 
 def _snake_case(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    """Keras's default names: ``SGD`` -> ``sgd``, ``AdamW`` -> ``adam_w``, ``RMSprop`` -> ``rm_sprop``."""
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _norm(g: Any) -> float:

@@ -1,0 +1,425 @@
+"""Convolution as im2col + one GEMM, col2im for the gradient (channels_last: x is NHWC, kernels HWIO).
+
+The whole layer is three array steps, each vectorised:
+
+* **im2col**: a strided view ``(G, N, OH, OW, KH, KW, C/G)`` of the (zero-padded) input, copied once into a
+  contiguous matrix ``cols`` of shape ``(G, N*OH*OW, KH*KW*C/G)`` (no Python loop over pixels);
+* **GEMM**: ``y = cols @ W`` with the kernel ``(KH, KW, C/G, O)`` read as ``(KH*KW*C/G, O)``; the result is
+  already NHWC;
+* **col2im** (the gradient of im2col, fused with its GEMM): for each kernel tap (i, j), ``gy @ W[i, j]^T``
+  added onto the pixels that tap read, one strided add per tap (a loop over the KH*KW window only).
+
+Three ops share a :class:`ConvGeometry` and are each other's gradients, so double backward works:
+
+* ``Conv2D(x, w, b)``:            y = conv(x, w) + b;   dx = conv_transpose(gy, w),  dw = filter_grad(x, gy)
+* ``Conv2DTranspose(x, w, b)``:   y = conv_transpose(x, w) + b;   dx = conv(gy, w),  dw = filter_grad(gy, x)
+* ``Conv2DFilterGrad(x, gy)``:    dw = cols(x)^T @ gy;   dx = conv_transpose(gy, G),  dgy = conv(x, G)
+
+An ordinary backward reuses the ``cols`` saved by the forward for dw (no second im2col). Padding 'same'
+follows Keras/TensorFlow: total = max((ceil(H/s) - 1) s + d (k - 1) + 1 - H, 0), top = total // 2 (the
+extra row, when odd, goes to the bottom). Conv1D is Conv2D on a height-1 image.
+The loop-level textbook forms are in :mod:`shendu.reference.conv`; tests check both agree.
+
+>>> import numpy as np, shendu
+>>> x = shendu.ones((1, 4, 4, 1)); w = shendu.ones((3, 3, 1, 2))
+>>> conv2d(x, w, padding="same").shape
+(1, 4, 4, 2)
+>>> conv2d(x, w).data[0, :, :, 0]
+array([[9., 9.],
+       [9., 9.]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from shendu.autograd.op import Op, raw
+from shendu.autograd.tensor import Tensor
+from shendu.backend import get_array_module
+from shendu.ops.reduce import sum as _sum
+from shendu.ops.shape import reshape, transpose
+
+Pads = tuple[tuple[int, int], tuple[int, int]]
+
+
+# ---------------------------------------------------------------------------- geometry
+def _pair(value: Any, name: str, n: int = 2) -> tuple[int, ...]:
+    """An int or a sequence of ``n`` ints -> an n-tuple of positive ints."""
+    values = (value,) * n if isinstance(value, int) else tuple(value)
+    if len(values) != n or any(not isinstance(v, int) or v < 1 for v in values):
+        raise ValueError(f"{name} must be a positive int or {n} positive ints, got {value!r}")
+    return tuple(int(v) for v in values)
+
+
+def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """Keras/TensorFlow 'same' padding (before, after) of one axis: the output has ceil(size / stride) entries.
+
+    >>> same_padding(28, 3, 1), same_padding(5, 2, 2), same_padding(4, 4, 1)
+    ((1, 1), (0, 1), (1, 2))
+    """
+    extent = dilation * (kernel - 1) + 1
+    out = -(-size // stride)
+    total = max((out - 1) * stride + extent - size, 0)
+    return total // 2, total - total // 2
+
+
+def resolve_padding(padding: Any, in_hw: tuple[int, int], kernel: tuple[int, int], strides: tuple[int, int],
+                    dilation: tuple[int, int]) -> Pads:
+    """'valid', 'same', an int p, (ph, pw), or ((top, bottom), (left, right)) -> explicit pads."""
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return (0, 0), (0, 0)
+        if mode == "same":
+            return tuple(same_padding(*a) for a in zip(in_hw, kernel, strides, dilation))  # type: ignore[return-value]
+        raise ValueError(f"padding must be 'valid', 'same', an int or pairs of ints, got {padding!r} "
+                         "(Conv1D also takes 'causal')")
+    if isinstance(padding, int):
+        padding = (padding, padding)
+    pads = tuple((int(p), int(p)) if isinstance(p, int) else (int(p[0]), int(p[1])) for p in padding)
+    if len(pads) != 2 or any(p < 0 for pair in pads for p in pair):
+        raise ValueError(f"padding must be non-negative: an int, (ph, pw) or ((top, bottom), (left, right)), "
+                         f"got {padding!r}")
+    return pads  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Where every window of a 2-D convolution reads: kernel, strides, dilation, explicit pads, groups, and the
+    spatial sizes of the convolution's input ``in_hw`` and output ``out_hw``."""
+
+    kernel: tuple[int, int]
+    strides: tuple[int, int]
+    dilation: tuple[int, int]
+    pads: Pads
+    groups: int
+    in_hw: tuple[int, int]
+    out_hw: tuple[int, int]
+
+    @classmethod
+    def make(cls, in_hw: tuple[int, int], kernel: tuple[int, int], strides: Any = 1, padding: Any = "valid",
+             dilation: Any = 1, groups: int = 1) -> ConvGeometry:
+        strides, dilation = _pair(strides, "strides"), _pair(dilation, "dilation_rate")
+        pads = resolve_padding(padding, in_hw, kernel, strides, dilation)
+        out = []
+        for size, k, s, d, (lo, hi) in zip(in_hw, kernel, strides, dilation, pads):
+            extent = d * (k - 1) + 1
+            if size + lo + hi < extent:
+                raise ValueError(f"conv: the dilated kernel ({extent}) is larger than the padded input "
+                                 f"({size} + {lo + hi}); input spatial size {in_hw}, kernel {kernel}, dilation "
+                                 f"{dilation}. Hint: use padding='same' or a smaller kernel")
+            out.append((size + lo + hi - extent) // s + 1)
+        return cls(tuple(kernel), strides, dilation, pads, int(groups), tuple(in_hw), tuple(out))
+
+    @property
+    def padded_hw(self) -> tuple[int, int]:
+        return tuple(n + lo + hi for n, (lo, hi) in zip(self.in_hw, self.pads))  # type: ignore[return-value]
+
+    def tap(self, i: int, j: int) -> tuple[slice, slice]:
+        """The (rows, cols) of the padded input that kernel tap (i, j) reads, one per output pixel."""
+        (sh, sw), (dh, dw), (oh, ow) = self.strides, self.dilation, self.out_hw
+        return slice(i * dh, i * dh + sh * (oh - 1) + 1, sh), slice(j * dw, j * dw + sw * (ow - 1) + 1, sw)
+
+
+def pad_input(x: Any, pads: Pads, value: float = 0.0) -> Any:
+    """x (N, H, W, C) framed by ``pads`` rows/columns of ``value`` (x itself when there is no padding)."""
+    (pt, pb), (pl, pr) = pads
+    if not (pt or pb or pl or pr):
+        return x
+    xp = get_array_module(x)
+    n, h, w, c = x.shape
+    out = xp.full((n, h + pt + pb, w + pl + pr, c), value, dtype=x.dtype)
+    out[:, pt:pt + h, pl:pl + w] = x
+    return out
+
+
+def crop_padding(xp_: Any, geo: ConvGeometry) -> Any:
+    """The inverse of :func:`pad_input` for a gradient: the interior, contiguous."""
+    (pt, _), (pl, _) = geo.pads
+    h, w = geo.in_hw
+    if xp_.shape[1:3] == (h, w):
+        return xp_
+    return get_array_module(xp_).ascontiguousarray(xp_[:, pt:pt + h, pl:pl + w])
+
+
+# ---------------------------------------------------------------------------- the three array steps
+def im2col(x: Any, geo: ConvGeometry) -> Any:
+    """x (N, H, W, C) -> cols (G, N*OH*OW, KH*KW*C/G): every receptive field as a row, in one copy."""
+    xp = get_array_module(x)
+    x = pad_input(x, geo.pads)
+    n, c = x.shape[0], x.shape[3]
+    g = geo.groups
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = geo.kernel, geo.strides, geo.dilation, geo.out_hw
+    s_n, s_h, s_w, s_c = x.strides
+    view = xp.lib.stride_tricks.as_strided(
+        x, (g, n, oh, ow, kh, kw, c // g), (s_c * (c // g), s_n, s_h * sh, s_w * sw, s_h * dh, s_w * dw, s_c))
+    return xp.ascontiguousarray(view).reshape(g, n * oh * ow, kh * kw * (c // g))
+
+
+def _grouped_kernel(w: Any, g: int) -> Any:
+    """(KH, KW, C/G, O) -> (G, KH*KW*C/G, O/G)."""
+    kh, kw, cg, o = w.shape
+    return w.reshape(kh * kw * cg, g, o // g).transpose(1, 0, 2)
+
+
+def _grouped_rows(y: Any, g: int) -> Any:
+    """(N, OH, OW, O) -> (G, N*OH*OW, O/G)."""
+    o = y.shape[-1]
+    return y.reshape(-1, g, o // g).transpose(1, 0, 2)
+
+
+def _ungroup_rows(rows: Any, shape: tuple[int, ...]) -> Any:
+    """(G, M, O/G) -> shape (..., O) with channel index g*O/G + o."""
+    if rows.shape[0] == 1:
+        return rows[0].reshape(shape)
+    return rows.transpose(1, 0, 2).reshape(shape)
+
+
+def _matmul(a: Any, b: Any, out: Any = None) -> Any:
+    """(G, M, K) @ (G, K, P) -> (G, M, P); one plain 2-D GEMM when G == 1 (stacked matmul is slower)."""
+    xp = get_array_module(a)
+    if a.shape[0] == 1:
+        return xp.matmul(a[0], b[0], out=None if out is None else out[0])[None]
+    return xp.matmul(a, b, out=out)
+
+
+def conv_forward(cols: Any, w: Any, geo: ConvGeometry, n: int) -> Any:
+    """y (N, OH, OW, O) = cols @ W (one GEMM, or one per group)."""
+    return _ungroup_rows(_matmul(cols, _grouped_kernel(w, geo.groups)), (n, *geo.out_hw, w.shape[3]))
+
+
+def conv_input_grad(gy: Any, w: Any, geo: ConvGeometry) -> Any:
+    """dx (N, H, W, C) = col2im(gy @ W^T), the transposed convolution of gy, computed tap by tap: for each
+    kernel tap (i, j), gy @ W[i, j]^T (one GEMM, (N*OH*OW, C)) is added onto the pixels that tap read (one
+    strided add). The (N*OH*OW, KH*KW*C) matrix of the textbook col2im is never formed."""
+    xp = get_array_module(gy)
+    g = geo.groups
+    (kh, kw), (oh, ow), (hp, wp) = geo.kernel, geo.out_hw, geo.padded_hw
+    n, cg = gy.shape[0], w.shape[2]
+    rows = _grouped_rows(gy, g)  # (G, M, O/G)
+    taps = w.reshape(kh, kw, cg, g, w.shape[3] // g)
+    out = xp.zeros((n, hp, wp, g, cg), dtype=gy.dtype)
+    buf = xp.empty((g, n * oh * ow, cg), dtype=gy.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            _matmul(rows, taps[i, j].transpose(1, 2, 0), out=buf)  # (G, M, C/G)
+            r, c = geo.tap(i, j)
+            out[:, r, c] += buf.reshape(g, n, oh, ow, cg).transpose(1, 2, 3, 0, 4)
+    return crop_padding(out.reshape(n, hp, wp, g * cg), geo)
+
+
+def conv_filter_grad(cols: Any, gy: Any, geo: ConvGeometry, kernel_shape: tuple[int, ...]) -> Any:
+    """dW (KH, KW, C/G, O) = cols^T @ gy."""
+    dw = _matmul(cols.transpose(0, 2, 1), _grouped_rows(gy, geo.groups))  # (G, KH*KW*C/G, O/G)
+    return _ungroup_rows(dw, kernel_shape)
+
+
+def _check_kernel(op: str, x_shape: tuple, w: Any, channels_axis_size: int, geo: ConvGeometry, what: str) -> None:
+    if w.ndim != 4 or w.shape[:2] != geo.kernel:
+        raise ValueError(f"{op}: kernel of shape {w.shape} does not match the kernel size {geo.kernel}; kernels are "
+                         "(KH, KW, in/groups, out) (HWIO; a PyTorch OIHW weight needs .transpose(2, 3, 1, 0))")
+    g = geo.groups
+    if channels_axis_size != w.shape[2] * g or w.shape[3] % g:
+        raise ValueError(f"{op}: {what} of shape {x_shape} has {channels_axis_size} channels, but the kernel "
+                         f"{w.shape} with groups={g} expects {w.shape[2] * g} (and out channels divisible by groups)")
+
+
+# ---------------------------------------------------------------------------- ops
+class Conv2D(Op):
+    """y[n,i,j,o] = sum_{a,b,c} xpad[n, i*sh + a*dh, j*sw + b*dw, c] W[a,b,c,o] + b[o] (per group), as
+    y = im2col(x) @ W + b;   dx = col2im(gy @ W^T),  dW = im2col(x)^T @ gy,  db = sum(gy) over N, OH, OW"""
+
+    def __init__(self, geo: ConvGeometry) -> None:
+        self.geo = geo
+
+    def forward(self, x, w, b=None):
+        geo = self.geo
+        if x.ndim != 4 or tuple(x.shape[1:3]) != geo.in_hw:
+            raise ValueError(f"conv2d: expected an NHWC input with spatial size {geo.in_hw}, got shape {x.shape}")
+        _check_kernel("conv2d", x.shape, w, x.shape[3], geo, "input")
+        self.cols = cols = im2col(x, geo)  # kept for dW
+        y = conv_forward(cols, w, geo, x.shape[0])
+        if b is not None:
+            y += b
+        return y
+
+    def backward(self, gy, x, w, b, y):
+        geo = self.geo
+        graph = isinstance(gy, Tensor) or isinstance(x, Tensor) or isinstance(w, Tensor)
+        dx = dw = db = None
+        if self.needs_grad[0]:
+            dx = Conv2DTranspose(geo)(gy, w, None)
+        if self.needs_grad[1]:
+            dw = Conv2DFilterGrad(geo, raw(w).shape)(x, gy) if graph else conv_filter_grad(self.cols, gy, geo, w.shape)
+        if self.needs_grad[2]:
+            db = _sum(gy, axis=(0, 1, 2))
+        return dx, dw, db
+
+
+class Conv2DTranspose(Op):
+    """The transposed convolution (the gradient of Conv2D with respect to its input):
+    y = col2im(x @ W^T) + b, x (N, OH, OW, O), W (KH, KW, C/G, O), y (N, H, W, C);
+    dx = im2col(gy) @ W,  dW = im2col(gy)^T @ x,  db = sum(gy) over N, H, W"""
+
+    def __init__(self, geo: ConvGeometry) -> None:
+        self.geo = geo
+
+    def forward(self, x, w, b=None):
+        geo = self.geo
+        if x.ndim != 4 or tuple(x.shape[1:3]) != geo.out_hw:
+            raise ValueError(f"conv2d_transpose: expected an NHWC input with spatial size {geo.out_hw}, got shape "
+                             f"{x.shape}")
+        if w.ndim != 4 or w.shape[:2] != geo.kernel or x.shape[3] != w.shape[3]:
+            raise ValueError(f"conv2d_transpose: kernel of shape {w.shape} does not fit an input of shape {x.shape}; "
+                             f"the kernel is (KH, KW, out/groups, in) = ({geo.kernel[0]}, {geo.kernel[1]}, ?, "
+                             f"{x.shape[3]}) (Keras's Conv2DTranspose layout)")
+        y = conv_input_grad(x, w, geo)
+        if b is not None:
+            y += b
+        return y
+
+    def backward(self, gy, x, w, b, y):
+        geo = self.geo
+        dx = dw = db = None
+        if isinstance(gy, Tensor) or isinstance(x, Tensor) or isinstance(w, Tensor):
+            if self.needs_grad[0]:
+                dx = Conv2D(geo)(gy, w, None)
+            if self.needs_grad[1]:
+                dw = Conv2DFilterGrad(geo, raw(w).shape)(gy, x)
+        elif self.needs_grad[0] or self.needs_grad[1]:
+            cols = im2col(gy, geo)
+            dx = conv_forward(cols, w, geo, gy.shape[0]) if self.needs_grad[0] else None
+            dw = conv_filter_grad(cols, x, geo, w.shape) if self.needs_grad[1] else None
+        if self.needs_grad[2]:
+            db = _sum(gy, axis=(0, 1, 2))
+        return dx, dw, db
+
+
+class Conv2DFilterGrad(Op):
+    """The kernel gradient of Conv2D as an op (for double backward): y = im2col(x)^T @ gy, shaped like W;
+    dx = col2im(gy @ G^T) (= conv_transpose(gy, G)),  dgy = im2col(x) @ G (= conv(x, G)), G the upstream grad"""
+
+    def __init__(self, geo: ConvGeometry, kernel_shape: tuple[int, ...]) -> None:
+        self.geo = geo
+        self.kernel_shape = tuple(kernel_shape)
+
+    def forward(self, x, gy):
+        return conv_filter_grad(im2col(x, self.geo), gy, self.geo, self.kernel_shape)
+
+    def backward(self, g, x, gy, y):
+        dx = Conv2DTranspose(self.geo)(gy, g, None) if self.needs_grad[0] else None
+        dgy = Conv2D(self.geo)(x, g, None) if self.needs_grad[1] else None
+        return dx, dgy
+
+
+# ---------------------------------------------------------------------------- user functions
+def _to_channels_last(x: Any, data_format: str) -> Any:
+    if data_format == "channels_last":
+        return x
+    if data_format != "channels_first":
+        raise ValueError(f"data_format must be 'channels_last' or 'channels_first', got {data_format!r}")
+    return transpose(x, (0, *range(2, raw(x).ndim), 1))
+
+
+def _from_channels_last(y: Any, data_format: str) -> Any:
+    if data_format == "channels_last":
+        return y
+    return transpose(y, (0, raw(y).ndim - 1, *range(1, raw(y).ndim - 1)))
+
+
+def conv2d(x: Any, kernel: Any, bias: Any = None, strides: Any = 1, padding: Any = "valid", dilation: Any = 1,
+           groups: int = 1, data_format: str = "channels_last") -> Any:
+    """2-D convolution (cross-correlation, as every framework): x (N, H, W, C), kernel (KH, KW, C/groups, O),
+    bias (O,); ``padding`` 'valid', 'same' (Keras/TensorFlow), an int, (ph, pw) or ((top, bottom), (left, right)).
+    ``groups=C`` with a kernel (KH, KW, 1, C*m) is a depthwise convolution."""
+    x = _to_channels_last(x, data_format)
+    kshape = raw(kernel).shape
+    if len(kshape) != 4:
+        raise ValueError(f"conv2d: kernel must be 4-D (KH, KW, in/groups, out), got shape {kshape}")
+    geo = ConvGeometry.make(tuple(raw(x).shape[1:3]), kshape[:2], strides, padding, dilation, groups)
+    return _from_channels_last(Conv2D(geo)(x, kernel, bias), data_format)
+
+
+def conv_transpose_output_size(size: int, kernel: int, stride: int, padding: Any, output_padding: int | None,
+                               dilation: int = 1) -> int:
+    """The output length of a transposed convolution (Keras's ``deconv_output_length``; an int padding p
+    follows PyTorch: (size - 1) s - 2p + d (k - 1) + output_padding + 1).
+
+    >>> conv_transpose_output_size(7, 3, 2, "same", None), conv_transpose_output_size(7, 3, 2, "valid", None)
+    (14, 15)
+    """
+    extent = dilation * (kernel - 1) + 1
+    if isinstance(padding, int):
+        return (size - 1) * stride - 2 * padding + extent + (output_padding or 0)
+    if output_padding is None:
+        return size * stride if padding == "same" else size * stride + max(extent - stride, 0)
+    pad = extent // 2 if padding == "same" else 0
+    return (size - 1) * stride + extent - 2 * pad + output_padding
+
+
+def conv2d_transpose(x: Any, kernel: Any, bias: Any = None, strides: Any = 1, padding: Any = "valid",
+                     output_padding: Any = None, dilation: Any = 1, groups: int = 1,
+                     data_format: str = "channels_last") -> Any:
+    """Transposed 2-D convolution: x (N, H, W, C_in), kernel (KH, KW, C_out/groups, C_in) (Keras layout),
+    bias (C_out,). The output size follows Keras for 'valid'/'same' and PyTorch for an int padding."""
+    x = _to_channels_last(x, data_format)
+    kshape = raw(kernel).shape
+    if len(kshape) != 4:
+        raise ValueError(f"conv2d_transpose: kernel must be 4-D (KH, KW, out/groups, in), got shape {kshape}")
+    strides, dilation = _pair(strides, "strides"), _pair(dilation, "dilation_rate")
+    out_pad = (None, None) if output_padding is None else _pair_or_zero(output_padding)
+    in_hw = tuple(raw(x).shape[1:3])
+    pads_spec = padding.lower() if isinstance(padding, str) else _pair_or_zero(padding)
+    out_hw = tuple(conv_transpose_output_size(n, k, s, pads_spec if isinstance(pads_spec, str) else pads_spec[a],
+                                              out_pad[a], d)
+                   for a, (n, k, s, d) in enumerate(zip(in_hw, kshape[:2], strides, dilation)))
+    conv_padding = padding if isinstance(padding, str) else _pair_or_zero(padding)
+    geo = ConvGeometry.make(out_hw, kshape[:2], strides, conv_padding, dilation, groups)
+    if geo.out_hw != in_hw:
+        raise ValueError(f"conv2d_transpose: an output of size {out_hw} (from input {in_hw}, strides {strides}, "
+                         f"padding {padding!r}, output_padding {output_padding}) does not convolve back to the input; "
+                         "Hint: output_padding must be smaller than the stride")
+    return _from_channels_last(Conv2DTranspose(geo)(x, kernel, bias), data_format)
+
+
+def _pair_or_zero(value: Any) -> tuple[int, int]:
+    values = (value, value) if isinstance(value, int) else tuple(value)
+    if len(values) != 2 or any(not isinstance(v, int) or v < 0 for v in values):
+        raise ValueError(f"expected a non-negative int or two of them, got {value!r}")
+    return values  # type: ignore[return-value]
+
+
+def conv1d(x: Any, kernel: Any, bias: Any = None, strides: int = 1, padding: Any = "valid", dilation: int = 1,
+           groups: int = 1, data_format: str = "channels_last") -> Any:
+    """1-D convolution: x (N, L, C), kernel (K, C/groups, O); ``padding`` 'valid', 'same', 'causal' (left pad
+    d (K - 1), as Keras) or an int. Runs as Conv2D on a height-1 image."""
+    x = _to_channels_last(x, data_format)
+    kshape = raw(kernel).shape
+    if len(kshape) != 3:
+        raise ValueError(f"conv1d: kernel must be 3-D (K, in/groups, out), got shape {kshape}")
+    n, length, c = raw(x).shape
+    stride, dil = _pair(strides, "strides", 1)[0], _pair(dilation, "dilation_rate", 1)[0]
+    if isinstance(padding, str) and padding.lower() == "causal":
+        pads: Any = ((0, 0), (dil * (kshape[0] - 1), 0))
+    elif isinstance(padding, str):
+        pads = ((0, 0), resolve_padding(padding, (1, length), (1, kshape[0]), (1, stride), (1, dil))[1])
+    else:
+        pads = ((0, 0), (padding, padding) if isinstance(padding, int) else tuple(padding))
+    y = conv2d(reshape(x, (n, 1, length, c)), reshape(kernel, (1, *kshape)), bias, (1, stride), pads, (1, dil), groups)
+    out_shape = raw(y).shape
+    return _from_channels_last(reshape(y, (n, out_shape[2], out_shape[3])), data_format)
+
+
+def conv_output_length(size: int | None, kernel: int, padding: str, stride: int, dilation: int = 1) -> int | None:
+    """Keras's output length of a convolution or pooling window over ``size`` entries (None stays None).
+
+    >>> conv_output_length(28, 3, "valid", 1), conv_output_length(28, 3, "same", 2)
+    (26, 14)
+    """
+    if size is None:
+        return None
+    if padding in ("same", "causal"):
+        return math.ceil(size / stride)
+    return (size - (dilation * (kernel - 1) + 1)) // stride + 1

@@ -1,0 +1,182 @@
+"""Max and average pooling over NHWC images, vectorised: one pass per window tap (KH*KW strided slices of the
+padded input, each covering every output pixel), never a Python loop over pixels.
+
+* ``MaxPool2D``: y = max over each window; the winning tap's index (the first maximum, as PyTorch) is kept,
+  so the gradient goes to the argmax only: dx[window argmax] += gy.
+* ``AvgPool2D``: y = sum over each window / count; dx[window] += gy / count. ``count`` is the window size, or,
+  with ``count_include_pad=False`` (Keras/TensorFlow 'same'), the number of real (unpadded) pixels.
+
+Padding 'same' follows Keras/TensorFlow (padded pixels never win a max and, for Keras, are not counted in an
+average); an int padding follows PyTorch. 1-D pooling is 2-D pooling on a height-1 image. Global pooling is a
+plain reduction (``shendu.mean`` / ``shendu.max`` over the spatial axes). These ops have first derivatives
+only (their backward runs on arrays; ``create_graph=True`` through a pooling layer raises).
+The loop-level textbook forms are in :mod:`shendu.reference.pool`.
+
+>>> import numpy as np, shendu
+>>> x = shendu.tensor(np.arange(16.0).reshape(1, 4, 4, 1))
+>>> max_pool2d(x, 2).data[0, :, :, 0]
+array([[ 5.,  7.],
+       [13., 15.]])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shendu.autograd.op import Op, raw
+from shendu.autograd.tensor import Tensor
+from shendu.backend import get_array_module
+from shendu.ops.conv import ConvGeometry, _from_channels_last, _pair, _to_channels_last, crop_padding, pad_input
+from shendu.ops.shape import reshape
+
+
+def _window_taps(geo: ConvGeometry):
+    (kh, kw) = geo.kernel
+    for i in range(kh):
+        for j in range(kw):
+            yield i * kw + j, geo.tap(i, j)
+
+
+def _no_double_backward(op: str, *values: Any) -> None:
+    if any(isinstance(v, Tensor) for v in values):
+        raise NotImplementedError(f"{op}: double backward (create_graph=True) is not implemented for pooling")
+
+
+class _Pool2D(Op):
+    """Shared set-up: the window geometry (kernel, strides, explicit pads) over NHWC inputs."""
+
+    def __init__(self, geo: ConvGeometry) -> None:
+        self.geo = geo
+
+    def _check(self, op: str, x: Any) -> None:
+        if x.ndim != 4 or tuple(x.shape[1:3]) != self.geo.in_hw:
+            raise ValueError(f"{op}: expected an NHWC input with spatial size {self.geo.in_hw}, got shape {x.shape}")
+
+
+class MaxPool2D(_Pool2D):
+    """y[n,i,j,c] = max_{a,b} xpad[n, i*sh + a, j*sw + b, c] (padding never wins);
+    dx[n, argmax] += gy[n,i,j,c] (the first maximum of each window)"""
+
+    def forward(self, x):
+        self._check("max_pool2d", x)
+        xp = get_array_module(x)
+        padded = pad_input(x, self.geo.pads, -xp.inf)
+        y = better = None
+        for k, (rows, cols) in _window_taps(self.geo):
+            tap = padded[:, rows, cols]
+            if y is None:
+                y = tap.copy()
+                self.argmax = xp.zeros(y.shape, dtype=xp.uint8)
+                better = xp.empty(y.shape, dtype=bool)
+                continue
+            xp.greater(tap, y, out=better)
+            xp.copyto(self.argmax, k, where=better)
+            xp.maximum(y, tap, out=y)
+        return y
+
+    def backward(self, gy, x, y):
+        _no_double_backward("max_pool2d", gy, x)
+        xp = get_array_module(gy)
+        geo = self.geo
+        out = xp.zeros((x.shape[0], *geo.padded_hw, x.shape[3]), dtype=gy.dtype)
+        hit = xp.empty(gy.shape, dtype=bool)
+        for k, (rows, cols) in _window_taps(geo):
+            xp.equal(self.argmax, k, out=hit)
+            out[:, rows, cols] += gy * hit
+        return crop_padding(out, geo)
+
+
+class AvgPool2D(_Pool2D):
+    """y[n,i,j,c] = sum_{a,b} xpad[n, i*sh + a, j*sw + b, c] / count[i,j];   dx[window] += gy / count"""
+
+    def __init__(self, geo: ConvGeometry, count_include_pad: bool = True) -> None:
+        super().__init__(geo)
+        self.count_include_pad = count_include_pad
+
+    def _count(self, xp: Any, dtype: Any) -> Any:
+        """The divisor: a scalar, or (1, OH, OW, 1) real pixels per window when padding is not counted."""
+        geo = self.geo
+        kh, kw = geo.kernel
+        if self.count_include_pad or geo.pads == ((0, 0), (0, 0)):
+            return float(kh * kw)
+        ones = pad_input(xp.ones((1, *geo.in_hw, 1), dtype=dtype), geo.pads)
+        count = xp.zeros((1, *geo.out_hw, 1), dtype=dtype)
+        for _, (rows, cols) in _window_taps(geo):
+            count += ones[:, rows, cols]
+        return count
+
+    def forward(self, x):
+        self._check("avg_pool2d", x)
+        xp = get_array_module(x)
+        padded = pad_input(x, self.geo.pads)
+        y = None
+        for _, (rows, cols) in _window_taps(self.geo):
+            if y is None:
+                y = padded[:, rows, cols].copy()
+            else:
+                y += padded[:, rows, cols]
+        self.count = self._count(xp, x.dtype)
+        y /= self.count
+        return y
+
+    def backward(self, gy, x, y):
+        _no_double_backward("avg_pool2d", gy, x)
+        xp = get_array_module(gy)
+        geo = self.geo
+        share = gy / self.count
+        out = xp.zeros((x.shape[0], *geo.padded_hw, x.shape[3]), dtype=gy.dtype)
+        for _, (rows, cols) in _window_taps(geo):
+            out[:, rows, cols] += share
+        return crop_padding(out, geo)
+
+
+# ---------------------------------------------------------------------------- user functions
+def _pool_geometry(x: Any, pool_size: Any, strides: Any, padding: Any, n: int = 2) -> ConvGeometry:
+    kernel = _pair(pool_size, "pool_size", n)
+    strides = kernel if strides is None else _pair(strides, "strides", n)
+    if n == 1:
+        kernel, strides = (1, *kernel), (1, *strides)
+        if not isinstance(padding, str):
+            padding = ((0, 0), (padding, padding) if isinstance(padding, int) else tuple(padding))
+    return ConvGeometry.make(tuple(raw(x).shape[1:3]), kernel, strides, padding)
+
+
+def max_pool2d(x: Any, pool_size: Any = 2, strides: Any = None, padding: Any = "valid",
+               data_format: str = "channels_last") -> Any:
+    """Max over pool_size windows of x (N, H, W, C), moved by ``strides`` (default: pool_size); ``padding``
+    'valid', 'same' or an int (PyTorch)."""
+    x = _to_channels_last(x, data_format)
+    return _from_channels_last(MaxPool2D(_pool_geometry(x, pool_size, strides, padding))(x), data_format)
+
+
+def avg_pool2d(x: Any, pool_size: Any = 2, strides: Any = None, padding: Any = "valid",
+               count_include_pad: bool | None = None, data_format: str = "channels_last") -> Any:
+    """Mean over pool_size windows of x (N, H, W, C). Padded pixels count in the mean for an int padding
+    (PyTorch's default) and do not for 'same' (Keras); ``count_include_pad`` overrides."""
+    x = _to_channels_last(x, data_format)
+    if count_include_pad is None:
+        count_include_pad = not isinstance(padding, str)
+    op = AvgPool2D(_pool_geometry(x, pool_size, strides, padding), count_include_pad)
+    return _from_channels_last(op(x), data_format)
+
+
+def _pool1d(op_fn: Any, x: Any, pool_size: Any, strides: Any, padding: Any, data_format: str) -> Any:
+    x = _to_channels_last(x, data_format)
+    n, length, c = raw(x).shape
+    x4 = reshape(x, (n, 1, length, c))
+    y = op_fn(x4, _pool_geometry(x4, pool_size, strides, padding, n=1))
+    shape = raw(y).shape
+    return _from_channels_last(reshape(y, (n, shape[2], shape[3])), data_format)
+
+
+def max_pool1d(x: Any, pool_size: int = 2, strides: int | None = None, padding: Any = "valid",
+               data_format: str = "channels_last") -> Any:
+    """Max over windows of x (N, L, C) along L."""
+    return _pool1d(lambda x4, geo: MaxPool2D(geo)(x4), x, pool_size, strides, padding, data_format)
+
+
+def avg_pool1d(x: Any, pool_size: int = 2, strides: int | None = None, padding: Any = "valid",
+               count_include_pad: bool | None = None, data_format: str = "channels_last") -> Any:
+    """Mean over windows of x (N, L, C) along L (padding counted as for :func:`avg_pool2d`)."""
+    include = (not isinstance(padding, str)) if count_include_pad is None else count_include_pad
+    return _pool1d(lambda x4, geo: AvgPool2D(geo, include)(x4), x, pool_size, strides, padding, data_format)
