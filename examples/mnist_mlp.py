@@ -1,6 +1,6 @@
 """MNIST with a multi-layer perceptron (784-512-512-10), the classic Keras example, on shendu.
 
-    python examples/mnist_mlp.py [MNIST_DIR] [--epochs N] [--sample]
+    python examples/mnist_mlp.py [MNIST_DIR] [--epochs N] [--sample] [--limit N]
 
 MNIST_DIR holds the four IDX .gz files (or Keras's mnist.npz); without it the path comes from the
 environment variable SHENDU_MNIST, else ``shendu.datasets.mnist.load_data()`` looks in its cache (and
@@ -25,11 +25,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--sample", action="store_true", help="use the small subset bundled with shendu")
+    parser.add_argument("--limit", type=int, default=None, help="train on the first LIMIT images only")
     args = parser.parse_args()
 
     shendu.seed(0)
     (x_train, y_train), (x_test, y_test) = mnist.load_data(sample=True) if args.sample else \
         mnist.load_data(path=args.path)
+    if args.limit:
+        x_train, y_train = x_train[:args.limit], y_train[:args.limit]
     x_train = x_train.reshape(len(x_train), 784).astype("float32") / 255
     x_test = x_test.reshape(len(x_test), 784).astype("float32") / 255
     y_train, y_test = to_categorical(y_train, 10), to_categorical(y_test, 10)

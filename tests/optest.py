@@ -4,9 +4,8 @@
 * ``compare_with_torch``: forward, backward and double backward against PyTorch in float64;
 * ``check_float32``: float32 in -> float32 out, float32 gradients, and no hidden float64 round trip.
 
-Test modules load this file by path (pytest runs with ``--import-mode=importlib``)::
-
-    optest = load_optest()   # see the two lines at the top of each tests/test_ops_*.py
+Test modules load this file by path (pytest runs with ``--import-mode=importlib``, so tests/ is not on
+sys.path): see the four lines under the imports of each tests/test_ops_*.py.
 """
 
 from __future__ import annotations
@@ -54,7 +53,7 @@ def make_arrays(shapes: Shapes, domain: str = "real", dtype: Any = np.float64, s
     """Random arrays of the given shapes, with values where the op is differentiable:
 
     real: uniform(-2, 2); positive: uniform(0.5, 2); nonzero: |x| in [0.3, 2] (for kinks at 0);
-    distinct: all values of all arrays at least 0.1 apart (for max/min: no ties)."""
+    distinct: all values of all arrays on a shuffled grid, far apart next to gradcheck's eps (max/min: no ties)."""
     rng = np.random.default_rng(seed)
     sizes = [int(np.prod(s)) for s in shapes]
     if domain == "distinct":

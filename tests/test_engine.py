@@ -153,6 +153,29 @@ def test_leaf_gradients_are_independent_writable_arrays():
     assert not np.shares_memory(a.grad.data, b.grad.data)
     a.grad.data += 1  # must not change anything else
     np.testing.assert_allclose(b.grad.data, [3.0])
+    (a + b).sum().backward()  # accumulation keeps them apart too
+    np.testing.assert_allclose(a.grad.data, [3.0, 3.0, 3.0])
+    np.testing.assert_allclose(b.grad.data, [6.0])
+
+
+def test_accumulating_into_a_leaf_never_corrupts_gradients_still_in_flight():
+    w, v = leaf(3), leaf(3)
+    z = v * 1.0
+    # the last add hands one array to w (as w.grad) and to the pending `w * 3`; then `w * z` (a higher
+    # generation) adds into w.grad before `w * 3` reads that array: accumulation must not write into it
+    y = ((w + w * z) + w * 3.0) * 1.0
+    g = np.array([1.0, 2.0, 3.0])
+    y.backward(g)
+    np.testing.assert_allclose(w.grad.data, g * (4 + v.data))
+
+
+def test_create_graph_gradients_are_independent_tensors():
+    a, b = leaf(2), leaf(2)
+    (a + b).backward(shendu.ones(2, dtype="float64"), create_graph=True)
+    assert a.grad is not b.grad and not np.shares_memory(a.grad.data, b.grad.data)
+    (a * b).sum().backward()  # first-order accumulation on top
+    np.testing.assert_allclose(a.grad.data, 1 + b.data)
+    np.testing.assert_allclose(b.grad.data, 1 + a.data)
 
 
 def test_leaf_gradient_does_not_alias_the_callers_gradient():
@@ -215,6 +238,25 @@ def test_grad_returns_gradients_without_touching_dot_grad():
     np.testing.assert_allclose(gx.data, w.data)
     np.testing.assert_allclose(gw.data, x.data)
     assert x.grad is None and w.grad is None and h.grad is None
+
+
+def test_grad_skips_the_part_of_the_graph_not_leading_to_inputs():
+    _Counting.calls = 0
+    x, w = leaf(3), leaf(3)
+    y = (x * 2 + _Counting()(w)).sum()
+    (gx,) = shendu.grad(y, x, retain_graph=True)
+    assert _Counting.calls == 0
+    np.testing.assert_allclose(gx.data, np.full(3, 2.0))
+    y.backward()  # the skipped branch is still intact
+    assert _Counting.calls == 1 and w.grad is not None
+
+
+def test_grad_through_a_freed_graph_fails_clearly():
+    x = leaf(3)
+    y = (x.exp() * 2).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        shendu.grad(y, x)
 
 
 def test_grad_of_intermediate_and_grad_outputs():

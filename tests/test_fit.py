@@ -147,6 +147,7 @@ def test_initial_epoch_and_epochs_are_absolute():
     model, _ = _spy_model()
     history = model.fit(x, y, epochs=5, initial_epoch=3, verbose=0)
     assert history.epoch == [3, 4]
+    assert model.fit(x, y, epochs=2, initial_epoch=2, verbose=0).history == {}
 
 
 def test_steps_per_epoch_with_arrays_carries_over():
@@ -190,6 +191,28 @@ def test_data_loader_input():
     assert model.predict(loader, verbose=0).shape == (10, 1)
     with pytest.raises(ValueError, match="must come from it"):
         model.fit(loader, y, verbose=0)
+
+
+def test_keras_style_sequence_input():
+    x, y = _indexed(6)
+
+    class Batches:
+        def __init__(self):
+            self.epochs_ended = 0
+
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return x[3 * i:3 * i + 3], y[3 * i:3 * i + 3]
+
+        def on_epoch_end(self):
+            self.epochs_ended += 1
+
+    model, spy = _spy_model()
+    data = Batches()
+    model.fit(data, epochs=3, verbose=0)
+    assert spy.seen == [[0, 1, 2], [3, 4, 5]] * 3 and data.epochs_ended == 2
 
 
 def test_dict_inputs_for_a_multi_input_model():

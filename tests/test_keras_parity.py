@@ -10,6 +10,8 @@ import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Keras's own NumPy 2 notices
+
 if keras.backend.backend() != "torch":  # pragma: no cover - another backend was chosen before us
     pytest.skip("these comparisons need Keras on its PyTorch backend", allow_module_level=True)
 

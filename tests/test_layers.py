@@ -519,3 +519,44 @@ def test_output_shapes_match_keras(keras):
                                                                      "bias_constraint")})
         expected = (None, *theirs.compute_output_shape(shape)[1:])
         assert layer(Input(shape=shape[1:])).shape == expected, type(layer).__name__
+
+
+class PaddingMask(Layer):
+    """Makes a mask (True where the first feature is nonzero), as Embedding(mask_zero=True) does."""
+
+    def call(self, x):
+        return x
+
+    def compute_mask(self, inputs, previous_mask=None):
+        return inputs.data[..., 0] != 0
+
+
+class MaskedMean(Layer):
+    """Mean over time of the unmasked steps: receives the mask through call(mask=)."""
+
+    def call(self, x, mask=None):
+        weights = np.ones(x.shape[:2]) if mask is None else mask.astype(x.dtype)
+        return (x * weights[..., None]).sum(axis=1) / weights.sum(axis=1, keepdims=True)
+
+
+def test_masks_flow_from_the_layer_that_makes_them_to_the_layer_that_uses_them():
+    x = np.array([[[1.0, 2.0], [3.0, 4.0], [0.0, 9.0]]])
+    h = PaddingMask()(x)
+    assert layers.masking.get_mask(h).tolist() == [[True, True, False]]
+    dense = Dense(2, kernel_initializer="identity", dtype="float64")
+    y = dense(h)  # Dense supports masking: the mask passes through
+    assert layers.masking.get_mask(y).tolist() == [[True, True, False]]
+    np.testing.assert_allclose(MaskedMean()(y).data, [[2.0, 3.0]])
+    assert layers.masking.get_mask(Flatten()(y)) is None  # Flatten does not support masking
+    both = layers.add([y, y])
+    assert layers.masking.get_mask(both).tolist() == [[True, True, False]]
+    np.testing.assert_allclose(MaskedMean()(x).data, [[4.0 / 3, 5.0]])
+
+
+def test_add_weight_takes_keras_keywords_and_rejects_a_positional_shape():
+    layer = Layer(name="holder", dtype="float64")
+    w = layer.add_weight(shape=(2, 3), initializer="random_normal", trainable=False)
+    assert w.shape == (2, 3) and w.dtype == np.float64 and w.name == "holder/weight_0" and not w.requires_grad
+    assert layer.non_trainable_weights == [w]
+    with pytest.raises(TypeError, match="pass the shape by keyword"):
+        layer.add_weight((2, 3))

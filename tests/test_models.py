@@ -175,3 +175,39 @@ def test_add_loss_in_call_is_part_of_the_loss():
     x, y = _regression(4)
     plain = float(((model.predict(x, verbose=0) - y) ** 2).mean())
     assert model.evaluate(x, y, verbose=0) == pytest.approx(plain + 1.0, rel=1e-5)
+
+
+def test_fast_extra_losses_equal_the_losses_property():
+    from shendu.regularizers import L1L2
+
+    class Penalised(Layer):
+        def call(self, x):
+            self.add_loss(0.5 * (x ** 2).mean())
+            return x
+
+    model = Sequential([Dense(3, input_dim=2, kernel_regularizer=L1L2(0.1, 0.2), bias_regularizer="l2"),
+                        Penalised(), Dense(1, kernel_regularizer="l1")])
+    model.compile("sgd", "mse")
+    x = np.random.default_rng(0).random((4, 2)).astype(np.float32)
+    model(x, training=True)
+    fast = sum(float(t.data) for t in model._extra_losses())
+    assert fast == pytest.approx(sum(float(t.data) for t in model.losses), rel=1e-6)
+    assert len(model._extra_losses()) == len(model.losses) == 4
+
+
+def test_compile_without_loss_uses_added_losses():
+    class PullToZero(Layer):
+        def call(self, x):
+            self.add_loss((x ** 2).mean())
+            return x
+
+    shendu.seed(0)
+    model = Sequential([Dense(2, input_dim=3), PullToZero()])
+    model.compile(optimizers.SGD(learning_rate=0.1))
+    x, _ = _regression(16)
+    history = model.fit(x, epochs=5, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    plain = Sequential([Dense(1, input_dim=3)])
+    plain.compile("sgd")
+    with pytest.raises(ValueError, match="no loss to compute"):
+        plain.fit(x, epochs=1, verbose=0)

@@ -100,10 +100,14 @@ def test_batchnorm_channels_first_4d_matches_torch_batchnorm2d():
     tx = torch.tensor(x, requires_grad=True)
     ty = theirs(tx)
     ty.backward(torch.tensor(gy))
-    assert ours.gamma.shape == (3, 1, 1)
+    assert ours.gamma.shape == (3,)  # Keras's weight shape; reshaped to (3, 1, 1) to broadcast
     np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(ours.gamma.grad.data.ravel(), theirs.weight.grad.numpy(), rtol=1e-9)
-    np.testing.assert_allclose(ours.moving_mean.data.ravel(), theirs.running_mean.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ours.gamma.grad.data, theirs.weight.grad.numpy(), rtol=1e-9)
+    np.testing.assert_allclose(ours.moving_mean.data, theirs.running_mean.numpy(), rtol=1e-12)
+    with torch.no_grad():  # PyTorch's running var is unbiased; give it ours to compare inference
+        theirs.running_var.copy_(torch.tensor(ours.moving_variance.data))
+    theirs.eval()
+    np.testing.assert_allclose(ours(x).data, theirs(torch.tensor(x)).detach().numpy(), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("training", [True, False])
@@ -203,3 +207,15 @@ def test_normalization_errors_name_the_layer():
         layer(np.zeros((2, 4)))
     with pytest.raises(ValueError, match="momentum"):
         BatchNormalization(momentum=1.5)
+
+
+def test_layernorm_over_non_adjacent_axes_keeps_keras_weight_shapes():
+    x = np.random.default_rng(8).normal(size=(2, 3, 4, 5))
+    layer = LayerNormalization(axis=(1, 3), gamma_initializer="random_uniform", dtype="float64")
+    y = layer(x)
+    assert layer.gamma.shape == (3, 5)
+    mean, var = x.mean((1, 3), keepdims=True), x.var((1, 3), keepdims=True)
+    expected = (x - mean) / np.sqrt(var + 1e-3) * layer.gamma.data[:, None, :]
+    np.testing.assert_allclose(y.data, expected, rtol=1e-10)
+    assert shendu.gradcheck(lambda t, g, b: layer.stateless_call([g, b], [], t)[0], _t64(2, 3, 2, 5),
+                            _t64(3, 5, seed=5), _t64(3, 5, seed=6))

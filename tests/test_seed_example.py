@@ -70,3 +70,20 @@ def test_example_script_contains_the_program_and_fits_the_curve():
     line_mse = float(re.search(r"straight line\): training MSE = ([0-9.]+)", text).group(1))
     curve_mse = float(re.search(r"Dense\(1\): training MSE = ([0-9.]+)", text).group(1))
     assert line_mse <= 0.0065 and curve_mse < 0.001
+
+
+def test_pytorch_style_loop_example_learns_digits():
+    pytest.importorskip("shendu.datasets.digits")
+    namespace = runpy.run_path(str(ROOT / "examples" / "pytorch_style_loop.py"))
+    with contextlib.redirect_stdout(io.StringIO()):
+        accuracy = namespace["main"](epochs=3)
+    assert accuracy > 0.85
+
+
+def test_mnist_example_runs_on_the_bundled_sample(monkeypatch):
+    pytest.importorskip("shendu.datasets.mnist")
+    monkeypatch.setattr("sys.argv", ["mnist_mlp.py", "--sample", "--epochs", "2", "--limit", "600"])
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        runpy.run_path(str(ROOT / "examples" / "mnist_mlp.py"), run_name="__main__")
+    accuracy = float(re.search(r"test accuracy ([0-9.]+)", out.getvalue()).group(1))
+    assert accuracy > 0.5  # 600 images, 2 epochs: far above chance (0.1)

@@ -3,7 +3,12 @@
 Ops are processed in order of decreasing generation (the depth of the op in the graph) from a
 heap, so every op runs once, after all gradients flowing into it have been summed, without
 recursion (a chain of 10,000 ops needs no deep stack). Gradients are un-broadcast here, once,
-centrally: each input receives a gradient of exactly its own shape.
+centrally: each input receives a gradient of exactly its own shape and dtype.
+
+Other rules kept here: an op whose input tensor changed in place since the forward pass (its
+``_version`` moved on) refuses to run backward; every ``.grad`` written is an independent, writable
+array (ops may hand one array to several inputs, or a read-only broadcast view); after backward each
+op's saved arrays are released unless ``retain_graph``, and a later backward through it fails clearly.
 """
 
 from __future__ import annotations
@@ -23,22 +28,23 @@ _FREED = ("Trying to backward through the graph a second time (or to use saved v
 
 
 def _seed_gradient(root: Tensor, gradient: Any, create_graph: bool) -> Any:
+    """dL/d(root): ones for a one-element root, else the caller's ``gradient`` (on the root's device)."""
     if gradient is None:
         if root.data.size != 1:
             raise RuntimeError(
                 f"backward() without a gradient works only for one-element outputs, but this tensor has shape "
                 f"{root.shape}; pass gradient=<array of shape {root.shape}> (dL/d output), or reduce it first, "
                 "e.g. y.sum().backward()")
-        xp = backend.get_array_module(root.data)
-        gradient = xp.ones_like(root.data)
+        data = backend.get_array_module(root.data).ones_like(root.data)
+    elif isinstance(gradient, Tensor):
+        data = gradient.data
     else:
-        data = gradient.data if isinstance(gradient, Tensor) else backend.as_array(gradient, dtype=root.dtype)
-        if data.shape != root.shape:
-            raise RuntimeError(f"backward(): gradient has shape {data.shape} but the output has shape {root.shape}")
-        if create_graph and isinstance(gradient, Tensor):
-            return gradient
-        gradient = data
-    return Tensor._wrap(gradient) if create_graph else gradient
+        data = backend.as_array(gradient, dtype=root.dtype, device=root.device)
+    if data.shape != root.shape:
+        raise RuntimeError(f"backward(): gradient has shape {data.shape} but the output has shape {root.shape}")
+    if not create_graph:
+        return data
+    return gradient if isinstance(gradient, Tensor) else Tensor._wrap(data)
 
 
 def _unbroadcast(g: Any, x: Tensor) -> Any:
@@ -60,6 +66,7 @@ def backward(roots: Sequence[Tensor], gradients: Sequence[Any], retain_graph: bo
     """
     retain_graph = retain_graph or create_graph
     captured: dict[int, Any] | None = None if inputs is None else {id(t): None for t in inputs}
+    needed = None if inputs is None else _ops_leading_to(roots, inputs)  # grad(): skip the rest of the graph
     pending: dict[Any, list[Any]] = {}  # op -> the gradients of its outputs, summed so far
     heap: list[tuple[int, int, Any]] = []
     tie = count()
@@ -73,6 +80,8 @@ def backward(roots: Sequence[Tensor], gradients: Sequence[Any], retain_graph: bo
         if op is None:
             if captured is None:
                 _accumulate(t, g, stored)
+            return
+        if needed is not None and op not in needed:
             return
         slots = pending.get(op)
         if slots is None:
@@ -95,8 +104,7 @@ def backward(roots: Sequence[Tensor], gradients: Sequence[Any], retain_graph: bo
             deliver(root, seed)
         while heap:
             op = heapq.heappop(heap)[2]
-            _run_op(op, pending.pop(op), deliver, create_graph, accumulate_retained=captured is None,
-                    stored=stored)
+            _run_op(op, pending.pop(op), deliver, create_graph, captured is None, stored)
             if not retain_graph:
                 op.release()
     finally:
@@ -106,8 +114,27 @@ def backward(roots: Sequence[Tensor], gradients: Sequence[Any], retain_graph: bo
     return [captured[id(t)] for t in inputs]
 
 
+def _ops_leading_to(roots: Sequence[Tensor], inputs: Sequence[Tensor]) -> set[Any]:
+    """The ops between ``roots`` and ``inputs`` (with a path down to one of the inputs), plus freed ops,
+    so that reaching one still raises the clear second-backward error."""
+    targets = {id(t) for t in inputs}
+    seen, stack = set(), [t.creator for t in roots if t.creator is not None]
+    while stack:  # every op above the roots, without recursion
+        op = stack.pop()
+        if op not in seen:
+            seen.add(op)
+            stack.extend(x.creator for x in op.inputs or () if isinstance(x, Tensor) and x.creator is not None)
+    leading: set[Any] = set()
+    for op in sorted(seen, key=lambda o: o.generation):  # an op's inputs come from lower generations
+        if op.inputs is None or any(isinstance(x, Tensor) and (id(x) in targets or x.creator in leading)
+                                    for x in op.inputs):
+            leading.add(op)
+    return leading
+
+
 def _run_op(op: Any, gys: list[Any], deliver: Any, create_graph: bool, accumulate_retained: bool,
             stored: set[int]) -> None:
+    """Check the inputs are unchanged, call ``op.backward`` and pass each input its un-broadcast gradient."""
     inputs = op.inputs
     for x, version in zip(inputs, op.versions):
         if version is not None and x._version != version:
@@ -115,22 +142,18 @@ def _run_op(op: Any, gys: list[Any], deliver: Any, create_graph: bool, accumulat
                 f"{type(op).__name__}: an input of shape {x.shape} was modified in place after it was used "
                 f"(version {version} -> {x._version}); its backward needs the original values. Use an "
                 "out-of-place operation (y = x + 1 rather than x += 1), or clone before modifying.")
-    outputs = [ref() for ref in op.outputs]
     if accumulate_retained:
-        for o, g in zip(outputs, gys):
+        for ref, g in zip(op.outputs, gys):
+            o = ref()
             if o is not None and o._retain_grad and g is not None:
                 _accumulate(o, g, stored)
     multi = len(gys) > 1
     if multi:
         gys = [g if g is not None else _zeros_like_output(op, i, create_graph) for i, g in enumerate(gys)]
-    if create_graph:
+    if create_graph:  # Tensors in, so the backward's own operations are recorded
         xs = inputs
-        y = None
-        if op.saves_output:
-            ys = op.y if multi else (op.y,)
-            y = tuple(o if o is not None else _rewrap(op, i, ys[i]) for i, o in enumerate(outputs))
-            y = y if multi else y[0]
-    else:
+        y = _output_tensors(op, multi) if op.saves_output else None
+    else:  # raw arrays in: nothing is recorded, as fast as NumPy
         xs = op.arrays
         y = op.y if op.saves_output else None
     gxs = op.backward(tuple(gys) if multi else gys[0], *xs, y)
@@ -144,8 +167,13 @@ def _run_op(op: Any, gys: list[Any], deliver: Any, create_graph: bool, accumulat
             deliver(x, gx)
 
 
-def _rewrap(op: Any, index: int, data: Any) -> Tensor:
-    return Tensor._wrap(data, True, op, index, op.generation)
+def _output_tensors(op: Any, multi: bool) -> Any:
+    """The op's outputs as graph Tensors (re-created around the saved data where one was garbage-collected)."""
+    ys = op.y if multi else (op.y,)
+    outputs = [ref() for ref in op.outputs]
+    outputs = tuple(o if o is not None else Tensor._wrap(data, True, op, i, op.generation)
+                    for i, (o, data) in enumerate(zip(outputs, ys)))
+    return outputs if multi else outputs[0]
 
 
 def _zeros_like_output(op: Any, index: int, create_graph: bool) -> Any:
@@ -159,26 +187,27 @@ def _private(g: Any, stored: set[int]) -> Any:
     """``g``, or a copy of it when it may be shared: a view (e.g. a read-only broadcast) or an array
     already stored as another ``.grad`` (add returns ``gy, gy``) or owned by the caller.
 
-    A first-order ``.grad`` is thus always an independent, writable array. (Under ``create_graph``
-    gradients are Tensors of the recorded graph and are kept as they are.)
+    So every ``.grad`` holds its own writable memory. (Under ``create_graph`` ``g`` is a Tensor of the
+    recorded graph; its copy is ``g.clone()``, which stays differentiable.)
     """
-    if isinstance(g, Tensor):
-        return g
-    if g.base is not None or id(g) in stored:
-        g = g.copy()
-    stored.add(id(g))
+    data = raw(g)
+    if data.base is not None or id(data) in stored:
+        g = g.clone() if isinstance(g, Tensor) else g.copy()
+    stored.add(id(raw(g)))
     return g
 
 
 def _accumulate(t: Tensor, g: Any, stored: set[int]) -> None:
-    """Add ``g`` to ``t.grad`` (a Tensor with a graph under create_graph, plain data otherwise)."""
-    if t.grad is None:
+    """Add ``g`` to ``t.grad``, out of place: the old array may still be read by the pass in progress
+    (``add`` hands one array to a leaf and to another op), so it is never written to."""
+    old = t.grad
+    if old is None:
         g = _private(g, stored)
         t.grad = g if isinstance(g, Tensor) else Tensor._wrap(g)
     elif isinstance(g, Tensor):
-        t.grad = t.grad + g
+        t.grad = old + g
     else:
-        t.grad = Tensor._wrap(t.grad.data + g)
+        t.grad = Tensor._wrap(old.data + g)
 
 
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],

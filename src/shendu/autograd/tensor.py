@@ -459,6 +459,9 @@ class Tensor:
     def sigmoid(self):
         return ops.sigmoid(self)
 
+    def erf(self):
+        return ops.erf(self)
+
     def relu(self):
         return ops.relu(self)
 

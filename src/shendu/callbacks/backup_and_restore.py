@@ -54,7 +54,7 @@ class BackupAndRestore(Callback):
         self._backup(epoch)
 
     def on_train_end(self, logs=None):
-        if self.delete_checkpoint and os.path.exists(self.path) and not getattr(self.model, "stop_training", False):
+        if self.delete_checkpoint and os.path.exists(self.path):  # an interrupted fit never gets here
             os.remove(self.path)
 
     def _backup(self, completed_epoch: int) -> None:

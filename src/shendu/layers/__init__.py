@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shendu.layers.conv import Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
 from shendu.layers.core import Activation, Dense, Dropout, Flatten, Lambda, Permute, RepeatVector, Reshape
 from shendu.layers.layer import (
     LAYER_REGISTRY,
@@ -38,6 +39,17 @@ from shendu.layers.merge import (
     subtract,
 )
 from shendu.layers.normalization import BatchNormalization, LayerNormalization
+from shendu.layers.pooling import (
+    AveragePooling1D,
+    AveragePooling2D,
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling1D,
+    GlobalMaxPooling2D,
+    MaxPooling1D,
+    MaxPooling2D,
+)
+from shendu.layers.reshaping import Cropping2D, SpatialDropout2D, UpSampling2D, ZeroPadding2D
 
 
 def serialize(layer: Layer) -> dict[str, Any]:
@@ -55,8 +67,11 @@ def deserialize(config: dict[str, Any], custom_objects: dict[str, type] | None =
     return cls.from_config(dict(config.get("config", {})))
 
 
-__all__ = ["LAYER_REGISTRY", "Activation", "Add", "Average", "BatchNormalization", "Concatenate", "Dense", "Dot",
-           "Dropout", "Flatten", "Input", "InputLayer", "InputSpec", "Lambda", "Layer", "LayerNormalization",
-           "Maximum", "Minimum", "Multiply", "Node", "Permute", "RepeatVector", "Reshape", "Subtract",
-           "SymbolicTensor", "add", "average", "concatenate", "deserialize", "dot", "maximum", "minimum",
-           "multiply", "reset_name_counters", "serialize", "subtract"]
+__all__ = ["LAYER_REGISTRY", "Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D",
+           "BatchNormalization", "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose", "Cropping2D", "Dense",
+           "DepthwiseConv2D", "Dot", "Dropout", "Flatten", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
+           "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Input", "InputLayer", "InputSpec", "Lambda", "Layer",
+           "LayerNormalization", "MaxPooling1D", "MaxPooling2D", "Maximum", "Minimum", "Multiply", "Node", "Permute",
+           "RepeatVector", "Reshape", "SeparableConv2D", "SpatialDropout2D", "Subtract", "SymbolicTensor",
+           "UpSampling2D", "ZeroPadding2D", "add", "average", "concatenate", "deserialize", "dot", "maximum",
+           "minimum", "multiply", "reset_name_counters", "serialize", "subtract"]

@@ -43,6 +43,8 @@ class Dense(Layer):
     ['hidden/kernel', 'hidden/bias']
     """
 
+    supports_masking = True
+
     def __init__(self, units: int, activation: Any = None, use_bias: bool = True,
                  kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
                  kernel_regularizer: Any = None, bias_regularizer: Any = None, activity_regularizer: Any = None,
@@ -223,6 +225,8 @@ class Permute(Layer):
     >>> Permute((2, 1))(np.zeros((5, 3, 4))).shape
     (5, 4, 3)
     """
+
+    supports_masking = True
 
     def __init__(self, dims: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)

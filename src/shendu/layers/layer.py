@@ -19,6 +19,15 @@ Parameter, a Layer, or a list/tuple/dict of them). ``weights`` lists the layer's
 (a model called with ``training=True`` runs its Dropout in training mode), else the layer's default
 (``False``; ``train()``/``eval()`` change it, as in PyTorch).
 
+**Checks and errors.** After ``build`` a layer checks every input against ``input_spec``
+(:mod:`shendu.layers.input_spec`): a declared ``input_shape`` in full, else for layers with weights the
+rank and the last axis; a mismatch raises ``ValueError`` naming the layer, the expected and the received
+shape, with a hint (a missing Flatten, an ``input_shape`` that includes the batch axis).
+
+**Also:** ``losses`` (weight penalties, activity penalties / batch size, ``add_loss``), masks
+(:mod:`shendu.layers.masking`), ``stateless_call`` (run with stand-in weights, e.g. for gradcheck),
+``to(device)``, automatic ``get_config`` for subclasses whose arguments are plain JSON values.
+
 **Functional graph.** Calling a layer on :class:`SymbolicTensor` (made by :func:`Input`) computes no
 numbers: it builds the layer, infers the output shape and returns new SymbolicTensors whose
 ``node`` records the call. A graph is walked from the outputs back:
@@ -56,6 +65,7 @@ from shendu import regularizers as regularizers_module
 from shendu.autograd.grad_mode import no_grad
 from shendu.autograd.tensor import Parameter, Tensor
 from shendu.layers.input_spec import InputSpec, shape_error
+from shendu.layers.masking import _MASKS, get_mask, set_mask
 from shendu.layers.symbolic import (
     Node,
     SymbolicTensor,
@@ -84,9 +94,9 @@ def unique_name(base: str) -> str:
 
 
 def snake_case(name: str) -> str:
-    """'BatchNormalization' -> 'batch_normalization'."""
+    """Keras's automatic names: 'BatchNormalization' -> 'batch_normalization', 'Conv2D' -> 'conv2d'."""
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 class _CallContext:
@@ -146,12 +156,13 @@ class Layer:
     Unknown keyword arguments raise ``TypeError`` listing the valid ones.
     """
 
-    #: whether the layer passes masks through unchanged
+    #: whether the layer passes masks through unchanged (see :mod:`shendu.layers.masking`)
     supports_masking = False
     _autocast = True  # cast floating inputs to the layer's dtype
     _call_has_training = False
     _call_has_mask = False
     _accepted: tuple = (None, None)  # (input_spec, shapes) of the last input that passed the check
+    _makes_mask = False  # set for subclasses that define compute_mask
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -163,6 +174,7 @@ class Layer:
             cls._call_has_mask = "mask" in params or var_kw
         if "build" in cls.__dict__:
             cls.build = _wrap_build(cls.__dict__["build"])
+        cls._makes_mask = cls.compute_mask is not Layer.compute_mask
 
     def __init__(self, name: str | None = None, trainable: bool = True, dtype: Any = None,
                  input_shape: Any = None, input_dim: int | None = None, batch_size: int | None = None,
@@ -387,6 +399,9 @@ class Layer:
         ``regularizer(w)`` adds to ``losses``; ``constraint(w)`` is applied by optimisers after each update.
         A non-trainable weight (moving statistics) gets ``requires_grad=False``.
         """
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"layer '{self.name}': add_weight's first argument is the name (a string), got {name!r}; "
+                            "pass the shape by keyword: add_weight(shape=..., initializer=...)")
         shape = () if shape is None else _normalize_shape(shape, f"layer '{self.name}': add_weight shape")
         if any(d is None or d < 0 for d in shape):
             raise ValueError(f"layer '{self.name}': weight '{name}' needs a fully known shape, got {shape}")
@@ -565,6 +580,7 @@ class Layer:
         return tuple(expected) if isinstance(expected, tuple) else None
 
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        original = inputs  # masks are attached to the caller's tensors, before any conversion
         # the hot path is a Tensor of the layer's dtype (builtin dtypes are singletons: ``is`` is exact)
         if type(inputs) is not Tensor or (inputs.data.dtype is not self._dtype and self._autocast):
             if _has_symbolic(inputs):
@@ -580,7 +596,12 @@ class Layer:
             accepted = self._accepted
             if accepted[0] is not spec or accepted[1] != shapes:
                 self._check_inputs(shapes)
-                self._accepted = (spec, shapes)
+                object.__setattr__(self, "_accepted", (spec, shapes))
+        previous_mask = None
+        if _MASKS or "mask" in kwargs:
+            previous_mask = kwargs["mask"] if "mask" in kwargs else get_mask(original)
+            if previous_mask is not None and self._call_has_mask:
+                kwargs["mask"] = previous_mask
         ctx = _CONTEXT
         outer = ctx.training
         training = None
@@ -603,7 +624,14 @@ class Layer:
             ctx.training = outer
         if self.activity_regularizer is not None:
             self._add_activity_losses(outputs)
+        if previous_mask is not None or self._makes_mask:
+            set_mask(outputs, self.compute_mask(inputs, previous_mask))
         return outputs
+
+    def compute_mask(self, inputs: Any, previous_mask: Any = None) -> Any:
+        """The mask of the outputs: the input's when the layer ``supports_masking``, else None (override to
+        make one, as ``Embedding(mask_zero=True)`` does)."""
+        return previous_mask if self.supports_masking else None
 
     def _add_activity_losses(self, outputs: Any) -> None:
         """activity_regularizer(y) / batch size for each output (Keras 3 divides by the batch size)."""
@@ -642,7 +670,7 @@ class Layer:
                 if not isinstance(t, SymbolicTensor):
                     return t
                 shape = (1,) + tuple(size if d is None else d for d in t.shape[1:])
-                return Tensor._wrap(np.zeros(shape, dtype=t.dtype))
+                return Tensor._wrap(backend.as_array(np.zeros(shape, dtype=t.dtype), device=self._device))
 
             with no_grad():
                 kw = map_structure(zeros, kwargs)
@@ -723,13 +751,13 @@ class Layer:
 
 def _wrap_build(build: Callable) -> Callable:
     """Make ``build`` record the shape, set ``built`` and a default ``input_spec`` (Keras 3 does the same)."""
-    def wrapped(self: Layer, input_shape: Any = None) -> None:
+    def wrapped(self: Layer, input_shape: Any = None, *args: Any, **kwargs: Any) -> None:
         if input_shape is not None and not isinstance(input_shape, (list, dict)):
             input_shape = _normalize_shape(input_shape, f"layer '{self.name}': build input_shape")
         elif isinstance(input_shape, list) and _is_shape(tuple(input_shape)):
             input_shape = tuple(input_shape)
         if self.__dict__.get("_in_build"):
-            return build(self, input_shape)
+            return build(self, input_shape, *args, **kwargs)
         if self._batch_input_shape is not None and _is_shape(input_shape):
             declared = self._batch_input_shape
             if len(declared) != len(input_shape) or any(
@@ -737,7 +765,7 @@ def _wrap_build(build: Callable) -> Callable:
                 raise shape_error(self, (None, *declared[1:]), input_shape)
         object.__setattr__(self, "_in_build", True)
         try:
-            build(self, input_shape)
+            build(self, input_shape, *args, **kwargs)  # extra shapes: layers such as attention take several
         finally:
             object.__setattr__(self, "_in_build", False)
         object.__setattr__(self, "_build_input_shape", input_shape)

@@ -64,6 +64,11 @@ class _Merge(Layer):
     def merge(self, inputs: list[Tensor]) -> Tensor:
         return functools.reduce(self.combine, inputs)
 
+    def compute_mask(self, inputs: Any, previous_mask: Any = None) -> Any:
+        """A position is kept when every input that has a mask keeps it (Keras)."""
+        masks = [m for m in (previous_mask or []) if m is not None]
+        return functools.reduce(np.logical_and, masks) if masks else None
+
     def combine(self, a: Tensor, b: Tensor) -> Tensor:
         raise NotImplementedError
 

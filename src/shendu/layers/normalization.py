@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shendu import initializers as initializers_module
+from shendu import ops
 from shendu import regularizers as regularizers_module
 from shendu.autograd.grad_mode import no_grad
 from shendu.autograd.tensor import Tensor
@@ -24,6 +25,8 @@ def _axes(layer: Layer, axis: Any, ndim: int) -> tuple[int, ...]:
 
 class _Normalization(Layer):
     """Shared arguments and weights: gamma (``scale``) and beta (``center``) over the normalised feature axes."""
+
+    supports_masking = True
 
     def __init__(self, axis: Any = -1, epsilon: float = 1e-3, center: bool = True, scale: bool = True,
                  beta_initializer: Any = "zeros", gamma_initializer: Any = "ones", beta_regularizer: Any = None,
@@ -47,15 +50,23 @@ class _Normalization(Layer):
         if any(s is None for s in sizes):
             raise ValueError(f"layer '{self.name}' ({type(self).__name__}) needs known sizes on axes "
                              f"{self.feature_axes}, got input shape {input_shape}")
-        # parameters are shaped to broadcast against the input: (C,) for the last axis, else with 1s
-        self.param_shape = tuple(input_shape[a] if a in self.feature_axes else 1
-                                 for a in range(self.feature_axes[0], ndim))
+        # weights have Keras's shapes ((C,) per normalised axis); ``affine`` reshapes them to broadcast
+        self.param_shape = tuple(sizes)
+        self.broadcast_shape = tuple(input_shape[a] if a in self.feature_axes else 1
+                                     for a in range(self.feature_axes[0], ndim))
         self.gamma = (self.add_weight("gamma", self.param_shape, self.gamma_initializer, self.gamma_regularizer,
                                       constraint=self.gamma_constraint) if self.scale else None)
         self.beta = (self.add_weight("beta", self.param_shape, self.beta_initializer, self.beta_regularizer,
                                      constraint=self.beta_constraint) if self.center else None)
         self.input_spec = InputSpec(ndim=ndim, axes={a: input_shape[a] for a in self.feature_axes})
         return self.feature_axes
+
+    def broadcastable(self, weight: Any) -> Any:
+        """A weight (or array) reshaped from Keras's shape to broadcast against the input (a view)."""
+        if weight is None or self.broadcast_shape == self.param_shape:
+            return weight
+        return ops.reshape(weight, self.broadcast_shape) if isinstance(weight, Tensor) else weight.reshape(
+            self.broadcast_shape)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape
@@ -110,15 +121,16 @@ class BatchNormalization(_Normalization):
 
     def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
         if training and self.trainable:
-            y, mean, var = norm.batch_norm_train(inputs, self.gamma, self.beta, self.reduce_axes, self.epsilon)
+            gamma, beta = self.broadcastable(self.gamma), self.broadcastable(self.beta)
+            y, mean, var = norm.batch_norm_train(inputs, gamma, beta, self.reduce_axes, self.epsilon)
             with no_grad():
                 m = self.momentum
                 for moving, stat in ((self.moving_mean, mean), (self.moving_variance, var)):
                     moving.data *= m
                     moving.data += (1 - m) * stat.reshape(moving.shape)
             return y
-        return norm.batch_norm_infer(inputs, self.gamma, self.beta, self.moving_mean, self.moving_variance,
-                                     self.epsilon)
+        return norm.batch_norm_infer(inputs, *map(self.broadcastable, (self.gamma, self.beta, self.moving_mean.data,
+                                                                       self.moving_variance.data)), self.epsilon)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "momentum": self.momentum,
@@ -152,8 +164,9 @@ class LayerNormalization(_Normalization):
 
     def call(self, inputs: Tensor) -> Tensor:
         if self.rms_scaling:
-            return norm.variance_scaling(inputs, self.gamma, self.feature_axes, self.epsilon)
-        return norm.layer_norm(inputs, self.gamma, self.beta, self.feature_axes, self.epsilon)
+            return norm.variance_scaling(inputs, self.broadcastable(self.gamma), self.feature_axes, self.epsilon)
+        return norm.layer_norm(inputs, self.broadcastable(self.gamma), self.broadcastable(self.beta),
+                               self.feature_axes, self.epsilon)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "rms_scaling": self.rms_scaling}

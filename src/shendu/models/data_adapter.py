@@ -2,7 +2,8 @@
 
 Accepted inputs (Keras's): NumPy arrays (or Tensors); lists/tuples/dicts of them for models with several
 inputs or outputs; a Python generator (or any iterator) yielding ``(x, y)``, ``(x, y, sample_weight)`` or ``x``;
-a re-iterable loader with ``__len__`` such as ``shendu.data.DataLoader`` (iterated afresh every epoch).
+a re-iterable loader with ``__len__`` such as ``shendu.data.DataLoader`` (iterated afresh every epoch), or a
+Keras-style ``Sequence`` (``__len__`` batches, ``seq[i]`` is batch i, ``on_epoch_end()`` between epochs).
 
 Arrays are batched by one precomputed plan per epoch: with ``shuffle`` a permutation drawn from
 ``shendu.random.get_rng()`` (so ``shendu.seed`` makes the order reproducible), the last partial batch kept.
@@ -208,6 +209,7 @@ class EpochIterator:
         self._loader = None
         self._iterator: Iterator | None = None
         self._exhausted_warned = False
+        self._epochs_started = False
         batch_size = 32 if batch_size is None else batch_size
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -229,8 +231,8 @@ class EpochIterator:
             if isinstance(x, Iterator):
                 self._iterator = x
                 self.num_batches = steps_per_epoch
-            elif hasattr(x, "__iter__") and hasattr(x, "__len__"):
-                self._loader = x
+            elif hasattr(x, "__len__") and (hasattr(x, "__iter__") or hasattr(x, "__getitem__")):
+                self._loader = x  # a DataLoader, or a Keras-style Sequence/PyDataset (x[i] is batch i)
                 self.num_batches = steps_per_epoch or len(x)
             else:
                 raise TypeError(f"unsupported input data of type {type(x).__name__}: pass NumPy arrays (or a list/"
@@ -240,7 +242,13 @@ class EpochIterator:
     def _batches(self) -> Iterator[tuple] | list[tuple]:
         if self._plan is not None:
             return self._plan.epoch()
-        return (unpack_batch(b) for b in iter(self._loader))
+        loader = self._loader
+        if hasattr(loader, "__iter__"):
+            return (unpack_batch(b) for b in iter(loader))
+        if hasattr(loader, "on_epoch_end") and self._epochs_started:  # Keras Sequence: reshuffle between epochs
+            loader.on_epoch_end()
+        self._epochs_started = True
+        return (unpack_batch(loader[i]) for i in range(len(loader)))
 
     def __iter__(self) -> Iterator[tuple[int, tuple]]:
         if self.steps_per_epoch is None:

@@ -261,16 +261,21 @@ class Model(Layer):
                      training: bool = True) -> Tensor:
         """The compiled loss plus the regularisation losses (``self.losses``); tracks the running loss."""
         state = self._train
-        if state.compiled_loss is None:
-            if state.loss_identifier is None:
-                raise ValueError(f"model '{self.name}': no loss to compute; pass loss=... to compile()")
+        if state.compiled_metrics is None:
             self._resolve_compiled(y_pred)
-        if y is None:
-            raise ValueError(f"model '{self.name}': training and evaluation need targets y (fit(x, y), or batches "
-                             "(x, y) from the generator/loader)")
-        loss, parts = state.compiled_loss(y, y_pred, sample_weight)
+        parts: list[Any] = []
+        if state.compiled_loss is not None:
+            if y is None:
+                raise ValueError(f"model '{self.name}': training and evaluation need targets y (fit(x, y), or "
+                                 "batches (x, y) from the generator/loader)")
+            loss, parts = state.compiled_loss(y, y_pred, sample_weight)
+        else:
+            loss = None
         for extra in self._extra_losses():
-            loss = loss + extra
+            loss = extra if loss is None else loss + extra
+        if loss is None:
+            raise ValueError(f"model '{self.name}': no loss to compute; pass loss=... to compile() (or add losses "
+                             "with add_loss)")
         n = x.shape[0] if type(x) is np.ndarray else (_batch_size_of(x) if x is not None else 1)
         state.loss_sum += float(loss.data) * n
         state.loss_count += n
@@ -345,10 +350,12 @@ class Model(Layer):
 
     # ------------------------------------------------------------------ fit / evaluate / predict
     def _float_dtype(self) -> Any:
+        """The dtype float inputs are cast to once, up front (the weights' dtype; None before the model is built:
+        each layer then casts what it receives)."""
         for p in self.weights:
             if p.data.dtype.kind == "f":
                 return p.data.dtype
-        return self._dtype if self._dtype.kind == "f" else backend.default_float_dtype()
+        return None
 
     def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
             verbose: Any = "auto", callbacks: Any = None, validation_split: float = 0.0, validation_data: Any = None,
@@ -403,6 +410,8 @@ class Model(Layer):
             if self.stop_training:
                 break
         callbacks.on_train_end(epoch_logs)
+        if callbacks.history is not None:
+            self.history = callbacks.history
         return self.history
 
     def _callback_list(self, callbacks: Any, verbose: int, epochs: int, steps: int | None,

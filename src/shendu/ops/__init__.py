@@ -28,6 +28,7 @@ from shendu.ops.elementwise import (
                                     where,
 )
 from shendu.ops.linalg import matmul
+from shendu.ops.nn import dropout, linear, sigmoid_binary_cross_entropy, softmax_cross_entropy
 from shendu.ops.reduce import cumsum, log_softmax, logsumexp, max, mean, min, prod, softmax, std, sum, var
 from shendu.ops.shape import (
                                     broadcast_to,
@@ -53,10 +54,11 @@ from shendu.ops.shape import (
 )
 
 __all__ = [
-    "abs", "add", "astype", "broadcast_to", "clip", "concatenate", "cos", "cumsum", "div", "elu", "erf", "exp",
-    "expand_dims", "flatten", "gather", "gelu", "getitem", "leaky_relu", "log", "log1p", "log_softmax",
-    "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "mul", "neg", "pad", "permute", "pow",
-    "prod", "relu", "repeat", "reshape", "selu", "sigmoid", "sign", "silu", "sin", "softmax", "softplus", "split",
-    "sqrt", "squeeze", "stack", "std", "sub", "sum", "sum_to", "swapaxes", "swish", "take", "take_along_axis",
-    "tanh", "tile", "transpose", "unwrap_index", "var", "where",
+    "abs", "add", "astype", "broadcast_to", "clip", "concatenate", "cos", "cumsum", "div", "dropout", "elu",
+    "erf", "exp", "expand_dims", "flatten", "gather", "gelu", "getitem", "leaky_relu", "linear", "log", "log1p",
+    "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "mul", "neg", "pad",
+    "permute", "pow", "prod", "relu", "repeat", "reshape", "selu", "sigmoid", "sigmoid_binary_cross_entropy",
+    "sign", "silu", "sin", "softmax", "softmax_cross_entropy", "softplus", "split", "sqrt", "squeeze", "stack",
+    "std", "sub", "sum", "sum_to", "swapaxes", "swish", "take", "take_along_axis", "tanh", "tile", "transpose",
+    "unwrap_index", "var", "where",
 ]

@@ -50,6 +50,33 @@ class _BinaryOp(Op):
             raise broadcast_error(self.name, a, b) from None
 
 
+def _float_buffer(xp: Any, x: Any) -> Any:
+    """A new array shaped like x for a float result (x's dtype if float), filled by ``out=`` ufunc calls."""
+    return xp.empty(x.shape, dtype=x.dtype if x.dtype.kind == "f" else backend.default_float_dtype())
+
+
+def _mask(condition: Any, like: Any) -> Any:
+    """A boolean array as 0/1 in ``like``'s dtype: multiplying by it is many times faster than np.where."""
+    return condition.astype(raw(like).dtype)
+
+
+def _tie_split(wins: Any, ties: Any, like: Any) -> Any:
+    """1 where the first operand wins, 0.5 at ties, else 0 (in ``like``'s dtype)."""
+    share = _mask(ties, like)
+    share *= 0.5
+    share += wins
+    return share
+
+
+def _sigmoid(xp: Any, x: Any) -> Any:
+    """1 / (1 + exp(-x)) as 0.5 tanh(x / 2) + 0.5: stable for any |x|, one transcendental, one buffer."""
+    y = xp.multiply(x, 0.5, out=_float_buffer(xp, x))
+    xp.tanh(y, out=y)
+    y *= 0.5
+    y += 0.5
+    return y
+
+
 class Exp(Op):
     """y = exp(x);   dx = gy * y"""
 
@@ -152,9 +179,7 @@ class Sigmoid(Op):
     saves_output = True
 
     def forward(self, x):
-        xp = get_array_module(x)
-        # tanh form: stable for large |x| and one transcendental per element
-        return 0.5 * xp.tanh(0.5 * x) + 0.5
+        return _sigmoid(get_array_module(x), x)
 
     def backward(self, gy, x, y):
         return gy * y * (1 - y)
@@ -179,10 +204,17 @@ class LeakyRelu(Op):
         self.alpha = alpha
 
     def forward(self, x):
-        return get_array_module(x).where(x > 0, x, x * self.alpha)
+        xp = get_array_module(x)
+        y = xp.multiply(x, self.alpha, out=_float_buffer(xp, x))
+        if 0 <= self.alpha <= 1:  # then max(x, alpha x) picks the right branch: no mask needed
+            return xp.maximum(y, x, out=y)
+        return xp.where(x > 0, x, y)
 
     def backward(self, gy, x, y):
-        return where(x > 0, gy, gy * self.alpha)
+        slope = _mask(raw(x) > 0, gy)  # 1 where x > 0 ...
+        slope *= 1 - self.alpha
+        slope += self.alpha  # ... and alpha elsewhere
+        return gy * slope
 
 
 class Elu(Op):
@@ -195,17 +227,26 @@ class Elu(Op):
 
     def forward(self, x):
         xp = get_array_module(x)
-        return xp.where(x > 0, x, self.alpha * xp.expm1(xp.minimum(x, 0)))
+        y = xp.minimum(x, 0, out=_float_buffer(xp, x))  # alpha (exp(min(x, 0)) - 1) + max(x, 0)
+        xp.expm1(y, out=y)
+        y *= self.alpha
+        y += xp.maximum(x, 0)
+        return y
 
     def backward(self, gy, x, y):
-        return where(x > 0, gy, gy * (y + self.alpha))
+        positive = _mask(raw(x) > 0, gy)
+        return gy * (positive + (1 - positive) * (y + self.alpha))
 
 
 class Gelu(Op):
     """y = x Phi(x) (Phi the normal CDF);   dx = gy * (Phi(x) + x phi(x))"""
 
     def forward(self, x):
-        return 0.5 * x * (1 + backend.erf(x * _INV_SQRT_2))
+        y = backend.erf(x * _INV_SQRT_2)
+        y += 1
+        y *= x
+        y *= 0.5
+        return y
 
     def backward(self, gy, x, y):
         cdf = 0.5 * (1 + erf(x * _INV_SQRT_2))
@@ -219,7 +260,16 @@ class GeluTanh(Op):
 
     def forward(self, x):
         xp = get_array_module(x)
-        return 0.5 * x * (1 + xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)))
+        y = xp.multiply(x, x, out=_float_buffer(xp, x))
+        y *= x
+        y *= 0.044715
+        y += x
+        y *= _SQRT_2_OVER_PI
+        xp.tanh(y, out=y)
+        y += 1
+        y *= x
+        y *= 0.5
+        return y
 
     def backward(self, gy, x, y):
         t = tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
@@ -242,7 +292,12 @@ class Softplus(Op):
 
     def forward(self, x):
         xp = get_array_module(x)
-        return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+        y = xp.abs(x, out=_float_buffer(xp, x))  # log(1 + exp(-|x|)) + max(x, 0), in one buffer
+        xp.negative(y, out=y)
+        xp.exp(y, out=y)
+        xp.log1p(y, out=y)
+        y += xp.maximum(x, 0)
+        return y
 
     def backward(self, gy, x, y):
         return gy * sigmoid(x)
@@ -253,7 +308,9 @@ class Silu(Op):
 
     def forward(self, x):
         xp = get_array_module(x)
-        return x * (0.5 * xp.tanh(0.5 * x) + 0.5)
+        y = _sigmoid(xp, x)
+        y *= x
+        return y
 
     def backward(self, gy, x, y):
         s = sigmoid(x)
@@ -286,7 +343,7 @@ class Maximum(_BinaryOp):
         return get_array_module(a, b).maximum(a, b)
 
     def backward(self, gy, a, b, y):
-        ga = where(a == b, gy * 0.5, gy * (a > b))
+        ga = gy * _tie_split(raw(a) > raw(b), raw(a) == raw(b), gy)
         return ga, (gy - ga if self.needs_grad[1] else None)
 
 
@@ -299,7 +356,7 @@ class Minimum(_BinaryOp):
         return get_array_module(a, b).minimum(a, b)
 
     def backward(self, gy, a, b, y):
-        ga = where(a == b, gy * 0.5, gy * (a < b))
+        ga = gy * _tie_split(raw(a) < raw(b), raw(a) == raw(b), gy)
         return ga, (gy - ga if self.needs_grad[1] else None)
 
 

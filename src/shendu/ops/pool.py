@@ -8,8 +8,8 @@ padded input, each covering every output pixel), never a Python loop over pixels
 
 Padding 'same' follows Keras/TensorFlow (padded pixels never win a max and, for Keras, are not counted in an
 average); an int padding follows PyTorch. 1-D pooling is 2-D pooling on a height-1 image. Global pooling is a
-plain reduction (``shendu.mean`` / ``shendu.max`` over the spatial axes). These ops have first derivatives
-only (their backward runs on arrays; ``create_graph=True`` through a pooling layer raises).
+plain reduction (``shendu.mean`` / ``shendu.max`` over the spatial axes). With ``create_graph=True`` the
+backward is recorded with differentiable ops (``IndexAdd`` per tap), so double backward works.
 The loop-level textbook forms are in :mod:`shendu.reference.pool`.
 
 >>> import numpy as np, shendu
@@ -27,7 +27,7 @@ from shendu.autograd.op import Op, raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
 from shendu.ops.conv import ConvGeometry, _from_channels_last, _pair, _to_channels_last, crop_padding, pad_input
-from shendu.ops.shape import reshape
+from shendu.ops.shape import IndexAdd, reshape
 
 
 def _window_taps(geo: ConvGeometry):
@@ -37,9 +37,16 @@ def _window_taps(geo: ConvGeometry):
             yield i * kw + j, geo.tap(i, j)
 
 
-def _no_double_backward(op: str, *values: Any) -> None:
-    if any(isinstance(v, Tensor) for v in values):
-        raise NotImplementedError(f"{op}: double backward (create_graph=True) is not implemented for pooling")
+def _scatter_taps(geo: ConvGeometry, x_shape: tuple, tap_grads: Any) -> Any:
+    """dx = sum over taps k of gk placed where tap k read (cropped to the input), written with differentiable
+    ops: the backward's graph when ``create_graph=True`` (each gk a Tensor of the output's shape)."""
+    padded = (x_shape[0], *geo.padded_hw, x_shape[3])
+    dx = None
+    for k, (rows, cols) in _window_taps(geo):
+        part = IndexAdd((slice(None), rows, cols), padded)(tap_grads(k))
+        dx = part if dx is None else dx + part
+    (pt, _), (pl, _) = geo.pads
+    return dx[:, pt:pt + geo.in_hw[0], pl:pl + geo.in_hw[1]]
 
 
 class _Pool2D(Op):
@@ -75,9 +82,10 @@ class MaxPool2D(_Pool2D):
         return y
 
     def backward(self, gy, x, y):
-        _no_double_backward("max_pool2d", gy, x)
-        xp = get_array_module(gy)
         geo = self.geo
+        if isinstance(gy, Tensor):  # create_graph: the same sum, recorded (the argmax masks are constants)
+            return _scatter_taps(geo, raw(x).shape, lambda k: gy * (self.argmax == k).astype(raw(gy).dtype))
+        xp = get_array_module(gy)
         out = xp.zeros((x.shape[0], *geo.padded_hw, x.shape[3]), dtype=gy.dtype)
         hit = xp.empty(gy.shape, dtype=bool)
         for k, (rows, cols) in _window_taps(geo):
@@ -120,10 +128,11 @@ class AvgPool2D(_Pool2D):
         return y
 
     def backward(self, gy, x, y):
-        _no_double_backward("avg_pool2d", gy, x)
-        xp = get_array_module(gy)
         geo = self.geo
         share = gy / self.count
+        if isinstance(gy, Tensor):  # create_graph: the same sum, recorded
+            return _scatter_taps(geo, raw(x).shape, lambda k: share)
+        xp = get_array_module(gy)
         out = xp.zeros((x.shape[0], *geo.padded_hw, x.shape[3]), dtype=gy.dtype)
         for _, (rows, cols) in _window_taps(geo):
             out[:, rows, cols] += share

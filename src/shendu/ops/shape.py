@@ -184,11 +184,9 @@ class IndexAdd(Op):
         xp = get_array_module(x)
         out = xp.zeros(self.shape, dtype=x.dtype)
         key = self.key if isinstance(self.key, tuple) else (self.key,)
-        if _is_basic(key):
+        if _is_basic(key):  # no index repeats: plain assignment
             out[self.key] = x
-        elif xp is np:
-            np.add.at(out, self.key, x)
-        else:  # pragma: no cover - GPU only
+        else:  # advanced indices may repeat: unbuffered add accumulates them
             xp.add.at(out, self.key, x)
         return out
 

@@ -31,6 +31,11 @@ def _as_float64_inputs(inputs: Sequence[Any]) -> list[Any]:
     return out
 
 
+def _like(values: np.ndarray, t: Tensor) -> Any:
+    """``values`` (a host array) with the dtype and device of ``t``."""
+    return backend.as_array(values, dtype=t.dtype, device=t.device)
+
+
 def _outputs(result: Any) -> list[Tensor]:
     items = result if isinstance(result, (tuple, list)) else [result]
     return [y if isinstance(y, Tensor) else Tensor._wrap(backend.ensure_array(y)) for y in items if y is not None]
@@ -69,7 +74,7 @@ def gradcheck(fn: Callable[..., Any], *inputs: Any, eps: float = 1e-6, atol: flo
         xs[i].grad = None
     roots = [(y, v) for y, v in zip(ys, vs) if y.requires_grad]
     if roots:
-        backward([y for y, _ in roots], [backend.as_array(v, dtype=y.dtype) for y, v in roots])
+        backward([y for y, _ in roots], [_like(v, y) for y, v in roots])
     rows = []
     for i in checked:
         x = xs[i]
@@ -120,11 +125,11 @@ def gradgradcheck(fn: Callable[..., Any], *inputs: Any, eps: float = 1e-6, atol:
 
     def first_derivative(*args: Any) -> tuple[Tensor, ...]:
         ys = _outputs(fn(*args))
-        pairs = [(y, Tensor._wrap(backend.as_array(v, dtype=y.dtype))) for y, v in zip(ys, vs) if y.requires_grad]
+        pairs = [(y, Tensor._wrap(_like(v, y))) for y, v in zip(ys, vs) if y.requires_grad]
         targets = [args[i] for i in checked]
         if not pairs:
-            return tuple(Tensor._wrap(np.zeros(t.shape)) for t in targets)
+            return tuple(Tensor._wrap(_like(np.zeros(t.shape), t)) for t in targets)
         gs = _grad([y for y, _ in pairs], targets, [v for _, v in pairs], create_graph=True, allow_unused=True)
-        return tuple(g if g is not None else Tensor._wrap(np.zeros(t.shape)) for g, t in zip(gs, targets))
+        return tuple(g if g is not None else Tensor._wrap(_like(np.zeros(t.shape), t)) for g, t in zip(gs, targets))
 
     return gradcheck(first_derivative, *xs, eps=eps, atol=atol, rtol=rtol, seed=seed + 2)

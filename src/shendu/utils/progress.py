@@ -113,7 +113,7 @@ class ProgressBar:
         if self._bar is not None:
             if now - self._last_draw >= self.min_interval:
                 self._last_draw = now
-                self._bar.set_postfix_str(" " + self._status(values), refresh=False)
+                self._bar.set_postfix_str(self._status(values), refresh=False)
                 self._bar.update(delta + self._bar_pending)
                 self._bar_pending = 0
             else:
@@ -133,7 +133,7 @@ class ProgressBar:
             self._bar.n = self.n
             if self.total is None:
                 self._bar.total = self.n
-            self._bar.set_postfix_str(" " + self._status(values), refresh=False)
+            self._bar.set_postfix_str(self._status(values), refresh=False)
             self._bar.refresh()
             self._bar.close()
             self._bar = None

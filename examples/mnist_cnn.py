@@ -1,0 +1,80 @@
+"""MNIST with the classic Keras convnet, on shendu:
+
+    Conv2D(32, 3, relu) -> Conv2D(64, 3, relu) -> MaxPooling2D(2) -> Dropout(0.25) -> Flatten
+    -> Dense(128, relu) -> Dropout(0.5) -> Dense(10, softmax),   Adam, sparse categorical cross-entropy
+
+    python examples/mnist_cnn.py [MNIST_DIR] [--epochs N] [--batch-size B] [--sample] [--limit N]
+
+MNIST_DIR holds the four IDX .gz files (or Keras's mnist.npz); without it ``shendu.datasets.mnist.load_data()``
+looks in its cache (and downloads when online); when the full data cannot be found, the 2,000-digit subset
+shipped with shendu is used (``--sample`` asks for it directly). Prints the test accuracy and wall time.
+"""
+
+import argparse
+import time
+
+import shendu
+from shendu.datasets import mnist
+from shendu.layers import Dense, Dropout, Flatten, Input
+from shendu.layers.conv import Conv2D
+from shendu.layers.pooling import MaxPooling2D
+from shendu.models import Sequential
+
+
+def load(path: str | None, sample: bool):
+    """The MNIST splits, scaled to [0, 1] with a channel axis; the bundled subset when the full data is missing."""
+    if not sample:
+        try:
+            return _prepare(mnist.load_data(path=path)), False
+        except (OSError, RuntimeError, ValueError) as err:
+            print(f"note: the full MNIST could not be loaded ({err}); using the bundled 2,000-digit sample")
+    return _prepare(mnist.load_data(sample=True)), True
+
+
+def _prepare(splits):
+    (x_train, y_train), (x_test, y_test) = splits
+    return ((x_train[..., None].astype("float32") / 255, y_train), (x_test[..., None].astype("float32") / 255, y_test))
+
+
+def build_model() -> Sequential:
+    return Sequential([
+        Input(shape=(28, 28, 1)),
+        Conv2D(32, kernel_size=(3, 3), activation="relu"),
+        Conv2D(64, kernel_size=(3, 3), activation="relu"),
+        MaxPooling2D(pool_size=(2, 2)),
+        Dropout(0.25),
+        Flatten(),
+        Dense(128, activation="relu"),
+        Dropout(0.5),
+        Dense(10, activation="softmax"),
+    ])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path", nargs="?", default=None, help="directory with the MNIST files")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--sample", action="store_true", help="use the small subset bundled with shendu")
+    parser.add_argument("--limit", type=int, default=None, help="train on the first LIMIT images only")
+    parser.add_argument("--verbose", type=int, default=2)
+    args = parser.parse_args()
+
+    shendu.seed(0)
+    ((x_train, y_train), (x_test, y_test)), _ = load(args.path, args.sample)
+    if args.limit:
+        x_train, y_train = x_train[:args.limit], y_train[:args.limit]
+    print(f"{len(x_train)} training and {len(x_test)} test images")
+    model = build_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.summary()
+    start = time.perf_counter()
+    model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, verbose=args.verbose)
+    train_time = time.perf_counter() - start
+    loss, accuracy = model.evaluate(x_test, y_test, batch_size=500, verbose=0)
+    print(f"test loss {loss:.4f}, test accuracy {accuracy:.4f} ({args.epochs} epochs, "
+          f"training wall time {train_time:.0f} s, total {time.perf_counter() - start:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

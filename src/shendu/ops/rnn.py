@@ -1,0 +1,414 @@
+"""Recurrent layers as fused ops over the whole sequence (Keras weight layouts).
+
+Each op takes ``x`` (batch, time, features), the initial state(s), ``kernel`` (in, k*units),
+``recurrent_kernel`` (units, k*units) and ``bias``, and returns ``(sequence, final state(s)...)``:
+
+1. the input projection of every time step is ONE GEMM: ``X W + b`` over (time * batch, in);
+2. a loop over time does only the recurrent GEMM ``h U`` and the gate maths, in place in preallocated
+   time-major buffers (activations are kept for backward);
+3. backward through time is one hand-written loop (the recurrent GEMM and gate derivatives), followed by
+   one GEMM each for ``dW``, ``dU`` and ``dx`` over the whole sequence.
+
+``mask`` (batch, time), True for real steps: a masked step keeps the previous state (and, as Keras, outputs
+it again; ``zero_output_for_mask=True`` outputs zeros instead). The textbook versions, built from ordinary
+shendu ops so autograd differentiates them, are in :mod:`shendu.reference.rnn`; tests check both agree.
+The gate orders are Keras's: LSTM i, f, c, o; GRU z, r, h (``reset_after=True``: the recurrent bias is
+applied before the reset gate, as cuDNN and PyTorch do). These ops have first derivatives only.
+
+>>> import numpy as np, shendu
+>>> x = shendu.tensor(np.ones((2, 3, 4)))
+>>> seq, h, c = lstm(x, shendu.zeros(4, 8), shendu.zeros(2, 8))
+>>> seq.shape, h.shape, bool((seq.data[:, -1] == h.data).all())
+((2, 3, 2), (2, 2), True)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shendu.autograd.op import Op
+from shendu.autograd.tensor import Tensor
+from shendu.backend import get_array_module
+
+
+# ---------------------------------------------------------------------------- activations on arrays, in place
+def _sigmoid_(a: Any) -> Any:
+    """a <- sigmoid(a) = (1 + tanh(a / 2)) / 2 (stable for any a, and one transcendental pass)."""
+    xp = get_array_module(a)
+    a *= 0.5
+    xp.tanh(a, out=a)
+    a *= 0.5
+    a += 0.5
+    return a
+
+
+def _tanh_(a: Any) -> Any:
+    return get_array_module(a).tanh(a, out=a)
+
+
+def _relu_(a: Any) -> Any:
+    return get_array_module(a).maximum(a, 0, out=a)
+
+
+def _linear_(a: Any) -> Any:
+    return a
+
+
+# name -> (in-place activation, derivative written with the output y)
+ACTIVATIONS = {
+    "sigmoid": (_sigmoid_, lambda y: y * (1 - y)),
+    "tanh": (_tanh_, lambda y: 1 - y * y),
+    "relu": (_relu_, lambda y: (y > 0).astype(y.dtype)),
+    "linear": (_linear_, lambda y: get_array_module(y).ones_like(y)),
+}
+
+
+def _activation(name: str) -> tuple:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"fused recurrent ops support the activations {sorted(ACTIVATIONS)}, got {name!r} "
+                         "(other activations run through shendu.reference.rnn)")
+    return ACTIVATIONS[name]
+
+
+# ---------------------------------------------------------------------------- shared pieces
+def _no_double_backward(op: str, *values: Any) -> None:
+    if any(isinstance(v, Tensor) for v in values):
+        raise NotImplementedError(f"{op}: double backward (create_graph=True) is not implemented for the fused "
+                                  f"recurrent ops; use shendu.reference.rnn for higher-order gradients")
+
+
+def _check_shapes(op: str, x: Any, w: Any, u: Any, gates: int) -> int:
+    units = u.shape[0]
+    if x.ndim != 3 or w.shape != (x.shape[2], gates * units) or u.shape != (units, gates * units):
+        raise ValueError(f"{op}: expected x (batch, time, in), kernel (in, {gates}*units) and recurrent_kernel "
+                         f"(units, {gates}*units); got x {x.shape}, kernel {w.shape}, recurrent_kernel {u.shape}")
+    return units
+
+
+def _project(x: Any, w: Any, b: Any) -> tuple[Any, Any]:
+    """Time-major inputs X (time*batch, in) and X W + b (time, batch, k*units): one GEMM for all steps."""
+    xp = get_array_module(x)
+    n, t, d = x.shape
+    xt = xp.ascontiguousarray(x.transpose(1, 0, 2)).reshape(t * n, d)
+    proj = xt @ w
+    if b is not None:
+        proj += b
+    return xt, proj.reshape(t, n, w.shape[1])
+
+
+def _keep(mask: Any, t: int) -> Any:
+    """The (batch, 1) keep column of step t, or None without a mask."""
+    return None if mask is None else mask[:, t, None]
+
+
+def _carry(keep: Any, new: Any, old: Any) -> None:
+    """new <- old where the step is masked (the state is carried over)."""
+    if keep is not None:
+        get_array_module(new).copyto(new, old, where=~keep)
+
+
+def _sequence_output(hs: Any, mask: Any, zero_output: bool) -> Any:
+    """(time, batch, units) states -> (batch, time, units) outputs (zeros at masked steps if asked)."""
+    seq = hs.transpose(1, 0, 2)
+    if mask is not None and zero_output:
+        seq = seq * mask[:, :, None]
+    return seq
+
+
+def _sequence_grad(gseq: Any, mask: Any, zero_output: bool) -> Any:
+    """The output gradient, time-major."""
+    if mask is not None and zero_output:
+        gseq = gseq * mask[:, :, None]
+    return gseq.transpose(1, 0, 2)
+
+
+def _input_grads(op: Op, dpre: Any, xt: Any, x: Any, w: Any, has_bias: bool, w_index: int) -> tuple:
+    """dx, dW, db from the gradients of the pre-activations (time, batch, k*units): one GEMM each."""
+    t, n, k = dpre.shape
+    flat = dpre.reshape(t * n, k)
+    dx = (flat @ w.T).reshape(t, n, x.shape[2]).transpose(1, 0, 2) if op.needs_grad[0] else None
+    dw = xt.T @ flat if op.needs_grad[w_index] else None
+    db = flat.sum(axis=0) if has_bias and op.needs_grad[w_index + 2] else None
+    return dx, dw, db
+
+
+def _split_keep(keep: Any, *grads: Any) -> list:
+    """For masked steps: the parts of the state gradients that skip the step (returned) and the parts
+    that flow through it (left in place)."""
+    skipped = []
+    for g in grads:
+        skipped.append(g * ~keep)
+        g *= keep
+    return skipped
+
+
+# ---------------------------------------------------------------------------- LSTM
+class LSTMSequence(Op):
+    """Keras LSTM over a sequence (gates i, f, c, o; a = activation, s = recurrent_activation):
+    z_t = x_t W + h_{t-1} U + b;  i, f, o = s(z_i), s(z_f), s(z_o);  g = a(z_c);  c_t = f c_{t-1} + i g;
+    h_t = o a(c_t);  y = (h_1..h_T, h_T, c_T).
+    Backward through time: dc_t = dh_t o a'(c_t) + dc_{t+1} f_{t+1};  dz = (dc g, dc c_{t-1}, dc i, dh a(c_t))
+    times the gate derivatives;  dh_{t-1} = dz U^T;  dW = X^T dZ,  dU = H_{prev}^T dZ,  db = sum dZ,  dx = dZ W^T"""
+
+    saves_output = True  # y views buffers kept anyway; the engine needs them for unused outputs
+
+    def __init__(self, mask: Any = None, activation: str = "tanh", recurrent_activation: str = "sigmoid",
+                 zero_output_for_mask: bool = False) -> None:
+        self.mask = mask
+        self.act, self.rec_act = _activation(activation), _activation(recurrent_activation)
+        self.zero_output = zero_output_for_mask
+
+    def forward(self, x, h0, c0, w, u, b):
+        units = _check_shapes("lstm", x, w, u, 4)
+        xp = get_array_module(x)
+        n, steps = x.shape[:2]
+        self.xt, gates = _project(x, w, b)  # gates[t] becomes the activated (i, f, g, o) of step t
+        hs = xp.empty((steps + 1, n, units), dtype=x.dtype)  # hs[0] = h0
+        cs = xp.empty((steps + 1, n, units), dtype=x.dtype)
+        tanh_c = xp.empty((steps, n, units), dtype=x.dtype)  # a(c_t)
+        hs[0], cs[0] = h0, c0
+        recurrent = xp.empty((n, 4 * units), dtype=x.dtype)
+        ig = xp.empty((n, units), dtype=x.dtype)
+        act, rec_act = self.act[0], self.rec_act[0]
+        for t in range(steps):
+            z = gates[t]
+            xp.matmul(hs[t], u, out=recurrent)
+            z += recurrent
+            rec_act(z[:, :2 * units])
+            act(z[:, 2 * units:3 * units])
+            rec_act(z[:, 3 * units:])
+            i, f, g, o = z[:, :units], z[:, units:2 * units], z[:, 2 * units:3 * units], z[:, 3 * units:]
+            xp.multiply(f, cs[t], out=cs[t + 1])
+            xp.multiply(i, g, out=ig)
+            cs[t + 1] += ig
+            tanh_c[t] = cs[t + 1]
+            act(tanh_c[t])
+            xp.multiply(o, tanh_c[t], out=hs[t + 1])
+            keep = _keep(self.mask, t)
+            _carry(keep, hs[t + 1], hs[t])
+            _carry(keep, cs[t + 1], cs[t])
+        self.gates, self.hs, self.cs, self.tanh_c = gates, hs, cs, tanh_c
+        return _sequence_output(hs[1:], self.mask, self.zero_output), hs[steps], cs[steps]
+
+    def backward(self, gys, x, h0, c0, w, u, b, y):
+        _no_double_backward("lstm", *gys)
+        gseq, gh, gc = gys
+        xp = get_array_module(x)
+        units = u.shape[0]
+        steps = x.shape[1]
+        gates, hs, cs, tanh_c = self.gates, self.hs, self.cs, self.tanh_c
+        gseq = _sequence_grad(gseq, self.mask, self.zero_output)
+        # derivatives of the activations, for all steps at once
+        d_gates = xp.empty_like(gates)
+        d_gates[..., :2 * units] = self.rec_act[1](gates[..., :2 * units])
+        d_gates[..., 2 * units:3 * units] = self.act[1](gates[..., 2 * units:3 * units])
+        d_gates[..., 3 * units:] = self.rec_act[1](gates[..., 3 * units:])
+        d_tanh_c = self.act[1](tanh_c)
+        dz = xp.empty_like(gates)
+        dh_next = xp.array(gh, dtype=x.dtype, copy=True)
+        dc_next = xp.array(gc, dtype=x.dtype, copy=True)
+        dh = xp.empty_like(dh_next)
+        dc = xp.empty_like(dc_next)
+        for t in range(steps - 1, -1, -1):
+            xp.add(gseq[t], dh_next, out=dh)
+            keep = _keep(self.mask, t)
+            if keep is not None:
+                dh_skip, dc_skip = _split_keep(keep, dh, dc_next)
+            i, f, g, o = (gates[t, :, k * units:(k + 1) * units] for k in range(4))
+            di, df, dg, do = (dz[t, :, k * units:(k + 1) * units] for k in range(4))
+            xp.multiply(dh, tanh_c[t], out=do)
+            xp.multiply(dh, o, out=dc)
+            dc *= d_tanh_c[t]
+            dc += dc_next
+            xp.multiply(dc, g, out=di)
+            xp.multiply(dc, cs[t], out=df)
+            xp.multiply(dc, i, out=dg)
+            xp.multiply(dc, f, out=dc_next)
+            dz[t] *= d_gates[t]
+            xp.matmul(dz[t], u.T, out=dh_next)
+            if keep is not None:
+                dh_next += dh_skip
+                dc_next += dc_skip
+        dx, dw, db = _input_grads(self, dz, self.xt, x, w, b is not None, 3)
+        du = hs[:-1].reshape(-1, units).T @ dz.reshape(-1, 4 * units) if self.needs_grad[4] else None
+        return dx, dh_next, dc_next, dw, du, db
+
+
+# ---------------------------------------------------------------------------- GRU
+class GRUSequence(Op):
+    """Keras GRU with reset_after=True (gates z, r, h; bias (2, 3*units): input and recurrent rows):
+    p_t = x_t W + b_in;  q_t = h_{t-1} U + b_rec;  z, r = s(p_z + q_z), s(p_r + q_r);  n = a(p_h + r q_h);
+    h_t = z h_{t-1} + (1 - z) n;  y = (h_1..h_T, h_T).
+    Backward: dn = dh (1 - z) a';  dz = dh (h_{t-1} - n) s';  dr = dn q_h s';  dp = (dz, dr, dn),
+    dq = (dz, dr, dn r);  dh_{t-1} = dh z + dq U^T;  dW = X^T dP,  dU = H_{prev}^T dQ,  db = (sum dP, sum dQ)"""
+
+    saves_output = True  # y views buffers kept anyway; the engine needs them for unused outputs
+
+    def __init__(self, mask: Any = None, activation: str = "tanh", recurrent_activation: str = "sigmoid",
+                 zero_output_for_mask: bool = False) -> None:
+        self.mask = mask
+        self.act, self.rec_act = _activation(activation), _activation(recurrent_activation)
+        self.zero_output = zero_output_for_mask
+
+    def forward(self, x, h0, w, u, b):
+        units = _check_shapes("gru", x, w, u, 3)
+        if b is not None and b.shape != (2, 3 * units):
+            raise ValueError(f"gru: with reset_after=True the bias is (2, 3*units) = (2, {3 * units}), got {b.shape}")
+        xp = get_array_module(x)
+        n, steps = x.shape[:2]
+        self.xt, gates = _project(x, w, None if b is None else b[0])  # gates[t] -> activated (z, r, n)
+        hs = xp.empty((steps + 1, n, units), dtype=x.dtype)
+        hs[0] = h0
+        rec = xp.empty((steps, n, 3 * units), dtype=x.dtype)  # q_t = h_{t-1} U + b_rec (q_h kept for backward)
+        act, rec_act = self.act[0], self.rec_act[0]
+        for t in range(steps):
+            q = rec[t]
+            xp.matmul(hs[t], u, out=q)
+            if b is not None:
+                q += b[1]
+            p = gates[t]
+            zr, cand = p[:, :2 * units], p[:, 2 * units:]
+            zr += q[:, :2 * units]
+            rec_act(zr)
+            z, r = p[:, :units], p[:, units:2 * units]
+            cand += r * q[:, 2 * units:]
+            act(cand)
+            h = hs[t + 1]
+            xp.subtract(hs[t], cand, out=h)  # h = n + z (h_prev - n)
+            h *= z
+            h += cand
+            _carry(_keep(self.mask, t), h, hs[t])
+        self.gates, self.hs, self.rec = gates, hs, rec
+        return _sequence_output(hs[1:], self.mask, self.zero_output), hs[steps]
+
+    def backward(self, gys, x, h0, w, u, b, y):
+        _no_double_backward("gru", *gys)
+        gseq, gh = gys
+        xp = get_array_module(x)
+        units = u.shape[0]
+        steps = x.shape[1]
+        gates, hs, rec = self.gates, self.hs, self.rec
+        gseq = _sequence_grad(gseq, self.mask, self.zero_output)
+        d_zr = self.rec_act[1](gates[..., :2 * units])
+        d_cand = self.act[1](gates[..., 2 * units:])
+        dp = xp.empty_like(gates)
+        dq = xp.empty_like(gates)
+        dh_next = xp.array(gh, dtype=x.dtype, copy=True)
+        dh = xp.empty_like(dh_next)
+        for t in range(steps - 1, -1, -1):
+            xp.add(gseq[t], dh_next, out=dh)
+            keep = _keep(self.mask, t)
+            if keep is not None:
+                (dh_skip,) = _split_keep(keep, dh)
+            z, r, cand = (gates[t, :, k * units:(k + 1) * units] for k in range(3))
+            dz, dr, dn = (dp[t, :, k * units:(k + 1) * units] for k in range(3))
+            xp.subtract(hs[t], cand, out=dz)
+            dz *= dh
+            xp.multiply(dh, 1 - z, out=dn)
+            dn *= d_cand[t]
+            xp.multiply(dn, rec[t, :, 2 * units:], out=dr)
+            dp[t, :, :2 * units] *= d_zr[t]
+            dq[t, :, :2 * units] = dp[t, :, :2 * units]
+            xp.multiply(dn, r, out=dq[t, :, 2 * units:])
+            xp.matmul(dq[t], u.T, out=dh_next)
+            dh *= z
+            dh_next += dh
+            if keep is not None:
+                dh_next += dh_skip
+        dx, dw, db_in = _input_grads(self, dp, self.xt, x, w, False, 2)
+        du = hs[:-1].reshape(-1, units).T @ dq.reshape(-1, 3 * units) if self.needs_grad[3] else None
+        db = None
+        if b is not None and self.needs_grad[4]:
+            db = xp.stack([dp.reshape(-1, 3 * units).sum(axis=0), dq.reshape(-1, 3 * units).sum(axis=0)])
+        return dx, dh_next, dw, du, db
+
+
+# ---------------------------------------------------------------------------- SimpleRNN
+class SimpleRNNSequence(Op):
+    """h_t = a(x_t W + h_{t-1} U + b);  y = (h_1..h_T, h_T).
+    Backward: dz_t = (gy_t + dh_t) a'(z_t);  dh_{t-1} = dz_t U^T;  dW = X^T dZ,  dU = H_{prev}^T dZ,  db = sum dZ"""
+
+    saves_output = True  # y views buffers kept anyway; the engine needs them for unused outputs
+
+    def __init__(self, mask: Any = None, activation: str = "tanh", zero_output_for_mask: bool = False) -> None:
+        self.mask = mask
+        self.act = _activation(activation)
+        self.zero_output = zero_output_for_mask
+
+    def forward(self, x, h0, w, u, b):
+        units = _check_shapes("simple_rnn", x, w, u, 1)
+        xp = get_array_module(x)
+        n, steps = x.shape[:2]
+        self.xt, pre = _project(x, w, b)
+        hs = xp.empty((steps + 1, n, units), dtype=x.dtype)
+        hs[0] = h0
+        for t in range(steps):
+            h = hs[t + 1]
+            xp.matmul(hs[t], u, out=h)
+            h += pre[t]
+            self.act[0](h)
+            _carry(_keep(self.mask, t), h, hs[t])
+        self.hs = hs
+        return _sequence_output(hs[1:], self.mask, self.zero_output), hs[steps]
+
+    def backward(self, gys, x, h0, w, u, b, y):
+        _no_double_backward("simple_rnn", *gys)
+        gseq, gh = gys
+        xp = get_array_module(x)
+        hs, steps, units = self.hs, x.shape[1], u.shape[0]
+        gseq = _sequence_grad(gseq, self.mask, self.zero_output)
+        dz = self.act[1](hs[1:])  # a'(z_t), then times the incoming gradient
+        dh_next = xp.array(gh, dtype=x.dtype, copy=True)
+        for t in range(steps - 1, -1, -1):
+            dh = gseq[t] + dh_next
+            keep = _keep(self.mask, t)
+            if keep is not None:
+                (dh_skip,) = _split_keep(keep, dh)
+            dz[t] *= dh
+            xp.matmul(dz[t], u.T, out=dh_next)
+            if keep is not None:
+                dh_next += dh_skip
+        dx, dw, db = _input_grads(self, dz, self.xt, x, w, b is not None, 2)
+        du = hs[:-1].reshape(-1, units).T @ dz.reshape(-1, units) if self.needs_grad[3] else None
+        return dx, dh_next, dw, du, db
+
+
+# ---------------------------------------------------------------------------- user functions
+def _initial_state(x: Any, units: int, state: Any) -> Any:
+    if state is not None:
+        return state
+    data = x.data if isinstance(x, Tensor) else x
+    return get_array_module(data).zeros((data.shape[0], units), dtype=data.dtype)
+
+
+def _raw_mask(mask: Any) -> Any:
+    if mask is None:
+        return None
+    mask = mask.data if isinstance(mask, Tensor) else mask
+    return mask.astype(bool, copy=False)
+
+
+def lstm(x: Any, kernel: Any, recurrent_kernel: Any, bias: Any = None, h0: Any = None, c0: Any = None,
+         mask: Any = None, activation: str = "tanh", recurrent_activation: str = "sigmoid",
+         zero_output_for_mask: bool = False) -> tuple[Any, Any, Any]:
+    """Keras-layout LSTM over x (batch, time, in): returns (outputs (batch, time, units), h_T, c_T)."""
+    units = (recurrent_kernel.data if isinstance(recurrent_kernel, Tensor) else recurrent_kernel).shape[0]
+    op = LSTMSequence(_raw_mask(mask), activation, recurrent_activation, zero_output_for_mask)
+    return op(x, _initial_state(x, units, h0), _initial_state(x, units, c0), kernel, recurrent_kernel, bias)
+
+
+def gru(x: Any, kernel: Any, recurrent_kernel: Any, bias: Any = None, h0: Any = None, mask: Any = None,
+        activation: str = "tanh", recurrent_activation: str = "sigmoid",
+        zero_output_for_mask: bool = False) -> tuple[Any, Any]:
+    """Keras-layout GRU (reset_after=True, bias (2, 3*units)) over x: returns (outputs, h_T)."""
+    units = (recurrent_kernel.data if isinstance(recurrent_kernel, Tensor) else recurrent_kernel).shape[0]
+    op = GRUSequence(_raw_mask(mask), activation, recurrent_activation, zero_output_for_mask)
+    return op(x, _initial_state(x, units, h0), kernel, recurrent_kernel, bias)
+
+
+def simple_rnn(x: Any, kernel: Any, recurrent_kernel: Any, bias: Any = None, h0: Any = None, mask: Any = None,
+               activation: str = "tanh", zero_output_for_mask: bool = False) -> tuple[Any, Any]:
+    """h_t = activation(x_t W + h_{t-1} U + b) over x (batch, time, in): returns (outputs, h_T)."""
+    units = (recurrent_kernel.data if isinstance(recurrent_kernel, Tensor) else recurrent_kernel).shape[0]
+    op = SimpleRNNSequence(_raw_mask(mask), activation, zero_output_for_mask)
+    return op(x, _initial_state(x, units, h0), kernel, recurrent_kernel, bias)

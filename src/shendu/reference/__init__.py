@@ -1,0 +1,13 @@
+"""Loop-level textbook versions of convolution and pooling: the form a learner reads first.
+
+Each function loops over output pixels and does the arithmetic of the definition, with NumPy only for the
+small per-pixel products. They are slow and exist to be read and to check the fast ops
+(:mod:`shendu.ops.conv`, :mod:`shendu.ops.pool`) against; the tests assert that both agree.
+Layouts are the fast ops': x (N, H, W, C), kernels (KH, KW, C/groups, O).
+"""
+
+from shendu.reference.conv import conv2d, conv2d_backward, conv2d_transpose
+from shendu.reference.pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
+
+__all__ = ["avg_pool2d", "avg_pool2d_backward", "conv2d", "conv2d_backward", "conv2d_transpose", "max_pool2d",
+           "max_pool2d_backward"]

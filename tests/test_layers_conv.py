@@ -1,0 +1,167 @@
+"""Convolution layers (shendu.layers.conv): Keras arguments and shapes, weights against PyTorch, data_format,
+get_config round trips, Sequential / functional / PyTorch-style use."""
+
+import numpy as np
+import pytest
+
+import shendu
+from shendu.layers import Dense, Flatten, Input
+from shendu.layers.conv import Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
+from shendu.layers.pooling import GlobalAveragePooling2D, MaxPooling2D
+from shendu.models import Model, Sequential
+from shendu.optimizers import Adam
+
+
+def _x(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+LAYERS = [  # (layer factory, input shape without batch)
+    (lambda: Conv2D(4, 3), (7, 6, 2)),
+    (lambda: Conv2D(4, (3, 2), strides=2, padding="same", activation="relu"), (7, 6, 2)),
+    (lambda: Conv2D(4, 3, dilation_rate=2, groups=2, use_bias=False), (8, 8, 2)),
+    (lambda: Conv2D(3, 2, data_format="channels_first"), (2, 5, 6)),
+    (lambda: Conv1D(5, 3, padding="causal", dilation_rate=2), (9, 3)),
+    (lambda: Conv1D(4, 2, strides=2, padding="same"), (9, 3)),
+    (lambda: DepthwiseConv2D(3, depth_multiplier=2, padding="same"), (5, 6, 3)),
+    (lambda: SeparableConv2D(4, 3, strides=2, depth_multiplier=2), (7, 7, 3)),
+    (lambda: Conv2DTranspose(3, 3, strides=2, padding="same"), (4, 5, 2)),
+    (lambda: Conv2DTranspose(3, 3, strides=2), (4, 5, 2)),
+    (lambda: Conv2DTranspose(3, 3, strides=2, padding="same", output_padding=0), (4, 5, 2)),
+    (lambda: Conv2DTranspose(3, (2, 3), strides=(2, 1), data_format="channels_first"), (2, 4, 5)),
+]
+
+
+@pytest.mark.parametrize("make, shape", LAYERS)
+def test_output_shape_matches_compute_output_shape_and_config_round_trip(make, shape):
+    layer = make()
+    y = layer(_x(2, *shape))
+    assert y.shape == (2, *layer.compute_output_shape((None, *shape))[1:])
+    clone = type(layer).from_config(layer.get_config())
+    clone(_x(2, *shape))
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(clone(_x(2, *shape, seed=1)).data, layer(_x(2, *shape, seed=1)).data, rtol=1e-6)
+
+
+@pytest.mark.parametrize("make, shape", LAYERS)
+def test_symbolic_call_gives_the_same_shape(make, shape):
+    inputs = Input(shape=shape)
+    outputs = make()(inputs)
+    model = Model(inputs, outputs)
+    assert model.predict(_x(3, *shape), verbose=0).shape == (3, *outputs.shape[1:])
+
+
+def test_keras_names_and_kernel_layouts():
+    shendu.layers.reset_name_counters()
+    conv = Conv2D(8, 3, input_shape=(10, 10, 3))
+    depthwise, transpose = DepthwiseConv2D(3, depth_multiplier=2), Conv2DTranspose(5, 3)
+    conv(_x(1, 10, 10, 3)), depthwise(_x(1, 10, 10, 3)), transpose(_x(1, 10, 10, 3))
+    assert (conv.name, depthwise.name, transpose.name) == ("conv2d", "depthwise_conv2d", "conv2d_transpose")
+    assert [w.shape for w in conv.weights] == [(3, 3, 3, 8), (8,)]
+    assert depthwise.kernel.shape == (3, 3, 3, 2) and transpose.kernel.shape == (3, 3, 5, 3)
+
+
+def test_conv2d_layer_matches_torch_forward_and_backward():
+    torch = pytest.importorskip("torch")
+    layer = Conv2D(4, 3, strides=2, padding="same", dilation_rate=1, dtype="float64", activation="tanh")
+    x = shendu.tensor(_x(2, 8, 8, 3), dtype="float64", requires_grad=True)  # same: pads (0, 1)
+    y = layer(x)
+    w, b = (p.data for p in layer.weights)
+    tx = torch.tensor(x.data.transpose(0, 3, 1, 2), requires_grad=True)
+    tw = torch.tensor(w.transpose(3, 2, 0, 1), requires_grad=True)
+    tb = torch.tensor(b, requires_grad=True)
+    ty = torch.tanh(torch.nn.functional.conv2d(torch.nn.functional.pad(tx, (0, 1, 0, 1)), tw, tb, stride=2))
+    np.testing.assert_allclose(y.data, ty.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-10)
+    gy = _x(*y.shape, seed=3)
+    y.backward(gy)
+    ty.backward(torch.tensor(gy.transpose(0, 3, 1, 2)))
+    np.testing.assert_allclose(x.grad.data, tx.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(layer.kernel.grad.data, tw.grad.numpy().transpose(2, 3, 1, 0), rtol=1e-9)
+    np.testing.assert_allclose(layer.bias.grad.data, tb.grad.numpy(), rtol=1e-9)
+
+
+def test_depthwise_and_separable_match_torch_groups():
+    torch = pytest.importorskip("torch")
+    x = _x(2, 6, 6, 3)
+    sep = SeparableConv2D(5, 3, depth_multiplier=2, padding="same", dtype="float64")
+    y = sep(x)
+    dk, pk, b = (p.data for p in sep.weights)
+    tx = torch.tensor(x.transpose(0, 3, 1, 2))
+    depth = torch.nn.functional.conv2d(tx, torch.tensor(dk.reshape(3, 3, 1, 6).transpose(3, 2, 0, 1)), padding=1,
+                                       groups=3)
+    ty = torch.nn.functional.conv2d(depth, torch.tensor(pk.transpose(3, 2, 0, 1)), torch.tensor(b))
+    np.testing.assert_allclose(y.data, ty.numpy().transpose(0, 2, 3, 1), rtol=1e-9, atol=1e-12)
+
+
+def test_channels_first_layer_equals_channels_last_layer():
+    last, first = Conv2D(4, 3, padding="same", dtype="float64"), Conv2D(4, 3, padding="same", dtype="float64",
+                                                                      data_format="channels_first")
+    x = _x(2, 5, 6, 3)
+    last(x), first(x.transpose(0, 3, 1, 2))
+    first.set_weights(last.get_weights())
+    np.testing.assert_allclose(first(x.transpose(0, 3, 1, 2)).data, last(x).data.transpose(0, 3, 1, 2), rtol=1e-12)
+
+
+def test_layer_weights_gradcheck():
+    layer = Conv2D(2, 3, strides=2, padding="same", dtype="float64")
+    x = shendu.tensor(_x(1, 5, 5, 2), dtype="float64", requires_grad=True)
+    layer(x)
+    stand_ins = [shendu.tensor(p.data.copy(), dtype="float64", requires_grad=True) for p in layer.trainable_weights]
+    shendu.gradcheck(lambda x, k, b: layer.stateless_call([k, b], [], x)[0], x, *stand_ins)
+
+
+def test_small_convnet_trains_with_fit():
+    shendu.seed(0)
+    rng = np.random.default_rng(0)
+    rows, cols = rng.integers(0, 8, 64), rng.integers(0, 8, 64)
+    x = np.zeros((64, 8, 8, 1), dtype="float32")
+    x[np.arange(64), rows, cols] = 1.0
+    y = (rows < 4).astype("int64")  # is the bright pixel in the top half?
+    model = Sequential([Input(shape=(8, 8, 1)), Conv2D(4, 3, padding="same", activation="relu"), MaxPooling2D(),
+                        Conv2D(8, 3, activation="relu"), Flatten(), Dense(2, activation="softmax")])
+    model.compile(optimizer=Adam(learning_rate=0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x, y, batch_size=16, epochs=15, verbose=0)
+    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
+    assert history.history["accuracy"][-1] > 0.9
+
+
+def test_pytorch_style_loop_updates_conv_weights():
+    from shendu.optimizers import SGD
+
+    shendu.seed(0)
+    conv, head = Conv2D(3, 3), GlobalAveragePooling2D()
+    x = shendu.tensor(_x(4, 6, 6, 2).astype("float32"))
+    conv(x)
+    opt = SGD(0.1, params=conv.parameters())
+    before = conv.kernel.data.copy()
+    loss = (head(conv(x)) ** 2).mean()
+    loss.backward()
+    opt.step()
+    opt.zero_grad()
+    assert not np.allclose(before, conv.kernel.data)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(filters=0, kernel_size=3), "filters"),
+    (dict(filters=4, kernel_size=3, padding="full"), "padding"),
+    (dict(filters=4, kernel_size=3, groups=3), "groups"),
+    (dict(filters=4, kernel_size=(3, 3, 3)), "kernel_size"),
+    (dict(filters=4, kernel_size=3, strides=2, dilation_rate=2), "dilation"),
+])
+def test_conv2d_argument_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Conv2D(**kwargs)
+
+
+def test_wrong_input_rank_names_layer_and_hints():
+    with pytest.raises(ValueError, match=r"conv.*4-D.*channel axis"):
+        Conv2D(4, 3)(np.zeros((2, 28, 28)))
+    layer = Conv2D(4, 3)
+    layer(np.zeros((1, 5, 5, 3)))
+    with pytest.raises(ValueError, match="expected"):
+        layer(np.zeros((1, 5, 5, 2)))
+
+
+def test_unknown_keyword_is_rejected():
+    with pytest.raises(TypeError, match="kernel_size"):
+        Conv2D(4, kernel_sizes=3)

@@ -1,0 +1,195 @@
+"""Convolution ops (shendu.ops.conv): gradient checks incl. double backward, PyTorch forward/backward/double
+backward (HWIO -> OIHW kernels, NHWC <-> NCHW), agreement with the loop-level reference, errors."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import shendu
+from shendu import reference
+from shendu.ops import conv
+
+if "optest" not in sys.modules:  # shared helpers, loaded by path (pytest runs with --import-mode=importlib)
+    _spec = importlib.util.spec_from_file_location("optest", Path(__file__).with_name("optest.py"))
+    sys.modules["optest"] = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(sys.modules["optest"])
+import optest  # noqa: E402
+
+
+def _t64(*shape, seed=0):
+    data = np.random.default_rng(seed + sum(shape)).standard_normal(shape)
+    return shendu.tensor(data, dtype="float64", requires_grad=True)
+
+
+def _filter_grad(x, gy):
+    geo = conv.ConvGeometry.make((5, 4), (3, 2), (2, 1), "same", 1, 1)
+    return conv.Conv2DFilterGrad(geo, (3, 2, 2, 3))(x, gy)
+
+
+GRADCHECK_CASES = [
+    ("Conv2D", lambda x, w, b: conv.conv2d(x, w, b, strides=2, padding="same"),
+     lambda: [_t64(2, 5, 4, 2), _t64(3, 3, 2, 3), _t64(3)]),
+    ("Conv2D", lambda x, w: conv.conv2d(x, w, padding=1, dilation=2, groups=2),
+     lambda: [_t64(1, 5, 5, 4), _t64(2, 2, 2, 4)]),
+    ("Conv2DTranspose", lambda x, w, b: conv.conv2d_transpose(x, w, b, strides=2, padding="same"),
+     lambda: [_t64(2, 3, 2, 3), _t64(3, 3, 2, 3), _t64(2)]),
+    ("Conv2DFilterGrad", _filter_grad, lambda: [_t64(1, 5, 4, 2), _t64(1, 3, 4, 3)]),
+]
+
+# (x shape, kernel shape, keyword arguments of conv2d / torch.nn.functional.conv2d)
+CONV_CASES = [
+    ((2, 6, 5, 3), (3, 3, 3, 4), dict()),
+    ((2, 7, 6, 3), (3, 2, 3, 4), dict(strides=2, padding=1)),
+    ((1, 8, 7, 2), (2, 3, 2, 3), dict(strides=(2, 3), padding=(1, 0))),
+    ((2, 9, 8, 4), (3, 3, 2, 6), dict(strides=(2, 1), padding=(2, 1), dilation=2, groups=2)),
+    ((2, 6, 6, 3), (3, 3, 1, 6), dict(padding=1, groups=3)),  # depthwise, multiplier 2
+    ((1, 7, 7, 2), (1, 1, 2, 5), dict(strides=2)),
+]
+
+
+def _torch_conv(kw):
+    def fn(x, w, b):
+        torch = pytest.importorskip("torch")
+        args = {"stride": kw.get("strides", 1), "padding": kw.get("padding", 0), "dilation": kw.get("dilation", 1),
+                "groups": kw.get("groups", 1)}
+        y = torch.nn.functional.conv2d(x.permute(0, 3, 1, 2), w.permute(3, 2, 0, 1), b, **args)
+        return y.permute(0, 2, 3, 1)
+    return fn
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", CONV_CASES)
+def test_conv2d_matches_torch(x_shape, w_shape, kw):
+    arrays = optest.make_arrays((x_shape, w_shape, (w_shape[3],)))
+    optest.compare_with_torch(lambda x, w, b: conv.conv2d(x, w, b, **kw), _torch_conv(kw), arrays)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", CONV_CASES[:4])
+def test_conv2d_gradcheck_and_double_backward(x_shape, w_shape, kw):
+    x, w = _t64(*x_shape), _t64(*w_shape, seed=1)
+    shendu.gradcheck(lambda x, w: conv.conv2d(x, w, **kw), x, w)
+    shendu.gradgradcheck(lambda x, w: conv.conv2d(x, w, **kw), x, w)
+
+
+@pytest.mark.parametrize("size, k, s, d", [(7, 3, 2, 1), (8, 3, 2, 1), (6, 4, 1, 1), (9, 3, 1, 2), (5, 2, 3, 1)])
+def test_same_padding_matches_tensorflow_rule_and_torch(size, k, s, d):
+    """'same' pads ceil(size/s) outputs, the odd pixel at the bottom/right: torch with that explicit padding."""
+    torch = pytest.importorskip("torch")
+    lo, hi = conv.same_padding(size, k, s, d)
+    assert -(-size // s) == (size + lo + hi - d * (k - 1) - 1) // s + 1
+    assert hi - lo in (0, 1)
+    x, w = optest.make_arrays(((1, size, size, 2), (k, k, 2, 3)))
+    y = conv.conv2d(x, w, strides=s, padding="same", dilation=d)
+    tx = torch.nn.functional.pad(torch.tensor(x).permute(0, 3, 1, 2), (lo, hi, lo, hi))
+    ty = torch.nn.functional.conv2d(tx, torch.tensor(w).permute(3, 2, 0, 1), stride=s, dilation=d)
+    np.testing.assert_allclose(y, ty.permute(0, 2, 3, 1).numpy(), rtol=1e-10, atol=1e-12)
+
+
+# (x shape, kernel (KH, KW, C_out/groups, C_in), strides, padding, output_padding, dilation, groups)
+TRANSPOSE_CASES = [
+    ((2, 3, 4, 3), (3, 3, 2, 3), 2, 1, 1, 1, 1),
+    ((1, 4, 3, 2), (2, 3, 3, 2), (2, 1), 0, 0, 1, 1),
+    ((1, 3, 3, 4), (3, 2, 1, 4), 1, (1, 0), 0, (2, 1), 2),
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, s, p, op, d, g", TRANSPOSE_CASES)
+def test_conv2d_transpose_matches_torch(x_shape, w_shape, s, p, op, d, g):
+    def torch_fn(x, w, b):
+        torch = pytest.importorskip("torch")
+        y = torch.nn.functional.conv_transpose2d(x.permute(0, 3, 1, 2), w.permute(3, 2, 0, 1), b, stride=s,
+                                                 padding=p, output_padding=op, groups=g, dilation=d)
+        return y.permute(0, 2, 3, 1)
+
+    arrays = optest.make_arrays((x_shape, w_shape, (w_shape[2] * g,)))
+    optest.compare_with_torch(lambda x, w, b: conv.conv2d_transpose(x, w, b, s, p, op, d, g), torch_fn, arrays)
+
+
+@pytest.mark.parametrize("padding, out", [("same", (6, 8)), ("valid", (7, 9))])
+def test_conv2d_transpose_keras_sizes_and_reference(padding, out):
+    x, w = optest.make_arrays(((2, 3, 4, 3), (3, 3, 2, 3)))
+    y = conv.conv2d_transpose(x, w, strides=2, padding=padding)
+    assert y.shape == (2, *out, 2)
+    np.testing.assert_allclose(y, reference.conv2d_transpose(x, w, out, 2, padding), rtol=1e-10, atol=1e-12)
+
+
+def test_conv2d_transpose_is_the_input_gradient_of_conv2d():
+    x, w, gy = optest.make_arrays(((2, 7, 7, 3), (3, 3, 3, 4), (2, 4, 4, 4)))
+    xt = shendu.tensor(x, dtype="float64", requires_grad=True)
+    conv.conv2d(xt, w, strides=2, padding="same").backward(gy)
+    dx = conv.conv2d_transpose(gy, w, strides=2, padding="same", output_padding=0)  # Keras: 7 = (4-1)*2 + 3 - 2
+    np.testing.assert_allclose(dx, xt.grad.data, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", CONV_CASES)
+def test_fast_conv2d_agrees_with_reference(x_shape, w_shape, kw):
+    x, w, b, gy = optest.make_arrays((x_shape, w_shape, (w_shape[3],), (1,)))
+    y_ref = reference.conv2d(x, w, b, **kw)
+    gy = np.random.default_rng(3).standard_normal(y_ref.shape)
+    xt, wt, bt = optest.as_tensors([x, w, b])
+    y = conv.conv2d(xt, wt, bt, **kw)
+    y.backward(gy)
+    np.testing.assert_allclose(y.data, y_ref, rtol=1e-10, atol=1e-12)
+    for got, want in zip((xt.grad, wt.grad, bt.grad), reference.conv2d_backward(x, w, gy, **kw)):
+        np.testing.assert_allclose(got.data, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("padding", ["valid", "same", "causal", 2])
+def test_conv1d_matches_torch(padding):
+    torch = pytest.importorskip("torch")
+    x, w, b = optest.make_arrays(((2, 9, 3), (3, 3, 4), (4,)))
+    xt, wt, bt = optest.as_tensors([x, w, b])
+    y = conv.conv1d(xt, wt, bt, strides=1, padding=padding, dilation=2)
+    lo = {"valid": 0, "same": 2, "causal": 4, 2: 2}[padding]
+    hi = {"valid": 0, "same": 2, "causal": 0, 2: 2}[padding]
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = torch.nn.functional.conv1d(torch.nn.functional.pad(tx.permute(0, 2, 1), (lo, hi)), tw.permute(2, 1, 0), tb,
+                                    dilation=2).permute(0, 2, 1)
+    gy = np.random.default_rng(5).standard_normal(ty.shape)
+    y.backward(gy)
+    ty.backward(torch.tensor(gy))
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    for ours, theirs in zip((xt, wt, bt), (tx, tw, tb)):
+        np.testing.assert_allclose(ours.grad.data, theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_conv1d_causal_output_sees_only_the_past():
+    x = _t64(1, 8, 2)
+    y = conv.conv1d(x, _t64(3, 2, 1, seed=2), padding="causal")
+    y[0, 4, 0].backward()
+    assert np.all(x.grad.data[0, 5:] == 0) and np.any(x.grad.data[0, :5] != 0)
+
+
+def test_channels_first_matches_channels_last():
+    x, w, b = optest.make_arrays(((2, 5, 6, 3), (3, 3, 3, 4), (4,)))
+    y_last = conv.conv2d(x, w, b, padding="same")
+    xt = shendu.tensor(x.transpose(0, 3, 1, 2).copy(), dtype="float64")
+    y_first = conv.conv2d(xt, w, b, padding="same", data_format="channels_first")
+    np.testing.assert_allclose(y_first.data, y_last.transpose(0, 3, 1, 2), rtol=1e-12)
+
+
+def test_conv2d_float32_keeps_float32():
+    optest.check_float32(lambda x, w, b: conv.conv2d(x, w, b, padding="same"),
+                         optest.make_arrays(((1, 4, 4, 2), (3, 3, 2, 2), (2,))))
+
+
+def test_first_layer_skips_the_input_gradient():
+    x = shendu.tensor(np.ones((1, 4, 4, 1)), dtype="float64")
+    w = _t64(3, 3, 1, 2)
+    conv.conv2d(x, w).sum().backward()
+    assert x.grad is None and w.grad.shape == (3, 3, 1, 2)
+    np.testing.assert_allclose(w.grad.data, np.full((3, 3, 1, 2), 4.0))
+
+
+@pytest.mark.parametrize("kernel, message", [((3, 3, 2, 4), "channels"), ((2, 3, 4), "4-D"), ((4, 4, 3, 4), "kernel")])
+def test_conv2d_errors_name_the_shapes(kernel, message):
+    x = np.zeros((1, 3, 3, 3))
+    with pytest.raises(ValueError, match=message):
+        conv.conv2d(x, np.zeros(kernel))
+
+
+def test_conv2d_rejects_bad_padding():
+    with pytest.raises(ValueError, match="padding"):
+        conv.conv2d(np.zeros((1, 5, 5, 1)), np.zeros((3, 3, 1, 1)), padding="full")
