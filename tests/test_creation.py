@@ -95,6 +95,14 @@ def test_cuda_without_cupy_gives_a_clear_error():
         shendu.tensor([1.0], device="tpu")
 
 
+def test_to_and_cpu_return_the_same_tensor_on_its_device():
+    w = shendu.ones(2, requires_grad=True)
+    h = w * 2
+    assert h.to("cpu") is h and h.cpu() is h  # no silent detaching
+    with pytest.raises(ValueError, match="'cpu' or 'cuda'"):
+        h.to("tpu")
+
+
 def test_creation_matches_torch():
     torch = pytest.importorskip("torch")
     assert str(shendu.tensor([1.0]).dtype) == str(torch.tensor([1.0]).dtype).replace("torch.", "")

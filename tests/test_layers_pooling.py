@@ -37,6 +37,7 @@ LAYERS = [  # (layer factory, input shape without batch)
     (lambda: GlobalMaxPooling1D(), (7, 3)),
     (lambda: UpSampling2D((2, 3)), (3, 4, 2)),
     (lambda: UpSampling2D(2, data_format="channels_first"), (2, 3, 4)),
+    (lambda: UpSampling2D((3, 2), interpolation="bilinear"), (3, 4, 2)),
     (lambda: ZeroPadding2D(((1, 0), (2, 3))), (3, 4, 2)),
     (lambda: ZeroPadding2D(1, data_format="channels_first"), (2, 3, 4)),
     (lambda: Cropping2D(((1, 0), (0, 2))), (4, 5, 2)),
@@ -98,6 +99,20 @@ def test_upsampling_zero_padding_cropping_values_and_gradients():
     t = shendu.tensor(_x(1, 3, 3, 2), dtype="float64", requires_grad=True)
     for layer in (UpSampling2D(2, dtype="float64"), ZeroPadding2D(1, dtype="float64"), Cropping2D(1, dtype="float64")):
         shendu.gradcheck(layer, t)
+
+
+@pytest.mark.parametrize("size", [(2, 2), (3, 2)])
+def test_bilinear_upsampling_matches_torch_half_pixel(size):
+    torch = pytest.importorskip("torch")
+    x = shendu.tensor(_x(2, 3, 4, 2), dtype="float64", requires_grad=True)
+    y = UpSampling2D(size, interpolation="bilinear", dtype="float64")(x)
+    tx = torch.tensor(x.data.transpose(0, 3, 1, 2), requires_grad=True)
+    ty = torch.nn.functional.interpolate(tx, scale_factor=size, mode="bilinear", align_corners=False)
+    gy = _x(*y.shape, seed=2)
+    y.backward(gy)
+    ty.backward(torch.tensor(gy.transpose(0, 3, 1, 2)))
+    np.testing.assert_allclose(y.data, ty.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(x.grad.data, tx.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-10, atol=1e-12)
 
 
 def test_spatial_dropout_drops_whole_feature_maps():

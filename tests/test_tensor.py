@@ -23,6 +23,7 @@ def test_numpy_item_tolist_array_and_float():
     np.testing.assert_array_equal(x.numpy(), [1.5, 2.5])
     assert np.asarray(x).dtype == np.float32
     assert np.asarray(x, dtype=np.float64).dtype == np.float64
+    assert np.shares_memory(np.asarray(x), x.data) and not np.shares_memory(np.array(x), x.data)
     assert x.tolist() == [1.5, 2.5]
     s = x.sum()
     assert s.item() == 4.0 and isinstance(s.item(), float)

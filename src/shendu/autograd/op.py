@@ -86,8 +86,10 @@ class Op:
         self.needs_grad = needs_grad
         self.versions = versions
         self.generation = generation = generation + 1
-        outputs = tuple(Tensor._wrap(o, True, self, i, generation) for i, o in enumerate(y)) if multi else (
-            Tensor._wrap(y, True, self, 0, generation),)
+        if multi:
+            outputs = tuple(Tensor._wrap(o, True, self, i, generation) for i, o in enumerate(y))
+        else:
+            outputs = (Tensor._wrap(y, True, self, 0, generation),)
         self.outputs = [weakref.ref(o) for o in outputs]
         if self.saves_output:
             self.y = tuple(o.data for o in outputs) if multi else outputs[0].data
@@ -110,6 +112,7 @@ def raw(x: Any) -> Any:
 
 
 def _any_requires_grad(inputs: tuple) -> bool:
+    """True when some input is a Tensor that requires grad (then the call is recorded)."""
     for x in inputs:
         if isinstance(x, Tensor) and x.requires_grad:
             return True

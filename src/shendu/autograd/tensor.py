@@ -107,12 +107,21 @@ class Tensor:
         return ops.astype(self, dtype)
 
     def to(self, device: str) -> Tensor:
-        """A copy on ``device`` ('cpu' or 'cuda'); a leaf keeps ``requires_grad``."""
+        """This tensor on ``device`` ('cpu' or 'cuda'): itself when already there, else a copy that is a new
+        leaf (moving between devices is not recorded for backward) keeping ``requires_grad``."""
+        backend.module_for(device)  # a clear error for unknown devices or a missing GPU
+        if device == self.device or (device == "gpu" and self.device == "cuda"):
+            return self
         return Tensor(backend.as_array(self.data, device=device), requires_grad=self.requires_grad)
 
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """NumPy's conversion protocol: ``np.asarray(t)`` shares memory, ``np.array(t)`` copies."""
         arr = backend.to_numpy(self.data)
-        return arr if dtype is None else arr.astype(dtype)
+        if dtype is not None and arr.dtype != dtype:
+            if copy is False:
+                raise ValueError(f"cannot convert a {arr.dtype} tensor to {np.dtype(dtype)} without a copy")
+            return arr.astype(dtype)
+        return arr.copy() if copy else arr
 
     def __repr__(self) -> str:
         body = np.array2string(backend.to_numpy(self.data), separator=", ", prefix="tensor(")

@@ -22,30 +22,17 @@ from shendu import activations
 from shendu import initializers as initializers_module
 from shendu import regularizers as regularizers_module
 from shendu.autograd.tensor import Tensor
+from shendu.layers.core import _check_data_format as check_data_format
 from shendu.layers.input_spec import InputSpec
 from shendu.layers.layer import Layer, snake_case, unique_name
 from shendu.ops import conv as conv_ops
+from shendu.ops.conv import int_tuple
 from shendu.ops.shape import reshape
 
 
 def keras_name(cls: type) -> str:
     """Keras's automatic layer name: 'Conv2D' -> 'conv2d', 'MaxPooling1D' -> 'max_pooling1d'."""
     return snake_case(cls.__name__).replace("1_d", "1d").replace("2_d", "2d").replace("3_d", "3d")
-
-
-def check_data_format(layer: str, data_format: str | None) -> str:
-    data_format = data_format or "channels_last"
-    if data_format not in ("channels_last", "channels_first"):
-        raise ValueError(f"{layer}: data_format must be 'channels_last' or 'channels_first', got {data_format!r}")
-    return data_format
-
-
-def as_tuple(value: Any, n: int, layer: str, name: str) -> tuple[int, ...]:
-    """An int or n ints -> an n-tuple of positive ints (Keras accepts both)."""
-    values = (value,) * n if isinstance(value, int) else tuple(value)
-    if len(values) != n or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values):
-        raise ValueError(f"{layer}: {name} must be a positive int or a tuple of {n} positive ints, got {value!r}")
-    return tuple(int(v) for v in values)
 
 
 def check_padding(layer: str, padding: str, allowed: tuple[str, ...] = ("valid", "same")) -> str:
@@ -79,9 +66,9 @@ class _Conv(KerasNamedLayer):
         if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or filters % groups:
             raise ValueError(f"{cls}: groups must be a positive integer dividing filters={filters}, got {groups!r}")
         self.filters, self.groups = filters, groups
-        self.kernel_size = as_tuple(kernel_size, self.rank, cls, "kernel_size")
-        self.strides = as_tuple(strides, self.rank, cls, "strides")
-        self.dilation_rate = as_tuple(dilation_rate, self.rank, cls, "dilation_rate")
+        self.kernel_size = int_tuple(kernel_size, self.rank, f"{cls}: kernel_size")
+        self.strides = int_tuple(strides, self.rank, f"{cls}: strides")
+        self.dilation_rate = int_tuple(dilation_rate, self.rank, f"{cls}: dilation_rate")
         self.padding = check_padding(cls, padding, ("valid", "same", "causal") if self.rank == 1 else ("valid", "same"))
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(f"{cls}: strides > 1 together with dilation_rate > 1 is not supported (as in Keras), "
@@ -261,7 +248,7 @@ class SeparableConv2D(_Conv):
         super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, 1, activation, use_bias,
                          depthwise_initializer, bias_initializer, depthwise_regularizer, bias_regularizer,
                          activity_regularizer, depthwise_constraint, bias_constraint, **kwargs)
-        self.depth_multiplier = as_tuple(depth_multiplier, 1, "SeparableConv2D", "depth_multiplier")[0]
+        self.depth_multiplier = int_tuple(depth_multiplier, 1, "SeparableConv2D: depth_multiplier")[0]
         self.pointwise_initializer = initializers_module.get(pointwise_initializer)
         self.pointwise_regularizer = regularizers_module.get(pointwise_regularizer)
         self.pointwise_constraint = pointwise_constraint

@@ -15,7 +15,7 @@ from shendu import initializers as initializers_module
 from shendu import regularizers as regularizers_module
 from shendu.autograd.op import raw
 from shendu.autograd.tensor import Tensor
-from shendu.layers.layer import Layer
+from shendu.layers.layer import InputSpec, Layer
 from shendu.ops.embedding import embedding_lookup
 
 
@@ -53,6 +53,7 @@ class Embedding(Layer):
         self.embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim),
                                           self.embeddings_initializer, self.embeddings_regularizer,
                                           constraint=self.embeddings_constraint)
+        self.input_spec = InputSpec(min_ndim=1)  # any number of ids per sample
 
     def call(self, inputs: Tensor) -> Tensor:
         return embedding_lookup(inputs, self.embeddings)

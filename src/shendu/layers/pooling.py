@@ -15,10 +15,11 @@ from typing import Any
 
 from shendu import ops
 from shendu.autograd.tensor import Tensor
-from shendu.layers.conv import KerasNamedLayer, as_tuple, check_data_format, check_padding
+from shendu.layers.conv import KerasNamedLayer, check_data_format, check_padding
 from shendu.layers.input_spec import InputSpec
 from shendu.ops import conv as conv_ops
 from shendu.ops import pool as pool_ops
+from shendu.ops.conv import int_tuple
 
 
 class _Pooling(KerasNamedLayer):
@@ -31,8 +32,8 @@ class _Pooling(KerasNamedLayer):
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         cls = type(self).__name__
-        self.pool_size = as_tuple(pool_size, self.rank, cls, "pool_size")
-        self.strides = self.pool_size if strides is None else as_tuple(strides, self.rank, cls, "strides")
+        self.pool_size = int_tuple(pool_size, self.rank, f"{cls}: pool_size")
+        self.strides = self.pool_size if strides is None else int_tuple(strides, self.rank, f"{cls}: strides")
         self.padding = check_padding(cls, padding)
         self.data_format = check_data_format(cls, data_format)
         self.input_spec = InputSpec(ndim=self.rank + 2)

@@ -305,6 +305,7 @@ class Bidirectional(Layer):
             raise ValueError(f"Bidirectional wraps a SimpleRNN, LSTM or GRU layer, got {type(layer).__name__}")
         if merge_mode not in _MERGE_MODES:
             raise ValueError(f"Bidirectional: merge_mode must be one of {_MERGE_MODES}, got {merge_mode!r}")
+        kwargs.setdefault("dtype", layer.dtype)  # inputs reach the wrapped layers in their dtype
         super().__init__(weights=weights, **kwargs)
         config = layer.get_config()
         config["name"] = "forward_" + layer.name
@@ -381,8 +382,10 @@ class TimeDistributed(Layer):
     supports_masking = True
 
     def __init__(self, layer: Any, **kwargs: Any) -> None:
+        layer = _deserialize_layer(layer)
+        kwargs.setdefault("dtype", layer.dtype)
         super().__init__(**kwargs)
-        self.layer = _deserialize_layer(layer)
+        self.layer = layer
 
     def build(self, input_shape: tuple) -> None:
         if len(input_shape) < 3:

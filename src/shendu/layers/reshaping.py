@@ -18,9 +18,10 @@ import numpy as np
 
 from shendu import ops
 from shendu.autograd.tensor import Tensor
-from shendu.layers.conv import KerasNamedLayer, as_tuple, check_data_format
+from shendu.layers.conv import KerasNamedLayer, check_data_format
 from shendu.layers.input_spec import InputSpec
 from shendu.ops import nn
+from shendu.ops.conv import int_tuple
 
 
 def _spatial_axes(data_format: str) -> tuple[int, int]:
@@ -49,23 +50,52 @@ def _resize(shape: tuple, axes: tuple[int, int], fn: Any) -> tuple:
     return tuple(fn(i, d) if i in axes and d is not None else d for i, d in enumerate(shape))
 
 
+def bilinear_matrix(size: int, scale: int, dtype: Any = np.float32) -> np.ndarray:
+    """The (size * scale, size) matrix of bilinear upsampling along one axis, half-pixel centres (TensorFlow's
+    and PyTorch's ``align_corners=False``): output o reads source s = (o + 0.5) / scale - 0.5, clamped at 0,
+    as (1 - f) x[floor(s)] + f x[floor(s) + 1].
+
+    >>> bilinear_matrix(2, 2)
+    array([[1.  , 0.  ],
+           [0.75, 0.25],
+           [0.25, 0.75],
+           [0.  , 1.  ]], dtype=float32)
+    """
+    out = np.arange(size * scale)
+    source = np.maximum((out + 0.5) / scale - 0.5, 0.0)
+    low = np.floor(source).astype(int)
+    high = np.minimum(low + 1, size - 1)
+    frac = source - low
+    matrix = np.zeros((size * scale, size))
+    np.add.at(matrix, (out, low), 1.0 - frac)
+    np.add.at(matrix, (out, high), frac)
+    return matrix.astype(dtype)
+
+
 class UpSampling2D(KerasNamedLayer):
-    """Repeat every row ``size[0]`` times and every column ``size[1]`` times (nearest-neighbour upsampling);
-    the gradient sums each block back onto its source pixel."""
+    """Repeat every row ``size[0]`` times and every column ``size[1]`` times (``interpolation='nearest'``; the
+    gradient sums each block back onto its source pixel), or interpolate bilinearly (``'bilinear'``, half-pixel
+    centres as Keras/TensorFlow): y = A_h x A_w^T per channel, A from :func:`bilinear_matrix`."""
 
     def __init__(self, size: Any = (2, 2), data_format: str | None = None, interpolation: str = "nearest",
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.size = as_tuple(size, 2, "UpSampling2D", "size")
+        self.size = int_tuple(size, 2, "UpSampling2D: size")
         self.data_format = check_data_format("UpSampling2D", data_format)
-        if interpolation != "nearest":
-            raise ValueError(f"UpSampling2D: interpolation {interpolation!r} is not implemented; use 'nearest' "
-                             "(or a Conv2DTranspose for learned upsampling)")
+        if interpolation not in ("nearest", "bilinear"):
+            raise ValueError(f"UpSampling2D: interpolation {interpolation!r} is not implemented; use 'nearest' or "
+                             "'bilinear' (or a Conv2DTranspose for learned upsampling)")
         self.interpolation = interpolation
         self.input_spec = InputSpec(ndim=4)
 
     def call(self, inputs: Tensor) -> Tensor:
         (h_axis, w_axis), (sh, sw) = _spatial_axes(self.data_format), self.size
+        if self.interpolation == "bilinear":
+            rows = bilinear_matrix(inputs.shape[h_axis], sh, inputs.dtype)
+            cols = bilinear_matrix(inputs.shape[w_axis], sw, inputs.dtype).T.copy()
+            images = inputs if self.data_format == "channels_first" else ops.transpose(inputs, (0, 3, 1, 2))
+            y = ops.matmul(ops.matmul(rows, images), cols)  # (N, C, H*sh, W*sw)
+            return y if self.data_format == "channels_first" else ops.transpose(y, (0, 2, 3, 1))
         shape = list(inputs.shape)
         expanded = ops.expand_dims(inputs, (h_axis + 1, w_axis + 2))  # (.., H, 1, W, 1, ..)
         target = list(expanded.shape)

@@ -156,17 +156,16 @@ class _ArrayPlan:
 
     @staticmethod
     def _make_rebuild(data: tuple) -> Any:
+        """A function turning the list of batch leaves back into ``(x, y, sample_weight)``."""
         x, y, sw = data
         if is_array_like(x) and (y is None or is_array_like(y)) and (sw is None or is_array_like(sw)):
-            iy = 1 if y is not None else None
+            iy = 1 if y is not None else None  # the common case, kept cheap: plain arrays
             isw = (2 if y is not None else 1) if sw is not None else None
             return lambda b: (b[0], None if iy is None else b[iy], None if isw is None else b[isw])
-        counter = iter(())
 
         def rebuild(b: list[Any]) -> tuple:
-            nonlocal counter
-            counter = iter(b)
-            return map_structure(lambda _: next(counter), data)
+            leaves = iter(b)
+            return map_structure(lambda _: next(leaves), data)
 
         return rebuild
 

@@ -45,11 +45,16 @@ Pads = tuple[tuple[int, int], tuple[int, int]]
 
 
 # ---------------------------------------------------------------------------- geometry
-def _pair(value: Any, name: str, n: int = 2) -> tuple[int, ...]:
-    """An int or a sequence of ``n`` ints -> an n-tuple of positive ints."""
-    values = (value,) * n if isinstance(value, int) else tuple(value)
-    if len(values) != n or any(not isinstance(v, int) or v < 1 for v in values):
-        raise ValueError(f"{name} must be a positive int or {n} positive ints, got {value!r}")
+def int_tuple(value: Any, n: int, name: str, minimum: int = 1) -> tuple[int, ...]:
+    """An int or a sequence of ``n`` ints (each >= ``minimum``) -> an n-tuple; ``name`` is used in the error.
+
+    >>> int_tuple(3, 2, "kernel_size"), int_tuple([1, 2], 2, "strides")
+    ((3, 3), (1, 2))
+    """
+    values = (value,) * n if isinstance(value, int) else tuple(value) if isinstance(value, (tuple, list)) else ()
+    if len(values) != n or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in values):
+        kind = "positive" if minimum == 1 else f"integers >= {minimum}:"
+        raise ValueError(f"{name} must be a {kind} int or a tuple of {n} of them, got {value!r}")
     return tuple(int(v) for v in values)
 
 
@@ -101,7 +106,7 @@ class ConvGeometry:
     @classmethod
     def make(cls, in_hw: tuple[int, int], kernel: tuple[int, int], strides: Any = 1, padding: Any = "valid",
              dilation: Any = 1, groups: int = 1) -> ConvGeometry:
-        strides, dilation = _pair(strides, "strides"), _pair(dilation, "dilation_rate")
+        strides, dilation = int_tuple(strides, 2, "strides"), int_tuple(dilation, 2, "dilation_rate")
         pads = resolve_padding(padding, in_hw, kernel, strides, dilation)
         out = []
         for size, k, s, d, (lo, hi) in zip(in_hw, kernel, strides, dilation, pads):
@@ -368,27 +373,22 @@ def conv2d_transpose(x: Any, kernel: Any, bias: Any = None, strides: Any = 1, pa
     kshape = raw(kernel).shape
     if len(kshape) != 4:
         raise ValueError(f"conv2d_transpose: kernel must be 4-D (KH, KW, out/groups, in), got shape {kshape}")
-    strides, dilation = _pair(strides, "strides"), _pair(dilation, "dilation_rate")
-    out_pad = (None, None) if output_padding is None else _pair_or_zero(output_padding)
+    strides, dilation = int_tuple(strides, 2, "strides"), int_tuple(dilation, 2, "dilation_rate")
+    out_pad = (None, None) if output_padding is None else int_tuple(output_padding, 2, "output_padding", 0)
+    if isinstance(padding, str):
+        conv_padding = padding.lower()
+        per_axis: tuple = (conv_padding, conv_padding)
+    else:
+        conv_padding = per_axis = int_tuple(padding, 2, "conv2d_transpose: padding", 0)
     in_hw = tuple(raw(x).shape[1:3])
-    pads_spec = padding.lower() if isinstance(padding, str) else _pair_or_zero(padding)
-    out_hw = tuple(conv_transpose_output_size(n, k, s, pads_spec if isinstance(pads_spec, str) else pads_spec[a],
-                                              out_pad[a], d)
-                   for a, (n, k, s, d) in enumerate(zip(in_hw, kshape[:2], strides, dilation)))
-    conv_padding = padding if isinstance(padding, str) else _pair_or_zero(padding)
+    out_hw = tuple(conv_transpose_output_size(*args) for args in
+                   zip(in_hw, kshape[:2], strides, per_axis, out_pad, dilation))
     geo = ConvGeometry.make(out_hw, kshape[:2], strides, conv_padding, dilation, groups)
     if geo.out_hw != in_hw:
         raise ValueError(f"conv2d_transpose: an output of size {out_hw} (from input {in_hw}, strides {strides}, "
                          f"padding {padding!r}, output_padding {output_padding}) does not convolve back to the input; "
                          "Hint: output_padding must be smaller than the stride")
     return _from_channels_last(Conv2DTranspose(geo)(x, kernel, bias), data_format)
-
-
-def _pair_or_zero(value: Any) -> tuple[int, int]:
-    values = (value, value) if isinstance(value, int) else tuple(value)
-    if len(values) != 2 or any(not isinstance(v, int) or v < 0 for v in values):
-        raise ValueError(f"expected a non-negative int or two of them, got {value!r}")
-    return values  # type: ignore[return-value]
 
 
 def conv1d(x: Any, kernel: Any, bias: Any = None, strides: int = 1, padding: Any = "valid", dilation: int = 1,
@@ -400,7 +400,7 @@ def conv1d(x: Any, kernel: Any, bias: Any = None, strides: int = 1, padding: Any
     if len(kshape) != 3:
         raise ValueError(f"conv1d: kernel must be 3-D (K, in/groups, out), got shape {kshape}")
     n, length, c = raw(x).shape
-    stride, dil = _pair(strides, "strides", 1)[0], _pair(dilation, "dilation_rate", 1)[0]
+    stride, dil = int_tuple(strides, 1, "conv1d: strides")[0], int_tuple(dilation, 1, "conv1d: dilation")[0]
     if isinstance(padding, str) and padding.lower() == "causal":
         pads: Any = ((0, 0), (dil * (kshape[0] - 1), 0))
     elif isinstance(padding, str):

@@ -29,6 +29,13 @@ def _sum(x: Any, axes: tuple[int, ...]) -> Any:
     return x.sum(axis=axes, keepdims=True)
 
 
+def _sum_to(x: Any, shape: tuple[int, ...]) -> Any:
+    """``x`` summed down to a broadcastable ``shape`` (what the engine's un-broadcast does, but with ``_sum``)."""
+    padded = (1,) * (x.ndim - len(shape)) + tuple(shape)
+    axes = tuple(i for i, (n, m) in enumerate(zip(padded, x.shape)) if n == 1 and m != 1)
+    return (_sum(x, axes) if axes else x).reshape(shape)
+
+
 def _mean(x: Any, axes: tuple[int, ...]) -> Any:
     s = _sum(x, axes)
     return s * (s.size / x.size)
@@ -53,6 +60,7 @@ class Normalize(Op):
         # batch norm: gamma is constant over the reduced axes, which shortens backward
         self.per_feature = gamma is None or all(
             ((1,) * (x.ndim - gamma.ndim) + gamma.shape)[a] == 1 for a in self.axes)
+        self.beta_shape = None if beta is None else beta.shape
         y = self.xhat if gamma is None else self.xhat * gamma
         if beta is not None:
             y = y + beta
@@ -88,8 +96,9 @@ class Normalize(Op):
             g -= get_array_module(g).multiply(xhat, m2, out=buffer)
             g *= self.inv_std
             dx = g
-        dgamma = gy * xhat if self.needs_grad[1] else None
-        return dx, dgamma, (gy if self.needs_grad[2] else None)
+        dgamma = _sum_to(gy * xhat, gamma.shape) if self.needs_grad[1] else None
+        dbeta = _sum_to(gy, self.beta_shape) if self.needs_grad[2] else None
+        return dx, dgamma, dbeta
 
     def _backward_per_feature(self, gy, gamma):
         """Arrays only, gamma constant over ``axes`` (batch norm): with s1 = sum(gy), s2 = sum(gy xhat),

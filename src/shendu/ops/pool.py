@@ -26,7 +26,14 @@ from typing import Any
 from shendu.autograd.op import Op, raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
-from shendu.ops.conv import ConvGeometry, _from_channels_last, _pair, _to_channels_last, crop_padding, pad_input
+from shendu.ops.conv import (
+    ConvGeometry,
+    _from_channels_last,
+    _to_channels_last,
+    crop_padding,
+    int_tuple,
+    pad_input,
+)
 from shendu.ops.shape import IndexAdd, reshape
 
 
@@ -141,8 +148,8 @@ class AvgPool2D(_Pool2D):
 
 # ---------------------------------------------------------------------------- user functions
 def _pool_geometry(x: Any, pool_size: Any, strides: Any, padding: Any, n: int = 2) -> ConvGeometry:
-    kernel = _pair(pool_size, "pool_size", n)
-    strides = kernel if strides is None else _pair(strides, "strides", n)
+    kernel = int_tuple(pool_size, n, "pool_size")
+    strides = kernel if strides is None else int_tuple(strides, n, "strides")
     if n == 1:
         kernel, strides = (1, *kernel), (1, *strides)
         if not isinstance(padding, str):
