@@ -162,6 +162,24 @@ def test_wrong_input_rank_names_layer_and_hints():
         layer(np.zeros((1, 5, 5, 2)))
 
 
+def test_compute_output_shape_before_build_and_regularizer_losses():
+    depthwise = DepthwiseConv2D(3, depth_multiplier=3, padding="same")
+    assert depthwise.compute_output_shape((None, 8, 8, 2)) == (None, 8, 8, 6)
+    layer = Conv2D(2, 3, kernel_regularizer=shendu.regularizers.l2(0.1), dtype="float64")
+    layer(_x(1, 4, 4, 1))
+    (penalty,) = layer.losses
+    np.testing.assert_allclose(penalty.data, 0.1 * (layer.kernel.data ** 2).sum())
+
+
 def test_unknown_keyword_is_rejected():
     with pytest.raises(TypeError, match="kernel_size"):
         Conv2D(4, kernel_sizes=3)
+
+
+def test_depthwise_conv2d_matches_per_channel_convolutions():
+    x, k = _x(2, 5, 5, 3), _x(3, 3, 3, 2, seed=1)
+    y = shendu.ops.conv.depthwise_conv2d(x, k, padding="same")
+    for c in range(3):
+        np.testing.assert_allclose(y[..., 2 * c:2 * c + 2],
+                                   shendu.ops.conv.conv2d(x[..., c:c + 1], k[:, :, c:c + 1], padding="same"),
+                                   rtol=1e-12)

@@ -193,3 +193,32 @@ def test_conv2d_errors_name_the_shapes(kernel, message):
 def test_conv2d_rejects_bad_padding():
     with pytest.raises(ValueError, match="padding"):
         conv.conv2d(np.zeros((1, 5, 5, 1)), np.zeros((3, 3, 1, 1)), padding="full")
+
+
+def test_pooled_im2col_buffers_never_alias_live_graphs():
+    """Two same-shaped convolutions in one graph, a retained graph run twice, and a second step that reuses
+    the pooled buffers all give the gradients of a fresh computation."""
+    x, w1, w2 = optest.make_arrays(((2, 6, 6, 3), (3, 3, 3, 3), (3, 3, 3, 3)))
+
+    def grads(retain=False):
+        xt, w1t, w2t = optest.as_tensors([x, w1, w2])
+        loss = (conv.conv2d(xt, w1t, padding="same") * conv.conv2d(xt, w2t, padding="same")).sum()
+        loss.backward(retain_graph=retain)
+        first = [t.grad.data.copy() for t in (xt, w1t, w2t)]
+        if retain:
+            for t in (xt, w1t, w2t):
+                t.grad = None
+            with shendu.no_grad():  # inference in between takes a pooled buffer and gives it back
+                conv.conv2d(x, w1, padding="same")
+            loss.backward()
+            for a, t in zip(first, (xt, w1t, w2t)):
+                np.testing.assert_array_equal(a, t.grad.data)
+        return first
+
+    expected = [reference.conv2d_backward(x, w1, reference.conv2d(x, w2, padding="same"), padding="same"),
+                reference.conv2d_backward(x, w2, reference.conv2d(x, w1, padding="same"), padding="same")]
+    for retain in (False, True):
+        dx, dw1, dw2 = grads(retain)
+        np.testing.assert_allclose(dx, expected[0][0] + expected[1][0], rtol=1e-10)
+        np.testing.assert_allclose(dw1, expected[0][1], rtol=1e-10)
+        np.testing.assert_allclose(dw2, expected[1][1], rtol=1e-10)

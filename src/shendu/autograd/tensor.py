@@ -480,6 +480,38 @@ class Tensor:
     def pow(self, exponent):
         return ops.pow(self, exponent)
 
+    def add(self, other):
+        return ops.add(self, other)
+
+    def sub(self, other):
+        return ops.sub(self, other)
+
+    def mul(self, other):
+        return ops.mul(self, other)
+
+    def div(self, other):
+        return ops.div(self, other)
+
+    def neg(self):
+        return ops.neg(self)
+
+    def where(self, condition, other):
+        """``self`` where ``condition`` holds, else ``other`` (PyTorch's ``Tensor.where``)."""
+        return ops.where(condition, self, other)
+
+    def take_along_axis(self, indices, axis):
+        return ops.take_along_axis(self, indices, axis)
+
+    def gather(self, dim, index):
+        """PyTorch's ``gather(dim, index)``: :meth:`take_along_axis` with PyTorch's argument order."""
+        return ops.take_along_axis(self, index, dim)
+
+    def expand(self, *shape):
+        """PyTorch's name for :meth:`broadcast_to` (-1 keeps a size)."""
+        shape = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else shape
+        lead = len(shape) - self.ndim
+        return ops.broadcast_to(self, tuple(self.shape[i - lead] if n == -1 else n for i, n in enumerate(shape)))
+
     def square(self):
         return ops.mul(self, self)
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from shendu.layers.attention import MultiHeadAttention
 from shendu.layers.conv import Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
 from shendu.layers.core import Activation, Dense, Dropout, Flatten, Lambda, Permute, RepeatVector, Reshape
+from shendu.layers.embedding import Embedding
 from shendu.layers.layer import (
     LAYER_REGISTRY,
     Input,
@@ -49,6 +51,7 @@ from shendu.layers.pooling import (
     MaxPooling1D,
     MaxPooling2D,
 )
+from shendu.layers.recurrent import GRU, LSTM, Bidirectional, SimpleRNN, TimeDistributed
 from shendu.layers.reshaping import Cropping2D, SpatialDropout2D, UpSampling2D, ZeroPadding2D
 
 
@@ -67,11 +70,12 @@ def deserialize(config: dict[str, Any], custom_objects: dict[str, type] | None =
     return cls.from_config(dict(config.get("config", {})))
 
 
-__all__ = ["LAYER_REGISTRY", "Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D",
-           "BatchNormalization", "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose", "Cropping2D", "Dense",
-           "DepthwiseConv2D", "Dot", "Dropout", "Flatten", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
-           "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Input", "InputLayer", "InputSpec", "Lambda", "Layer",
-           "LayerNormalization", "MaxPooling1D", "MaxPooling2D", "Maximum", "Minimum", "Multiply", "Node", "Permute",
-           "RepeatVector", "Reshape", "SeparableConv2D", "SpatialDropout2D", "Subtract", "SymbolicTensor",
-           "UpSampling2D", "ZeroPadding2D", "add", "average", "concatenate", "deserialize", "dot", "maximum",
-           "minimum", "multiply", "reset_name_counters", "serialize", "subtract"]
+__all__ = ["GRU", "LAYER_REGISTRY", "LSTM", "Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D",
+           "BatchNormalization", "Bidirectional", "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose", "Cropping2D",
+           "Dense", "DepthwiseConv2D", "Dot", "Dropout", "Embedding", "Flatten", "GlobalAveragePooling1D",
+           "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Input", "InputLayer", "InputSpec",
+           "Lambda", "Layer", "LayerNormalization", "MaxPooling1D", "MaxPooling2D", "Maximum", "Minimum",
+           "MultiHeadAttention", "Multiply", "Node", "Permute", "RepeatVector", "Reshape", "SeparableConv2D",
+           "SimpleRNN", "SpatialDropout2D", "Subtract", "SymbolicTensor", "TimeDistributed", "UpSampling2D",
+           "ZeroPadding2D", "add", "average", "concatenate", "deserialize", "dot", "maximum", "minimum", "multiply",
+           "reset_name_counters", "serialize", "subtract"]

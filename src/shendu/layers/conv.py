@@ -27,7 +27,6 @@ from shendu.layers.input_spec import InputSpec
 from shendu.layers.layer import Layer, snake_case, unique_name
 from shendu.ops import conv as conv_ops
 from shendu.ops.conv import int_tuple
-from shendu.ops.shape import reshape
 
 
 def keras_name(cls: type) -> str:
@@ -103,14 +102,14 @@ class _Conv(KerasNamedLayer):
                              f"divisible by groups={self.groups}")
         return (*self.kernel_size, channels // self.groups, self.filters)
 
-    def _output_channels(self) -> int:
+    def _output_channels(self, in_channels: int | None) -> int | None:
         return self.filters
 
     def build(self, input_shape: tuple) -> None:
         channels = self._input_channels(input_shape)
         self.kernel = self.add_weight("kernel", self._kernel_shape(channels), self.kernel_initializer,
                                       self.kernel_regularizer, constraint=self.kernel_constraint)
-        self.bias = (self.add_weight("bias", (self._output_channels(),), self.bias_initializer,
+        self.bias = (self.add_weight("bias", (self._output_channels(channels),), self.bias_initializer,
                                      self.bias_regularizer, constraint=self.bias_constraint)
                      if self.use_bias else None)
         self.input_spec = InputSpec(ndim=self.rank + 2, axes={self._channel_axis: channels})
@@ -123,9 +122,10 @@ class _Conv(KerasNamedLayer):
                 for n, k, s, d in zip(sizes, self.kernel_size, self.strides, self.dilation_rate)]
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
+        channels = self._output_channels(input_shape[self._channel_axis])
         if self.data_format == "channels_last":
-            return (input_shape[0], *self._spatial_output(input_shape[1:-1]), self._output_channels())
-        return (input_shape[0], self._output_channels(), *self._spatial_output(input_shape[2:]))
+            return (input_shape[0], *self._spatial_output(input_shape[1:-1]), channels)
+        return (input_shape[0], channels, *self._spatial_output(input_shape[2:]))
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
@@ -196,28 +196,25 @@ class DepthwiseConv2D(_Conv):
                  bias_initializer: Any = "zeros", depthwise_regularizer: Any = None, bias_regularizer: Any = None,
                  activity_regularizer: Any = None, depthwise_constraint: Any = None, bias_constraint: Any = None,
                  **kwargs: Any) -> None:
+        depth_multiplier = int_tuple(depth_multiplier, 1, "DepthwiseConv2D: depth_multiplier")[0]
         super().__init__(depth_multiplier, kernel_size, strides, padding, data_format, dilation_rate, 1, activation,
                          use_bias, depthwise_initializer, bias_initializer, depthwise_regularizer, bias_regularizer,
                          activity_regularizer, depthwise_constraint, bias_constraint, **kwargs)
         self.depth_multiplier = depth_multiplier
-        self._channels = None
 
     def _kernel_shape(self, channels: int) -> tuple[int, ...]:
-        self._channels = channels
         return (*self.kernel_size, channels, self.depth_multiplier)
 
-    def _output_channels(self) -> int:
-        return self._channels * self.depth_multiplier
+    def _output_channels(self, in_channels: int | None) -> int | None:
+        return None if in_channels is None else in_channels * self.depth_multiplier
 
     def build(self, input_shape: tuple) -> None:
         super().build(input_shape)
         self.depthwise_kernel = self.kernel  # Keras's attribute name
 
     def call(self, inputs: Tensor) -> Tensor:
-        kh, kw, c, m = self.kernel.shape
-        kernel = reshape(self.kernel, (kh, kw, 1, c * m))
-        y = conv_ops.conv2d(inputs, kernel, self.bias, self.strides, self.padding, self.dilation_rate, c,
-                            self.data_format)
+        y = conv_ops.depthwise_conv2d(inputs, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
+                                      self.data_format)
         return self._activate(y)
 
     def get_config(self) -> dict[str, Any]:
@@ -267,10 +264,8 @@ class SeparableConv2D(_Conv):
         self.input_spec = InputSpec(ndim=4, axes={self._channel_axis: channels})
 
     def call(self, inputs: Tensor) -> Tensor:
-        kh, kw, c, m = self.depthwise_kernel.shape
-        depthwise = reshape(self.depthwise_kernel, (kh, kw, 1, c * m))
-        y = conv_ops.conv2d(inputs, depthwise, None, self.strides, self.padding, self.dilation_rate, c,
-                            self.data_format)
+        y = conv_ops.depthwise_conv2d(inputs, self.depthwise_kernel, None, self.strides, self.padding,
+                                      self.dilation_rate, self.data_format)
         y = conv_ops.conv2d(y, self.pointwise_kernel, self.bias, data_format=self.data_format)
         return self._activate(y)
 
@@ -328,3 +323,7 @@ class Conv2DTranspose(_Conv):
         config = super().get_config()
         config.pop("groups")
         return {**config, "output_padding": None if self.output_padding is None else list(self.output_padding)}
+
+# Keras's aliases
+Convolution1D, Convolution2D, Convolution2DTranspose, SeparableConvolution2D = Conv1D, Conv2D, Conv2DTranspose, \
+    SeparableConv2D

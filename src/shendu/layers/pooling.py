@@ -155,3 +155,8 @@ class GlobalAveragePooling1D(_GlobalPooling):
         axis = self._axes
         total = ops.sum(inputs * weights, axis=axis, keepdims=self.keepdims)
         return total / weights.sum(axis=axis, keepdims=self.keepdims)
+
+# Keras's short aliases
+MaxPool1D, MaxPool2D, AvgPool1D, AvgPool2D = MaxPooling1D, MaxPooling2D, AveragePooling1D, AveragePooling2D
+GlobalAvgPool1D, GlobalAvgPool2D = GlobalAveragePooling1D, GlobalAveragePooling2D
+GlobalMaxPool1D, GlobalMaxPool2D = GlobalMaxPooling1D, GlobalMaxPooling2D

@@ -29,6 +29,7 @@ from shendu.ops.elementwise import (
 )
 from shendu.ops.linalg import matmul
 from shendu.ops.nn import dropout, linear, sigmoid_binary_cross_entropy, softmax_cross_entropy
+from shendu.ops.norm import Normalize  # noqa: F401 - registers the fused normalisation op
 from shendu.ops.reduce import cumsum, log_softmax, logsumexp, max, mean, min, prod, softmax, std, sum, var
 from shendu.ops.shape import (
                                     broadcast_to,
@@ -53,7 +54,12 @@ from shendu.ops.shape import (
                                     unwrap_index,
 )
 
+clamp = clip  # PyTorch names
+unsqueeze = expand_dims
+expand = broadcast_to
+
 __all__ = [
+    "clamp", "expand", "unsqueeze",
     "abs", "add", "astype", "broadcast_to", "clip", "concatenate", "cos", "cumsum", "div", "dropout", "elu",
     "erf", "exp", "expand_dims", "flatten", "gather", "gelu", "getitem", "leaky_relu", "linear", "log", "log1p",
     "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "mul", "neg", "pad",

@@ -35,6 +35,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from shendu.autograd.grad_mode import is_grad_enabled
 from shendu.autograd.op import Op, raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
@@ -150,8 +151,36 @@ def crop_padding(xp_: Any, geo: ConvGeometry) -> Any:
 
 
 # ---------------------------------------------------------------------------- the three array steps
-def im2col(x: Any, geo: ConvGeometry) -> Any:
-    """x (N, H, W, C) -> cols (G, N*OH*OW, KH*KW*C/G): every receptive field as a row, in one copy."""
+class BufferPool:
+    """Scratch arrays reused from step to step: the im2col matrix is tens of megabytes, and a fresh one costs
+    page faults on every step (measured 4x the copy itself). ``take`` hands out a free array of the shape
+    (or a new one); ``give`` returns it once nothing reads it any more (Conv2D gives its cols back when the
+    engine releases the op after backward, or at once when no graph is recorded)."""
+
+    def __init__(self, per_shape: int = 2) -> None:
+        self.per_shape = per_shape
+        self.free: dict[tuple, list[Any]] = {}
+
+    def take(self, xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+        stack = self.free.get((xp.__name__, shape, str(dtype)))
+        return stack.pop() if stack else xp.empty(shape, dtype=dtype)
+
+    def give(self, array: Any) -> None:
+        stack = self.free.setdefault((get_array_module(array).__name__, array.shape, str(array.dtype)), [])
+        if len(stack) < self.per_shape:
+            stack.append(array)
+
+    def clear(self) -> None:
+        self.free.clear()
+
+
+#: the pool of im2col matrices (``COLS_POOL.clear()`` frees them)
+COLS_POOL = BufferPool()
+
+
+def im2col(x: Any, geo: ConvGeometry, pool: BufferPool | None = None) -> Any:
+    """x (N, H, W, C) -> cols (G, N*OH*OW, KH*KW*C/G): every receptive field as a row, in one copy (into an
+    array from ``pool`` when given)."""
     xp = get_array_module(x)
     x = pad_input(x, geo.pads)
     n, c = x.shape[0], x.shape[3]
@@ -160,7 +189,11 @@ def im2col(x: Any, geo: ConvGeometry) -> Any:
     s_n, s_h, s_w, s_c = x.strides
     view = xp.lib.stride_tricks.as_strided(
         x, (g, n, oh, ow, kh, kw, c // g), (s_c * (c // g), s_n, s_h * sh, s_w * sw, s_h * dh, s_w * dw, s_c))
-    return xp.ascontiguousarray(view).reshape(g, n * oh * ow, kh * kw * (c // g))
+    if pool is None:
+        return xp.ascontiguousarray(view).reshape(g, n * oh * ow, kh * kw * (c // g))
+    cols = pool.take(xp, (g, n * oh * ow, kh * kw * (c // g)), x.dtype)
+    xp.copyto(cols.reshape(view.shape), view)
+    return cols
 
 
 def _grouped_kernel(w: Any, g: int) -> Any:
@@ -244,11 +277,21 @@ class Conv2D(Op):
         if x.ndim != 4 or tuple(x.shape[1:3]) != geo.in_hw:
             raise ValueError(f"conv2d: expected an NHWC input with spatial size {geo.in_hw}, got shape {x.shape}")
         _check_kernel("conv2d", x.shape, w, x.shape[3], geo, "input")
-        self.cols = cols = im2col(x, geo)  # kept for dW
+        cols = im2col(x, geo, COLS_POOL)
         y = conv_forward(cols, w, geo, x.shape[0])
+        if is_grad_enabled():
+            self.cols = cols  # kept for dW, given back to the pool in release()
+        else:
+            COLS_POOL.give(cols)
         if b is not None:
             y += b
         return y
+
+    def release(self) -> None:
+        cols = self.__dict__.get("cols")
+        super().release()
+        if cols is not None:
+            COLS_POOL.give(cols)
 
     def backward(self, gy, x, w, b, y):
         geo = self.geo
@@ -294,9 +337,10 @@ class Conv2DTranspose(Op):
             if self.needs_grad[1]:
                 dw = Conv2DFilterGrad(geo, raw(w).shape)(gy, x)
         elif self.needs_grad[0] or self.needs_grad[1]:
-            cols = im2col(gy, geo)
+            cols = im2col(gy, geo, COLS_POOL)
             dx = conv_forward(cols, w, geo, gy.shape[0]) if self.needs_grad[0] else None
             dw = conv_filter_grad(cols, x, geo, w.shape) if self.needs_grad[1] else None
+            COLS_POOL.give(cols)
         if self.needs_grad[2]:
             db = _sum(gy, axis=(0, 1, 2))
         return dx, dw, db
@@ -345,6 +389,17 @@ def conv2d(x: Any, kernel: Any, bias: Any = None, strides: Any = 1, padding: Any
         raise ValueError(f"conv2d: kernel must be 4-D (KH, KW, in/groups, out), got shape {kshape}")
     geo = ConvGeometry.make(tuple(raw(x).shape[1:3]), kshape[:2], strides, padding, dilation, groups)
     return _from_channels_last(Conv2D(geo)(x, kernel, bias), data_format)
+
+
+def depthwise_conv2d(x: Any, kernel: Any, bias: Any = None, strides: Any = 1, padding: Any = "valid",
+                     dilation: Any = 1, data_format: str = "channels_last") -> Any:
+    """Each input channel convolved with its own ``m`` filters: kernel (KH, KW, C, m) (Keras's depthwise layout),
+    output channel c*m + k; conv2d with groups=C on the kernel read as (KH, KW, 1, C*m)."""
+    kshape = raw(kernel).shape
+    if len(kshape) != 4:
+        raise ValueError(f"depthwise_conv2d: kernel must be 4-D (KH, KW, channels, depth_multiplier), got {kshape}")
+    kh, kw, c, m = kshape
+    return conv2d(x, reshape(kernel, (kh, kw, 1, c * m)), bias, strides, padding, dilation, c, data_format)
 
 
 def conv_transpose_output_size(size: int, kernel: int, stride: int, padding: Any, output_padding: int | None,

@@ -390,6 +390,9 @@ class Optimizer:
             if weight_decay and self._use_weight_decay(param):
                 param.data *= 1.0 - lr * weight_decay
             update(param, grad, state[param], lr)
+            constraint = getattr(param, "constraint", None)
+            if constraint is not None:  # Keras applies a weight's constraint right after its update
+                param.data[...] = _as_array(constraint(param))
             param._version += 1
         self.iterations += 1
 
@@ -488,6 +491,10 @@ def _snake_case(name: str) -> str:
 def _norm(g: Any) -> float:
     flat = g.reshape(-1)
     return math.sqrt(float(backend.get_array_module(g).dot(flat, flat)))
+
+
+def _as_array(value: Any) -> Any:
+    return value.data if isinstance(value, Tensor) else value
 
 
 def _scale_to_norm(g: Any, norm: float, clip: float) -> Any:

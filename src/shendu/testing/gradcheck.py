@@ -93,7 +93,7 @@ def gradcheck(fn: Callable[..., Any], *inputs: Any, eps: float = 1e-6, atol: flo
             flat[k] = orig
             numeric.reshape(-1)[k] = (plus - minus) / (2 * eps)
         err = np.abs(analytic - numeric)
-        bad = err > atol + rtol * np.abs(numeric)
+        bad = ~(err <= atol + rtol * np.abs(numeric))  # NaN counts as a mismatch
         for k in np.flatnonzero(bad):
             idx = np.unravel_index(k, x.shape) if x.shape else ()
             rows.append((err.reshape(-1)[k], i, idx, analytic.reshape(-1)[k], numeric.reshape(-1)[k]))
