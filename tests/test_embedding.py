@@ -96,3 +96,22 @@ def test_embedding_trains_in_a_model():
     y = (x[:, :1] > 2).astype(np.float32)
     history = model.fit(x, y, epochs=3, batch_size=8, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_loss_ignores_masked_time_steps_as_keras_does():
+    from shendu.layers import LSTM, Dense, Embedding
+    from shendu.models import Sequential
+
+    model = Sequential([Embedding(10, 4, mask_zero=True), LSTM(8, return_sequences=True),
+                        Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    x = np.array([[1, 2, 0, 0], [3, 4, 5, 0]])
+    y = np.array([[1, 2, 0, 0], [0, 1, 2, 0]])
+    changed_at_padding = y.copy()
+    changed_at_padding[0, 2:] = 2
+    changed_at_padding[1, 3] = 1
+    changed_at_real_step = y.copy()
+    changed_at_real_step[0, 0] = 2
+    loss = model.evaluate(x, y, verbose=0)
+    assert model.evaluate(x, changed_at_padding, verbose=0) == pytest.approx(loss, rel=1e-6)
+    assert model.evaluate(x, changed_at_real_step, verbose=0) != pytest.approx(loss, rel=1e-6)

@@ -355,3 +355,23 @@ def test_gradients_are_unbroadcast_to_each_input_shape(shapes, op):
     assert a.grad.shape == shape_a and b.grad.shape == shape_b
     np.testing.assert_allclose(a.grad.data, summed_to(g * local_a, shape_a), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(b.grad.data, summed_to(g * local_b, shape_b), rtol=1e-12, atol=1e-12)
+
+
+def test_multi_output_op_whose_unused_output_was_collected():
+    class SplitHalves(shendu.Op):
+        """y1, y2 = x[:n], x[n:];   dx = [gy1, gy2]"""
+
+        def forward(self, x):
+            n = x.shape[0] // 2
+            return x[:n].copy(), x[n:].copy()
+
+        def backward(self, gys, x, y):
+            return np.concatenate(gys)
+
+    try:
+        x = shendu.tensor(np.arange(4.0), requires_grad=True)
+        first, _ = SplitHalves()(x)  # the second output is dropped at once
+        (first * 3).sum().backward()
+        np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0, 0.0, 0.0])
+    finally:
+        shendu.OP_REGISTRY.pop("SplitHalves", None)

@@ -131,6 +131,10 @@ def test_bidirectional_states_config_and_functional_model():
     bi = Bidirectional(GRU(4, return_state=True), name="bi")
     out, h_fw, h_bw = bi(X32)
     assert out.shape == (3, 8) and h_fw.shape == h_bw.shape == (3, 4)
+    with pytest.raises(ValueError, match="go_backwards"):
+        Bidirectional(LSTM(2), backward_layer=LSTM(2))
+    custom = Bidirectional(LSTM(2), backward_layer=GRU(2, go_backwards=True))
+    assert isinstance(custom.backward_layer, GRU) and custom(X32).shape == (3, 4)
     clone = deserialize(serialize(Bidirectional(LSTM(2), merge_mode="sum")))
     assert clone.merge_mode == "sum" and isinstance(clone.forward_layer, LSTM)
     inputs = Input(shape=(5, 4))

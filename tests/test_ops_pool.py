@@ -97,3 +97,14 @@ def test_pooling_keeps_float32_and_channels_first():
 def test_pooling_double_backward(fn):
     (x,) = _distinct(1, 5, 4, 2)
     shendu.gradgradcheck(lambda x: fn(x * x), x)
+
+
+@pytest.mark.parametrize("name", ["max", "avg"])
+def test_reference_pool_backward_matches_finite_differences(name):
+    forward, backward = getattr(reference, f"{name}_pool2d"), getattr(reference, f"{name}_pool2d_backward")
+    x, direction = optest.make_arrays(((2, 5, 4, 2), (2, 5, 4, 2)), "distinct")
+    gy = np.random.default_rng(7).standard_normal(forward(x, 3, 2, "same").shape)
+    eps = 1e-6
+    numeric = (np.sum(forward(x + eps * direction, 3, 2, "same") * gy)
+               - np.sum(forward(x - eps * direction, 3, 2, "same") * gy)) / (2 * eps)
+    np.testing.assert_allclose(numeric, np.sum(backward(x, gy, 3, 2, "same") * direction), rtol=1e-7)

@@ -30,6 +30,7 @@ from shendu import ops
 from shendu.autograd.op import raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import as_array, get_array_module, is_array
+from shendu.layers.masking import _MASKS, get_mask
 from shendu.ops import nn
 
 EPSILON = 1e-7  # Keras's backend.epsilon()
@@ -295,14 +296,19 @@ class Loss:
         raise NotImplementedError(f"{type(self).__name__} must define call(y_true, y_pred)")
 
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Tensor:
+        prediction_mask = get_mask(y_pred) if _MASKS else None  # Keras weights losses by the output's mask
         y_pred = _to_tensor(y_pred)
         if self.dtype is not None:
             y_pred = ops.astype(y_pred, np.dtype(self.dtype))
-        if sample_weight is None and self.reduction in ("sum_over_batch_size", "mean", "mean_with_sample_weight"):
+        if sample_weight is None and prediction_mask is None and self.reduction in (
+                "sum_over_batch_size", "mean", "mean_with_sample_weight"):
             fused = self._fused_mean(y_true, y_pred)
             if fused is not None:
                 return fused
         losses, mask = self._call_with_mask(y_true, y_pred)
+        if prediction_mask is not None:
+            prediction_mask = raw(prediction_mask)
+            mask = prediction_mask if mask is None else mask * prediction_mask
         return reduce_weighted_values(losses, sample_weight, mask, self.reduction)
 
     def _fused_mean(self, y_true: Any, y_pred: Tensor) -> Tensor | None:

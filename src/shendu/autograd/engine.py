@@ -177,9 +177,9 @@ def _output_tensors(op: Any, multi: bool) -> Any:
 
 
 def _zeros_like_output(op: Any, index: int, create_graph: bool) -> Any:
-    ref = op.y[index] if op.saves_output else op.outputs[index]().data
-    xp = backend.get_array_module(ref)
-    z = xp.zeros_like(ref)
+    """The gradient of an output nobody used: zeros of its shape and dtype (the output may be gone)."""
+    shape, dtype = op.output_specs[index]
+    z = backend.get_array_module(*op.arrays).zeros(shape, dtype=dtype)
     return Tensor._wrap(z) if create_graph else z
 
 

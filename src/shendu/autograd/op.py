@@ -88,6 +88,7 @@ class Op:
         self.generation = generation = generation + 1
         if multi:
             outputs = tuple(Tensor._wrap(o, True, self, i, generation) for i, o in enumerate(y))
+            self.output_specs = [(o.shape, o.dtype) for o in y]  # zeros for outputs that get no gradient
         else:
             outputs = (Tensor._wrap(y, True, self, 0, generation),)
         self.outputs = [weakref.ref(o) for o in outputs]

@@ -30,3 +30,9 @@ class History(Callback):
             self.history.setdefault(key, []).append(value)
         if self.model is not None:
             self.model.history = self
+
+    def plot(self, path=None, metrics=None):
+        """Learning curves (see :func:`shendu.utils.plot_history`); saved to ``path`` when given; returns the Figure."""
+        from shendu.utils.plotting import plot_history
+
+        return plot_history(self, path, metrics)

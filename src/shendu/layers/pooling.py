@@ -15,6 +15,7 @@ from typing import Any
 
 from shendu import ops
 from shendu.autograd.tensor import Tensor
+from shendu.backend import get_array_module
 from shendu.layers.conv import KerasNamedLayer, check_data_format, check_padding
 from shendu.layers.input_spec import InputSpec
 from shendu.ops import conv as conv_ops
@@ -147,7 +148,7 @@ class GlobalAveragePooling1D(_GlobalPooling):
         if mask is None:
             return ops.mean(inputs, axis=self._axes, keepdims=self.keepdims)
         mask_data = mask.data if isinstance(mask, Tensor) else mask
-        weights = mask_data.astype(inputs.dtype)
+        weights = get_array_module(inputs.data).asarray(mask_data).astype(inputs.dtype)
         if self.data_format == "channels_last":
             weights = weights[:, :, None]
         else:

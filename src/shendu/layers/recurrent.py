@@ -315,6 +315,9 @@ class Bidirectional(Layer):
             backward_layer = type(layer).from_config(config)
         else:
             backward_layer = _deserialize_layer(backward_layer)
+            if backward_layer.go_backwards == layer.go_backwards:
+                raise ValueError("Bidirectional: backward_layer must have the opposite go_backwards of layer "
+                                 f"(both are go_backwards={layer.go_backwards})")
         self.backward_layer = backward_layer
         self.merge_mode = merge_mode
         self.return_sequences, self.return_state = layer.return_sequences, layer.return_state

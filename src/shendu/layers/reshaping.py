@@ -18,6 +18,7 @@ import numpy as np
 
 from shendu import ops
 from shendu.autograd.tensor import Tensor
+from shendu.backend import get_array_module
 from shendu.layers.conv import KerasNamedLayer, check_data_format
 from shendu.layers.input_spec import InputSpec
 from shendu.ops import nn
@@ -91,8 +92,9 @@ class UpSampling2D(KerasNamedLayer):
     def call(self, inputs: Tensor) -> Tensor:
         (h_axis, w_axis), (sh, sw) = _spatial_axes(self.data_format), self.size
         if self.interpolation == "bilinear":
-            rows = bilinear_matrix(inputs.shape[h_axis], sh, inputs.dtype)
-            cols = bilinear_matrix(inputs.shape[w_axis], sw, inputs.dtype).T.copy()
+            xp = get_array_module(inputs.data)
+            rows = xp.asarray(bilinear_matrix(inputs.shape[h_axis], sh, inputs.dtype))
+            cols = xp.asarray(bilinear_matrix(inputs.shape[w_axis], sw, inputs.dtype).T.copy())
             images = inputs if self.data_format == "channels_first" else ops.transpose(inputs, (0, 3, 1, 2))
             y = ops.matmul(ops.matmul(rows, images), cols)  # (N, C, H*sh, W*sw)
             return y if self.data_format == "channels_first" else ops.transpose(y, (0, 2, 3, 1))
@@ -195,7 +197,7 @@ class SpatialDropout2D(KerasNamedLayer):
             return nn.dropout(inputs, self.rate, True, noise_shape)
         keep = (self._rng.random(noise_shape) >= self.rate).astype(inputs.dtype)
         keep *= 0.0 if self.rate >= 1 else 1.0 / (1.0 - self.rate)
-        return inputs * keep
+        return inputs * get_array_module(inputs.data).asarray(keep)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return input_shape

@@ -3,5 +3,6 @@
 
 from shendu.models.model import Model
 from shendu.models.sequential import Sequential
+from shendu.saving import load_model
 
-__all__ = ["Model", "Sequential"]
+__all__ = ["Model", "Sequential", "load_model"]

@@ -35,7 +35,6 @@ from shendu.layers.layer import Layer, unique_name
 from shendu.models.compile_utils import CompiledLoss, CompiledMetrics
 from shendu.models.data_adapter import EpochIterator, flatten, train_validation_split, unpack_batch
 from shendu.models.functional import FunctionalGraph
-from shendu.utils.weights_io import load_weights_file, save_weights_file
 
 _FIT_ARGS = ("x", "y", "batch_size", "epochs", "verbose", "callbacks", "validation_split", "validation_data",
              "shuffle", "class_weight", "sample_weight", "initial_epoch", "steps_per_epoch", "validation_steps",
@@ -512,19 +511,27 @@ class Model(Layer):
             return _to_numpy(self.predict_step(x))
 
     # ------------------------------------------------------------------ weights on disk, summary
-    def save_weights(self, filepath: str, overwrite: bool = True) -> None:
-        """Write the weights (``.npz`` or ``.safetensors``), atomically."""
-        import os
+    def save(self, filepath: str, overwrite: bool = True, include_optimizer: bool = True,
+             data_loader: Any = None) -> None:
+        """Write the whole model (architecture, weights, optimiser and training state) as one safe ``.shendu``
+        zip, atomically; ``shendu.models.load_model(filepath)`` rebuilds it. See ``shendu.saving``."""
+        from shendu import saving
 
-        if not overwrite and os.path.exists(filepath):
-            raise FileExistsError(f"save_weights: {filepath} exists; pass overwrite=True to replace it")
-        weights = self.weights
-        save_weights_file(filepath, [backend.to_numpy(p.data) for p in weights],
-                          [p.name or f"weight_{i}" for i, p in enumerate(weights)])
+        saving.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer,
+                          data_loader=data_loader)
+
+    def save_weights(self, filepath: str, overwrite: bool = True) -> None:
+        """Write the weights (``.safetensors`` or ``.npz``), atomically."""
+        from shendu import saving
+
+        saving.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath: str) -> None:
-        """Load weights written by ``save_weights`` (same architecture, same order)."""
-        self.set_weights(load_weights_file(filepath))
+        """Load weights from ``save_weights`` (``.safetensors``/``.npz``) or a ``.shendu`` model file (same
+        architecture: count, shapes and dtypes are checked)."""
+        from shendu import saving
+
+        saving.load_weights(self, filepath)
 
     def summary(self, line_length: int | None = None, positions: Any = None, print_fn: Any = None,
                 expand_nested: bool = False, show_trainable: bool = False) -> None:

@@ -44,6 +44,11 @@ def _window_taps(geo: ConvGeometry):
             yield i * kw + j, geo.tap(i, j)
 
 
+def _windows_disjoint(geo: ConvGeometry) -> bool:
+    """True when no two windows overlap (strides >= pool size, e.g. the usual 2x2 pooling with stride 2)."""
+    return geo.strides[0] >= geo.kernel[0] and geo.strides[1] >= geo.kernel[1]
+
+
 def _scatter_taps(geo: ConvGeometry, x_shape: tuple, tap_grads: Any) -> Any:
     """dx = sum over taps k of gk placed where tap k read (cropped to the input), written with differentiable
     ops: the backward's graph when ``create_graph=True`` (each gk a Tensor of the output's shape)."""
@@ -95,9 +100,13 @@ class MaxPool2D(_Pool2D):
         xp = get_array_module(gy)
         out = xp.zeros((x.shape[0], *geo.padded_hw, x.shape[3]), dtype=gy.dtype)
         hit = xp.empty(gy.shape, dtype=bool)
+        disjoint = _windows_disjoint(geo)
         for k, (rows, cols) in _window_taps(geo):
             xp.equal(self.argmax, k, out=hit)
-            out[:, rows, cols] += gy * hit
+            if disjoint:  # every pixel belongs to one window at most: write in place, no temporary
+                xp.multiply(gy, hit, out=out[:, rows, cols])
+            else:
+                out[:, rows, cols] += gy * hit
         return crop_padding(out, geo)
 
 
@@ -141,8 +150,12 @@ class AvgPool2D(_Pool2D):
             return _scatter_taps(geo, raw(x).shape, lambda k: share)
         xp = get_array_module(gy)
         out = xp.zeros((x.shape[0], *geo.padded_hw, x.shape[3]), dtype=gy.dtype)
+        disjoint = _windows_disjoint(geo)
         for _, (rows, cols) in _window_taps(geo):
-            out[:, rows, cols] += share
+            if disjoint:
+                out[:, rows, cols] = share
+            else:
+                out[:, rows, cols] += share
         return crop_padding(out, geo)
 
 

@@ -108,11 +108,12 @@ def _carry(keep: Any, new: Any, old: Any) -> None:
 
 
 def _sequence_output(hs: Any, mask: Any, zero_output: bool) -> Any:
-    """(time, batch, units) states -> (batch, time, units) outputs (zeros at masked steps if asked)."""
+    """(time, batch, units) states -> (batch, time, units) outputs (zeros at masked steps if asked), contiguous:
+    a strided view would make every later GEMM on it several times slower."""
     seq = hs.transpose(1, 0, 2)
     if mask is not None and zero_output:
-        seq = seq * mask[:, :, None]
-    return seq
+        return seq * mask[:, :, None]
+    return get_array_module(hs).ascontiguousarray(seq)
 
 
 def _sequence_grad(gseq: Any, mask: Any, zero_output: bool) -> Any:

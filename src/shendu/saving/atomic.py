@@ -27,6 +27,16 @@ def _fsync_path(path: str, directory: bool = False) -> None:
         os.close(fd)
 
 
+def _file_mode(path: str) -> int:
+    """The replaced file's permissions, or the usual ones for a new file (``mkstemp`` makes it 0600)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` on a fresh temporary file beside ``path``, fsync it, then ``os.replace`` it onto
     ``path``. On any exception the temporary file is deleted and ``path`` keeps its previous content."""
@@ -37,6 +47,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, _file_mode(path))
         _fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException:

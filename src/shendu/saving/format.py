@@ -67,9 +67,10 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
-def encode_json(document: Any) -> bytes:
-    """UTF-8 JSON, keys in insertion order (NumPy scalars become numbers)."""
-    return json.dumps(document, default=_json_default, indent=1).encode()
+def encode_json(document: Any, indent: int | None = 1) -> bytes:
+    """UTF-8 JSON, keys in insertion order (NumPy scalars become numbers); ``indent=None`` for compact output."""
+    separators = (",", ":") if indent is None else None
+    return json.dumps(document, default=_json_default, indent=indent, separators=separators).encode()
 
 
 def decode_json(path: Any, entry: str, data: bytes) -> dict[str, Any]:
@@ -146,7 +147,7 @@ def decode_arrays(path: Any, entry: str, data: bytes) -> dict[str, np.ndarray]:
     """The arrays of a safetensors blob, after :func:`check_safetensors_header` (each a fresh writable copy)."""
     layout = check_safetensors_header(path, entry, data)
     arrays = {}
-    for name, (dtype, shape, start, end) in layout.items():
+    for name, (dtype, shape, start, _) in layout.items():
         array = np.frombuffer(data, dtype=dtype.newbyteorder("<"), count=math.prod(shape), offset=start)
         arrays[name] = array.reshape(shape).astype(dtype)  # native byte order, own memory
     return arrays

@@ -1,4 +1,5 @@
-"""Utilities as Keras has them: ``to_categorical``, ``set_random_seed``, and the progress bar used by ``fit``."""
+"""Utilities as Keras has them: ``to_categorical``, ``set_random_seed``, the progress bar used by ``fit``, and the
+pictures (``plot_history``, ``plot_model``, ``graph_to_dot``)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from typing import Any
 import numpy as np
 
 from shendu.random import seed as _seed
+from shendu.utils.plotting import graph_to_dot, model_to_dot, plot_history, plot_model
 from shendu.utils.progress import ProgressBar
 from shendu.utils.weights_io import load_weights_file, save_weights_file
 
-__all__ = ["ProgressBar", "load_weights_file", "normalize", "save_weights_file", "set_random_seed",
-           "to_categorical"]
+__all__ = ["ProgressBar", "graph_to_dot", "load_weights_file", "model_to_dot", "normalize", "plot_history",
+           "plot_model", "save_weights_file", "set_random_seed", "to_categorical"]
 
 
 def to_categorical(x: Any, num_classes: int | None = None) -> np.ndarray:

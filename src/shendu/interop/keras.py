@@ -1,0 +1,151 @@
+"""Load Keras weights (``.weights.h5``, ``.keras``, and legacy Keras 2 ``.h5``) into the equivalent shendu model.
+
+shendu's layers use Keras's weight layouts (Dense kernel (in, out), Conv kernels HWIO, LSTM gates i, f, c, o,
+GRU z, r, h with the (2, 3*units) bias of ``reset_after``, BatchNormalization gamma, beta, moving_mean,
+moving_variance), so loading is matching, not converting. Files are read with ``h5py`` (datasets only: a
+``.keras`` archive's ``config.json`` is never executed, only its ``model.weights.h5`` is read).
+
+Keras 3 stores a layer's variables under ``layers/<class name>[_n]/vars/<i>`` (an LSTM's under ``.../cell/vars``,
+a Bidirectional's under ``forward_layer/`` and ``backward_layer/``) with the layer's name as an attribute; Keras 2
+files list ``layer_names`` and each layer's ``weight_names``. Each Keras layer becomes one group, matched to the
+shendu layers in order (a layer with the same name is preferred; see :mod:`shendu.interop._common`).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import zipfile
+from typing import Any
+
+import numpy as np
+
+from shendu.interop._common import Group, Incompatible, load_groups
+
+_MAX_WEIGHTS_BYTES = 1 << 34  # 16 GiB: a .keras archive declaring more is refused
+
+
+def _h5py() -> Any:
+    try:
+        import h5py
+    except ImportError:
+        raise ImportError("loading Keras weights needs h5py: pip install h5py") from None
+    return h5py
+
+
+def _vars(group: Any) -> list[np.ndarray]:
+    """The arrays of a Keras 3 ``vars`` group, in index order."""
+    if "vars" not in group:
+        return []
+    variables = group["vars"]
+    return [np.asarray(variables[k]) for k in sorted(variables, key=int)]
+
+
+_SUBLAYER_ORDER = ("cell", "forward_layer", "backward_layer", "layer")
+
+
+def _collect(group: Any) -> list[np.ndarray]:
+    """A Keras 3 layer's arrays: its own vars, then its sublayers' (cell; forward then backward layer)."""
+    arrays = _vars(group)
+    subgroups = [k for k in group if k not in ("vars", "layers")]
+    for key in sorted(subgroups, key=lambda k: (_SUBLAYER_ORDER.index(k) if k in _SUBLAYER_ORDER else 9, k)):
+        arrays += _collect(group[key])
+    return arrays
+
+
+def _keras3_groups(root: Any, prefix: str = "") -> list[Group]:
+    """One group per layer under ``layers/`` (nested models flattened), in Keras's naming order."""
+    if "layers" not in root:
+        return []
+    groups = []
+    layers = root["layers"]
+    for key in sorted(layers, key=_keras_order):
+        layer = layers[key]
+        if "layers" in layer:  # a nested model
+            groups += _keras3_groups(layer, f"{prefix}layers/{key}/")
+            continue
+        name = layer["vars"].attrs.get("name") if "vars" in layer else None
+        kind = re.sub(r"_\d+$", "", key)
+        arrays = _collect(layer)
+        groups.append(Group(f"{prefix}layers/{key}", {str(i): a for i, a in enumerate(arrays)},
+                            name=_text(name), kind=kind))
+    return groups
+
+
+def _keras_order(key: str) -> tuple:
+    """'dense' < 'dense_1' < 'dense_2' < 'dense_10' (Keras's counters, compared as numbers)."""
+    match = re.match(r"^(.*?)(?:_(\d+))?$", key)
+    return (match.group(1), int(match.group(2) or 0))
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _legacy_groups(root: Any) -> list[Group]:
+    """Keras 2 HDF5: ``layer_names`` in model order, each with its ``weight_names``."""
+    if "model_weights" in root:
+        root = root["model_weights"]
+    groups = []
+    for name in (_text(n) for n in root.attrs["layer_names"]):
+        layer = root[name]
+        weight_names = [_text(n) for n in layer.attrs.get("weight_names", [])]
+        arrays = {w: np.asarray(layer[w]) for w in weight_names}
+        groups.append(Group(name, {str(i): a for i, a in enumerate(arrays.values())}, name=name))
+    return groups
+
+
+def read_keras_weights(path: str | os.PathLike) -> list[Group]:
+    """The weight groups of a ``.weights.h5``, ``.keras`` or legacy ``.h5`` file, one per Keras layer."""
+    h5py = _h5py()
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"load_keras_weights: no file at {path!r}")
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            try:
+                info = archive.getinfo("model.weights.h5")
+            except KeyError:
+                raise ValueError(f"load_keras_weights: {path!r} is a zip archive without model.weights.h5; is it a "
+                                 ".keras file?") from None
+            if info.file_size > _MAX_WEIGHTS_BYTES:
+                raise ValueError(f"load_keras_weights: {path!r} declares a {info.file_size}-byte weights file; "
+                                 "refusing it")
+            source: Any = io.BytesIO(archive.read(info))
+    else:
+        source = path
+    try:
+        with h5py.File(source, "r") as root:
+            if "layer_names" in root.attrs or "model_weights" in root:
+                return _legacy_groups(root)
+            return _keras3_groups(root)
+    except OSError as e:
+        raise ValueError(f"load_keras_weights: {path!r} is not an HDF5 weights file ({e})") from None
+
+
+def _same(layer: Any, group: Group) -> list[np.ndarray]:
+    if group.kind is not None and group.name != layer.name and not _kinds_agree(layer, group.kind):
+        raise Incompatible(f"a Keras {group.kind} layer")
+    return list(group.arrays.values())
+
+
+def _kinds_agree(layer: Any, kind: str) -> bool:
+    from shendu.layers.layer import snake_case
+
+    ours = snake_case(type(layer).__name__)
+    return kind in (ours, ours.replace("1_d", "1d").replace("2_d", "2d"))
+
+
+def load_keras_weights(model: Any, path: str | os.PathLike, strict: bool = True,
+                       mapping: dict[str, str] | None = None) -> dict[str, str]:
+    """Load a Keras weights file into ``model``; returns {shendu layer name: Keras layer path}.
+
+    ``path`` is a ``.weights.h5`` (``model.save_weights``), a ``.keras`` archive (``model.save``) or a Keras 2
+    ``.h5``. ``mapping`` pairs layers by hand ({'dense_1': 'layers/dense_2'}); ``strict=False`` ignores Keras
+    layers the shendu model lacks.
+    """
+    groups = read_keras_weights(path)
+    return load_groups(model, groups, _same, f"Keras file {os.fspath(path)!r}", strict, mapping)

@@ -1,0 +1,369 @@
+"""Safe saving and exact resume: ``model.save("model.shendu")``, ``load_model``, ``save_weights``/``load_weights``.
+
+A ``.shendu`` file is one zip (see docs/saving-format.md and :mod:`shendu.saving.format`): JSON for the
+architecture, the compile arguments, the optimiser's hyper-parameters and the training state (epoch, step,
+every RNG state, the history, optionally a DataLoader's order), and safetensors for every array. Nothing is
+pickled and no code is stored, so loading a file cannot run code; hostile or damaged files raise
+:class:`FormatError`. Writes are atomic (temporary file, fsync, ``os.replace``).
+
+Exact resume, as in Keras: the user passes ``initial_epoch``::
+
+    model.fit(x, y, epochs=2); model.save("run.shendu")
+    model = load_model("run.shendu")                       # also restores the random generators
+    model.fit(x, y, epochs=4, initial_epoch=read_training_state("run.shendu")["epoch"])
+
+gives bit-identical weights to ``fit(x, y, epochs=4)`` in one go (on CPU).
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import os
+import random as py_random
+import warnings
+from typing import Any
+
+import numpy as np
+
+from shendu import backend
+from shendu import random as shendu_random
+from shendu.saving.atomic import atomic_write, atomic_write_bytes
+from shendu.saving.format import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    READABLE_VERSIONS,
+    FormatError,
+    decode_arrays,
+    decode_json,
+    encode_arrays,
+    encode_json,
+    fail,
+    is_container,
+    read_container,
+    write_container,
+)
+from shendu.saving.serialization import (
+    NotSerializable,
+    compile_from_config,
+    deserialize_model,
+    register_serializable,
+    serialize_compile,
+    serialize_model,
+)
+
+__all__ = ["FormatError", "atomic_write", "load_model", "load_weights", "read_training_state",
+           "register_serializable", "restore", "save_model", "save_weights"]
+
+WEIGHT_FORMATS = (".safetensors", ".npz")
+
+
+# ---------------------------------------------------------------------------- weights
+def weight_arrays(model: Any) -> dict[str, np.ndarray]:
+    """The model's weights keyed ``"0003/dense_1/bias"`` (position in ``model.weights``, then the weight's path)."""
+    return {f"{i:04d}/{p.name or 'weight'}": np.asarray(backend.to_numpy(p.data)) for i, p in enumerate(model.weights)}
+
+
+def assign_weights(path: Any, model: Any, arrays: dict[str, np.ndarray], strict_dtype: bool = True) -> None:
+    """Set ``model``'s weights from :func:`weight_arrays`-style keys, after checking count, shapes and dtypes."""
+    params = model.weights
+    by_index: dict[int, np.ndarray] = {}
+    for key, array in arrays.items():
+        head = key.split("/", 1)[0]
+        if not (head.isdigit() and len(head) == 4) or int(head) in by_index:
+            raise fail(path, f"weight name {key!r} does not start with a unique 4-digit position")
+        by_index[int(head)] = array
+    if sorted(by_index) != list(range(len(params))):
+        raise fail(path, f"the file holds {len(arrays)} weights, model '{model.name}' has {len(params)}",
+                   "was it saved from another architecture?")
+    for i, p in enumerate(params):
+        array = by_index[i]
+        if tuple(array.shape) != tuple(p.shape):
+            raise fail(path, f"weight {i} ({p.name}) has shape {tuple(array.shape)} in the file, the model expects "
+                       f"{tuple(p.shape)}", "was it saved from another architecture?")
+        if strict_dtype and np.dtype(array.dtype) != np.dtype(p.dtype):
+            raise fail(path, f"weight {i} ({p.name}) has dtype {array.dtype} in the file, the model expects "
+                       f"{np.dtype(p.dtype)}", "build the model with the same dtype")
+        if array.dtype.kind not in "fiub":
+            raise fail(path, f"weight {i} ({p.name}) has a non-numeric dtype {array.dtype}")
+    model.set_weights([by_index[i] for i in range(len(params))])
+
+
+def save_weights(model: Any, path: str | os.PathLike, overwrite: bool = True) -> None:
+    """Write the weights to ``.safetensors`` or ``.npz`` atomically."""
+    path = os.fspath(path)
+    if not path.endswith(WEIGHT_FORMATS):
+        raise ValueError(f"save_weights: {path!r} must end with one of {WEIGHT_FORMATS} (e.g. 'model.weights."
+                         "safetensors'); use model.save('model.shendu') for the whole model")
+    if not overwrite and os.path.exists(path):
+        raise FileExistsError(f"save_weights: {path} exists; pass overwrite=True to replace it")
+    arrays = weight_arrays(model)
+    if path.endswith(".safetensors"):
+        atomic_write_bytes(path, encode_arrays(arrays))
+    else:
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+
+        atomic_write(path, write)
+
+
+def _read_npz(path: str) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz``, each ``.npy`` header checked (no objects, size within the member) before reading."""
+    import zipfile
+
+    arrays = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy") or info.filename[:-4] in arrays:
+                    raise fail(path, f"unexpected or duplicate member {info.filename!r} in the .npz")
+                with archive.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+                    if version not in readers:
+                        raise fail(path, f"array {info.filename!r} uses .npy format version {version}")
+                    shape, fortran, dtype = readers[version](f)
+                    if dtype.hasobject or dtype.kind not in "biuf":
+                        raise fail(path, f"array {info.filename!r} has dtype {dtype}, not a numeric one")
+                    size = math.prod(shape) * dtype.itemsize
+                    if size > info.file_size:
+                        raise fail(path, f"array {info.filename!r} declares {size} bytes but its member holds "
+                                   f"{info.file_size}", "the file is truncated or hostile")
+                    data = f.read(size + 1)
+                if len(data) != size:
+                    raise fail(path, f"array {info.filename!r} holds {len(data)} bytes, its header says {size}")
+                array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+                arrays[info.filename[:-4]] = array.copy()
+    except FormatError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, RuntimeError) as e:
+        raise fail(path, f"not a readable .npz weights file ({type(e).__name__}: {str(e)[:200]})") from None
+    return arrays
+
+
+def load_weights(model: Any, path: str | os.PathLike) -> None:
+    """Load weights from ``.safetensors``, ``.npz`` or a whole-model ``.shendu`` file into a built model."""
+    path = os.fspath(path)
+    if is_container(path) and not path.endswith(".npz"):
+        arrays = decode_arrays(path, "weights.safetensors", read_container(path)["weights.safetensors"])
+    elif path.endswith(".npz"):
+        arrays = _read_npz(path)
+    elif path.endswith(".safetensors"):
+        with open(path, "rb") as f:
+            arrays = decode_arrays(path, "weights", f.read())
+    else:
+        raise ValueError(f"load_weights: {path!r} is not a .safetensors, .npz or .shendu file")
+    if not model.built:
+        raise ValueError(f"load_weights: model '{model.name}' is not built yet; call it on data or build(input_shape)"
+                         " first, so it has weights to load into")
+    assign_weights(path, model, arrays)
+
+
+# ---------------------------------------------------------------------------- training state
+def _rng_states() -> dict[str, Any]:
+    legacy = np.random.get_state()
+    version, internal, gauss = py_random.getstate()
+    return {"shendu": shendu_random.get_state(),
+            "numpy_legacy": [legacy[0], legacy[1].tolist(), int(legacy[2]), int(legacy[3]), float(legacy[4])],
+            "python": [version, list(internal), gauss]}
+
+
+def _restore_rng(path: Any, states: Any) -> None:
+    try:
+        shendu_random.set_state(states["shendu"])
+        name, keys, pos, has_gauss, cached = states["numpy_legacy"]
+        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+        version, internal, gauss = states["python"]
+        py_random.setstate((version, tuple(internal), gauss))
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        raise fail(path, f"training.json: invalid random-generator state ({type(e).__name__}: {str(e)[:200]})"
+                   ) from None
+
+
+def _training_state(model: Any, data_loader: Any, epoch: int | None) -> dict[str, Any]:
+    history = getattr(model, "history", None)
+    epochs = list(getattr(history, "epoch", []) or [])
+    if epoch is None:
+        epoch = epochs[-1] + 1 if epochs else 0
+    state = {"epoch": int(epoch),
+             "iterations": int(getattr(model.optimizer, "iterations", 0)) if model.optimizer is not None else 0,
+             "rng": _rng_states(),
+             "history": {"epoch": epochs, "history": dict(getattr(history, "history", {}) or {})}}
+    if data_loader is not None:
+        state["data_loader"] = data_loader.state_dict()
+    return state
+
+
+# ---------------------------------------------------------------------------- whole models
+def save_model(model: Any, path: str | os.PathLike, overwrite: bool = True, include_optimizer: bool = True,
+               data_loader: Any = None, epoch: int | None = None) -> None:
+    """Write ``model`` as one ``.shendu`` zip, atomically (see the module docstring).
+
+    ``data_loader``: a ``shendu.data.DataLoader`` whose order state (epoch, permutation, generator) is stored too.
+    ``epoch``: the number of completed epochs to record (default: from ``model.history``; callbacks that save
+    during ``fit`` pass it, since History records an epoch only after the other callbacks have seen it).
+    """
+    path = os.fspath(path)
+    if path.endswith(WEIGHT_FORMATS):
+        raise ValueError(f"save: {path!r} names a weights file; use model.save_weights for it, or a name ending "
+                         "in '.shendu' for the whole model")
+    if not overwrite and os.path.exists(path):
+        raise FileExistsError(f"save: {path} exists; pass overwrite=True to replace it")
+    if not model.built:
+        raise ValueError(f"save: model '{model.name}' is not built yet; call it on data or build(input_shape) first")
+    import shendu
+
+    architecture = serialize_model(model)
+    if architecture["config"] is None:
+        warnings.warn(f"save: {architecture.get('reason')}; {path} will hold the weights (and training state) "
+                      "only: rebuild the model in code and call load_weights", stacklevel=3)
+    compile_config = None
+    if getattr(model, "compiled", False) and model.optimizer is not None:
+        try:
+            compile_config = serialize_compile(model)
+        except NotSerializable as e:
+            warnings.warn(f"save: the compile arguments are not stored ({e}); compile the loaded model yourself",
+                          stacklevel=3)
+    entries = {
+        "meta.json": encode_json({"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
+                                  "shendu_version": shendu.__version__, "numpy_version": np.__version__,
+                                  "created": datetime.datetime.now(datetime.timezone.utc).isoformat()}),
+        "config.json": encode_json({"model": architecture, "compile": compile_config}),
+        "weights.safetensors": encode_arrays(weight_arrays(model)),
+    }
+    optimizer = getattr(model, "optimizer", None)
+    if include_optimizer and optimizer is not None and hasattr(optimizer, "state_dict"):
+        state = optimizer.state_dict()
+        slots = [list(slot) for slot in state["state"]]
+        entries["optimizer.json"] = encode_json({"class_name": type(optimizer).__name__, "config": state["config"],
+                                                 "iterations": state["iterations"],
+                                                 "param_groups": state["param_groups"], "slots": slots})
+        entries["optimizer.safetensors"] = encode_arrays({f"{i:04d}/{key}": np.asarray(value)
+                                                          for i, slot in enumerate(state["state"])
+                                                          for key, value in slot.items()})
+    entries["training.json"] = encode_json(_training_state(model, data_loader, epoch), indent=None)
+    write_container(path, entries)
+
+
+def _read_meta(path: Any, entries: dict[str, bytes]) -> dict[str, Any]:
+    meta = decode_json(path, "meta.json", entries["meta.json"])
+    if meta.get("format") != FORMAT_NAME:
+        raise fail(path, f"meta.json names format {meta.get('format')!r}, expected {FORMAT_NAME!r}",
+                   "this is not a shendu model file")
+    version = meta.get("format_version")
+    if version not in READABLE_VERSIONS or type(version) is not int:
+        raise fail(path, f"unknown format version {version!r} (this shendu reads {list(READABLE_VERSIONS)})",
+                   "the file was written by a newer shendu: upgrade shendu to load it")
+    return meta
+
+
+def read_training_state(path: str | os.PathLike) -> dict[str, Any]:
+    """The training state stored in a ``.shendu`` file: ``epoch`` (epochs completed: pass it as ``initial_epoch``),
+    ``iterations``, ``rng``, ``history`` and, if saved, ``data_loader``. ``{}`` when the file has none."""
+    entries = read_container(path)
+    _read_meta(path, entries)
+    if "training.json" not in entries:
+        return {}
+    return _check_training(path, decode_json(path, "training.json", entries["training.json"]))
+
+
+def _check_training(path: Any, state: dict[str, Any]) -> dict[str, Any]:
+    for key in ("epoch", "iterations"):
+        if type(state.get(key)) is not int or state[key] < 0:
+            raise fail(path, f"training.json: {key!r} must be a non-negative int, got {state.get(key)!r}")
+    if not isinstance(state.get("rng"), dict) or not isinstance(state.get("history", {}), dict):
+        raise fail(path, "training.json: 'rng' and 'history' must be objects")
+    return state
+
+
+def _load_optimizer(path: Any, optimizer: Any, entries: dict[str, bytes]) -> None:
+    document = decode_json(path, "optimizer.json", entries["optimizer.json"])
+    arrays = decode_arrays(path, "optimizer.safetensors", entries["optimizer.safetensors"])
+    slots = document.get("slots")
+    if document.get("class_name") != type(optimizer).__name__:
+        raise fail(path, f"optimizer.json is for {document.get('class_name')!r}, the model is compiled with "
+                   f"{type(optimizer).__name__}")
+    if not isinstance(slots, list) or not all(isinstance(s, list) and all(isinstance(k, str) for k in s)
+                                              for s in slots):
+        raise fail(path, "optimizer.json: 'slots' must be a list of lists of names")
+    expected = {f"{i:04d}/{key}" for i, slot in enumerate(slots) for key in slot}
+    if set(arrays) != expected:
+        raise fail(path, "optimizer.safetensors does not hold exactly the slots optimizer.json lists")
+    state = {"config": document.get("config"), "iterations": document.get("iterations"),
+             "param_groups": document.get("param_groups", []),
+             "state": [{key: arrays[f"{i:04d}/{key}"] for key in slot} for i, slot in enumerate(slots)]}
+    if type(state["iterations"]) is not int or not isinstance(state["config"], dict) or not isinstance(
+            state["param_groups"], list):
+        raise fail(path, "optimizer.json: malformed 'config', 'iterations' or 'param_groups'")
+    try:
+        optimizer.load_state_dict(state)
+    except (ValueError, TypeError, KeyError) as e:
+        raise fail(path, f"the optimizer state does not fit ({type(e).__name__}: {str(e)[:300]})") from None
+
+
+def load_model(path: str | os.PathLike, compile: bool = True,  # noqa: A002 (Keras's name)
+               custom_objects: dict[str, type] | None = None,
+               data_loader: Any = None) -> Any:
+    """Rebuild the model saved by ``model.save(path)``, with its weights.
+
+    ``compile=True`` also compiles it as it was (optimizer, loss, metrics), restores the optimiser's state and
+    the random generators (shendu's, NumPy's legacy one and Python's) and the History, so that
+    ``fit(..., initial_epoch=read_training_state(path)["epoch"])`` continues the run exactly. ``custom_objects``
+    maps class names to your own Layer/Model/Loss/Metric classes (or register them with
+    :func:`register_serializable`). ``data_loader``: a DataLoader to restore the stored data order into.
+    Raises :class:`FormatError` for damaged, unknown-version or hostile files.
+    """
+    entries = read_container(path)
+    _read_meta(path, entries)
+    config = decode_json(path, "config.json", entries["config.json"])
+    weights = decode_arrays(path, "weights.safetensors", entries["weights.safetensors"])
+    limit = max(4096, sum(int(a.size) for a in weights.values()))
+    model = deserialize_model(path, config.get("model"), custom_objects, limit)
+    assign_weights(path, model, weights)
+    if compile and config.get("compile") is not None:
+        compile_from_config(path, model, config["compile"], custom_objects)
+        _restore_training(path, model, entries, data_loader)
+    elif data_loader is not None:
+        _restore_loader(path, entries, data_loader)
+    return model
+
+
+def _restore_training(path: Any, model: Any, entries: dict[str, bytes], data_loader: Any) -> dict[str, Any]:
+    """Optimiser state, random generators, History and the DataLoader's order, from the file's entries."""
+    if "optimizer.json" in entries and getattr(model, "optimizer", None) is not None:
+        _load_optimizer(path, model.optimizer, entries)
+    training = _restore_loader(path, entries, data_loader)
+    if training:
+        _restore_rng(path, training["rng"])
+        _restore_history(model, training.get("history", {}))
+    return training
+
+
+def _restore_loader(path: Any, entries: dict[str, bytes], data_loader: Any) -> dict[str, Any]:
+    if "training.json" not in entries:
+        return {}
+    training = _check_training(path, decode_json(path, "training.json", entries["training.json"]))
+    if data_loader is not None and training.get("data_loader") is not None:
+        data_loader.load_state_dict(training["data_loader"])
+    return training
+
+
+def restore(model: Any, path: str | os.PathLike, data_loader: Any = None) -> dict[str, Any]:
+    """Resume into an existing (built, compiled or PyTorch-style) model: load the weights, the optimiser state
+    (into ``model.optimizer`` when it has one), the random generators, the History and the data order; return the
+    training state (``epoch``, ``iterations``, ...)."""
+    entries = read_container(path)
+    _read_meta(path, entries)
+    assign_weights(path, model, decode_arrays(path, "weights.safetensors", entries["weights.safetensors"]))
+    return _restore_training(path, model, entries, data_loader)
+
+
+def _restore_history(model: Any, saved: dict[str, Any]) -> None:
+    from shendu.callbacks import History
+
+    history = History()
+    history.history = dict(saved.get("history", {}))
+    history.epoch = list(saved.get("epoch", []))
+    history.set_model(model)
+    model.history = history
