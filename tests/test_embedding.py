@@ -99,9 +99,6 @@ def test_embedding_trains_in_a_model():
 
 
 def test_loss_ignores_masked_time_steps_as_keras_does():
-    from shendu.layers import LSTM, Dense, Embedding
-    from shendu.models import Sequential
-
     model = Sequential([Embedding(10, 4, mask_zero=True), LSTM(8, return_sequences=True),
                         Dense(3, activation="softmax")])
     model.compile("adam", "sparse_categorical_crossentropy")

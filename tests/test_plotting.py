@@ -13,8 +13,7 @@ import shendu
 from shendu.callbacks import LearningRateScheduler
 from shendu.layers import Dense, Input, concatenate
 from shendu.models import Model, Sequential
-from shendu.utils import graph_to_dot, plot_history, plot_model
-from shendu.utils import plotting
+from shendu.utils import graph_to_dot, plot_history, plot_model, plotting
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
