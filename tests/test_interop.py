@@ -30,6 +30,7 @@ from shendu.models import Model, Sequential
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")  # keras
 
 
 def _shendu_out(model, x) -> np.ndarray:
@@ -208,6 +209,8 @@ def test_torch_mapping_overrides_the_order():
     np.testing.assert_array_equal(model.layers[0].kernel.data, net[1].weight.detach().numpy().T)
     with pytest.raises(KeyError, match="not in the file"):
         load_torch_state_dict(model, net, mapping={"a": "fc9"})
+    with pytest.raises(KeyError, match="no weighted layer called so"):
+        load_torch_state_dict(model, net, mapping={"dense_99": "0"})
 
 
 def test_read_state_dict_sorts_safetensors_keys_naturally(tmp_path):

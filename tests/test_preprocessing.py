@@ -22,6 +22,7 @@ from shendu.layers.preprocessing import (
 )
 from shendu.models import Sequential
 
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")  # keras
 RNG = np.random.default_rng(0)
 IMAGES = RNG.normal(size=(4, 7, 9, 3)).astype("float32")
 RANDOM_LAYERS = [lambda: RandomFlip(), lambda: RandomTranslation(0.2, 0.3), lambda: RandomRotation(0.2),

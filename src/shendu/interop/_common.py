@@ -66,6 +66,11 @@ def load_groups(model: Any, groups: list[Group], convert: Callable[[Any, Group],
                          "Hint: build the model first (give the first layer input_shape=..., or call it on data)")
     by_key = {g.key: g for g in groups}
     mapping = dict(mapping or {})
+    names = {layer.name for layer in layers}
+    strangers = [name for name in mapping if name not in names]
+    if strangers:
+        raise KeyError(f"load from {source}: mapping names layer(s) {strangers} that the model has no weighted "
+                       f"layer called so; its layers with weights are {sorted(names)}")
     unknown = [k for k in mapping.values() if k not in by_key]
     if unknown:
         raise KeyError(f"load from {source}: mapping names group(s) {unknown} that are not in the file; "

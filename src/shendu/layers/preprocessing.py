@@ -140,7 +140,8 @@ class Normalization(Layer):
                 break
             if not self.built:
                 self.build((None, *batch.shape[1:]))
-            self._check_inputs(batch.shape) if self.input_spec is not None else None
+            if self.input_spec is not None:
+                self._check_inputs(batch.shape)
             axes = self.reduce_axes
             n = int(np.prod([batch.shape[a] for a in axes]))
             batch_mean = batch.mean(axis=axes)
@@ -421,9 +422,11 @@ class RandomZoom(_AffineLayer):
 
 
 class RandomCrop(_RandomImageLayer):
-    """Crops images to (height, width). Training, on larger images: one random window for the whole batch.
-    Otherwise (inference, or images not larger): the largest central window with the target's aspect ratio,
-    resized (bilinear) to (height, width), as Keras does."""
+    """Crops images to (height, width). Training, on larger images: one random window for the whole batch
+    (as Keras 3). Otherwise (inference, or images not larger): the largest central window with the target's
+    aspect ratio, resized (bilinear) to (height, width), as Keras documents it. (Keras 3.15 itself returns
+    images unchanged in inference, so a model's output shape would change between fit and predict; and
+    for small images it slices a (height, width) window instead of the aspect-ratio one before resizing.)"""
 
     def __init__(self, height: int, width: int, seed: int | None = None, data_format: str | None = None,
                  **kwargs: Any) -> None:

@@ -2,36 +2,21 @@
 
 Arrays are stored under keys ``"0000/dense/kernel"`` (position, then name) so their order survives the round
 trip. A file is written to a temporary file in the same directory and then moved into place with
-``os.replace``: a crash never leaves a half-written checkpoint. (Issue 5's saving module provides
-``model.save``; this is the small format the callbacks need now.)
+``os.replace`` (:func:`shendu.saving.atomic.atomic_write`): a crash never leaves a half-written file.
+``model.save`` (:mod:`shendu.saving`) writes whole models; this is the plain weights-only format.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from shendu.saving.atomic import atomic_write
+
 FORMATS = (".npz", ".safetensors")
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it to ``path`` atomically."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(path)[1])
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _format_of(path: str) -> str:
