@@ -231,7 +231,8 @@ def keras_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("keras")
     rng = np.random.default_rng(5)
     L = keras.layers
-    cnn = keras.Sequential([keras.Input((6, 6, 2)), L.Conv2D(4, 3, padding="same"), L.BatchNormalization(),
+    cnn = keras.Sequential([keras.Input((6, 6, 2)), L.Normalization(), L.Conv2D(4, 3, padding="same"),
+                            L.BatchNormalization(),
                             L.ReLU(), L.MaxPooling2D(), L.Flatten(), L.Dense(3)])
     ids = keras.Input((7,), dtype="int32")
     seq = L.LSTM(5, return_sequences=True)(L.Embedding(11, 4)(ids))
@@ -240,8 +241,9 @@ def keras_files(tmp_path_factory):
     files, outputs = {}, {}
     for name, model, x in (("cnn", cnn, rng.normal(size=(2, 6, 6, 2)).astype("float32")),
                            ("text", text, rng.integers(0, 11, size=(3, 7)).astype("int32"))):
-        model.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32") if "variance" in w.path
-                           else rng.normal(0, 0.5, w.shape).astype("float32") for w in model.weights])
+        model.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(w.dtype) if "variance" in w.path
+                           else np.array(9, w.dtype) if "count" in w.path
+                           else rng.normal(0, 0.5, w.shape).astype(w.dtype) for w in model.weights])
         for suffix in (".weights.h5", ".keras", ".h5"):
             path = os.fspath(folder / f"{name}{suffix}")
             model.save_weights(path) if suffix == ".weights.h5" else model.save(path)
@@ -253,8 +255,9 @@ def keras_files(tmp_path_factory):
 def _keras_twin(name: str):
     if name == "cnn":
         from shendu.layers import MaxPooling2D
+        from shendu.layers.preprocessing import Normalization
 
-        return Sequential([Input(shape=(6, 6, 2)), Conv2D(4, 3, padding="same"), BatchNormalization(),
+        return Sequential([Input(shape=(6, 6, 2)), Normalization(), Conv2D(4, 3, padding="same"), BatchNormalization(),
                            Activation("relu"), MaxPooling2D(), Flatten(), Dense(3)])
     ids = Input(shape=(7,), dtype="int32")
     seq = LSTM(5, return_sequences=True)(Embedding(11, 4)(ids))

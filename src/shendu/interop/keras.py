@@ -129,7 +129,10 @@ def read_keras_weights(path: str | os.PathLike) -> list[Group]:
 def _same(layer: Any, group: Group) -> list[np.ndarray]:
     if group.kind is not None and group.name != layer.name and not _kinds_agree(layer, group.kind):
         raise Incompatible(f"a Keras {group.kind} layer")
-    return list(group.arrays.values())
+    arrays = list(group.arrays.values())
+    if type(layer).__name__ == "Normalization" and len(arrays) == 3 and arrays[2].ndim == 0:
+        arrays = arrays[:2]  # Keras 3 keeps a scalar 'count' after mean and variance, for old files only
+    return arrays
 
 
 def _kinds_agree(layer: Any, kind: str) -> bool:
