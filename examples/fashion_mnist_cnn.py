@@ -52,7 +52,7 @@ def build_model() -> Sequential:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", nargs="?", default=None, help="directory with the Fashion-MNIST files")
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--sample", action="store_true", help="use the small subset bundled with shendu")
     parser.add_argument("--limit", type=int, default=None, help="train on the first LIMIT images only")

@@ -120,36 +120,35 @@ class _Text(nn.Module):
         return self.out(seq[:, -1])
 
 
-def _shendu_text(cell: str, bidirectional: bool = False, num_layers: int = 1):
+def _shendu_text(cell: str, bidirectional: bool = False, num_layers: int = 1, sequences: bool = False):
+    """The shendu twin of _Text; ``sequences=True`` stops at the last RNN's full output sequence."""
     layers = [Input(shape=(7,), dtype="int64"), Embedding(11, 4, dtype="float64")]
     shendu_cell = {"LSTM": LSTM, "GRU": GRU, "RNN": shendu.layers.recurrent.SimpleRNN}[cell]
     for i in range(num_layers):
-        layer = shendu_cell(5, return_sequences=i < num_layers - 1, dtype="float64")
+        layer = shendu_cell(5, return_sequences=sequences or i < num_layers - 1, dtype="float64")
         layers.append(Bidirectional(layer, dtype="float64") if bidirectional else layer)
-    layers.append(Dense(2, dtype="float64"))
+    if not sequences:
+        layers.append(Dense(2, dtype="float64"))
     return Sequential(layers, dtype="float64")
 
 
 @pytest.mark.parametrize("cell,bidirectional,num_layers", [("LSTM", False, 1), ("GRU", False, 1), ("RNN", False, 1),
-                                                            ("LSTM", False, 2), ("GRU", True, 1)])
+                                                            ("LSTM", False, 2), ("GRU", True, 1), ("LSTM", True, 2)])
 def test_torch_recurrent_models(cell, bidirectional, num_layers):
     torch.manual_seed(2)
-    net = _Text(cell, bidirectional, num_layers).double()
-    model = _shendu_text(cell, bidirectional, num_layers)
-    load_torch_state_dict(model, net)
+    net = _Text(cell, bidirectional, num_layers).double().eval()
     ids = np.random.default_rng(2).integers(0, 11, size=(3, 7))
-    # bidirectional: torch's last step of the reverse direction saw one token; shendu's final state saw all,
-    # so compare full sequences through a model that returns them
-    if bidirectional:
-        model.layers[-2].return_sequences = model.layers[-2].forward_layer.return_sequences = True
-        model.layers[-2].backward_layer.return_sequences = True
-        ours = np.asarray(model.layers[-2](model.layers[0](ids)).data)
-        net.eval()
-        with torch.no_grad():
-            theirs = net.rnn(net.emb(torch.from_numpy(ids)))[0].numpy()
-    else:
-        ours, theirs = _shendu_out(model, ids), _torch_out(net, ids)
-    np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-11)
+    if not bidirectional:
+        model = _shendu_text(cell, bidirectional, num_layers)
+        load_torch_state_dict(model, net)
+        np.testing.assert_allclose(_shendu_out(model, ids), _torch_out(net, ids), rtol=1e-9, atol=1e-11)
+    # whole output sequences (for bidirectional RNNs the last step alone would hide the reverse direction)
+    model = _shendu_text(cell, bidirectional, num_layers, sequences=True)
+    placed = load_torch_state_dict(model, net, strict=False)  # the classifier 'out' has no twin here
+    assert "out" not in placed.values()
+    with torch.no_grad():
+        theirs = net.rnn(net.emb(torch.from_numpy(ids)))[0].numpy()
+    np.testing.assert_allclose(_shendu_out(model, ids), theirs, rtol=1e-9, atol=1e-11)
 
 
 @pytest.mark.parametrize("kind", ["conv1d", "depthwise", "grouped", "transpose"])
@@ -238,9 +237,13 @@ def keras_files(tmp_path_factory):
     seq = L.LSTM(5, return_sequences=True)(L.Embedding(11, 4)(ids))
     merged = L.concatenate([L.GRU(3)(seq), L.Bidirectional(L.LSTM(2))(seq)])
     text = keras.Model(ids, L.Dense(1)(merged))
+    image = keras.Input((6, 6, 3))
+    h = L.Conv2DTranspose(3, 3, strides=2)(L.SeparableConv2D(5, 3, padding="same")(L.DepthwiseConv2D(3, 2)(image)))
+    nested = keras.Model(image, keras.Sequential([L.Dense(4), L.LayerNormalization()])(L.GlobalAveragePooling2D()(h)))
     files, outputs = {}, {}
     for name, model, x in (("cnn", cnn, rng.normal(size=(2, 6, 6, 2)).astype("float32")),
-                           ("text", text, rng.integers(0, 11, size=(3, 7)).astype("int32"))):
+                           ("text", text, rng.integers(0, 11, size=(3, 7)).astype("int32")),
+                           ("nested", nested, rng.normal(size=(2, 6, 6, 3)).astype("float32"))):
         model.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(w.dtype) if "variance" in w.path
                            else np.array(9, w.dtype) if "count" in w.path
                            else rng.normal(0, 0.5, w.shape).astype(w.dtype) for w in model.weights])
@@ -259,6 +262,12 @@ def _keras_twin(name: str):
 
         return Sequential([Input(shape=(6, 6, 2)), Normalization(), Conv2D(4, 3, padding="same"), BatchNormalization(),
                            Activation("relu"), MaxPooling2D(), Flatten(), Dense(3)])
+    if name == "nested":
+        from shendu.layers import GlobalAveragePooling2D, SeparableConv2D
+
+        image = Input(shape=(6, 6, 3))
+        h = Conv2DTranspose(3, 3, strides=2)(SeparableConv2D(5, 3, padding="same")(DepthwiseConv2D(3, 2)(image)))
+        return Model(image, Sequential([Dense(4), LayerNormalization()])(GlobalAveragePooling2D()(h)))
     ids = Input(shape=(7,), dtype="int32")
     seq = LSTM(5, return_sequences=True)(Embedding(11, 4)(ids))
     merged = shendu.layers.concatenate([GRU(3)(seq), Bidirectional(LSTM(2))(seq)])
@@ -266,12 +275,12 @@ def _keras_twin(name: str):
 
 
 @pytest.mark.parametrize("suffix", [".weights.h5", ".keras", ".h5"])
-@pytest.mark.parametrize("name", ["cnn", "text"])
+@pytest.mark.parametrize("name", ["cnn", "text", "nested"])
 def test_keras_files_load_into_the_shendu_twin(keras_files, name, suffix):
     files, outputs = keras_files
     model = _keras_twin(name)
     placed = load_keras_weights(model, files[name, suffix])
-    assert len(placed) == len([layer for layer in model.layers if layer.weights])
+    assert len(placed) == len([layer for layer in model.layers if layer.weights]) + (name == "nested")
     x, expected = outputs[name]
     np.testing.assert_allclose(_shendu_out(model, x), expected, rtol=2e-5, atol=2e-6)
 

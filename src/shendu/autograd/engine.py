@@ -35,7 +35,7 @@ def _seed_gradient(root: Tensor, gradient: Any, create_graph: bool) -> Any:
                 f"backward() without a gradient works only for one-element outputs, but this tensor has shape "
                 f"{root.shape}; pass gradient=<array of shape {root.shape}> (dL/d output), or reduce it first, "
                 "e.g. y.sum().backward()")
-        data = backend.get_array_module(root.data).ones_like(root.data)
+        data = _ones_like(root.data)
     elif isinstance(gradient, Tensor):
         data = gradient.data
     else:
@@ -45,6 +45,21 @@ def _seed_gradient(root: Tensor, gradient: Any, create_graph: bool) -> Any:
     if not create_graph:
         return data
     return gradient if isinstance(gradient, Tensor) else Tensor._wrap(data)
+
+
+_ONES: dict[tuple, Any] = {}
+
+
+def _ones_like(a: Any) -> Any:
+    """A shared read-only array of ones (the implicit seed dL/dL = 1); backward rules never write to gy."""
+    key = (a.shape, a.dtype, type(a))
+    ones = _ONES.get(key)
+    if ones is None:
+        ones = backend.get_array_module(a).ones_like(a)
+        if hasattr(ones, "flags") and hasattr(ones.flags, "writeable"):
+            ones.flags.writeable = False
+        ones = _ONES.setdefault(key, ones)
+    return ones
 
 
 def _unbroadcast(g: Any, x: Tensor) -> Any:
@@ -69,10 +84,11 @@ def backward(roots: Sequence[Tensor], gradients: Sequence[Any], retain_graph: bo
     needed = None if inputs is None else _ops_leading_to(roots, inputs)  # grad(): skip the rest of the graph
     pending: dict[Any, list[Any]] = {}  # op -> the gradients of its outputs, summed so far
     heap: list[tuple[int, int, Any]] = []
-    tie = count()
+    tie = count()  # equal generations pop in the order they were pushed (ops are never compared)
     stored: set[int] = set()  # ids of arrays already stored as a .grad (or owned by the caller)
 
     def deliver(t: Tensor, g: Any) -> None:
+        """Hand ``g`` (dL/dt) to a leaf's ``.grad`` or to the pending gradients of the op that made ``t``."""
         if captured is not None and id(t) in captured:
             old = captured[id(t)]
             captured[id(t)] = _private(g, stored) if old is None else old + g
@@ -99,12 +115,34 @@ def backward(roots: Sequence[Tensor], gradients: Sequence[Any], retain_graph: bo
                 raise RuntimeError(f"backward(): this tensor (shape {root.shape}) does not require grad and has "
                                    "no graph; did you create it under no_grad() or forget requires_grad=True?")
             seed = _seed_gradient(root, gradient, create_graph)
-            if gradient is not None:
-                stored.add(id(raw(seed)))  # the caller's array: never hand it out as a .grad
+            stored.add(id(raw(seed)))  # the caller's array, or a shared ones: never hand it out as a .grad
             deliver(root, seed)
-        while heap:
+        while heap:  # the hot loop: deepest op first; one backward call and one delivery per input
             op = heapq.heappop(heap)[2]
-            _run_op(op, pending.pop(op), deliver, create_graph, captured is None, stored)
+            gys = pending.pop(op)
+            op_inputs = op.inputs
+            for x, version in zip(op_inputs, op.versions):
+                if version is not None and x._version != version:
+                    raise _modified_in_place(op, x, version)
+            if op.retains_grad and captured is None:
+                _store_retained(op, gys, stored)
+            if len(gys) > 1:
+                gys = [g if g is not None else _zeros_like_output(op, i, create_graph) for i, g in enumerate(gys)]
+                gy = tuple(gys)
+            else:
+                gy = gys[0]
+            if create_graph:  # Tensors in, so the backward's own operations are recorded
+                gxs = op.backward(gy, *op_inputs, _output_tensors(op, len(gys) > 1) if op.saves_output else None)
+            else:  # raw arrays in: nothing is recorded, as fast as NumPy
+                gxs = op.backward(gy, *op.arrays, op.y if op.saves_output else None)
+            if type(gxs) is not tuple:
+                gxs = (gxs,)
+            for x, gx, wanted in zip(op_inputs, gxs, op.needs_grad):
+                if wanted and gx is not None:
+                    data = x.data
+                    if gx.shape != data.shape or gx.dtype != data.dtype:
+                        gx = _unbroadcast(gx, x)
+                    deliver(x, gx)
             if not retain_graph:
                 op.release()
     finally:
@@ -132,39 +170,19 @@ def _ops_leading_to(roots: Sequence[Tensor], inputs: Sequence[Tensor]) -> set[An
     return leading
 
 
-def _run_op(op: Any, gys: list[Any], deliver: Any, create_graph: bool, accumulate_retained: bool,
-            stored: set[int]) -> None:
-    """Check the inputs are unchanged, call ``op.backward`` and pass each input its un-broadcast gradient."""
-    inputs = op.inputs
-    for x, version in zip(inputs, op.versions):
-        if version is not None and x._version != version:
-            raise RuntimeError(
-                f"{type(op).__name__}: an input of shape {x.shape} was modified in place after it was used "
-                f"(version {version} -> {x._version}); its backward needs the original values. Use an "
-                "out-of-place operation (y = x + 1 rather than x += 1), or clone before modifying.")
-    if accumulate_retained:
-        for ref, g in zip(op.outputs, gys):
-            o = ref()
-            if o is not None and o._retain_grad and g is not None:
-                _accumulate(o, g, stored)
-    multi = len(gys) > 1
-    if multi:
-        gys = [g if g is not None else _zeros_like_output(op, i, create_graph) for i, g in enumerate(gys)]
-    if create_graph:  # Tensors in, so the backward's own operations are recorded
-        xs = inputs
-        y = _output_tensors(op, multi) if op.saves_output else None
-    else:  # raw arrays in: nothing is recorded, as fast as NumPy
-        xs = op.arrays
-        y = op.y if op.saves_output else None
-    gxs = op.backward(tuple(gys) if multi else gys[0], *xs, y)
-    if type(gxs) is not tuple:
-        gxs = (gxs,)
-    for x, gx, needed in zip(inputs, gxs, op.needs_grad):
-        if needed and gx is not None:
-            data = x.data
-            if gx.shape != data.shape or gx.dtype != data.dtype:
-                gx = _unbroadcast(gx, x)
-            deliver(x, gx)
+def _modified_in_place(op: Any, x: Tensor, version: int) -> RuntimeError:
+    return RuntimeError(
+        f"{type(op).__name__}: an input of shape {x.shape} was modified in place after it was used "
+        f"(version {version} -> {x._version}); its backward needs the original values. Use an "
+        "out-of-place operation (y = x + 1 rather than x += 1), or clone before modifying.")
+
+
+def _store_retained(op: Any, gys: list[Any], stored: set[int]) -> None:
+    """``.grad`` for the op's outputs that called ``retain_grad()``."""
+    for ref, g in zip(op.outputs, gys):
+        o = ref()
+        if o is not None and o._retain_grad and g is not None:
+            _accumulate(o, g, stored)
 
 
 def _output_tensors(op: Any, multi: bool) -> Any:

@@ -45,6 +45,8 @@ class Op:
     saves_output = False
     #: ops that are not differentiable (their outputs never require grad)
     differentiable = True
+    #: set when an output called ``retain_grad()``
+    retains_grad = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -182,6 +182,7 @@ class Tensor:
         """Keep ``.grad`` on this non-leaf tensor after backward."""
         if self.creator is not None:
             self._retain_grad = True
+            self.creator.retains_grad = True  # the engine looks for retained outputs only on such ops
         return self
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:

@@ -14,6 +14,7 @@ shendu layers in order (a layer with the same name is preferred; see :mod:`shend
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import zipfile
@@ -85,16 +86,42 @@ def _text(value: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _legacy_nested_models(root: Any) -> set[str] | None:
+    """Names of the nested models in a Keras 2 full-model file (from its JSON config), None without one."""
+    config = root.attrs.get("model_config")
+    if config is None:
+        return None
+    try:
+        layers = json.loads(_text(config))["config"]["layers"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return {layer["config"]["name"] for layer in layers if layer.get("class_name") in _MODEL_CLASSES}
+
+
+_MODEL_CLASSES = ("Sequential", "Functional", "Model")
+
+
 def _legacy_groups(root: Any) -> list[Group]:
-    """Keras 2 HDF5: ``layer_names`` in model order, each with its ``weight_names``."""
+    """Keras 2 HDF5: ``layer_names`` in model order, each with its ``weight_names``; a nested model's weights
+    ('sequential_1/dense_2/kernel') are split into one group per inner layer."""
+    nested = _legacy_nested_models(root)
     if "model_weights" in root:
         root = root["model_weights"]
     groups = []
     for name in (_text(n) for n in root.attrs["layer_names"]):
         layer = root[name]
-        weight_names = [_text(n) for n in layer.attrs.get("weight_names", [])]
-        arrays = {w: np.asarray(layer[w]) for w in weight_names}
-        groups.append(Group(name, {str(i): a for i, a in enumerate(arrays.values())}, name=name))
+        weights = [(_text(w), np.asarray(layer[_text(w)])) for w in layer.attrs.get("weight_names", [])]
+        is_model = name in nested if nested is not None else name.startswith(("sequential", "functional", "model"))
+        if not is_model:
+            groups.append(Group(name, {str(i): a for i, (_, a) in enumerate(weights)}, name=name))
+            continue
+        inner: dict[str, Group] = {}
+        for weight_name, array in weights:
+            parts = weight_name.split("/")
+            sub = parts[1] if len(parts) > 2 else parts[0]
+            group = inner.setdefault(sub, Group(f"{name}/{sub}", name=sub))
+            group.arrays[str(len(group.arrays))] = array
+        groups.extend(inner.values())
     return groups
 
 

@@ -203,29 +203,41 @@ def affine_transform(images: Any, matrices: Any, interpolation: str = "bilinear"
     xp = get_array_module(images)
     n, height, width, _ = images.shape
     out_h, out_w = output_size or (height, width)
-    m = xp.asarray(matrices, dtype=np.float64).reshape(n, -1)[:, :6, None, None]
-    ys, xs = xp.meshgrid(xp.arange(out_h, dtype=np.float64), xp.arange(out_w, dtype=np.float64), indexing="ij")
+    dtype = images.dtype if images.dtype.kind == "f" else np.float32  # Keras computes in the images' float type
+    m = xp.asarray(matrices, dtype=dtype).reshape(n, -1)[:, :6, None, None]
+    ys, xs = xp.meshgrid(xp.arange(out_h, dtype=dtype), xp.arange(out_w, dtype=dtype), indexing="ij")
     x_in = m[:, 0] * xs + m[:, 1] * ys + m[:, 2]
     y_in = m[:, 3] * xs + m[:, 4] * ys + m[:, 5]
-    batch = xp.arange(n)[:, None, None]
+    flat = images.reshape(n * height * width, -1)
+    base = (xp.arange(n) * (height * width))[:, None, None]
     fill = xp.asarray(fill_value, dtype=images.dtype)
 
-    def gather(yi: Any, xi: Any) -> Any:
-        yr, y_inside = _resolve(yi, height, fill_mode, xp)
-        xr, x_inside = _resolve(xi, width, fill_mode, xp)
-        values = images[batch, yr, xr]
-        if y_inside is None:
+    def rows(yi: Any) -> tuple[Any, Any]:
+        resolved, inside = _resolve(yi, height, fill_mode, xp)
+        return base + resolved * width, inside
+
+    def gather(row: tuple[Any, Any], column: tuple[Any, Any]) -> Any:
+        values = xp.take(flat, row[0] + column[0], axis=0)
+        if row[1] is None:
             return values
-        return xp.where((y_inside & x_inside)[..., None], values, fill)
+        return xp.where((row[1] & column[1])[..., None], values, fill)
 
     if interpolation == "nearest":
-        return gather(xp.floor(y_in + 0.5).astype(np.int64), xp.floor(x_in + 0.5).astype(np.int64))
+        column = _resolve(xp.floor(x_in + 0.5).astype(np.int64), width, fill_mode, xp)
+        return gather(rows(xp.floor(y_in + 0.5).astype(np.int64)), column)
     y0, x0 = xp.floor(y_in), xp.floor(x_in)
-    wy, wx = (y_in - y0)[..., None].astype(images.dtype), (x_in - x0)[..., None].astype(images.dtype)
+    wy, wx = (y_in - y0)[..., None], (x_in - x0)[..., None]
     y0, x0 = y0.astype(np.int64), x0.astype(np.int64)
-    top = gather(y0, x0) * (1 - wx) + gather(y0, x0 + 1) * wx
-    bottom = gather(y0 + 1, x0) * (1 - wx) + gather(y0 + 1, x0 + 1) * wx
-    return top * (1 - wy) + bottom * wy
+    top, bottom = rows(y0), rows(y0 + 1)
+    left, right = _resolve(x0, width, fill_mode, xp), _resolve(x0 + 1, width, fill_mode, xp)
+    upper = gather(top, left)
+    upper += (gather(top, right) - upper) * wx
+    lower = gather(bottom, left)
+    lower += (gather(bottom, right) - lower) * wx
+    lower -= upper
+    lower *= wy
+    upper += lower
+    return upper.astype(images.dtype, copy=False)
 
 
 def resize(images: Any, height: int, width: int, interpolation: str = "bilinear") -> Any:
