@@ -15,6 +15,7 @@ shendu step (where the time goes: im2col copy, GEMMs, col2im).
 from __future__ import annotations
 
 import os
+import statistics
 from typing import Any, Callable
 
 import numpy as np
@@ -127,7 +128,6 @@ def numpy_step() -> Callable[[], Any]:
 
 
 def run(quick: bool) -> list[dict]:
-    repeat = 3 if quick else 7
     step = shendu_step()
     if os.environ.get("SHENDU_PROFILE"):
         import cProfile
@@ -135,11 +135,16 @@ def run(quick: bool) -> list[dict]:
         step()
         cProfile.runctx("for _ in range(5): step()", globals(), {"step": step}, "/tmp/bench_conv.prof")
         pstats.Stats("/tmp/bench_conv.prof").sort_stats("tottime").print_stats(12)
-    ours = BATCH / median_time(step, number=2, repeat=repeat)
     torch = setup_torch()
-    theirs = BATCH / median_time(torch_step(torch), number=2, repeat=repeat) if torch is not None else None
-    plain = BATCH / median_time(numpy_step(), number=2, repeat=repeat)
-    return [row("MNIST convnet train step (batch 64, Adam)", "samples/s", ours, theirs, plain, ">= 0.7x torch")]
+    steps = {"shendu": step, "torch": torch_step(torch) if torch is not None else None, "numpy": numpy_step()}
+    # rounds interleave the frameworks, so a change of machine load mid-run hits all of them alike
+    times: dict[str, list[float]] = {name: [] for name, fn in steps.items() if fn is not None}
+    for _ in range(3 if quick else 7):
+        for name in times:
+            times[name].append(median_time(steps[name], number=2, repeat=1))
+    rate = {name: BATCH / statistics.median(ts) for name, ts in times.items()}
+    return [row("MNIST convnet train step (batch 64, Adam)", "samples/s", rate["shendu"], rate.get("torch"),
+                rate["numpy"], ">= 0.7x torch")]
 
 
 if __name__ == "__main__":

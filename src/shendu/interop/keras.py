@@ -6,9 +6,10 @@ moving_variance), so loading is matching, not converting. Files are read with ``
 ``.keras`` archive's ``config.json`` is never executed, only its ``model.weights.h5`` is read).
 
 Keras 3 stores a layer's variables under ``layers/<class name>[_n]/vars/<i>`` (an LSTM's under ``.../cell/vars``,
-a Bidirectional's under ``forward_layer/`` and ``backward_layer/``) with the layer's name as an attribute; Keras 2
-files list ``layer_names`` and each layer's ``weight_names``. Each Keras layer becomes one group, matched to the
-shendu layers in order (a layer with the same name is preferred; see :mod:`shendu.interop._common`).
+a Bidirectional's under ``forward_layer/`` and ``backward_layer/``, a nested model's under ``layers/<model>/layers/``)
+with the layer's name as an attribute; Keras 2 files list ``layer_names`` and each layer's ``weight_names``. Each
+Keras layer becomes one group (nested models are flattened, as shendu's layers are), matched to the shendu
+layers in order (a layer with the same name is preferred; see :mod:`shendu.interop._common`).
 """
 
 from __future__ import annotations
