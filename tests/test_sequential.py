@@ -118,3 +118,10 @@ def test_flatten_hint_for_images():
 def test_unknown_constructor_argument():
     with pytest.raises(TypeError, match="valid arguments"):
         Sequential([Dense(1)], nmae="x")
+
+
+def test_model_passes_inputs_to_its_layers_which_cast_them():
+    model = Sequential([Dense(3, dtype="float64", input_dim=2), Dense(1, dtype="float64")])
+    out = model(np.ones((4, 2)))  # the model itself (float32 by default) does not cast to float32
+    assert out.dtype == np.float64
+    assert model.predict(np.ones((4, 2), dtype=np.float32), verbose=0).dtype == np.float64

@@ -30,10 +30,10 @@ Images: a PyTorch model sees NCHW, shendu NHWC: feed ``x.transpose(0, 2, 3, 1)``
 >>> import numpy as np
 >>> from shendu.layers import Dense
 >>> from shendu.models import Sequential
->>> model = Sequential([Dense(2, input_dim=3)])
+>>> model = Sequential([Dense(2, input_dim=3, name="classifier")])
 >>> state = {"fc.weight": np.arange(6.0).reshape(2, 3), "fc.bias": np.zeros(2)}
 >>> load_torch_state_dict(model, state)
-{'dense': 'fc'}
+{'classifier': 'fc'}
 >>> model.layers[0].kernel.data.tolist()
 [[0.0, 3.0], [1.0, 4.0], [2.0, 5.0]]
 """

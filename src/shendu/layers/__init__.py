@@ -51,6 +51,15 @@ from shendu.layers.pooling import (
     MaxPooling1D,
     MaxPooling2D,
 )
+from shendu.layers.preprocessing import (
+    Normalization,
+    RandomCrop,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
+    Rescaling,
+)
 from shendu.layers.recurrent import GRU, LSTM, Bidirectional, SimpleRNN, TimeDistributed
 from shendu.layers.reshaping import Cropping2D, SpatialDropout2D, UpSampling2D, ZeroPadding2D
 
@@ -70,12 +79,15 @@ def deserialize(config: dict[str, Any], custom_objects: dict[str, type] | None =
     return cls.from_config(dict(config.get("config", {})))
 
 
-__all__ = ["GRU", "LAYER_REGISTRY", "LSTM", "Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D",
-           "BatchNormalization", "Bidirectional", "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose", "Cropping2D",
-           "Dense", "DepthwiseConv2D", "Dot", "Dropout", "Embedding", "Flatten", "GlobalAveragePooling1D",
-           "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Input", "InputLayer", "InputSpec",
-           "Lambda", "Layer", "LayerNormalization", "MaxPooling1D", "MaxPooling2D", "Maximum", "Minimum",
-           "MultiHeadAttention", "Multiply", "Node", "Permute", "RepeatVector", "Reshape", "SeparableConv2D",
-           "SimpleRNN", "SpatialDropout2D", "Subtract", "SymbolicTensor", "TimeDistributed", "UpSampling2D",
-           "ZeroPadding2D", "add", "average", "concatenate", "deserialize", "dot", "maximum", "minimum", "multiply",
-           "reset_name_counters", "serialize", "subtract"]
+__all__ = [
+    "Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "BatchNormalization",
+    "Bidirectional", "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose", "Cropping2D", "Dense",
+    "DepthwiseConv2D", "Dot", "Dropout", "Embedding", "Flatten", "GRU", "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Input", "InputLayer", "InputSpec",
+    "LAYER_REGISTRY", "LSTM", "Lambda", "Layer", "LayerNormalization", "MaxPooling1D", "MaxPooling2D",
+    "Maximum", "Minimum", "MultiHeadAttention", "Multiply", "Node", "Normalization", "Permute", "RandomCrop",
+    "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "RepeatVector", "Rescaling", "Reshape",
+    "SeparableConv2D", "SimpleRNN", "SpatialDropout2D", "Subtract", "SymbolicTensor", "TimeDistributed",
+    "UpSampling2D", "ZeroPadding2D", "add", "average", "concatenate", "deserialize", "dot", "maximum",
+    "minimum", "multiply", "reset_name_counters", "serialize", "subtract",
+]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shendu.autograd.grad_mode import is_grad_enabled
 from shendu.autograd.op import Op, raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
@@ -80,16 +81,19 @@ class MaxPool2D(_Pool2D):
         self._check("max_pool2d", x)
         xp = get_array_module(x)
         padded = pad_input(x, self.geo.pads, -xp.inf)
+        track = is_grad_enabled()  # the argmax is only needed for a backward
         y = better = None
         for k, (rows, cols) in _window_taps(self.geo):
             tap = padded[:, rows, cols]
             if y is None:
                 y = tap.copy()
-                self.argmax = xp.zeros(y.shape, dtype=xp.uint8)
-                better = xp.empty(y.shape, dtype=bool)
+                if track:
+                    self.argmax = xp.zeros(y.shape, dtype=xp.uint8)
+                    better = xp.empty(y.shape, dtype=bool)
                 continue
-            xp.greater(tap, y, out=better)
-            xp.copyto(self.argmax, k, where=better)
+            if track:
+                xp.greater(tap, y, out=better)
+                xp.copyto(self.argmax, k, where=better)
             xp.maximum(y, tap, out=y)
         return y
 
