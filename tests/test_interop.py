@@ -294,3 +294,13 @@ def test_keras_loader_rejects_other_architectures_and_files(keras_files, tmp_pat
     bogus.write_bytes(b"not hdf5")
     with pytest.raises(ValueError, match="not an HDF5"):
         load_keras_weights(wrong, bogus)
+
+
+def test_model_load_weights_takes_a_pytorch_checkpoint(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2)).double()
+    path = tmp_path / "net.pt"
+    torch.save(net.state_dict(), path)
+    model = Sequential([Dense(3, activation="tanh", input_dim=4, dtype="float64"), Dense(2, dtype="float64")])
+    model.load_weights(str(path))
+    x = np.random.default_rng(0).normal(size=(5, 4))
+    np.testing.assert_allclose(_shendu_out(model, x), _torch_out(net, x), rtol=1e-10, atol=1e-12)

@@ -530,10 +530,21 @@ class Model(Layer):
 
     def load_weights(self, filepath: str) -> None:
         """Load weights from ``save_weights`` (``.safetensors``/``.npz``) or a ``.shendu`` model file (same
-        architecture: count, shapes and dtypes are checked)."""
-        from shendu import saving
+        architecture: count, shapes and dtypes are checked); Keras ``.weights.h5``/``.keras``/``.h5`` files and
+        PyTorch ``.pt``/``.pth`` state dicts go through :mod:`shendu.interop` (layouts converted)."""
+        name = str(filepath).lower()
+        if name.endswith((".h5", ".keras")):
+            from shendu.interop import load_keras_weights
 
-        saving.load_weights(self, filepath)
+            load_keras_weights(self, filepath)
+        elif name.endswith((".pt", ".pth")):
+            from shendu.interop import load_torch_state_dict
+
+            load_torch_state_dict(self, filepath)
+        else:
+            from shendu import saving
+
+            saving.load_weights(self, filepath)
 
     def summary(self, line_length: int | None = None, positions: Any = None, print_fn: Any = None,
                 expand_nested: bool = False, show_trainable: bool = False) -> None:

@@ -21,6 +21,7 @@ array([[ 5.,  7.],
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from shendu.autograd.grad_mode import is_grad_enabled
@@ -88,7 +89,7 @@ class MaxPool2D(_Pool2D):
             if y is None:
                 y = tap.copy()
                 if track:
-                    self.argmax = xp.zeros(y.shape, dtype=xp.uint8)
+                    self.argmax = xp.zeros(y.shape, dtype=xp.uint8 if math.prod(self.geo.kernel) <= 256 else xp.int32)
                     better = xp.empty(y.shape, dtype=bool)
                 continue
             if track:
