@@ -280,3 +280,14 @@ def test_losses_match_keras_itself():
                 np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=2e-6, atol=1e-6, err_msg=where)
                 np.testing.assert_allclose(ours_pred.grad.data, theirs_pred.grad.numpy(), rtol=2e-5, atol=1e-6,
                                            err_msg=where)
+
+
+@pytest.mark.parametrize("loss", ["mse", "categorical_crossentropy"])
+def test_convolutional_output_into_dense_suggests_flatten(loss):
+    from shendu.layers import Conv2D, Dense
+    from shendu.models import Sequential
+
+    model = Sequential([Conv2D(2, 3, input_shape=(8, 8, 1)), Dense(3, activation="softmax")])
+    model.compile("sgd", loss)
+    with pytest.raises(ValueError, match="add Flatten"):
+        model.fit(np.ones((4, 8, 8, 1)), np.eye(3)[[0, 1, 2, 0]], verbose=0)

@@ -87,8 +87,17 @@ def _prepare(name: str, y_true: Any, y_pred: Any) -> tuple[Any, Tensor]:
             np.broadcast_shapes(st, sp)
         except ValueError:
             raise ValueError(f"{name}: y_true of shape {st} and y_pred of shape {sp} do not match (and do not "
-                             "broadcast); they should have the same shape") from None
+                             f"broadcast); they should have the same shape{_flatten_hint(st, sp)}") from None
     return y_true, y_pred
+
+
+def _flatten_hint(true_shape: tuple, pred_shape: tuple) -> str:
+    """A hint for the classic mistake: Dense on convolutional (3-D/4-D) output acts on the last axis only."""
+    if len(pred_shape) > 2 and len(pred_shape) > len(true_shape):
+        return (f". Hint: the model's output is {len(pred_shape)}-D; a Dense layer applied to 3-D/4-D "
+                "(convolutional or sequence) output works on the last axis only: add Flatten() (or "
+                "GlobalAveragePooling2D()) before the Dense layers")
+    return ""
 
 
 def _check_same_shape(name: str, y_true: Any, y_pred: Tensor) -> None:
@@ -100,7 +109,8 @@ def _check_same_shape(name: str, y_true: Any, y_pred: Tensor) -> None:
     if labels_like:
         hint = (f"; y_true looks like integer class labels: use sparse_categorical_crossentropy, or one-hot encode "
                 f"them with shendu.utils.to_categorical(y, {sp[-1]})")
-    raise ValueError(f"{name}: y_true and y_pred must have the same shape, got y_true {st} and y_pred {sp}{hint}")
+    raise ValueError(f"{name}: y_true and y_pred must have the same shape, got y_true {st} and y_pred {sp}"
+                     f"{hint or _flatten_hint(st, sp)}")
 
 
 def _class_axis_last(y_true: Any, y_pred: Tensor, axis: int) -> tuple[Any, Tensor]:
