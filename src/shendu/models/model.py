@@ -101,7 +101,7 @@ def _to_numpy(y: Any) -> Any:
 class Model(Layer):
     """A trainable network (see the module docstring). ``Model(inputs, outputs, name=None)`` is functional."""
 
-    _autocast = False  # a model passes inputs on as they are; each of its layers casts to its own dtype (Keras)
+    _autocast_floats = False  # float inputs pass on unchanged: each layer casts them to its own dtype (Keras)
 
     def __init__(self, inputs: Any = None, outputs: Any = None, name: str | None = None, **kwargs: Any) -> None:
         if name is None and inputs is not None and type(self) is Model:
