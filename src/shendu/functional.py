@@ -23,9 +23,16 @@ from shendu.autograd.op import raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
 from shendu.ops import nn
+from shendu.ops.attention import scaled_dot_product_attention
+from shendu.ops.conv import conv1d, conv2d, conv2d_transpose, depthwise_conv2d
 from shendu.ops.elementwise import elu, relu, selu, sigmoid, silu, tanh
+from shendu.ops.embedding import embedding_lookup as embedding
+from shendu.ops.pool import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
+from shendu.ops.rnn import gru, lstm, simple_rnn
 
-__all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "dropout", "elu", "gelu",
+__all__ = ["avg_pool1d", "avg_pool2d", "conv1d", "conv2d", "conv2d_transpose", "depthwise_conv2d", "embedding",
+           "gru", "lstm", "max_pool1d", "max_pool2d", "scaled_dot_product_attention", "simple_rnn",
+           "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "dropout", "elu", "gelu",
            "hardtanh", "huber_loss", "l1_loss", "leaky_relu", "linear", "log_softmax", "logsigmoid", "mse_loss",
            "nll_loss", "one_hot", "relu", "relu6", "selu", "sigmoid", "silu", "smooth_l1_loss", "softmax",
            "softplus", "softsign", "tanh"]

@@ -63,6 +63,12 @@ from shendu.layers.preprocessing import (
 from shendu.layers.recurrent import GRU, LSTM, Bidirectional, SimpleRNN, TimeDistributed
 from shendu.layers.reshaping import Cropping2D, SpatialDropout2D, UpSampling2D, ZeroPadding2D
 
+# Keras's aliases
+MaxPool1D, MaxPool2D, AvgPool1D, AvgPool2D = MaxPooling1D, MaxPooling2D, AveragePooling1D, AveragePooling2D
+GlobalAvgPool1D, GlobalAvgPool2D = GlobalAveragePooling1D, GlobalAveragePooling2D
+GlobalMaxPool1D, GlobalMaxPool2D = GlobalMaxPooling1D, GlobalMaxPooling2D
+Convolution1D, Convolution2D, Convolution2DTranspose, SeparableConvolution2D = (
+    Conv1D, Conv2D, Conv2DTranspose, SeparableConv2D)
 
 def serialize(layer: Layer) -> dict[str, Any]:
     """``{'class_name': type name, 'config': layer.get_config()}``."""
@@ -80,6 +86,8 @@ def deserialize(config: dict[str, Any], custom_objects: dict[str, type] | None =
 
 
 __all__ = [
+    "AvgPool1D", "AvgPool2D", "Convolution1D", "Convolution2D", "Convolution2DTranspose", "GlobalAvgPool1D",
+    "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D", "MaxPool1D", "MaxPool2D", "SeparableConvolution2D",
     "Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "BatchNormalization",
     "Bidirectional", "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose", "Cropping2D", "Dense",
     "DepthwiseConv2D", "Dot", "Dropout", "Embedding", "Flatten", "GRU", "GlobalAveragePooling1D",

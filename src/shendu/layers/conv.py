@@ -22,16 +22,11 @@ from shendu import activations
 from shendu import initializers as initializers_module
 from shendu import regularizers as regularizers_module
 from shendu.autograd.tensor import Tensor
-from shendu.layers.core import _check_data_format as check_data_format
+from shendu.layers.core import check_data_format
 from shendu.layers.input_spec import InputSpec
-from shendu.layers.layer import Layer, snake_case, unique_name
+from shendu.layers.layer import Layer
 from shendu.ops import conv as conv_ops
 from shendu.ops.conv import int_tuple
-
-
-def keras_name(cls: type) -> str:
-    """Keras's automatic layer name: 'Conv2D' -> 'conv2d', 'MaxPooling1D' -> 'max_pooling1d'."""
-    return snake_case(cls.__name__).replace("1_d", "1d").replace("2_d", "2d").replace("3_d", "3d")
 
 
 def check_padding(layer: str, padding: str, allowed: tuple[str, ...] = ("valid", "same")) -> str:
@@ -41,14 +36,7 @@ def check_padding(layer: str, padding: str, allowed: tuple[str, ...] = ("valid",
     return mode
 
 
-class KerasNamedLayer(Layer):
-    """A layer whose automatic name follows Keras ('conv2d', 'max_pooling2d'), not the generic snake case."""
-
-    def __init__(self, name: str | None = None, **kwargs: Any) -> None:
-        super().__init__(name=name or unique_name(keras_name(type(self))), **kwargs)
-
-
-class _Conv(KerasNamedLayer):
+class _Conv(Layer):
     """The shared part of Conv1D/Conv2D: arguments, weights, output shapes, config."""
 
     rank = 2

@@ -150,7 +150,7 @@ class Dropout(Layer):
         return {**super().get_config(), "rate": self.rate, "noise_shape": noise, "seed": self.seed}
 
 
-def _check_data_format(layer: str, data_format: str | None) -> str:
+def check_data_format(layer: str, data_format: str | None) -> str:
     data_format = data_format or "channels_last"
     if data_format not in ("channels_last", "channels_first"):
         raise ValueError(f"{layer}: data_format must be 'channels_last' or 'channels_first', got {data_format!r}")
@@ -167,7 +167,7 @@ class Flatten(Layer):
 
     def __init__(self, data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.data_format = _check_data_format("Flatten", data_format)
+        self.data_format = check_data_format("Flatten", data_format)
 
     def call(self, inputs: Tensor) -> Tensor:
         if self.data_format == "channels_first" and inputs.ndim > 2:

@@ -16,14 +16,15 @@ from typing import Any
 from shendu import ops
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
-from shendu.layers.conv import KerasNamedLayer, check_data_format, check_padding
+from shendu.layers.conv import check_data_format, check_padding
 from shendu.layers.input_spec import InputSpec
+from shendu.layers.layer import Layer
 from shendu.ops import conv as conv_ops
 from shendu.ops import pool as pool_ops
 from shendu.ops.conv import int_tuple
 
 
-class _Pooling(KerasNamedLayer):
+class _Pooling(Layer):
     """The shared part of the windowed poolings: arguments, output shape, config."""
 
     rank = 2
@@ -82,7 +83,7 @@ class AveragePooling1D(_Pooling):
     _pool_fn = staticmethod(pool_ops.avg_pool1d)
 
 
-class _GlobalPooling(KerasNamedLayer):
+class _GlobalPooling(Layer):
     """A reduction over every spatial axis; ``keepdims`` keeps them with size 1."""
 
     rank = 2

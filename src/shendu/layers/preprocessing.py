@@ -33,7 +33,7 @@ from shendu import backend
 from shendu.autograd.op import raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
-from shendu.layers.core import _check_data_format
+from shendu.layers.core import check_data_format
 from shendu.layers.layer import Layer
 from shendu.random import get_rng
 
@@ -255,7 +255,7 @@ class _RandomImageLayer(Layer):
     def __init__(self, seed: int | None = None, data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.seed = seed
-        self.data_format = _check_data_format(type(self).__name__, data_format)
+        self.data_format = check_data_format(type(self).__name__, data_format)
         self._rng = None if seed is None else np.random.default_rng(seed)
 
     @property

@@ -19,8 +19,9 @@ import numpy as np
 from shendu import ops
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
-from shendu.layers.conv import KerasNamedLayer, check_data_format
+from shendu.layers.conv import check_data_format
 from shendu.layers.input_spec import InputSpec
+from shendu.layers.layer import Layer
 from shendu.ops import nn
 from shendu.ops.conv import int_tuple
 
@@ -73,7 +74,7 @@ def bilinear_matrix(size: int, scale: int, dtype: Any = np.float32) -> np.ndarra
     return matrix.astype(dtype)
 
 
-class UpSampling2D(KerasNamedLayer):
+class UpSampling2D(Layer):
     """Repeat every row ``size[0]`` times and every column ``size[1]`` times (``interpolation='nearest'``; the
     gradient sums each block back onto its source pixel), or interpolate bilinearly (``'bilinear'``, half-pixel
     centres as Keras/TensorFlow): y = A_h x A_w^T per channel, A from :func:`bilinear_matrix`."""
@@ -115,7 +116,7 @@ class UpSampling2D(KerasNamedLayer):
                 "interpolation": self.interpolation}
 
 
-class ZeroPadding2D(KerasNamedLayer):
+class ZeroPadding2D(Layer):
     """Add rows and columns of zeros: ``padding`` an int, (h, w) symmetric, or ((top, bottom), (left, right))."""
 
     def __init__(self, padding: Any = (1, 1), data_format: str | None = None, **kwargs: Any) -> None:
@@ -138,7 +139,7 @@ class ZeroPadding2D(KerasNamedLayer):
         return {**super().get_config(), "padding": [list(p) for p in self.padding], "data_format": self.data_format}
 
 
-class Cropping2D(KerasNamedLayer):
+class Cropping2D(Layer):
     """Remove rows and columns at the borders: ``cropping`` an int, (h, w) symmetric, or
     ((top, bottom), (left, right))."""
 
@@ -170,7 +171,7 @@ class Cropping2D(KerasNamedLayer):
         return {**super().get_config(), "cropping": [list(p) for p in self.cropping], "data_format": self.data_format}
 
 
-class SpatialDropout2D(KerasNamedLayer):
+class SpatialDropout2D(Layer):
     """Dropout of whole feature maps in training: one Bernoulli(1 - rate) draw per (sample, channel), kept maps
     scaled by 1 / (1 - rate); the identity in inference. Masks come from ``shendu.seed``'s generator, or the
     layer's own when ``seed`` is given."""

@@ -2,6 +2,8 @@
 snake_case function for each. ``shendu.OP_REGISTRY`` lists every op class."""
 
 from shendu.ops.arithmetic import add, astype, div, mul, neg, pow, sub
+from shendu.ops.attention import scaled_dot_product_attention
+from shendu.ops.conv import conv1d, conv2d, conv2d_transpose, depthwise_conv2d
 from shendu.ops.elementwise import (
                                     abs,
                                     clip,
@@ -27,10 +29,13 @@ from shendu.ops.elementwise import (
                                     tanh,
                                     where,
 )
+from shendu.ops.embedding import embedding_lookup
 from shendu.ops.linalg import matmul
 from shendu.ops.nn import dropout, linear, sigmoid_binary_cross_entropy, softmax_cross_entropy
 from shendu.ops.norm import Normalize  # noqa: F401 - registers the fused normalisation op
+from shendu.ops.pool import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
 from shendu.ops.reduce import cumsum, log_softmax, logsumexp, max, mean, min, prod, softmax, std, sum, var
+from shendu.ops.rnn import gru, lstm, simple_rnn
 from shendu.ops.shape import (
                                     broadcast_to,
                                     concatenate,
@@ -59,6 +64,8 @@ unsqueeze = expand_dims
 expand = broadcast_to
 
 __all__ = [
+    "avg_pool1d", "avg_pool2d", "conv1d", "conv2d", "conv2d_transpose", "depthwise_conv2d", "embedding_lookup",
+    "gru", "lstm", "max_pool1d", "max_pool2d", "scaled_dot_product_attention", "simple_rnn",
     "clamp", "expand", "unsqueeze",
     "abs", "add", "astype", "broadcast_to", "clip", "concatenate", "cos", "cumsum", "div", "dropout", "elu",
     "erf", "exp", "expand_dims", "flatten", "gather", "gelu", "getitem", "leaky_relu", "linear", "log", "log1p",
