@@ -80,6 +80,9 @@ def squeeze_or_expand_to_same_rank(x1: Any, x2: Any, expand_rank_1: bool = True)
 def _prepare(name: str, y_true: Any, y_pred: Any) -> tuple[Any, Tensor]:
     """Convert, align ranks and check that the shapes broadcast (naming the loss and both shapes)."""
     y_pred = _to_tensor(y_pred)
+    data = y_pred.data
+    if type(y_true) is type(data) and y_true.shape == data.shape and y_true.dtype is data.dtype:
+        return y_true, y_pred  # the common case in fit: nothing to convert or align
     y_true, y_pred = squeeze_or_expand_to_same_rank(_like(y_true, y_pred), y_pred)
     st, sp = raw(y_true).shape, y_pred.shape
     if st != sp:

@@ -208,10 +208,11 @@ def _private(g: Any, stored: set[int]) -> Any:
     So every ``.grad`` holds its own writable memory. (Under ``create_graph`` ``g`` is a Tensor of the
     recorded graph; its copy is ``g.clone()``, which stays differentiable.)
     """
-    data = raw(g)
+    data = g.data if isinstance(g, Tensor) else g
     if data.base is not None or id(data) in stored:
         g = g.clone() if isinstance(g, Tensor) else g.copy()
-    stored.add(id(raw(g)))
+        data = g.data if isinstance(g, Tensor) else g
+    stored.add(id(data))
     return g
 
 

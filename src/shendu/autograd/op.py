@@ -65,24 +65,28 @@ class Op:
                 break
         else:  # raw arrays in (a backward without create_graph): raw array out, nothing recorded
             return self.forward(*inputs)
-        # a NumPy scalar meeting a tensor acts like a Python scalar (as in PyTorch): np.float64 must not
-        # silently turn float32 data into float64 under NumPy 2's promotion rules
-        arrays = [x.data if isinstance(x, Tensor) else x.item() if isinstance(x, np.generic) else x for x in inputs]
-        y = self.forward(*arrays)
-        multi = type(y) is tuple
-        record = self.differentiable and is_grad_enabled() and _any_requires_grad(inputs)
-        if not record:
-            return tuple(Tensor._wrap(o) for o in y) if multi else Tensor._wrap(y)
-        needs_grad, versions, generation = [], [], 0
+        # one pass over the inputs collects what forward and backward need. A NumPy scalar meeting a tensor
+        # acts like a Python scalar (as in PyTorch): np.float64 must not turn float32 data into float64
+        arrays, needs_grad, versions, generation, record = [], [], [], 0, False
         for x in inputs:
             if isinstance(x, Tensor):
-                needs_grad.append(x.requires_grad)
+                arrays.append(x.data)
                 versions.append(x._version)
+                if x.requires_grad:
+                    record = True
+                    needs_grad.append(True)
+                else:
+                    needs_grad.append(False)
                 if x.generation > generation:
                     generation = x.generation
             else:
+                arrays.append(x.item() if isinstance(x, np.generic) else x)
                 needs_grad.append(False)
                 versions.append(None)
+        y = self.forward(*arrays)
+        multi = type(y) is tuple
+        if not (record and self.differentiable and is_grad_enabled()):
+            return tuple(Tensor._wrap(o) for o in y) if multi else Tensor._wrap(y)
         self.inputs = inputs
         self.arrays = arrays
         self.needs_grad = needs_grad
@@ -91,12 +95,15 @@ class Op:
         if multi:
             outputs = tuple(Tensor._wrap(o, True, self, i, generation) for i, o in enumerate(y))
             self.output_specs = [(o.shape, o.dtype) for o in y]  # zeros for outputs that get no gradient
-        else:
-            outputs = (Tensor._wrap(y, True, self, 0, generation),)
-        self.outputs = [weakref.ref(o) for o in outputs]
+            self.outputs = [weakref.ref(o) for o in outputs]
+            if self.saves_output:
+                self.y = tuple(o.data for o in outputs)
+            return outputs
+        output = Tensor._wrap(y, True, self, 0, generation)
+        self.outputs = [weakref.ref(output)]
         if self.saves_output:
-            self.y = tuple(o.data for o in outputs) if multi else outputs[0].data
-        return outputs if multi else outputs[0]
+            self.y = output.data
+        return output
 
     def release(self) -> None:
         """Free what backward needed (after a backward without ``retain_graph``)."""
@@ -112,11 +119,3 @@ class Op:
 def raw(x: Any) -> Any:
     """The array behind ``x`` (a Tensor's data, or ``x`` itself): for masks and shapes in backward rules."""
     return x.data if isinstance(x, Tensor) else x
-
-
-def _any_requires_grad(inputs: tuple) -> bool:
-    """True when some input is a Tensor that requires grad (then the call is recorded)."""
-    for x in inputs:
-        if isinstance(x, Tensor) and x.requires_grad:
-            return True
-    return False
