@@ -298,7 +298,7 @@ class Model(Layer):
                 hasattr(layer, "_call_losses_id") for layer in state.sublayers)
         if not state.fast_losses:
             return self.losses
-        out = [p.regularizer(p) for p in state.regularized]
+        out = [p.regularizer(p) for p in state.regularized] if state.regularized else []
         call_id = layer_module._CONTEXT.call_id
         for layer in state.sublayers:
             if layer._call_losses and layer._call_losses_id == call_id:
