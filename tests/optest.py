@@ -75,7 +75,7 @@ def make_arrays(shapes: Shapes, domain: str = "real", dtype: Any = np.float64, s
 
 
 def as_tensors(arrays: Sequence[np.ndarray], requires_grad: bool = True) -> list[shendu.Tensor]:
-    return [shendu.tensor(a.copy(), dtype=a.dtype, requires_grad=requires_grad) for a in arrays]
+    return [shendu.tensor(a, dtype=a.dtype, requires_grad=requires_grad) for a in arrays]  # tensor() copies
 
 
 def outputs_of(result: Any) -> list[Any]:
@@ -175,10 +175,6 @@ def expand(table: Sequence[OpCase]) -> list[Any]:
     """pytest params: one per (row, shape set), with readable ids."""
     return [pytest.param(c, shapes, id=f"{c.name}-{'-'.join(str(s) for s in shapes)}")
             for c in table for shapes in c.shapes]
-
-
-def rows(table: Sequence[OpCase]) -> list[Any]:
-    return [pytest.param(c, id=c.name) for c in table]
 
 
 def registered_ops(module: Any) -> set[str]:

@@ -147,11 +147,11 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int
     """Softmax cross-entropy of logits ``input`` (N, C[, d...]) against class indices or class probabilities."""
     logits = _classes_last(input)
     labels = _as_labels(target)
-    if labels.dtype.kind not in "iu":
+    sparse = labels.dtype.kind in "iu"
+    if not sparse:
         labels = _classes_last(target)
     if weight is None:
-        return nn.softmax_cross_entropy(logits, labels, label_smoothing, reduction,
-                                        ignore_index if raw(labels).dtype.kind in "iu" else None)
+        return nn.softmax_cross_entropy(logits, labels, label_smoothing, reduction, ignore_index if sparse else None)
     return _weighted_cross_entropy(ops.log_softmax(logits), labels, weight, ignore_index, reduction, label_smoothing)
 
 

@@ -114,12 +114,8 @@ def backward(roots: Sequence[Tensor], gradients: Sequence[Any], retain_graph: bo
             if not root.requires_grad:
                 raise RuntimeError(f"backward(): this tensor (shape {root.shape}) does not require grad and has "
                                    "no graph; did you create it under no_grad() or forget requires_grad=True?")
-            if gradient is None and not create_graph and root.data.size == 1:
-                seed = _ones_like(root.data)  # dL/dL = 1, the common case
-                stored.add(id(seed))  # a shared array: never hand it out as a .grad
-            else:
-                seed = _seed_gradient(root, gradient, create_graph)
-                stored.add(id(raw(seed)))  # the caller's array: never hand it out as a .grad
+            seed = _seed_gradient(root, gradient, create_graph)
+            stored.add(id(raw(seed)))  # the caller's array or the shared ones: never hand it out as a .grad
             deliver(root, seed)
         while heap:  # the hot loop: deepest op first; one backward call and one delivery per input
             op = heapq.heappop(heap)[2]

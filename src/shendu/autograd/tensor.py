@@ -552,10 +552,10 @@ class Tensor:
         return ops.mul(self, 1)
 
     def cpu(self) -> Tensor:
-        return self if self.device == "cpu" else self.to("cpu")
+        return self.to("cpu")
 
     def cuda(self) -> Tensor:
-        return self if self.device == "cuda" else self.to("cuda")
+        return self.to("cuda")
 
     def dot(self, other):
         return ops.matmul(self, other)

@@ -60,7 +60,7 @@ class ScaledDotProductAttention(Op):
         if self.dropout_p > 0:
             keep = get_rng().random(p.shape, dtype=p.dtype if p.dtype in (np.float32, np.float64) else np.float32)
             drop = (keep >= self.dropout_p).astype(p.dtype) * (1.0 / (1.0 - self.dropout_p))
-            self.drop = drop if xp is np else xp.asarray(drop)
+            self.drop = xp.asarray(drop)  # drawn on the CPU
             return (p * self.drop) @ v, p
         return p @ v, p
 

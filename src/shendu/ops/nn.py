@@ -244,7 +244,7 @@ class Dropout(Op):
         scale = 0.0 if self.rate >= 1 else 1.0 / (1.0 - self.rate)
         mask = keep.astype(x.dtype)
         mask *= scale
-        self.mask = mask if xp is np else xp.asarray(mask)
+        self.mask = xp.asarray(mask)  # the mask is drawn on the CPU
         return x * self.mask
 
     def backward(self, gy, x, y):

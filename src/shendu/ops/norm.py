@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shendu.autograd.op import Op
+from shendu.autograd.op import Op, raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
 from shendu.ops.elementwise import sqrt
@@ -147,8 +147,7 @@ def batch_norm_train(x: Any, gamma: Any, beta: Any, reduce_axes: Any, eps: float
 
 def batch_norm_infer(x: Any, gamma: Any, beta: Any, moving_mean: Any, moving_var: Any, eps: float = 1e-3) -> Any:
     """y = (x - moving_mean) * gamma / sqrt(moving_var + eps) + beta (the statistics are constants)."""
-    mm = moving_mean.data if isinstance(moving_mean, Tensor) else moving_mean
-    mv = moving_var.data if isinstance(moving_var, Tensor) else moving_var
+    mm, mv = raw(moving_mean), raw(moving_var)
     inv_std = 1.0 / get_array_module(mv).sqrt(mv + eps)
     scale = inv_std if gamma is None else gamma * inv_std
     shift = -mm * scale if beta is None else beta - mm * scale

@@ -106,12 +106,13 @@ class MaxPool2D(_Pool2D):
         out = xp.zeros((x.shape[0], *geo.padded_hw, x.shape[3]), dtype=gy.dtype)
         hit = xp.empty(gy.shape, dtype=bool)
         disjoint = _windows_disjoint(geo)
+        part = None if disjoint else xp.empty_like(gy)  # one buffer for every tap's share
         for k, (rows, cols) in _window_taps(geo):
             xp.equal(self.argmax, k, out=hit)
             if disjoint:  # every pixel belongs to one window at most: write in place, no temporary
                 xp.multiply(gy, hit, out=out[:, rows, cols])
             else:
-                out[:, rows, cols] += gy * hit
+                out[:, rows, cols] += xp.multiply(gy, hit, out=part)
         return crop_padding(out, geo)
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shendu.autograd.op import Op
+from shendu.autograd.op import Op, raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
 
@@ -143,13 +143,8 @@ def _split_keep(keep: Any, *grads: Any) -> list:
     return skipped
 
 
-# ---------------------------------------------------------------------------- LSTM
-class LSTMSequence(Op):
-    """Keras LSTM over a sequence (gates i, f, c, o; a = activation, s = recurrent_activation):
-    z_t = x_t W + h_{t-1} U + b;  i, f, o = s(z_i), s(z_f), s(z_o);  g = a(z_c);  c_t = f c_{t-1} + i g;
-    h_t = o a(c_t);  y = (h_1..h_T, h_T, c_T).
-    Backward through time: dc_t = dh_t o a'(c_t) + dc_{t+1} f_{t+1};  dz = (dc g, dc c_{t-1}, dc i, dh a(c_t))
-    times the gate derivatives;  dh_{t-1} = dz U^T;  dW = X^T dZ,  dU = H_{prev}^T dZ,  db = sum dZ,  dx = dZ W^T"""
+class _GatedSequence(Op):
+    """The options shared by the gated recurrent ops (LSTM, GRU); not an op itself."""
 
     saves_output = True  # y views buffers kept anyway; the engine needs them for unused outputs
 
@@ -158,6 +153,15 @@ class LSTMSequence(Op):
         self.mask = mask
         self.act, self.rec_act = _activation(activation), _activation(recurrent_activation)
         self.zero_output = zero_output_for_mask
+
+
+# ---------------------------------------------------------------------------- LSTM
+class LSTMSequence(_GatedSequence):
+    """Keras LSTM over a sequence (gates i, f, c, o; a = activation, s = recurrent_activation):
+    z_t = x_t W + h_{t-1} U + b;  i, f, o = s(z_i), s(z_f), s(z_o);  g = a(z_c);  c_t = f c_{t-1} + i g;
+    h_t = o a(c_t);  y = (h_1..h_T, h_T, c_T).
+    Backward through time: dc_t = dh_t o a'(c_t) + dc_{t+1} f_{t+1};  dz = (dc g, dc c_{t-1}, dc i, dh a(c_t))
+    times the gate derivatives;  dh_{t-1} = dz U^T;  dW = X^T dZ,  dU = H_{prev}^T dZ,  db = sum dZ,  dx = dZ W^T"""
 
     def forward(self, x, h0, c0, w, u, b):
         units = _check_shapes("lstm", x, w, u, 4)
@@ -236,20 +240,12 @@ class LSTMSequence(Op):
 
 
 # ---------------------------------------------------------------------------- GRU
-class GRUSequence(Op):
+class GRUSequence(_GatedSequence):
     """Keras GRU with reset_after=True (gates z, r, h; bias (2, 3*units): input and recurrent rows):
     p_t = x_t W + b_in;  q_t = h_{t-1} U + b_rec;  z, r = s(p_z + q_z), s(p_r + q_r);  n = a(p_h + r q_h);
     h_t = z h_{t-1} + (1 - z) n;  y = (h_1..h_T, h_T).
     Backward: dn = dh (1 - z) a';  dz = dh (h_{t-1} - n) s';  dr = dn q_h s';  dp = (dz, dr, dn),
     dq = (dz, dr, dn r);  dh_{t-1} = dh z + dq U^T;  dW = X^T dP,  dU = H_{prev}^T dQ,  db = (sum dP, sum dQ)"""
-
-    saves_output = True  # y views buffers kept anyway; the engine needs them for unused outputs
-
-    def __init__(self, mask: Any = None, activation: str = "tanh", recurrent_activation: str = "sigmoid",
-                 zero_output_for_mask: bool = False) -> None:
-        self.mask = mask
-        self.act, self.rec_act = _activation(activation), _activation(recurrent_activation)
-        self.zero_output = zero_output_for_mask
 
     def forward(self, x, h0, w, u, b):
         units = _check_shapes("gru", x, w, u, 3)
@@ -378,22 +374,21 @@ class SimpleRNNSequence(Op):
 def _initial_state(x: Any, units: int, state: Any) -> Any:
     if state is not None:
         return state
-    data = x.data if isinstance(x, Tensor) else x
+    data = raw(x)
     return get_array_module(data).zeros((data.shape[0], units), dtype=data.dtype)
 
 
 def _raw_mask(mask: Any) -> Any:
     if mask is None:
         return None
-    mask = mask.data if isinstance(mask, Tensor) else mask
-    return mask.astype(bool, copy=False)
+    return raw(mask).astype(bool, copy=False)
 
 
 def lstm(x: Any, kernel: Any, recurrent_kernel: Any, bias: Any = None, h0: Any = None, c0: Any = None,
          mask: Any = None, activation: str = "tanh", recurrent_activation: str = "sigmoid",
          zero_output_for_mask: bool = False) -> tuple[Any, Any, Any]:
     """Keras-layout LSTM over x (batch, time, in): returns (outputs (batch, time, units), h_T, c_T)."""
-    units = (recurrent_kernel.data if isinstance(recurrent_kernel, Tensor) else recurrent_kernel).shape[0]
+    units = raw(recurrent_kernel).shape[0]
     op = LSTMSequence(_raw_mask(mask), activation, recurrent_activation, zero_output_for_mask)
     return op(x, _initial_state(x, units, h0), _initial_state(x, units, c0), kernel, recurrent_kernel, bias)
 
@@ -402,7 +397,7 @@ def gru(x: Any, kernel: Any, recurrent_kernel: Any, bias: Any = None, h0: Any = 
         activation: str = "tanh", recurrent_activation: str = "sigmoid",
         zero_output_for_mask: bool = False) -> tuple[Any, Any]:
     """Keras-layout GRU (reset_after=True, bias (2, 3*units)) over x: returns (outputs, h_T)."""
-    units = (recurrent_kernel.data if isinstance(recurrent_kernel, Tensor) else recurrent_kernel).shape[0]
+    units = raw(recurrent_kernel).shape[0]
     op = GRUSequence(_raw_mask(mask), activation, recurrent_activation, zero_output_for_mask)
     return op(x, _initial_state(x, units, h0), kernel, recurrent_kernel, bias)
 
@@ -410,6 +405,6 @@ def gru(x: Any, kernel: Any, recurrent_kernel: Any, bias: Any = None, h0: Any = 
 def simple_rnn(x: Any, kernel: Any, recurrent_kernel: Any, bias: Any = None, h0: Any = None, mask: Any = None,
                activation: str = "tanh", zero_output_for_mask: bool = False) -> tuple[Any, Any]:
     """h_t = activation(x_t W + h_{t-1} U + b) over x (batch, time, in): returns (outputs, h_T)."""
-    units = (recurrent_kernel.data if isinstance(recurrent_kernel, Tensor) else recurrent_kernel).shape[0]
+    units = raw(recurrent_kernel).shape[0]
     op = SimpleRNNSequence(_raw_mask(mask), activation, zero_output_for_mask)
     return op(x, _initial_state(x, units, h0), kernel, recurrent_kernel, bias)

@@ -298,8 +298,7 @@ def sum_to(x: Any, shape: Sequence[int]) -> Any:
     shape = tuple(shape)
     if raw(x).shape == shape:
         return x
-    op = SumTo(shape)
-    return op(x) if isinstance(x, Tensor) else op.forward(x)
+    return SumTo(shape)(x)
 
 
 def concatenate(xs: Sequence[Any], axis: int = 0) -> Any:
