@@ -205,3 +205,17 @@ def test_sequential_text_model_trains():
     y = x[:, :, :1].sum(axis=1)
     history = model.fit(x, y, epochs=4, batch_size=16, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_recurrent_dropout_follows_the_layer_seed():
+    x = np.random.default_rng(0).normal(size=(4, 5, 3)).astype(np.float32)
+
+    def run(global_seed):
+        shendu.seed(global_seed)
+        layer = LSTM(6, dropout=0.5, recurrent_dropout=0.5, seed=7)
+        shendu.seed(0)  # same initial weights for every run
+        layer.build((None, 5, 3))
+        shendu.seed(global_seed)  # the dropout masks must not depend on this
+        return layer(x, training=True).detach().numpy()
+
+    np.testing.assert_array_equal(run(1), run(2))

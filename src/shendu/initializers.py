@@ -268,20 +268,23 @@ glorot_normal, glorot_uniform, he_normal, he_uniform = GlorotNormal, GlorotUnifo
 lecun_normal, lecun_uniform, orthogonal, identity = LecunNormal, LecunUniform, Orthogonal, Identity
 
 
+def _class_named(name: str) -> type[Initializer]:
+    cls = _ALIASES.get(name) or _CLASSES.get(name)
+    if cls is None:
+        raise ValueError(f"unknown initializer {name!r}; choose one of {sorted(_ALIASES)}")
+    return cls
+
+
 def get(identifier: Any) -> Callable | None:
     """An initializer from a name ('he_normal' or 'HeNormal'), a config dict, a class, or a callable."""
     if identifier is None or isinstance(identifier, Initializer):
         return identifier
     if isinstance(identifier, str):
-        cls = _ALIASES.get(identifier) or _CLASSES.get(identifier)
-        if cls is None:
-            raise ValueError(f"unknown initializer {identifier!r}; choose one of {sorted(_ALIASES)}")
-        return cls()
+        return _class_named(identifier)()
     if isinstance(identifier, dict):
         if "class_name" not in identifier:
             raise ValueError(f"an initializer config needs 'class_name' and 'config', got {identifier!r}")
-        cls = get(identifier["class_name"]).__class__
-        return cls.from_config(identifier.get("config", {}))
+        return _class_named(identifier["class_name"]).from_config(identifier.get("config", {}))
     if isinstance(identifier, type) and issubclass(identifier, Initializer):
         return identifier()
     if callable(identifier):

@@ -27,6 +27,7 @@ from shendu import regularizers as regularizers_module
 from shendu.autograd.op import raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
+from shendu.layers.core import positive_int
 from shendu.layers.layer import Layer
 from shendu.layers.masking import get_mask
 from shendu.ops.attention import causal_mask, scaled_dot_product_attention
@@ -52,9 +53,8 @@ class MultiHeadAttention(Layer):
                  kernel_constraint: Any = None, bias_constraint: Any = None, seed: int | None = None,
                  **kwargs: Any) -> None:
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        for arg, value in (("num_heads", num_heads), ("key_dim", key_dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"MultiHeadAttention: {arg} must be a positive integer, got {value!r}")
+        num_heads = positive_int("MultiHeadAttention", "num_heads", num_heads)
+        key_dim = positive_int("MultiHeadAttention", "key_dim", key_dim)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"MultiHeadAttention: dropout must be in [0, 1), got {dropout}")
         axes = (attention_axes,) if isinstance(attention_axes, int) else attention_axes

@@ -22,7 +22,7 @@ from shendu import activations
 from shendu import initializers as initializers_module
 from shendu import regularizers as regularizers_module
 from shendu.autograd.tensor import Tensor
-from shendu.layers.core import check_data_format
+from shendu.layers.core import check_data_format, positive_int
 from shendu.layers.input_spec import InputSpec
 from shendu.layers.layer import Layer
 from shendu.ops import conv as conv_ops
@@ -48,8 +48,7 @@ class _Conv(Layer):
                  kernel_constraint: Any = None, bias_constraint: Any = None, **kwargs: Any) -> None:
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         cls = type(self).__name__
-        if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
-            raise ValueError(f"{cls}: filters must be a positive integer, got {filters!r}")
+        filters = positive_int(cls, "filters", filters)
         if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or filters % groups:
             raise ValueError(f"{cls}: groups must be a positive integer dividing filters={filters}, got {groups!r}")
         self.filters, self.groups = filters, groups

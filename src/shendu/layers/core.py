@@ -24,7 +24,8 @@ def _serialize_constraint(constraint: Any) -> Any:
     raise ValueError(f"cannot serialise the constraint {constraint!r}: give it a get_config() method")
 
 
-def _positive_int(layer: str, name: str, value: Any) -> int:
+def positive_int(layer: str, name: str, value: Any) -> int:
+    """``value`` as an int, or a ValueError naming the layer and argument unless it is a positive integer."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"{layer}: {name} must be a positive integer, got {value!r}")
     return int(value)
@@ -50,7 +51,7 @@ class Dense(Layer):
                  kernel_regularizer: Any = None, bias_regularizer: Any = None, activity_regularizer: Any = None,
                  kernel_constraint: Any = None, bias_constraint: Any = None, **kwargs: Any) -> None:
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        self.units = _positive_int("Dense", "units", units)
+        self.units = positive_int("Dense", "units", units)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers_module.get(kernel_initializer)
@@ -113,6 +114,24 @@ class Activation(Layer):
         return {**super().get_config(), "activation": activations.serialize(self.activation)}
 
 
+def seeded_dropout(inputs: Tensor, rate: float, rng: np.random.Generator | None, noise_shape: Any = None) -> Tensor:
+    """Inverted dropout (training) with masks from ``rng``, or from shendu's global generator when it is None;
+    ``noise_shape`` entries that are None take the input's size."""
+    if rng is None:
+        return nn.dropout(inputs, rate, True, noise_shape)
+    shape = inputs.shape if noise_shape is None else tuple(
+        inputs.shape[i] if n is None else n for i, n in enumerate(noise_shape))
+    return inputs * dropout_mask(rng, shape, rate, inputs.data)
+
+
+def dropout_mask(rng: np.random.Generator, shape: tuple, rate: float, like: Any) -> Any:
+    """A mask of ``shape`` for inverted dropout: 0 with probability ``rate``, else 1 / (1 - rate); with the
+    dtype and on the device of the array ``like``."""
+    keep = (rng.random(shape) >= rate).astype(like.dtype)
+    keep *= 0.0 if rate >= 1 else 1.0 / (1.0 - rate)
+    return get_array_module(like).asarray(keep)
+
+
 class Dropout(Layer):
     """Inverted dropout in training (``training=True``): y = x * m / (1 - rate), m ~ Bernoulli(1 - rate)
     shaped ``noise_shape`` (None entries take the input's size); the identity in inference.
@@ -134,13 +153,7 @@ class Dropout(Layer):
     def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
         if not training or self.rate == 0:
             return inputs
-        if self._rng is None:
-            return nn.dropout(inputs, self.rate, True, self.noise_shape)
-        shape = inputs.shape if self.noise_shape is None else tuple(
-            inputs.shape[i] if n is None else n for i, n in enumerate(self.noise_shape))
-        keep = (self._rng.random(shape) >= self.rate).astype(inputs.dtype)
-        keep *= 0.0 if self.rate >= 1 else 1.0 / (1.0 - self.rate)
-        return inputs * get_array_module(inputs.data).asarray(keep)
+        return seeded_dropout(inputs, self.rate, self._rng, self.noise_shape)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape
@@ -262,7 +275,7 @@ class RepeatVector(Layer):
 
     def __init__(self, n: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.n = _positive_int("RepeatVector", "n", n)
+        self.n = positive_int("RepeatVector", "n", n)
         self.input_spec = InputSpec(ndim=2)
 
     def call(self, inputs: Tensor) -> Tensor:

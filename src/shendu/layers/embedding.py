@@ -15,14 +15,9 @@ from shendu import initializers as initializers_module
 from shendu import regularizers as regularizers_module
 from shendu.autograd.op import raw
 from shendu.autograd.tensor import Tensor
+from shendu.layers.core import positive_int
 from shendu.layers.layer import InputSpec, Layer
 from shendu.ops.embedding import embedding_lookup
-
-
-def _positive(layer: str, name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{layer}: {name} must be a positive integer, got {value!r}")
-    return value
 
 
 class Embedding(Layer):
@@ -40,8 +35,8 @@ class Embedding(Layer):
         if input_length is not None and "input_shape" not in kwargs and "batch_input_shape" not in kwargs:
             kwargs["input_shape"] = (input_length,)
         super().__init__(**kwargs)
-        self.input_dim = _positive("Embedding", "input_dim", input_dim)
-        self.output_dim = _positive("Embedding", "output_dim", output_dim)
+        self.input_dim = positive_int("Embedding", "input_dim", input_dim)
+        self.output_dim = positive_int("Embedding", "output_dim", output_dim)
         init = "random_uniform" if embeddings_initializer == "uniform" else embeddings_initializer
         self.embeddings_initializer = initializers_module.get(init)
         self.embeddings_regularizer = regularizers_module.get(embeddings_regularizer)

@@ -54,7 +54,6 @@ from __future__ import annotations
 import difflib
 import inspect
 import json
-import re
 from typing import Any, Callable
 
 import numpy as np
@@ -74,6 +73,7 @@ from shendu.layers.symbolic import (
     flatten_structure,
     map_structure,
 )
+from shendu.naming import snake_case
 
 #: every Layer subclass by class name (for ``shendu.layers.deserialize``)
 LAYER_REGISTRY: dict[str, type[Layer]] = {}
@@ -91,12 +91,6 @@ def unique_name(base: str) -> str:
     n = _NAME_COUNTS.get(base, 0)
     _NAME_COUNTS[base] = n + 1
     return base if n == 0 else f"{base}_{n}"
-
-
-def snake_case(name: str) -> str:
-    """Keras's automatic names: 'BatchNormalization' -> 'batch_normalization', 'Conv2D' -> 'conv2d'."""
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 class _CallContext:
@@ -553,10 +547,6 @@ class Layer:
             p.grad = None
         return self
 
-    def _ensure_built(self, input_shape: Any) -> None:
-        if not self.built:
-            self.build(input_shape)
-
     def _check_inputs(self, shapes: Any) -> None:
         spec = self.input_spec
         if spec is None:
@@ -566,7 +556,7 @@ class Layer:
                 raise ValueError(f"layer '{self.name}' ({type(self).__name__}) expects one input but received "
                                  f"{len(shapes)}: {shapes}")
             if not spec.is_compatible(shapes):
-                raise shape_error(self, self._expected_shape(shapes), shapes, what=spec.describe())
+                raise shape_error(self, self._expected_shape(), shapes, what=spec.describe())
             return
         shapes = shapes if isinstance(shapes, list) else [shapes]
         if len(shapes) != len(spec):
@@ -576,7 +566,7 @@ class Layer:
             if s is not None and not s.is_compatible(shape):
                 raise shape_error(self, None, shape, index=i, what=s.describe())
 
-    def _expected_shape(self, received: tuple) -> tuple | None:
+    def _expected_shape(self) -> tuple | None:
         expected = self._batch_input_shape or self._build_input_shape
         return tuple(expected) if isinstance(expected, tuple) else None
 
@@ -590,7 +580,7 @@ class Layer:
         if not self.built:
             if self.input_spec is not None:  # a declared input_shape is checked before building
                 self._check_inputs(_full_shapes(inputs))
-            self._ensure_built(_batch_shapes(inputs))
+            self.build(_batch_shapes(inputs))
         spec = self.input_spec
         if spec is not None:
             shapes = inputs.data.shape if type(inputs) is Tensor else _full_shapes(inputs)
@@ -647,7 +637,7 @@ class Layer:
         if isinstance(shapes, tuple) and not isinstance(inputs, SymbolicTensor):
             shapes = list(shapes)
         if not self.built:
-            self._ensure_built(shapes)
+            self.build(shapes)
         self._check_inputs(shapes)
         if self._has_static_output_shape():
             out_shapes = self.compute_output_shape(shapes)
@@ -707,7 +697,7 @@ class Layer:
         else:
             inputs = [placeholder(s) for s in input_shape]
         if not self.built:
-            self._ensure_built(input_shape)
+            self.build(input_shape)
         shapes, _ = self._infer_output(inputs, (), {})
         return shapes
 

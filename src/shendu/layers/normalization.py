@@ -43,7 +43,7 @@ class _Normalization(Layer):
         self.gamma_regularizer = regularizers_module.get(gamma_regularizer)
         self.beta_constraint, self.gamma_constraint = beta_constraint, gamma_constraint
 
-    def _build_affine(self, input_shape: tuple) -> tuple[int, ...]:
+    def _build_affine(self, input_shape: tuple) -> None:
         ndim = len(input_shape)
         self.feature_axes = _axes(self, self.axis, ndim)
         sizes = [input_shape[a] for a in self.feature_axes]
@@ -59,7 +59,6 @@ class _Normalization(Layer):
         self.beta = (self.add_weight("beta", self.param_shape, self.beta_initializer, self.beta_regularizer,
                                      constraint=self.beta_constraint) if self.center else None)
         self.input_spec = InputSpec(ndim=ndim, axes={a: input_shape[a] for a in self.feature_axes})
-        return self.feature_axes
 
     def broadcastable(self, weight: Any) -> Any:
         """A weight (or array) reshaped from Keras's shape to broadcast against the input (a view)."""

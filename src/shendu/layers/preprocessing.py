@@ -33,7 +33,7 @@ from shendu import backend
 from shendu.autograd.op import raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
-from shendu.layers.core import check_data_format
+from shendu.layers.core import check_data_format, positive_int
 from shendu.layers.layer import Layer
 from shendu.random import get_rng
 
@@ -443,10 +443,8 @@ class RandomCrop(_RandomImageLayer):
     def __init__(self, height: int, width: int, seed: int | None = None, data_format: str | None = None,
                  **kwargs: Any) -> None:
         super().__init__(seed=seed, data_format=data_format, **kwargs)
-        for arg, value in (("height", height), ("width", width)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"RandomCrop: {arg} must be a positive integer, got {value!r}")
-        self.height, self.width = height, width
+        self.height = positive_int("RandomCrop", "height", height)
+        self.width = positive_int("RandomCrop", "width", width)
 
     def transform(self, images: Any, training: bool) -> Any:
         _, in_h, in_w, _ = images.shape

@@ -25,9 +25,8 @@ from shendu import initializers as initializers_module
 from shendu import regularizers as regularizers_module
 from shendu.autograd.op import raw
 from shendu.autograd.tensor import Tensor
-from shendu.backend import get_array_module
+from shendu.layers.core import dropout_mask, positive_int, seeded_dropout
 from shendu.layers.layer import InputSpec, Layer
-from shendu.ops import nn
 from shendu.ops import rnn as fused
 from shendu.random import get_rng
 from shendu.reference import rnn as reference
@@ -68,12 +67,10 @@ class _RNN(Layer):
                  zero_output_for_mask: bool = False, **kwargs: Any) -> None:
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         name = type(self).__name__
-        if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
-            raise ValueError(f"{name}: units must be a positive integer, got {units!r}")
         for arg, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if not 0.0 <= rate < 1.0:
                 raise ValueError(f"{name}: {arg} must be in [0, 1), got {rate}")
-        self.units = units
+        self.units = positive_int(name, "units", units)
         self.activation = activations.get(activation)
         self.recurrent_activation = activations.get(recurrent_activation)
         self.use_bias = bool(use_bias)
@@ -86,6 +83,7 @@ class _RNN(Layer):
         self.kernel_constraint, self.recurrent_constraint = kernel_constraint, recurrent_constraint
         self.bias_constraint = bias_constraint
         self.dropout, self.recurrent_dropout, self.seed = float(dropout), float(recurrent_dropout), seed
+        self._rng = None if seed is None else np.random.default_rng(seed)  # else shendu's global generator
         self.return_sequences, self.return_state = bool(return_sequences), bool(return_state)
         self.go_backwards, self.stateful, self.unroll = bool(go_backwards), bool(stateful), bool(unroll)
         self.zero_output_for_mask = bool(zero_output_for_mask)
@@ -133,11 +131,6 @@ class _RNN(Layer):
                                  f"{self.units}), got {tuple(raw(s).shape)}")
         return [s if isinstance(s, Tensor) else Tensor._wrap(raw(s).astype(x.dtype)) for s in states]
 
-    def _dropout_mask(self, rate: float, shape: tuple, like: Any) -> Any:
-        xp = get_array_module(like)
-        keep = (get_rng().random(shape) >= rate).astype(like.dtype) * (1.0 / (1.0 - rate))
-        return xp.asarray(keep)
-
     def call(self, inputs: Tensor, mask: Any = None, training: bool | None = None,
              initial_state: Any = None) -> Any:
         x = inputs
@@ -152,10 +145,10 @@ class _RNN(Layer):
             x = _reverse_time(x)
             mask = None if mask is None else mask[:, ::-1]
         if training and self.dropout > 0:
-            x = nn.dropout(x, self.dropout, True, (x.shape[0], 1, x.shape[2]))
+            x = seeded_dropout(x, self.dropout, self._rng, (x.shape[0], 1, x.shape[2]))
         rec_mask = None
         if training and self.recurrent_dropout > 0:
-            rec_mask = self._dropout_mask(self.recurrent_dropout, (x.shape[0], self.units), x.data)
+            rec_mask = dropout_mask(self._rng or get_rng(), (x.shape[0], self.units), self.recurrent_dropout, x.data)
         seq, *final = self._run(x, states, mask, rec_mask)
         if self.stateful:
             self.states = [Tensor._wrap(raw(s).copy()) for s in final]

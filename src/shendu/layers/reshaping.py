@@ -19,10 +19,9 @@ import numpy as np
 from shendu import ops
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
-from shendu.layers.conv import check_data_format
+from shendu.layers.core import check_data_format, seeded_dropout
 from shendu.layers.input_spec import InputSpec
 from shendu.layers.layer import Layer
-from shendu.ops import nn
 from shendu.ops.conv import int_tuple
 
 
@@ -193,12 +192,7 @@ class SpatialDropout2D(Layer):
     def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
         if not training or self.rate == 0:
             return inputs
-        noise_shape = self._noise_shape(inputs.shape)
-        if self._rng is None:
-            return nn.dropout(inputs, self.rate, True, noise_shape)
-        keep = (self._rng.random(noise_shape) >= self.rate).astype(inputs.dtype)
-        keep *= 0.0 if self.rate >= 1 else 1.0 / (1.0 - self.rate)
-        return inputs * get_array_module(inputs.data).asarray(keep)
+        return seeded_dropout(inputs, self.rate, self._rng, self._noise_shape(inputs.shape))
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return input_shape
