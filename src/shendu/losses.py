@@ -31,6 +31,7 @@ from shendu.autograd.op import raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import as_array, get_array_module, is_array
 from shendu.layers.masking import _MASKS, get_mask
+from shendu.naming import snake_case
 from shendu.ops import nn
 
 EPSILON = 1e-7  # Keras's backend.epsilon()
@@ -301,7 +302,7 @@ class Loss:
                  dtype: Any = None) -> None:
         if reduction not in _REDUCTIONS:
             raise ValueError(f"{type(self).__name__}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-        self.name = name or _snake_case(type(self).__name__)
+        self.name = name or snake_case(type(self).__name__)
         self.reduction = reduction
         self.dtype = dtype
 
@@ -340,11 +341,6 @@ class Loss:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r}>"
-
-
-def _snake_case(name: str) -> str:
-    out = "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
-    return out.replace("k_l_", "kl_")
 
 
 def reduce_weighted_values(losses: Tensor, sample_weight: Any = None, mask: Any = None,

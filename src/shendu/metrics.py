@@ -22,8 +22,9 @@ from shendu import backend
 from shendu import losses as _losses
 from shendu.autograd.grad_mode import no_grad
 from shendu.autograd.op import raw
+from shendu.naming import snake_case
 
-EPSILON = 1e-7
+EPSILON = _losses.EPSILON  # Keras's backend.epsilon()
 
 
 def _np(x: Any, dtype: Any = None) -> np.ndarray:
@@ -118,7 +119,7 @@ class Metric:
     """Base class: ``update_state``, ``result``, ``reset_state``; state lives in plain NumPy values."""
 
     def __init__(self, name: str | None = None, dtype: Any = None) -> None:
-        self.name = name or _losses._snake_case(type(self).__name__)
+        self.name = name or snake_case(type(self).__name__)
         self.dtype = dtype
         self.reset_state()
 

@@ -25,7 +25,6 @@ class ProgbarLogger(Callback):
         self.target: int | None = None
         self.bar: ProgressBar | None = None
         self._in_fit = False
-        self._seen = 0
 
     def set_params(self, params):
         super().set_params(params)
@@ -38,16 +37,14 @@ class ProgbarLogger(Callback):
         return sys.stdout if self.file is None else self.file
 
     def _open(self) -> None:
-        self._seen = 0
         if self.verbose:
             mode = "plain" if self.verbose != 1 else None
             self.bar = ProgressBar(self.target, file=self._out(), mode=mode,
                                    log_interval=30.0 if self.verbose == 1 else float("inf"))
 
     def _update(self, batch: int, logs) -> None:
-        self._seen = batch + 1
         if self.bar is not None:
-            self.bar.update(self._seen, logs)  # verbose=2: counts steps, prints only at the end
+            self.bar.update(batch + 1, logs)  # verbose=2: counts steps, prints only at the end
 
     def _close(self, logs) -> None:
         if self.bar is not None:

@@ -164,7 +164,7 @@ def _same(layer: Any, group: Group) -> list[np.ndarray]:
 
 
 def _kinds_agree(layer: Any, kind: str) -> bool:
-    from shendu.layers.layer import snake_case
+    from shendu.naming import snake_case
 
     ours = snake_case(type(layer).__name__)
     return kind in (ours, ours.replace("1_d", "1d").replace("2_d", "2d"))

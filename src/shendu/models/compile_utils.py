@@ -26,7 +26,7 @@ def _per_output(value: Any, output_names: list[str], what: str) -> list[Any]:
             raise ValueError(f"compile: {what} has keys {unknown} that are not output names; the outputs are "
                              f"{output_names}")
         return [value.get(name) for name in output_names]
-    if isinstance(value, (list, tuple)) and what != "metrics":
+    if isinstance(value, (list, tuple)):
         if len(value) != n:
             raise ValueError(f"compile: {what} is a list of {len(value)} items but the model has {n} output(s) "
                              f"{output_names}; give one per output (or a dict keyed by output name)")
@@ -173,5 +173,5 @@ def _metric_list(value: Any) -> list[Any]:
 
 def _numpy(x: Any) -> Any:
     if isinstance(x, Tensor):
-        return backend.to_numpy(x.data)
-    return x if x is None or isinstance(x, np.ndarray) else backend.to_numpy(np.asarray(x))
+        x = x.data
+    return x if x is None or isinstance(x, np.ndarray) else backend.to_numpy(x)

@@ -292,7 +292,7 @@ class Model(Layer):
         state = self._train
         if state.regularized is None:
             state.regularized = [p for p in self.trainable_weights if p.regularizer is not None]
-            state.sublayers = _all_sublayers(self)
+            state.sublayers = self._all_layers()
             # reads the Layer's record of add_loss calls (see Layer.add_loss); else the generic property
             state.fast_losses = hasattr(layer_module, "_CONTEXT") and all(
                 hasattr(layer, "_call_losses_id") for layer in state.sublayers)
@@ -555,19 +555,6 @@ class Model(Layer):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
-
-
-def _all_sublayers(layer: Layer) -> list[Layer]:
-    """The layer and every layer below it, once each (iterative walk)."""
-    out, seen, stack = [], set(), [layer]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        out.append(current)
-        stack.extend(reversed(current._sublayers()))
-    return out
 
 
 def _optimizer_params(opt: Any) -> list[Any]:

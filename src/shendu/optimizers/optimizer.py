@@ -37,6 +37,7 @@ import numpy as np
 from shendu import backend
 from shendu.autograd.grad_mode import enable_grad
 from shendu.autograd.tensor import Tensor
+from shendu.naming import snake_case
 from shendu.optimizers import schedules
 from shendu.optimizers.schedules import LearningRateSchedule
 
@@ -113,7 +114,7 @@ class Optimizer:
                 raise ValueError(f"{cls_name}(decay=...) needs a float learning_rate, got {learning_rate!r}; "
                                  "put the decay in the schedule instead")
             self._learning_rate = schedules.InverseTimeDecay(self._learning_rate, 1, decay)
-        self.name = name or _snake_case(cls_name)
+        self.name = name or snake_case(cls_name)
         self.weight_decay = self.default_weight_decay if weight_decay is None else weight_decay
         self.clipnorm = clipnorm
         self.clipvalue = clipvalue
@@ -480,12 +481,6 @@ class Optimizer:
         args += [f"{k}={getattr(self, k)!r}" for k in ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm")
                  if getattr(self, k) is not None]
         return f"{type(self).__name__}({', '.join(args)})"
-
-
-def _snake_case(name: str) -> str:
-    """Keras's default names: ``SGD`` -> ``sgd``, ``AdamW`` -> ``adam_w``, ``RMSprop`` -> ``rm_sprop``."""
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _norm(g: Any) -> float:
