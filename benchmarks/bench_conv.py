@@ -14,12 +14,11 @@ shendu step (where the time goes: im2col copy, GEMMs, col2im).
 
 from __future__ import annotations
 
-import os
 import statistics
 from typing import Any, Callable
 
 import numpy as np
-from common import median_time, row, setup_torch
+from common import median_time, profile_if_asked, row, setup_torch, torch_adam_step
 
 import shendu
 from shendu.layers import Dense, Flatten, Input
@@ -49,17 +48,9 @@ def torch_step(torch: Any) -> Callable[[], Any]:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
                           nn.Flatten(), nn.Linear(9216, 128), nn.ReLU(), nn.Linear(128, 10))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     x, y = _data()
     tx, ty = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), torch.from_numpy(y)
-
-    def step() -> None:
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(tx), ty)
-        loss.backward()
-        opt.step()
-
-    return step
+    return torch_adam_step(torch, model, nn.functional.cross_entropy, tx, ty)
 
 
 def numpy_step() -> Callable[[], Any]:
@@ -129,12 +120,7 @@ def numpy_step() -> Callable[[], Any]:
 
 def run(quick: bool) -> list[dict]:
     step = shendu_step()
-    if os.environ.get("SHENDU_PROFILE"):
-        import cProfile
-        import pstats
-        step()
-        cProfile.runctx("for _ in range(5): step()", globals(), {"step": step}, "/tmp/bench_conv.prof")
-        pstats.Stats("/tmp/bench_conv.prof").sort_stats("tottime").print_stats(12)
+    profile_if_asked(step, "bench_conv", lines=12)
     torch = setup_torch()
     steps = {"shendu": step, "torch": torch_step(torch) if torch is not None else None, "numpy": numpy_step()}
     # rounds interleave the frameworks, so a change of machine load mid-run hits all of them alike

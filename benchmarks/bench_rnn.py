@@ -14,11 +14,10 @@ embedding gradient, Adam over the 640k embedding weights).
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable
 
 import numpy as np
-from common import median_time, row, setup_torch
+from common import median_time, profile_if_asked, row, setup_torch, torch_adam_step
 
 import shendu
 from shendu.layers import Dense, Input
@@ -59,28 +58,15 @@ def torch_step(torch: Any) -> Callable[[], Any]:
             return self.dense(h[0])
 
     model = Net()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     x, y = _data()
-    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-
-    def step() -> None:
-        opt.zero_grad()
-        loss = nn.functional.binary_cross_entropy_with_logits(model(tx), ty)
-        loss.backward()
-        opt.step()
-
-    return step
+    return torch_adam_step(torch, model, nn.functional.binary_cross_entropy_with_logits, torch.from_numpy(x),
+                           torch.from_numpy(y))
 
 
 def run(quick: bool) -> list[dict]:
     repeat = 3 if quick else 7
     step = shendu_step()
-    if os.environ.get("SHENDU_PROFILE"):
-        import cProfile
-        import pstats
-        step()
-        cProfile.runctx("for _ in range(5): step()", globals(), {"step": step}, "/tmp/bench_rnn.prof")
-        pstats.Stats("/tmp/bench_rnn.prof").sort_stats("tottime").print_stats(15)
+    profile_if_asked(step, "bench_rnn")
     ours = BATCH / median_time(step, number=2, repeat=repeat)
     torch = setup_torch()
     theirs = BATCH / median_time(torch_step(torch), number=2, repeat=repeat) if torch is not None else None

@@ -43,6 +43,31 @@ def setup_torch() -> Any:
     return torch
 
 
+def torch_adam_step(torch: Any, model: Any, loss_fn: Callable[[Any, Any], Any], x: Any, y: Any) -> Callable[[], None]:
+    """One hand-written PyTorch training step on ``(x, y)``: Adam(1e-3, eps=1e-7, Keras's defaults)."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+
+    def step() -> None:
+        opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        opt.step()
+
+    return step
+
+
+def profile_if_asked(step: Callable[[], Any], name: str, lines: int = 15) -> None:
+    """With ``SHENDU_PROFILE`` set, print a cProfile of five calls of ``step`` (after one warm-up call)."""
+    if not os.environ.get("SHENDU_PROFILE"):
+        return
+    import cProfile
+    import pstats
+
+    step()
+    out = f"/tmp/{name}.prof"
+    cProfile.runctx("for _ in range(5): step()", globals(), {"step": step}, out)
+    pstats.Stats(out).sort_stats("tottime").print_stats(lines)
+
+
 def median_time(fn: Callable[[], Any], number: int | None = None, repeat: int = 7,
                 min_time: float = 0.05) -> float:
     """Median seconds per call of ``fn()`` over ``repeat`` runs of ``number`` calls each.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import socket
@@ -40,26 +41,30 @@ class _TruncatingHandler(_QuietHandler):
         self.close_connection = True
 
 
+@contextlib.contextmanager
 def _serve(directory: Path, handler=_QuietHandler):
+    """Serve ``directory`` on 127.0.0.1 while the block runs; yields the mirror URL."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(directory)))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/{{name}}/"
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/{{name}}/"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture
 def good_mirror():
     if not (SHARED / "mnist").is_dir():
         pytest.skip("the shared data folder is absent")
-    server, url = _serve(SHARED)
-    yield url
-    server.shutdown()
-    server.server_close()
+    with _serve(SHARED) as url:
+        yield url
 
 
 @pytest.fixture
 def corrupt_mirror(tmp_path):
-    """The MNIST label files with one byte flipped (same size), and an oversize copy."""
+    """The MNIST label files with one byte flipped (same size)."""
     if not (SHARED / "mnist").is_dir():
         pytest.skip("the shared data folder is absent")
     root = tmp_path / "corrupt"
@@ -68,19 +73,15 @@ def corrupt_mirror(tmp_path):
         data = bytearray((SHARED / "mnist" / spec.name).read_bytes())
         data[len(data) // 2] ^= 0xFF
         (root / "mnist" / spec.name).write_bytes(bytes(data))
-    server, url = _serve(root)
-    yield url
-    server.shutdown()
-    server.server_close()
+    with _serve(root) as url:
+        yield url
 
 
 @pytest.fixture
 def empty_mirror(tmp_path):
     (tmp_path / "empty").mkdir()
-    server, url = _serve(tmp_path / "empty")
-    yield url
-    server.shutdown()
-    server.server_close()
+    with _serve(tmp_path / "empty") as url:
+        yield url
 
 
 @pytest.fixture
@@ -143,13 +144,8 @@ def test_corrupted_download_is_rejected_and_not_cached(corrupt_mirror, cache):
 
 @needs_shared
 def test_truncated_download_leaves_no_file(cache, tmp_path):
-    server, url = _serve(SHARED, _TruncatingHandler)
-    try:
-        with pytest.raises(DatasetNotFoundError):
-            fetch("mnist", LABELS[:1], [url])
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serve(SHARED, _TruncatingHandler) as url, pytest.raises(DatasetNotFoundError):
+        fetch("mnist", LABELS[:1], [url])
     assert _cache_files(cache) == []
 
 

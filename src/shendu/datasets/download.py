@@ -21,7 +21,6 @@ import hashlib
 import http.client
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -93,15 +92,15 @@ def download(url: str, dest: str | os.PathLike, spec: FileSpec, progress: bool =
     """Download ``url`` to ``dest`` atomically, keeping it only if its size and SHA-256 match ``spec``.
 
     The bytes stream into a hidden temporary file next to ``dest`` (same filesystem), which is renamed
-    to ``dest`` with :func:`os.replace` once verified and deleted on any failure.
+    to ``dest`` with :func:`os.replace` once verified and deleted on any failure
+    (:func:`shendu.saving.atomic.atomic_write`).
     """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
+    from shendu.saving.atomic import atomic_write
+
+    def write(tmp: str) -> None:
         digest = hashlib.sha256()
         received = 0
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, \
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, \
                 _progress_bar(spec, url, progress) as bar:
             while chunk := response.read(CHUNK_BYTES):
                 received += len(chunk)
@@ -113,18 +112,10 @@ def download(url: str, dest: str | os.PathLike, spec: FileSpec, progress: bool =
         if digest.hexdigest() != spec.sha256:
             raise ChecksumError(f"{url}: SHA-256 is {digest.hexdigest()}, expected {spec.sha256} "
                                 f"({received} bytes received, {spec.size} expected)")
-        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes it private; a cached file is an ordinary file
-        os.replace(tmp_name, dest)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+
+    dest = Path(dest)
+    atomic_write(dest, write)
     return dest
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def fetch(dataset: str, files: Sequence[FileSpec], default_mirrors: Sequence[str], *,

@@ -28,7 +28,7 @@ import numpy as np
 
 from shendu import backend
 from shendu import random as shendu_random
-from shendu.saving.atomic import atomic_write, atomic_write_bytes
+from shendu.saving.atomic import atomic_write
 from shendu.saving.format import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -97,15 +97,9 @@ def save_weights(model: Any, path: str | os.PathLike, overwrite: bool = True) ->
                          "safetensors'); use model.save('model.shendu') for the whole model")
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"save_weights: {path} exists; pass overwrite=True to replace it")
-    arrays = weight_arrays(model)
-    if path.endswith(".safetensors"):
-        atomic_write_bytes(path, encode_arrays(arrays))
-    else:
-        def write(tmp: str) -> None:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
+    from shendu.utils.weights_io import save_arrays  # shendu.utils imports shendu.saving.atomic
 
-        atomic_write(path, write)
+    save_arrays(path, weight_arrays(model))
 
 
 def _read_npz(path: str) -> dict[str, np.ndarray]:
