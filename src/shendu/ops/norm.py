@@ -14,30 +14,11 @@ from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
 from shendu.ops.elementwise import sqrt
 from shendu.ops.reduce import mean, var
-
-
-def _sum(x: Any, axes: tuple[int, ...]) -> Any:
-    """sum over ``axes`` with keepdims; the two common cases (the last axis: layer norm; every axis but the
-    last: batch norm) as a matrix-vector product, which BLAS does several times faster than ``x.sum``."""
-    xp = get_array_module(x)
-    last = x.ndim - 1
-    if axes == (last,) and x.flags.c_contiguous:
-        return (x @ xp.ones(x.shape[-1], x.dtype))[..., None]
-    if axes == tuple(range(last)) and x.flags.c_contiguous and x.ndim > 1:
-        return (xp.ones(x.size // x.shape[-1], x.dtype) @ x.reshape(-1, x.shape[-1])).reshape(
-            (1,) * last + x.shape[-1:])
-    return x.sum(axis=axes, keepdims=True)
-
-
-def _sum_to(x: Any, shape: tuple[int, ...]) -> Any:
-    """``x`` summed down to a broadcastable ``shape`` (what the engine's un-broadcast does, but with ``_sum``)."""
-    padded = (1,) * (x.ndim - len(shape)) + tuple(shape)
-    axes = tuple(i for i, (n, m) in enumerate(zip(padded, x.shape)) if n == 1 and m != 1)
-    return (_sum(x, axes) if axes else x).reshape(shape)
+from shendu.ops.shape import sum_keepdims, sum_to
 
 
 def _mean(x: Any, axes: tuple[int, ...]) -> Any:
-    s = _sum(x, axes)
+    s = sum_keepdims(x, axes)
     return s * (s.size / x.size)
 
 
@@ -96,16 +77,16 @@ class Normalize(Op):
             g -= get_array_module(g).multiply(xhat, m2, out=buffer)
             g *= self.inv_std
             dx = g
-        dgamma = _sum_to(gy * xhat, gamma.shape) if self.needs_grad[1] else None
-        dbeta = _sum_to(gy, self.beta_shape) if self.needs_grad[2] else None
+        dgamma = sum_to(gy * xhat, gamma.shape) if self.needs_grad[1] else None
+        dbeta = sum_to(gy, self.beta_shape) if self.needs_grad[2] else None
         return dx, dgamma, dbeta
 
     def _backward_per_feature(self, gy, gamma):
         """Arrays only, gamma constant over ``axes`` (batch norm): with s1 = sum(gy), s2 = sum(gy xhat),
         dx = gamma inv_std / n (n gy - s1 - xhat s2),  dgamma = s2,  dbeta = s1 (sums over ``axes``)."""
         xhat = self.xhat
-        s1 = _sum(gy, self.axes)
-        s2 = _sum(gy * xhat, self.axes)
+        s1 = sum_keepdims(gy, self.axes)
+        s2 = sum_keepdims(gy * xhat, self.axes)
         dx = None
         if self.needs_grad[0]:
             n = xhat.size // s1.size

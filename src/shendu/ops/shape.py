@@ -75,6 +75,21 @@ class BroadcastTo(Op):
         return sum_to(gy, self.in_shape)
 
 
+def sum_keepdims(x: Any, axes: tuple[int, ...]) -> Any:
+    """An array summed over ``axes`` (sorted, non-negative) with keepdims. For float arrays the two common cases
+    (the last axis; every axis but the last, as in bias and batch-norm gradients) are a matrix-vector
+    product, which BLAS does several times faster than ``x.sum``."""
+    last = x.ndim - 1
+    if x.dtype.kind == "f" and x.flags.c_contiguous and x.size:
+        xp = get_array_module(x)
+        if axes == (last,):
+            return (x @ xp.ones(x.shape[-1], x.dtype))[..., None]
+        if last > 0 and axes == tuple(range(last)):
+            return (xp.ones(x.size // x.shape[-1], x.dtype) @ x.reshape(-1, x.shape[-1])).reshape(
+                (1,) * last + x.shape[-1:])
+    return x.sum(axis=axes, keepdims=True)
+
+
 class SumTo(Op):
     """y = x summed down to ``shape`` (the reverse of broadcasting);   dx = broadcast_to(gy, x.shape)"""
 
@@ -86,7 +101,7 @@ class SumTo(Op):
         lead = x.ndim - len(self.shape)
         squeezed = tuple(lead + i for i, n in enumerate(self.shape) if n == 1 and x.shape[lead + i] != 1)
         axes = tuple(range(lead)) + squeezed
-        y = x.sum(axis=axes, keepdims=True) if axes else x
+        y = sum_keepdims(x, axes) if axes else x
         return y.reshape(self.shape) if lead else y
 
     def backward(self, gy, x, y):
