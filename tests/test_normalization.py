@@ -219,3 +219,74 @@ def test_layernorm_over_non_adjacent_axes_keeps_keras_weight_shapes():
     np.testing.assert_allclose(y.data, expected, rtol=1e-10)
     assert shendu.gradcheck(lambda t, g, b: layer.stateless_call([g, b], [], t)[0], _t64(2, 3, 2, 5),
                             _t64(3, 5, seed=5), _t64(3, 5, seed=6))
+
+
+# ---------------------------------------------------------------------------- shape cases every normalisation runs
+# (input shape, layer axis): the size-1 normalised axis is the case that once failed in backward
+LAYERNORM_SHAPES = [((4, 3), -1), ((2, 3, 4), (-2, -1)), ((4, 1), -1), ((2, 5, 1), -1), ((2, 1, 3), (1, 2)),
+                    ((3, 1, 1), (1, 2))]
+BATCHNORM_SHAPES = [((5, 3), -1), ((4, 2, 3), -1), ((6, 1), -1), ((3, 4, 1), -1), ((2, 1, 3, 3), 1)]
+
+
+def _torch_layernorm(tx, axes, tg, tb, eps):
+    torch = pytest.importorskip("torch")
+    axes = sorted(a % tx.ndim for a in ((axes,) if isinstance(axes, int) else axes))
+    rest = [a for a in range(tx.ndim) if a not in axes]
+    moved = tx.permute(*rest, *axes)  # torch's layer_norm normalises trailing axes
+    y = torch.nn.functional.layer_norm(moved, moved.shape[len(rest):], tg, tb, eps)
+    return y.permute(*np.argsort(rest + axes).tolist())
+
+
+@pytest.mark.parametrize("shape, axis", LAYERNORM_SHAPES)
+def test_layernorm_shape_cases_gradcheck_and_torch(shape, axis):
+    torch = pytest.importorskip("torch")
+    layer = LayerNormalization(axis=axis, epsilon=1e-5, gamma_initializer="random_uniform",
+                               beta_initializer="random_uniform", dtype="float64")
+    x = _t64(*shape)
+    y = layer(x)
+    gy = np.random.default_rng(9).standard_normal(y.shape)
+    y.backward(gy)
+    tx = torch.tensor(x.data, requires_grad=True)
+    tg, tb = (torch.tensor(w.data, requires_grad=True) for w in (layer.gamma, layer.beta))
+    ty = _torch_layernorm(tx, axis, tg, tb, 1e-5)
+    ty.backward(torch.tensor(gy))
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-9, atol=1e-12)
+    for ours, theirs in ((x, tx), (layer.gamma, tg), (layer.beta, tb)):
+        assert ours.grad.shape == ours.shape
+        np.testing.assert_allclose(ours.grad.data, theirs.grad.numpy(), rtol=1e-8, atol=1e-11)
+    g, b = _t64(*layer.gamma.shape, seed=1), _t64(*layer.beta.shape, seed=2)
+    assert shendu.gradcheck(lambda t, g, b: layer.stateless_call([g, b], [], t)[0], _t64(*shape, seed=3), g, b)
+
+
+@pytest.mark.parametrize("shape, axis", BATCHNORM_SHAPES)
+def test_batchnorm_shape_cases_gradcheck_and_torch(shape, axis):
+    torch = pytest.importorskip("torch")
+    layer = BatchNormalization(axis=axis, epsilon=1e-5, gamma_initializer="random_uniform",
+                               beta_initializer="random_uniform", dtype="float64")
+    x = _t64(*shape)
+    y = layer(x, training=True)
+    gy = np.random.default_rng(10).standard_normal(y.shape)
+    y.backward(gy)
+    tx = torch.tensor(x.data, requires_grad=True)
+    tg, tb = (torch.tensor(w.data, requires_grad=True) for w in (layer.gamma, layer.beta))
+    feature = axis % len(shape)
+    moved = tx.movedim(feature, 1)  # torch's batch_norm wants the features on axis 1
+    ty = torch.nn.functional.batch_norm(moved, None, None, tg, tb, training=True, eps=1e-5).movedim(1, feature)
+    ty.backward(torch.tensor(gy))
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-9, atol=1e-12)
+    for ours, theirs in ((x, tx), (layer.gamma, tg), (layer.beta, tb)):
+        assert ours.grad.shape == ours.shape
+        np.testing.assert_allclose(ours.grad.data, theirs.grad.numpy(), rtol=1e-8, atol=1e-11)
+    stats = [w.detach() for w in layer.non_trainable_weights]
+    g, b = _t64(*layer.gamma.shape, seed=1), _t64(*layer.beta.shape, seed=2)
+    assert shendu.gradcheck(lambda t, g, b: layer.stateless_call([g, b], stats, t, training=True)[0],
+                            _t64(*shape, seed=3), g, b)
+
+
+@pytest.mark.parametrize("shape, axes", [((4, 1), (1,)), ((2, 3, 1), (2,)), ((5, 1), (0,))])
+def test_normalize_op_size_one_axes_double_backward(shape, axes):
+    gshape = shape[1:] if axes == (0,) else shape[axes[0]:]  # batch norm: per feature; layer norm: per element
+    fn = lambda x, g, b: norm.normalize(x, g, b, axes=axes, eps=1e-3)  # noqa: E731
+    inputs = [_t64(*shape), _t64(*gshape, seed=1), _t64(*gshape, seed=2)]
+    assert shendu.gradcheck(fn, *inputs)
+    assert shendu.gradgradcheck(fn, *inputs, atol=1e-4)

@@ -17,7 +17,7 @@ if "optest" not in sys.modules:  # shared helpers, loaded by path (pytest runs w
 import optest  # noqa: E402
 from optest import OpCase, torch  # noqa: E402
 
-SHAPES = [((2, 3, 2),), ((1, 3, 1),)]
+SHAPES = [((2, 3, 2),), ((1, 3, 1),), ((2, 1, 3),)]  # size-1 axes: reduced alone and beside larger ones
 EMPTY = [((0, 3),)]  # reducing the non-empty axis of an empty tensor
 AXES = [(None, False), (0, False), (-1, True), ((0, 2), False), (1, True)]
 

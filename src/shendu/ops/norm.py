@@ -94,7 +94,7 @@ class Normalize(Op):
             dx -= s1
             dx -= xhat * s2
             dx *= (self.inv_std if gamma is None else gamma * self.inv_std) * (1.0 / n)
-        dgamma = s2.reshape(gamma.shape) if self.needs_grad[1] else None
+        dgamma = sum_to(s2, gamma.shape) if self.needs_grad[1] else None  # sums any non-reduced axis too
         dbeta = s1 if self.needs_grad[2] else None
         return dx, dgamma, dbeta
 
