@@ -8,12 +8,13 @@ from typing import Any
 import numpy as np
 
 from shendu.random import seed as _seed
+from shendu.utils.explain import explain_step, plot_explain
 from shendu.utils.plotting import graph_to_dot, model_to_dot, plot_history, plot_model
 from shendu.utils.progress import ProgressBar
 from shendu.utils.weights_io import load_weights_file, save_weights_file
 
-__all__ = ["ProgressBar", "graph_to_dot", "load_weights_file", "model_to_dot", "normalize", "plot_history",
-           "plot_model", "save_weights_file", "set_random_seed", "to_categorical"]
+__all__ = ["ProgressBar", "explain_step", "graph_to_dot", "load_weights_file", "model_to_dot", "normalize",
+           "plot_explain", "plot_history", "plot_model", "save_weights_file", "set_random_seed", "to_categorical"]
 
 
 def to_categorical(x: Any, num_classes: int | None = None) -> np.ndarray:
