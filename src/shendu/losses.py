@@ -29,7 +29,7 @@ import numpy as np
 from shendu import ops
 from shendu.autograd.op import raw
 from shendu.autograd.tensor import Tensor
-from shendu.backend import as_array, get_array_module, is_array
+from shendu.backend import as_array, get_array_module, is_array, to_numpy
 from shendu.layers.masking import _MASKS, get_mask
 from shendu.naming import snake_case
 from shendu.ops import nn
@@ -173,11 +173,42 @@ def _smooth_binary(y_true: Any, label_smoothing: float) -> Any:
     return y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing if label_smoothing else y_true
 
 
+def _check_binary_targets(name: str, y_true: Any) -> None:
+    """Targets of a binary cross-entropy must be probabilities in [0, 1] (hard 0/1 labels or soft labels).
+
+    Keras accepts anything here, and a label of 2 or -1 then trains on a meaningless (even negative) loss;
+    shendu refuses it. The check is one min and one max over the batch's targets (O(batch), a few µs), done
+    before label smoothing (which maps [0, 1] into [s/2, 1 - s/2]). NaN fails it too.
+    """
+    values = raw(y_true)
+    if values.size == 0:
+        return
+    low, high = values.min(), values.max()
+    if low >= 0 and high <= 1:
+        return
+    values = np.asarray(to_numpy(values), dtype=np.float64)
+    if np.isnan(values).any():
+        raise ValueError(f"{name}: y_true must hold probabilities in [0, 1], got NaN in {int(np.isnan(values).sum())} "
+                         f"of {values.size} targets. Hint: check the labels for missing values")
+    bad = (values < 0) | (values > 1)
+    low, high = float(values.min()), float(values.max())
+    if set(np.unique(values).tolist()) <= {-1.0, 1.0}:
+        hint = "labels in {-1, 1} are hinge labels: map them to {0, 1} with (y + 1) / 2, or use the hinge loss"
+    elif low >= 0 and (values == np.round(values)).all():
+        hint = ("integer labels of several classes need sparse_categorical_crossentropy (and one output unit per "
+                "class with softmax)")
+    else:
+        hint = "binary cross-entropy needs 0/1 labels or probabilities; rescale the targets into [0, 1]"
+    raise ValueError(f"{name}: y_true must hold probabilities in [0, 1], got values from {low:g} to {high:g} "
+                     f"({int(bad.sum())} of {values.size} targets outside [0, 1]). Hint: {hint}")
+
+
 def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False, label_smoothing: float = 0.0,
                         axis: int = -1) -> Tensor:
     """mean(-(t log p + (1 - t) log(1 - p)), axis), p clipped to [eps, 1 - eps] (or sigmoid of logits, stably);
-    label smoothing: t <- t (1 - s) + s / 2."""
+    label smoothing: t <- t (1 - s) + s / 2. Targets outside [0, 1] raise a ValueError."""
     y_true, y_pred = _prepare("binary_crossentropy", y_true, y_pred)
+    _check_binary_targets("binary_crossentropy", y_true)
     y_true = _smooth_binary(y_true, label_smoothing)
     if from_logits:
         y_true = y_true if raw(y_true).shape == y_pred.shape else ops.broadcast_to(y_true, y_pred.shape)
@@ -202,13 +233,13 @@ def categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False
     return -ops.sum(y_true * ops.log(p), axis=-1)
 
 
-def _sparse_labels(name: str, y_true: Any, y_pred: Tensor) -> Any:
+def _sparse_labels(name: str, y_true: Any, y_pred: Tensor, ignore_class: int | None = None) -> Any:
     labels = _like(y_true, y_pred, keep_integers=True)
     labels = raw(labels)
     if labels.ndim == y_pred.ndim and labels.shape[-1] == 1:
         labels = labels.reshape(labels.shape[:-1])
-    if labels.dtype.kind == "f":
-        if not (labels == labels.astype(np.int64)).all():
+    if labels.dtype.kind in "fb":
+        if labels.dtype.kind == "f" and not (labels == labels.astype(np.int64)).all():
             raise ValueError(f"{name}: y_true must hold integer class labels, got non-integer values")
         labels = labels.astype(np.int64)
     if labels.shape != y_pred.shape[:-1]:
@@ -216,7 +247,41 @@ def _sparse_labels(name: str, y_true: Any, y_pred: Tensor) -> Any:
                 else "")
         raise ValueError(f"{name}: integer labels of shape {labels.shape} do not fit y_pred of shape {y_pred.shape} "
                          f"(expected labels of shape {y_pred.shape[:-1]}){hint}")
+    _check_class_labels(name, labels, y_pred.shape[-1], ignore_class)
     return labels
+
+
+def _check_class_labels(name: str, labels: Any, num_classes: int, ignore_class: int | None) -> None:
+    """Each label must name a class: 0 <= label < num_classes (or equal ``ignore_class``).
+
+    Without it NumPy indexing reads a label of -1 as the last class (a silently wrong loss) and a label
+    >= num_classes fails with an IndexError full of index arrays. One reduction per batch: viewed as unsigned,
+    a negative label becomes huge, so ``max() < num_classes`` checks both ends (O(batch), about a µs).
+    """
+    if labels.size == 0:
+        return
+    unsigned = labels if labels.dtype.kind == "u" else labels.view(f"u{labels.dtype.itemsize}")
+    if int(unsigned.max()) < num_classes:
+        return
+    values = to_numpy(labels)
+    bad = (values < 0) | (values >= num_classes)
+    if ignore_class is not None:
+        bad &= values != ignore_class
+    if not bad.any():
+        return  # only ignored entries are out of range
+    wrong = np.unique(values[bad])
+    shown = ", ".join(str(v) for v in wrong[:5]) + (", ..." if len(wrong) > 5 else "")
+    first = np.unravel_index(int(np.flatnonzero(bad)[0]), values.shape)
+    where = first[0] if len(first) == 1 else tuple(int(i) for i in first)
+    if wrong[0] < 0:
+        hint = (f"class labels count from 0; to skip entries marked {wrong[0]} (padding), pass "
+                f"ignore_class={wrong[0]} to the loss")
+    else:
+        hint = (f"the model's output has {num_classes} units, so the largest label it can learn is {num_classes - 1}; "
+                f"give the last layer {int(wrong[-1]) + 1} units, or subtract 1 if the labels count from 1")
+    raise ValueError(f"{name}: y_true must hold class labels in [0, {num_classes - 1}] ({num_classes} classes on "
+                     f"y_pred's last axis), got {shown} ({int(bad.sum())} of {values.size} labels out of range, the "
+                     f"first at index {where}). Hint: {hint}")
 
 
 def sparse_categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False,
@@ -227,7 +292,7 @@ def sparse_categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool 
     if axis % y_pred.ndim != y_pred.ndim - 1:
         y_pred = ops.transpose(y_pred, tuple(i for i in range(y_pred.ndim) if i != axis % y_pred.ndim) +
                                (axis % y_pred.ndim,))
-    labels = _sparse_labels("sparse_categorical_crossentropy", y_true, y_pred)
+    labels = _sparse_labels("sparse_categorical_crossentropy", y_true, y_pred, ignore_class)
     if from_logits:
         return nn.softmax_cross_entropy(y_pred, labels, 0.0, "none", ignore_class)
     keep = None if ignore_class is None else labels != ignore_class
@@ -439,6 +504,7 @@ def _fused_binary(y_true: Any, y_pred: Tensor, from_logits: bool, label_smoothin
     if not from_logits:
         return None
     y_true, y_pred = _prepare("binary_crossentropy", y_true, y_pred)
+    _check_binary_targets("binary_crossentropy", y_true)
     y_true = _smooth_binary(y_true, label_smoothing)
     if raw(y_true).shape != y_pred.shape:
         y_true = ops.broadcast_to(y_true, y_pred.shape)
@@ -490,7 +556,7 @@ class SparseCategoricalCrossentropy(LossFunctionWrapper):
         kw = self._fn_kwargs
         if not kw["from_logits"] or kw["axis"] % y_pred.ndim != y_pred.ndim - 1:
             return None
-        labels = _sparse_labels(self.name, y_true, y_pred)
+        labels = _sparse_labels(self.name, y_true, y_pred, kw["ignore_class"])
         return nn.softmax_cross_entropy(y_pred, labels, 0.0, "mean", kw["ignore_class"])
 
     def _call_with_mask(self, y_true: Any, y_pred: Tensor) -> tuple[Tensor, Any]:

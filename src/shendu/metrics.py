@@ -57,7 +57,8 @@ def categorical_accuracy(y_true: Any, y_pred: Any) -> np.ndarray:
 
 
 def sparse_categorical_accuracy(y_true: Any, y_pred: Any) -> np.ndarray:
-    """y_true == argmax(y_pred) (integer labels, shape (n,) or (n, 1))."""
+    """y_true == argmax(y_pred) (integer labels, shape (n,) or (n, 1)); a label that names no class (such as an
+    ``ignore_class`` marker) never matches, as in Keras."""
     y_true, y_pred = _np(y_true), _np(y_pred)
     if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
         y_true = y_true[..., 0]
@@ -65,13 +66,20 @@ def sparse_categorical_accuracy(y_true: Any, y_pred: Any) -> np.ndarray:
 
 
 def _in_top_k(labels: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:
-    """True where the label's score is at least the k-th largest (ties count as in, as Keras)."""
+    """True where the label's score is at least the k-th largest (ties count as in, as Keras).
+
+    A label that names no class (< 0 or >= the number of classes, e.g. an ``ignore_class`` marker such as -1 or
+    255) is never in the top k, as in TensorFlow's ``in_top_k`` and as ``sparse_categorical_accuracy`` counts it;
+    plain indexing would read -1 as the last class and fail on 255.
+    """
     scores = y_pred.reshape(-1, y_pred.shape[-1])
     labels = labels.reshape(-1).astype(np.int64)
-    if k >= scores.shape[-1]:
-        return np.ones(labels.shape, dtype=bool)
+    num_classes = scores.shape[-1]
+    valid = (labels >= 0) & (labels < num_classes)
+    if k >= num_classes:
+        return valid
     kth = np.partition(scores, -k, axis=-1)[:, -k]
-    return scores[np.arange(len(labels)), labels] >= kth
+    return valid & (scores[np.arange(len(labels)), np.where(valid, labels, 0)] >= kth)
 
 
 def top_k_categorical_accuracy(y_true: Any, y_pred: Any, k: int = 5) -> np.ndarray:
