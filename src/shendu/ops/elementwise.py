@@ -68,9 +68,11 @@ def _tie_split(wins: Any, ties: Any, like: Any) -> Any:
     return share
 
 
-def _sigmoid(xp: Any, x: Any) -> Any:
-    """1 / (1 + exp(-x)) as 0.5 tanh(x / 2) + 0.5: stable for any |x|, one transcendental, one buffer."""
-    y = xp.multiply(x, 0.5, out=_float_buffer(xp, x))
+def sigmoid_array(x: Any, out: Any = None) -> Any:
+    """1 / (1 + exp(-x)) on arrays, as 0.5 tanh(x / 2) + 0.5: stable for any |x|, one transcendental, one buffer
+    (a new one, or ``out``; ``out=x`` works in place, as the fused recurrent ops do)."""
+    xp = get_array_module(x)
+    y = xp.multiply(x, 0.5, out=_float_buffer(xp, x) if out is None else out)
     xp.tanh(y, out=y)
     y *= 0.5
     y += 0.5
@@ -179,7 +181,7 @@ class Sigmoid(Op):
     saves_output = True
 
     def forward(self, x):
-        return _sigmoid(get_array_module(x), x)
+        return sigmoid_array(x)
 
     def backward(self, gy, x, y):
         return gy * y * (1 - y)
@@ -307,8 +309,7 @@ class Silu(Op):
     """y = x sigmoid(x);   dx = gy * s (1 + x (1 - s)),  s = sigmoid(x)"""
 
     def forward(self, x):
-        xp = get_array_module(x)
-        y = _sigmoid(xp, x)
+        y = sigmoid_array(x)
         y *= x
         return y
 

@@ -29,17 +29,12 @@ from typing import Any
 from shendu.autograd.op import Op, raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
+from shendu.ops.elementwise import sigmoid_array
 
 
 # ---------------------------------------------------------------------------- activations on arrays, in place
 def _sigmoid_(a: Any) -> Any:
-    """a <- sigmoid(a) = (1 + tanh(a / 2)) / 2 (stable for any a, and one transcendental pass)."""
-    xp = get_array_module(a)
-    a *= 0.5
-    xp.tanh(a, out=a)
-    a *= 0.5
-    a += 0.5
-    return a
+    return sigmoid_array(a, out=a)
 
 
 def _tanh_(a: Any) -> Any:
