@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from shendu.autograd.op import Op, raw
-from shendu.ops.elementwise import _BinaryOp, log, where
+from shendu.ops.elementwise import _BinaryOp, log, match_dtypes, where
 
 
 class Add(_BinaryOp):
@@ -14,7 +14,8 @@ class Add(_BinaryOp):
 
     name = "add"
 
-    def compute(self, a, b):
+    def forward(self, a, b):
+        a, b = match_dtypes(a, b)
         return a + b
 
     def backward(self, gy, a, b, y):
@@ -26,7 +27,8 @@ class Sub(_BinaryOp):
 
     name = "sub"
 
-    def compute(self, a, b):
+    def forward(self, a, b):
+        a, b = match_dtypes(a, b)
         return a - b
 
     def backward(self, gy, a, b, y):
@@ -38,7 +40,8 @@ class Mul(_BinaryOp):
 
     name = "mul"
 
-    def compute(self, a, b):
+    def forward(self, a, b):
+        a, b = match_dtypes(a, b)
         return a * b
 
     def backward(self, gy, a, b, y):
@@ -50,7 +53,8 @@ class Div(_BinaryOp):
 
     name = "div"
 
-    def compute(self, a, b):
+    def forward(self, a, b):
+        a, b = match_dtypes(a, b)
         return a / b
 
     def backward(self, gy, a, b, y):
@@ -76,7 +80,8 @@ class Pow(_BinaryOp):
 
     name = "pow"
 
-    def compute(self, a, b):
+    def forward(self, a, b):
+        a, b = match_dtypes(a, b)
         return a**b
 
     def backward(self, gy, a, b, y):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from shendu import backend
 from shendu.autograd.op import Op, raw
 from shendu.backend import get_array_module
@@ -34,20 +36,20 @@ def match_dtypes(a: Any, b: Any) -> tuple[Any, Any]:
 
 
 class _BinaryOp(Op):
-    """Base of the broadcasting binary ops: ``compute(a, b)`` holds the maths; ``forward`` first matches
-    dtypes (:func:`match_dtypes`) and turns a broadcasting failure into an error naming the op and shapes."""
+    """Base of the broadcasting binary ops. Each ``forward`` first matches dtypes (:func:`match_dtypes`), then
+    states its maths; operands whose shapes do not broadcast get an error naming the op (``name``) and shapes."""
 
     name = "binary op"
 
-    def compute(self, a: Any, b: Any) -> Any:
-        raise NotImplementedError
-
-    def forward(self, a, b):
-        a, b = match_dtypes(a, b)
+    def __call__(self, a: Any, b: Any) -> Any:
         try:
-            return self.compute(a, b)
+            return Op.__call__(self, a, b)
         except ValueError:
-            raise broadcast_error(self.name, a, b) from None
+            try:
+                np.broadcast_shapes(*(getattr(raw(v), "shape", ()) for v in (a, b)))
+            except ValueError:
+                raise broadcast_error(self.name, raw(a), raw(b)) from None
+            raise
 
 
 def _float_buffer(xp: Any, x: Any) -> Any:
@@ -340,7 +342,8 @@ class Maximum(_BinaryOp):
 
     name = "maximum"
 
-    def compute(self, a, b):
+    def forward(self, a, b):
+        a, b = match_dtypes(a, b)
         return get_array_module(a, b).maximum(a, b)
 
     def backward(self, gy, a, b, y):
@@ -353,7 +356,8 @@ class Minimum(_BinaryOp):
 
     name = "minimum"
 
-    def compute(self, a, b):
+    def forward(self, a, b):
+        a, b = match_dtypes(a, b)
         return get_array_module(a, b).minimum(a, b)
 
     def backward(self, gy, a, b, y):
