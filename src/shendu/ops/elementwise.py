@@ -381,28 +381,76 @@ class Where(Op):
         return None, ga, gb
 
 
-def _unary(op_cls: type[Op], doc: str):
-    def fn(x: Any) -> Any:
-        return op_cls()(x)
-
-    fn.__doc__ = doc
-    return fn
+def exp(x: Any) -> Any:
+    """exp(x), elementwise."""
+    return Exp()(x)
 
 
-exp = _unary(Exp, "exp(x), elementwise.")
-log = _unary(Log, "Natural logarithm, elementwise.")
-log1p = _unary(Log1p, "log(1 + x), accurate for small x.")
-sqrt = _unary(Sqrt, "Square root, elementwise.")
-abs = _unary(Abs, "|x|, elementwise.")  # noqa: A001 - NumPy name
-sign = _unary(Sign, "sign(x) in {-1, 0, 1}; its gradient is zero.")
-sin = _unary(Sin, "sin(x), elementwise.")
-cos = _unary(Cos, "cos(x), elementwise.")
-tanh = _unary(Tanh, "Hyperbolic tangent, elementwise.")
-sigmoid = _unary(Sigmoid, "Logistic sigmoid 1 / (1 + exp(-x)), elementwise.")
-relu = _unary(Relu, "max(x, 0), elementwise.")
-erf = _unary(Erf, "The error function, elementwise.")
-softplus = _unary(Softplus, "log(1 + exp(x)), computed stably.")
-silu = _unary(Silu, "x * sigmoid(x) (also called swish).")
+def log(x: Any) -> Any:
+    """Natural logarithm, elementwise."""
+    return Log()(x)
+
+
+def log1p(x: Any) -> Any:
+    """log(1 + x), accurate for small x."""
+    return Log1p()(x)
+
+
+def sqrt(x: Any) -> Any:
+    """Square root, elementwise."""
+    return Sqrt()(x)
+
+
+def abs(x: Any) -> Any:  # noqa: A001 - NumPy name
+    """|x|, elementwise."""
+    return Abs()(x)
+
+
+def sign(x: Any) -> Any:
+    """sign(x) in {-1, 0, 1}; its gradient is zero."""
+    return Sign()(x)
+
+
+def sin(x: Any) -> Any:
+    """sin(x), elementwise."""
+    return Sin()(x)
+
+
+def cos(x: Any) -> Any:
+    """cos(x), elementwise."""
+    return Cos()(x)
+
+
+def tanh(x: Any) -> Any:
+    """Hyperbolic tangent, elementwise."""
+    return Tanh()(x)
+
+
+def sigmoid(x: Any) -> Any:
+    """Logistic sigmoid 1 / (1 + exp(-x)), elementwise."""
+    return Sigmoid()(x)
+
+
+def relu(x: Any) -> Any:
+    """max(x, 0), elementwise."""
+    return Relu()(x)
+
+
+def erf(x: Any) -> Any:
+    """The error function, elementwise."""
+    return Erf()(x)
+
+
+def softplus(x: Any) -> Any:
+    """log(1 + exp(x)), computed stably."""
+    return Softplus()(x)
+
+
+def silu(x: Any) -> Any:
+    """x * sigmoid(x) (also called swish)."""
+    return Silu()(x)
+
+
 swish = silu
 
 
