@@ -104,3 +104,19 @@ def test_every_op_docstring_states_its_maths():
                 if not (re.search(r"\by\S*\s*=", cls.__doc__ or "")
                         and re.search(r"\bd\w+(\[[^\]]*\])?\s*\+?=", cls.__doc__ or ""))]
     assert not unstated, f"op docstrings without 'y = ...;  dx = ...': {unstated}"
+
+
+def test_no_ops_module_shadows_a_python_builtin():
+    """Inside the ops modules ``max(a, b)`` must be Python's: shendu.sum/max/min/abs/pow are bound in
+    shendu.ops/__init__.py only (the ops modules define reduce_sum, reduce_max, reduce_min, absolute, power)."""
+    import builtins
+
+    shadowing = {}
+    for module in pkgutil.iter_modules(shendu.ops.__path__):
+        mod = importlib.import_module(f"shendu.ops.{module.name}")
+        names = sorted(n for n in vars(mod) if not n.startswith("_") and hasattr(builtins, n))
+        if names:
+            shadowing[module.name] = names
+    assert not shadowing, f"ops modules shadow Python builtins: {shadowing}"
+    assert shendu.sum is shendu.ops.reduce.reduce_sum and shendu.abs is shendu.ops.elementwise.absolute
+    assert shendu.max(shendu.tensor([1.0, 3.0])).item() == 3.0 and shendu.tensor([2.0]).pow(3).item() == 8.0

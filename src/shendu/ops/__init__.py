@@ -1,11 +1,17 @@
 """The derivative table: one small class per op (forward and backward side by side) and a
-snake_case function for each. ``shendu.OP_REGISTRY`` lists every op class."""
+snake_case function for each. ``shendu.OP_REGISTRY`` lists every op class.
 
-from shendu.ops.arithmetic import add, astype, div, mul, neg, pow, sub
+Python's builtin names. The public ``sum``, ``max``, ``min``, ``abs`` and ``pow`` (NumPy's names, also
+``shendu.sum`` and the Tensor methods) are bound only here, in the package namespace, to functions that the
+ops modules define as ``reduce_sum``, ``reduce_max``, ``reduce_min``, ``absolute`` and ``power``. So no ops
+module shadows a builtin: inside them ``max(a, b)`` is always Python's (tests/test_op_registry.py checks it).
+"""
+
+from shendu.ops.arithmetic import add, astype, div, mul, neg, power, sub
 from shendu.ops.attention import scaled_dot_product_attention
 from shendu.ops.conv import conv1d, conv2d, conv2d_transpose, depthwise_conv2d
 from shendu.ops.elementwise import (
-                                    abs,
+                                    absolute,
                                     clip,
                                     cos,
                                     elu,
@@ -34,7 +40,19 @@ from shendu.ops.linalg import matmul
 from shendu.ops.nn import dropout, linear, sigmoid_binary_cross_entropy, softmax_cross_entropy
 from shendu.ops.norm import Normalize  # noqa: F401 - registers the fused normalisation op
 from shendu.ops.pool import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
-from shendu.ops.reduce import cumsum, log_softmax, logsumexp, max, mean, min, prod, softmax, std, sum, var
+from shendu.ops.reduce import (
+    cumsum,
+    log_softmax,
+    logsumexp,
+    mean,
+    prod,
+    reduce_max,
+    reduce_min,
+    reduce_sum,
+    softmax,
+    std,
+    var,
+)
 from shendu.ops.rnn import gru, lstm, simple_rnn
 from shendu.ops.shape import (
                                     broadcast_to,
@@ -59,6 +77,7 @@ from shendu.ops.shape import (
                                     unwrap_index,
 )
 
+sum, max, min, abs, pow = reduce_sum, reduce_max, reduce_min, absolute, power  # NumPy names (see above)
 clamp = clip  # PyTorch names
 unsqueeze = expand_dims
 expand = broadcast_to

@@ -142,7 +142,7 @@ def neg(x: Any) -> Any:
     return Neg()(x)
 
 
-def pow(a: Any, b: Any) -> Any:  # noqa: A001 - NumPy/PyTorch name
+def power(a: Any, b: Any) -> Any:
     """a ** b (b a tensor or a scalar)."""
     return Pow()(a, b)
 

@@ -39,7 +39,7 @@ from shendu.autograd.grad_mode import is_grad_enabled
 from shendu.autograd.op import Op, raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
-from shendu.ops.reduce import sum as _sum
+from shendu.ops.reduce import reduce_sum
 from shendu.ops.shape import reshape, transpose
 
 Pads = tuple[tuple[int, int], tuple[int, int]]
@@ -302,7 +302,7 @@ class Conv2D(Op):
         if self.needs_grad[1]:
             dw = Conv2DFilterGrad(geo, raw(w).shape)(x, gy) if graph else conv_filter_grad(self.cols, gy, geo, w.shape)
         if self.needs_grad[2]:
-            db = _sum(gy, axis=(0, 1, 2))
+            db = reduce_sum(gy, axis=(0, 1, 2))
         return dx, dw, db
 
 
@@ -342,7 +342,7 @@ class Conv2DTranspose(Op):
             dw = conv_filter_grad(cols, x, geo, w.shape) if self.needs_grad[1] else None
             COLS_POOL.give(cols)
         if self.needs_grad[2]:
-            db = _sum(gy, axis=(0, 1, 2))
+            db = reduce_sum(gy, axis=(0, 1, 2))
         return dx, dw, db
 
 

@@ -401,7 +401,7 @@ def sqrt(x: Any) -> Any:
     return Sqrt()(x)
 
 
-def abs(x: Any) -> Any:  # noqa: A001 - NumPy name
+def absolute(x: Any) -> Any:
     """|x|, elementwise."""
     return Abs()(x)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 from typing import Any
 
 from shendu.autograd.op import Op, raw
@@ -19,7 +18,7 @@ def _normalize_axis(axis: Any, shape: tuple[int, ...], op: str) -> tuple[int, ..
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     out = []
     for a in axes:
-        if not -ndim <= a < builtins.max(ndim, 1):
+        if not -ndim <= a < max(ndim, 1):
             raise ValueError(f"{op}: axis {a} is out of range for a tensor of shape {shape} ({ndim} dimensions); "
                              f"use an axis in [{-ndim}, {ndim - 1}]")
         out.append(a % ndim if ndim else 0)
@@ -125,7 +124,7 @@ class Max(_Reduction):
 
     def backward(self, gy, x, y):
         at_extreme = astype(x == self.expand(y), x.dtype)
-        return self.expand(gy) * at_extreme / sum(at_extreme, self.axes, keepdims=True)
+        return self.expand(gy) * at_extreme / reduce_sum(at_extreme, self.axes, keepdims=True)
 
 
 class Min(Max):
@@ -152,7 +151,7 @@ class Prod(_Reduction):
         # double backward is right too: d(others_i)/dx_k is nonzero when x_k is the only other zero.
         nonzero_x = where(zero, 1.0, x)
         n_zeros = zero.sum(axis=self.axes, keepdims=True)
-        zeros_sum = sum(where(zero, x, 0.0), self.axes, keepdims=True)  # the lone zero, when there is one
+        zeros_sum = reduce_sum(where(zero, x, 0.0), self.axes, keepdims=True)  # the lone zero, when there is one
         other_zeros = where(n_zeros == 0, 1.0,
                             where(n_zeros == 1, where(zero, 1.0, zeros_sum),
                                   where(n_zeros == 2, where(zero, zeros_sum - x, 0.0), 0.0)))
@@ -178,7 +177,7 @@ class Logsumexp(_Reduction):
 
 
 class Softmax(Op):
-    """y = exp(x - max) / sum(exp(x - max), axis);   dx = y * (gy - sum(gy * y, axis))"""
+    """y = exp(x - max) / sum(exp(x - max), axis);   dx = y * (gy - reduce_sum(gy * y, axis))"""
 
     saves_output = True
 
@@ -192,7 +191,7 @@ class Softmax(Op):
         return e
 
     def backward(self, gy, x, y):
-        return y * (gy - sum(gy * y, self.axis, keepdims=True))
+        return y * (gy - reduce_sum(gy * y, self.axis, keepdims=True))
 
 
 class LogSoftmax(Op):
@@ -209,7 +208,7 @@ class LogSoftmax(Op):
         return shifted - xp.log(xp.exp(shifted).sum(axis=self.axis, keepdims=True))
 
     def backward(self, gy, x, y):
-        return gy - exp(y) * sum(gy, self.axis, keepdims=True)
+        return gy - exp(y) * reduce_sum(gy, self.axis, keepdims=True)
 
 
 class Cumsum(Op):
@@ -235,7 +234,7 @@ def y_shape(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> tuple[int, 
     return tuple(n for i, n in enumerate(shape) if i not in axes)
 
 
-def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001 - NumPy name
+def reduce_sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Sum over ``axis`` (all axes when None)."""
     return Sum(axis, keepdims)(x)
 
@@ -255,7 +254,7 @@ def std(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
     return Std(axis, ddof, keepdims)(x)
 
 
-def max(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001 - NumPy name
+def reduce_max(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Maximum over ``axis``; the gradient goes to the maximal elements, split evenly between ties.
 
     >>> import shendu
@@ -267,7 +266,7 @@ def max(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001 
     return Max(axis, keepdims)(x)
 
 
-def min(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001 - NumPy name
+def reduce_min(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Minimum over ``axis``; the gradient goes to the minimal elements, split evenly between ties."""
     return Min(axis, keepdims)(x)
 
