@@ -116,7 +116,7 @@ def test_progress_bar_plain_quiet_until_the_end():
     assert out.getvalue().count("\n") == 1
 
 
-def test_progress_bar_terminal_draws_with_tqdm():
+def test_progress_bar_terminal_redraws_in_place():
     out = _FakeTTY()
     bar = ProgressBar(4, file=out, min_interval=0.0)
     for step in range(1, 5):

@@ -1,8 +1,8 @@
 """``ProgbarLogger``: ``verbose=1`` draws a per-epoch bar, ``verbose=2`` prints one line per epoch.
 
-The bar is :class:`shendu.utils.ProgressBar` (tqdm in terminals and notebooks; plain lines, no carriage returns,
-when the output is a file). Validation inside ``fit`` is silent, as in Keras; ``evaluate`` and ``predict`` on
-their own show a bar.
+The bar is :class:`shendu.utils.ProgressBar`: redrawn in place in terminals, with an ETA, every value wrapped to
+the terminal's width; a tqdm widget in notebooks; plain lines, no carriage returns, when the output is a file.
+Validation inside ``fit`` is silent, as in Keras; ``evaluate`` and ``predict`` on their own show a bar.
 """
 
 from __future__ import annotations
