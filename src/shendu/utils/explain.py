@@ -276,7 +276,7 @@ def explain_step(model: Any, x: Any, y: Any, print_fn: Callable[[str], Any] | No
     grads = {p.name: (_numpy(p.grad).copy() if p.grad is not None else np.zeros(p.shape)) for p in params}
     say("-- backward: the chain rule gives each gradient dL/dw")
     for name, g in grads.items():
-        say(f"  dL/d {name} = {show(g)}")
+        say(f"  dL/d {name} =\n    {show(g, 4)}")
     model.optimizer.step()
     model.optimizer.zero_grad()
     after = {p.name: _numpy(p).copy() for p in params}
@@ -285,7 +285,8 @@ def explain_step(model: Any, x: Any, y: Any, print_fn: Callable[[str], Any] | No
                          if k in ("learning_rate", "momentum", "nesterov", "beta_1", "beta_2", "rho"))
     say(f"-- update: {type(model.optimizer).__name__}({settings})")
     for name in before:
-        say(f"  {name}: {show(before[name])} -> {show(after[name])}   (change {show(after[name] - before[name])})")
+        say(f"  {name}\n    {'before':<6} = {show(before[name], 13)}\n    {'after':<6} = {show(after[name], 13)}"
+            f"\n    {'change':<6} = {show(after[name] - before[name], 13)}")
     return {"layers": layers_info, "loss": loss_value, "gradients": grads, "before": before, "after": after}
 
 
