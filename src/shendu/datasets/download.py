@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from shendu.utils.atomic import atomic_write
+
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 30.0
 
@@ -93,10 +95,8 @@ def download(url: str, dest: str | os.PathLike, spec: FileSpec, progress: bool =
 
     The bytes stream into a hidden temporary file next to ``dest`` (same filesystem), which is renamed
     to ``dest`` with :func:`os.replace` once verified and deleted on any failure
-    (:func:`shendu.saving.atomic.atomic_write`).
+    (:func:`shendu.utils.atomic.atomic_write`).
     """
-    from shendu.saving.atomic import atomic_write
-
     def write(tmp: str) -> None:
         digest = hashlib.sha256()
         received = 0
