@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import struct
 import zipfile
@@ -22,7 +21,21 @@ from typing import Any
 
 import numpy as np
 
-from shendu.saving.atomic import atomic_write
+from shendu.utils.atomic import atomic_write
+from shendu.utils.weights_io import (
+    FormatError,
+    byte_limit,
+    check_safetensors_header,
+    decode_arrays,
+    encode_arrays,
+    fail,
+    is_zip,
+    over_limit,
+)
+
+__all__ = ["ENTRIES", "FORMAT_NAME", "FORMAT_VERSION", "FormatError", "READABLE_VERSIONS", "check_safetensors_header",
+           "decode_arrays", "decode_json", "encode_arrays", "encode_json", "fail", "is_container", "read_container",
+           "write_container"]
 
 FORMAT_NAME = "shendu.model"
 FORMAT_VERSION = 1
@@ -34,26 +47,9 @@ OPTIONAL_ENTRIES = ("optimizer.json", "optimizer.safetensors", "training.json")
 ENTRIES = REQUIRED_ENTRIES + OPTIONAL_ENTRIES
 
 MAX_JSON_BYTES = 64 * 2**20  # one JSON entry, decompressed
-MAX_TOTAL_BYTES = 16 * 2**30  # everything in the zip, decompressed
-MAX_HEADER_BYTES = 100 * 2**20  # a safetensors header (the reference implementation's limit)
 MAX_COMPRESSION_RATIO = 1000  # deflate cannot do much better than ~1000:1; more is a zip bomb
-
-_DTYPES = {"BOOL": np.bool_, "U8": np.uint8, "I8": np.int8, "U16": np.uint16, "I16": np.int16, "F16": np.float16,
-           "U32": np.uint32, "I32": np.int32, "F32": np.float32, "U64": np.uint64, "I64": np.int64,
-           "F64": np.float64}
-_CODES = {np.dtype(v): k for k, v in _DTYPES.items()}
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError, struct.error,
                NotImplementedError, OverflowError, UnicodeError, KeyError, IndexError, RuntimeError, TypeError)
-
-
-class FormatError(ValueError):
-    """A model/weights file that is truncated, corrupt, of an unknown version, or unsafe to load."""
-
-
-def fail(path: Any, what: str, hint: str = "") -> FormatError:
-    """A FormatError naming the file: ``"<path>: <what>[; <hint>]"``."""
-    return FormatError(f"{os.fspath(path) if isinstance(path, (str, os.PathLike)) else path}: {what}"
-                       + (f"; {hint}" if hint else ""))
 
 
 # ---------------------------------------------------------------------------- JSON
@@ -83,74 +79,6 @@ def decode_json(path: Any, entry: str, data: bytes) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise fail(path, f"entry {entry} must hold a JSON object, found {type(document).__name__}")
     return document
-
-
-# ---------------------------------------------------------------------------- safetensors
-def encode_arrays(arrays: dict[str, np.ndarray]) -> bytes:
-    """The safetensors bytes of a name -> array dict (``safetensors.numpy``)."""
-    from safetensors.numpy import save
-
-    return save({k: np.ascontiguousarray(v) for k, v in arrays.items()})
-
-
-def check_safetensors_header(path: Any, entry: str, data: bytes) -> dict[str, tuple[np.dtype, tuple, int, int]]:
-    """Validate a safetensors blob's header without reading its arrays: name -> (dtype, shape, start, end).
-
-    Checks: the 8-byte header length fits the data and the cap, the header is a JSON object, every tensor
-    has a known dtype, a shape of non-negative ints and ``[start, end]`` offsets whose length equals
-    ``prod(shape) * itemsize``, and the tensors tile the data buffer exactly (no gaps, no overlaps).
-    """
-    if len(data) < 8:
-        raise fail(path, f"entry {entry} is truncated ({len(data)} bytes; a safetensors blob has at least 8)")
-    (size,) = struct.unpack("<Q", data[:8])
-    if size > MAX_HEADER_BYTES or size > len(data) - 8:
-        raise fail(path, f"entry {entry} declares a header of {size} bytes but holds {len(data) - 8}",
-                   "the file is truncated or corrupt")
-    header = decode_json(path, entry + " (header)", bytes(data[8:8 + size]))
-    body = len(data) - 8 - size
-    spans: list[tuple[int, int]] = []
-    out: dict[str, tuple[np.dtype, tuple, int, int]] = {}
-    for name, spec in header.items():
-        if name == "__metadata__":
-            if not isinstance(spec, dict):
-                raise fail(path, f"entry {entry}: __metadata__ must be an object")
-            continue
-        if not isinstance(spec, dict) or set(spec) != {"dtype", "shape", "data_offsets"}:
-            raise fail(path, f"entry {entry}: tensor {name!r} must have exactly dtype, shape and data_offsets")
-        dtype, shape, offsets = spec["dtype"], spec["shape"], spec["data_offsets"]
-        if not isinstance(dtype, str) or dtype not in _DTYPES:
-            raise fail(path, f"entry {entry}: tensor {name!r} has unsupported dtype {dtype!r}",
-                       f"supported: {sorted(_DTYPES)}")
-        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-            raise fail(path, f"entry {entry}: tensor {name!r} has an invalid shape {shape!r}")
-        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets)
-                or not 0 <= offsets[0] <= offsets[1] <= body):
-            raise fail(path, f"entry {entry}: tensor {name!r} has offsets {offsets!r} outside the data "
-                       f"({body} bytes)", "the file is truncated or corrupt")
-        np_dtype = np.dtype(_DTYPES[dtype])
-        if offsets[1] - offsets[0] != math.prod(shape) * np_dtype.itemsize:
-            raise fail(path, f"entry {entry}: tensor {name!r} of shape {shape} and dtype {dtype} needs "
-                       f"{math.prod(shape) * np_dtype.itemsize} bytes, its offsets span {offsets[1] - offsets[0]}")
-        spans.append((offsets[0], offsets[1]))
-        out[name] = (np_dtype, tuple(shape), 8 + size + offsets[0], 8 + size + offsets[1])
-    position = 0
-    for start, end in sorted(spans):
-        if start != position:
-            raise fail(path, f"entry {entry}: tensors overlap or leave gaps in the data buffer")
-        position = end
-    if position != body:
-        raise fail(path, f"entry {entry}: the data buffer has {body - position} bytes that belong to no tensor")
-    return out
-
-
-def decode_arrays(path: Any, entry: str, data: bytes) -> dict[str, np.ndarray]:
-    """The arrays of a safetensors blob, after :func:`check_safetensors_header` (each a fresh writable copy)."""
-    layout = check_safetensors_header(path, entry, data)
-    arrays = {}
-    for name, (dtype, shape, start, _) in layout.items():
-        array = np.frombuffer(data, dtype=dtype.newbyteorder("<"), count=math.prod(shape), offset=start)
-        arrays[name] = array.reshape(shape).astype(dtype)  # native byte order, own memory
-    return arrays
 
 
 # ---------------------------------------------------------------------------- the zip
@@ -193,7 +121,10 @@ def _check_names(path: Any, infos: list[zipfile.ZipInfo]) -> None:
         raise fail(path, "optimizer.json and optimizer.safetensors must come together")
 
 
-def _check_sizes(path: Any, infos: list[zipfile.ZipInfo], file_size: int) -> None:
+def _check_sizes(path: Any, infos: list[zipfile.ZipInfo], file_size: int, max_bytes: int | None) -> None:
+    """Declared sizes, before anything is decompressed: each JSON entry within MAX_JSON_BYTES, every ratio
+    within MAX_COMPRESSION_RATIO, and all entries together within :func:`byte_limit` of the file's size."""
+    limit = byte_limit(file_size, max_bytes)
     total = 0
     for info in infos:
         if info.flag_bits & 0x1:
@@ -201,9 +132,9 @@ def _check_sizes(path: Any, infos: list[zipfile.ZipInfo], file_size: int) -> Non
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise fail(path, f"entry {info.filename} uses compression method {info.compress_type}",
                        "only stored and deflated entries are read")
-        cap = MAX_JSON_BYTES if info.filename.endswith(".json") else MAX_TOTAL_BYTES
-        if info.file_size > cap:
-            raise fail(path, f"entry {info.filename} declares {info.file_size} bytes, over the limit of {cap}")
+        if info.filename.endswith(".json") and info.file_size > MAX_JSON_BYTES:
+            raise fail(path, f"entry {info.filename} declares {info.file_size} bytes, over the limit of "
+                       f"{MAX_JSON_BYTES} for a JSON entry", "the file is corrupt or hostile")
         if info.compress_size > file_size:
             raise fail(path, f"entry {info.filename} declares {info.compress_size} compressed bytes but the file "
                        f"has only {file_size}", "the file is truncated")
@@ -213,12 +144,13 @@ def _check_sizes(path: Any, infos: list[zipfile.ZipInfo], file_size: int) -> Non
             raise fail(path, f"entry {info.filename} claims a compression ratio over {MAX_COMPRESSION_RATIO}:1",
                        "refusing a possible zip bomb")
         total += info.file_size
-    if total > MAX_TOTAL_BYTES:
-        raise fail(path, f"the entries declare {total} bytes in all, over the limit of {MAX_TOTAL_BYTES}")
+    if total > limit:
+        raise over_limit(path, "the zip's entries together", total, limit)
 
 
-def read_container(path: str | os.PathLike | bytes) -> dict[str, bytes]:
-    """The entries of a ``.shendu`` zip (a path, or the file's bytes), checked before and while reading."""
+def read_container(path: str | os.PathLike | bytes, max_bytes: int | None = None) -> dict[str, bytes]:
+    """The entries of a ``.shendu`` zip (a path, or the file's bytes), checked before and while reading;
+    ``max_bytes`` raises the bound on the decompressed size (default :func:`byte_limit` of the file's size)."""
     label = "<bytes>" if isinstance(path, (bytes, bytearray)) else os.fspath(path)
     try:
         if isinstance(path, (bytes, bytearray)):
@@ -234,7 +166,7 @@ def read_container(path: str | os.PathLike | bytes) -> dict[str, bytes]:
             with zipfile.ZipFile(raw) as archive:
                 infos = archive.infolist()
                 _check_names(label, infos)
-                _check_sizes(label, infos, file_size)
+                _check_sizes(label, infos, file_size, max_bytes)
                 entries = {}
                 for info in infos:
                     with archive.open(info) as f:
@@ -253,8 +185,40 @@ def read_container(path: str | os.PathLike | bytes) -> dict[str, bytes]:
 
 def is_container(path: str | os.PathLike) -> bool:
     """Whether ``path`` starts like a zip (``.shendu`` files do)."""
+    return is_zip(path)
+
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """What a file holds, from its first bytes (never its name): ``"shendu"``, ``"npz"``, ``"safetensors"``,
+    ``"keras"`` (a Keras 3 ``.keras`` zip), ``"hdf5"``, ``"torch"`` (a ``torch.save`` zip), ``"pickle"`` or
+    ``"unknown"``. Only the zip's directory is read, never its entries."""
     try:
         with open(path, "rb") as f:
-            return f.read(4) == b"PK\x03\x04"
-    except OSError:
-        return False
+            head = f.read(16)
+    except OSError as e:
+        raise FileNotFoundError(f"{os.fspath(path)}: cannot open the file ({e.strerror})") from None
+    if head.startswith(_HDF5_MAGIC):
+        return "hdf5"
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except _ZIP_ERRORS:
+            return "unknown"
+        if "meta.json" in names and "weights.safetensors" in names:
+            return "shendu"
+        if names and all(name.endswith(".npy") for name in names):
+            return "npz"
+        if "model.weights.h5" in names or "metadata.json" in names:
+            return "keras"
+        if any(name.endswith("data.pkl") for name in names):
+            return "torch"
+        return "unknown"
+    if head[:1] == b"\x80":
+        return "pickle"
+    if len(head) >= 9 and head[8:9] == b"{":
+        return "safetensors"
+    return "unknown"
