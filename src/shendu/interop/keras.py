@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from shendu.interop._common import Group, Incompatible, load_groups
+from shendu.naming import snake_case
 
 _MAX_WEIGHTS_BYTES = 1 << 34  # 16 GiB: a .keras archive declaring more is refused
 
@@ -164,8 +165,6 @@ def _same(layer: Any, group: Group) -> list[np.ndarray]:
 
 
 def _kinds_agree(layer: Any, kind: str) -> bool:
-    from shendu.naming import snake_case
-
     ours = snake_case(type(layer).__name__)
     return kind in (ours, ours.replace("1_d", "1d").replace("2_d", "2d"))
 
