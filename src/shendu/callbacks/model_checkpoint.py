@@ -75,14 +75,13 @@ class ModelCheckpoint(MonitorCallback):
         directory = os.path.dirname(path)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        from shendu.models import Model
-
         save = getattr(self.model, "save", None)
         if self.save_weights_only or save is None:
             if not self.save_weights_only:
                 warnings.warn("ModelCheckpoint: this model has no save(); writing its weights only", stacklevel=2)
             self.model.save_weights(path)
-        elif isinstance(self.model, Model):  # record the epochs completed (History hears of this one only later)
+        elif getattr(self.model, "compile", None) is not None and hasattr(self.model, "get_config"):
+            # a shendu Model: record the epochs completed (History hears of this one only later)
             save_model(self.model, path, epoch=epoch + 1 if batch is None else epoch)
         else:
             save(path)

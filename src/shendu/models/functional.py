@@ -5,15 +5,22 @@ Every SymbolicTensor remembers the call that made it (``t.node``: layer, inputs,
 inputs once, orders the calls topologically (iteratively, no recursion) and, on real data, replays them
 in that order, feeding each call the values of the tensors it consumed. Shared layers appear once in
 ``layers`` and once per call in the plan.
+
+A functional model's config (:func:`graph_config`, :func:`graph_from_config`) is its layers plus the list of
+calls that connect them, each tensor referred to by its position in a flat table (inputs first, then every
+call's outputs in order), so rebuilding it is a replay of those calls.
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 from shendu.autograd.tensor import Tensor
-from shendu.layers.layer import InputLayer, Layer, SymbolicTensor
+from shendu.layers import LAYER_REGISTRY, InputLayer, Layer, SymbolicTensor, serialize
 from shendu.models.data_adapter import flatten, map_structure
+from shendu.saving.budget import charge_weights
 
 
 def _node_outputs(node: Any) -> list[SymbolicTensor]:
@@ -128,3 +135,109 @@ def _unique(names: list[str]) -> list[str]:
             candidate, k = f"{name}_{k}", k + 1
         out.append(candidate)
     return out
+
+
+# ---------------------------------------------------------------------------- config
+def deserialize_layer(spec: dict[str, Any], custom_objects: dict[str, type] | None = None) -> Layer:
+    """A layer (or nested model) from ``{"class_name", "config"}``; ``custom_objects`` reach nested models.
+
+    ``"Functional"`` (how format version 1 named a functional model) means ``Model``.
+    """
+    name = "Model" if spec["class_name"] == "Functional" else spec["class_name"]
+    cls = (custom_objects or {}).get(name) or LAYER_REGISTRY.get(name)
+    if cls is None:
+        raise ValueError(f"unknown layer class {name!r}; pass it in custom_objects={{'{name}': {name}}}")
+    if "custom_objects" in inspect.signature(cls.from_config).parameters:
+        return cls.from_config(spec["config"], custom_objects=custom_objects)
+    return cls.from_config(spec["config"])
+
+
+def graph_config(graph: FunctionalGraph, name: str) -> dict[str, Any]:
+    """The JSON config of a functional model: its layers, its inputs and every call in execution order."""
+    table: dict[int, int] = {id(t): i for i, t in enumerate(graph.input_list)}
+
+    def encode(value: Any) -> Any:
+        if isinstance(value, SymbolicTensor):
+            if id(value) not in table:
+                raise ValueError(f"model '{name}': a call uses a tensor from outside the graph")
+            return {"__tensor__": table[id(value)]}
+        if isinstance(value, (list, tuple)):
+            return [encode(v) for v in value]
+        if isinstance(value, dict):
+            return {str(k): encode(v) for k, v in value.items()}
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        raise ValueError(f"model '{name}': a layer call takes a {type(value).__name__} argument, which cannot be "
+                         "stored as JSON")
+
+    calls = []
+    for node, outputs in graph.plan:
+        calls.append({"layer": node.layer.name, "inputs": encode(node.inputs), "args": encode(list(node.args)),
+                      "kwargs": encode(node.kwargs), "outputs": len(outputs)})
+        for sym in outputs:
+            table[id(sym)] = len(table)
+    return {"name": name, "layers": [serialize(layer) for layer in graph.layers],
+            "input_layers": [t.node.layer.name for t in graph.input_list],
+            "inputs": encode(graph.inputs), "calls": calls, "outputs": encode(graph.outputs)}
+
+
+def is_graph_config(config: Any) -> bool:
+    """Whether ``config`` is one :func:`graph_config` wrote."""
+    return isinstance(config, dict) and "calls" in config and "input_layers" in config
+
+
+def graph_from_config(config: dict[str, Any], make_model: Callable[..., Any],
+                      custom_objects: dict[str, type] | None = None) -> Any:
+    """Replay :func:`graph_config`'s calls on fresh layers, then ``make_model(inputs=, outputs=, name=)``.
+
+    Each call builds its layer; its new weights are charged against the loader's budget, if one is active
+    (:func:`shendu.saving.budget.charge_weights`).
+    """
+    layer_specs, calls, input_names = config.get("layers"), config.get("calls"), config.get("input_layers")
+    if not (isinstance(layer_specs, list) and isinstance(calls, list) and isinstance(input_names, list)):
+        raise ValueError("functional config: 'layers', 'calls' and 'input_layers' must be lists")
+    layers: dict[str, Layer] = {}
+    for spec in layer_specs:
+        layer = deserialize_layer(spec, custom_objects)
+        if layer.name in layers:
+            raise ValueError(f"functional config: two layers are named {layer.name!r}")
+        layers[layer.name] = layer
+
+    def layer_named(name: Any) -> Layer:
+        if not isinstance(name, str) or name not in layers:
+            raise ValueError(f"functional config refers to an unknown layer {name!r}")
+        return layers[name]
+
+    table: list[SymbolicTensor] = []
+    for name in input_names:
+        layer = layer_named(name)
+        if not isinstance(layer, InputLayer):
+            raise ValueError(f"functional config: input {name!r} is not an InputLayer")
+        table.append(layer.output)
+
+    def decode(value: Any) -> Any:
+        if isinstance(value, dict) and "__tensor__" in value:
+            index = value["__tensor__"]
+            if type(index) is not int or not 0 <= index < len(table) or len(value) != 1:
+                raise ValueError(f"functional config refers to tensor {index!r}, which does not exist (yet)")
+            return table[index]
+        if isinstance(value, list):
+            return [decode(v) for v in value]
+        if isinstance(value, dict):
+            return {k: decode(v) for k, v in value.items()}
+        return value
+
+    for call in calls:
+        if not isinstance(call, dict) or not isinstance(call.get("args", []), list) or not isinstance(
+                call.get("kwargs", {}), dict):
+            raise ValueError(f"functional config: malformed call {str(call)[:100]}")
+        layer = layer_named(call.get("layer"))
+        outputs = flatten(layer(decode(call.get("inputs")), *decode(call.get("args", [])),
+                                **decode(call.get("kwargs", {}))))
+        charge_weights(layer)
+        if len(outputs) != call.get("outputs"):
+            raise ValueError(f"functional config: layer {layer.name!r} gave {len(outputs)} outputs, the config "
+                             f"says {call.get('outputs')!r}")
+        table.extend(outputs)
+    return make_model(inputs=decode(config.get("inputs")), outputs=decode(config.get("outputs")),
+                      name=config.get("name"))

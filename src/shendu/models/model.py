@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from shendu import backend
+from shendu import backend, saving
 from shendu.autograd.grad_mode import no_grad
 from shendu.autograd.tensor import Tensor
 from shendu.callbacks import CallbackList, History
@@ -34,7 +34,7 @@ from shendu.layers import layer as layer_module
 from shendu.layers.layer import Layer, unique_name
 from shendu.models.compile_utils import CompiledLoss, CompiledMetrics
 from shendu.models.data_adapter import EpochIterator, flatten, train_validation_split, unpack_batch
-from shendu.models.functional import FunctionalGraph
+from shendu.models.functional import FunctionalGraph, graph_config, graph_from_config, is_graph_config
 
 _FIT_ARGS = ("x", "y", "batch_size", "epochs", "verbose", "callbacks", "validation_split", "validation_data",
              "shuffle", "class_weight", "sample_weight", "initial_epoch", "steps_per_epoch", "validation_steps",
@@ -513,38 +513,47 @@ class Model(Layer):
             return _to_numpy(self.predict_step(x))
 
     # ------------------------------------------------------------------ weights on disk, summary
+    def get_config(self) -> dict[str, Any]:
+        """A functional model: its layers and the calls between them (:func:`shendu.models.functional.graph_config`).
+        A subclassed model: its constructor arguments when they are plain JSON values (as ``Layer.get_config``
+        records them); override ``get_config``/``from_config`` for anything else, as in Keras."""
+        if self._graph is not None:
+            return graph_config(self._graph, self.name)
+        config = super().get_config()
+        if type(self).get_config is Model.get_config and type(self).__init__ is not Model.__init__:
+            arguments = self.__dict__.get("_auto_config")  # recorded by Layer.__new__ for every subclass
+            if arguments is None:
+                raise NotImplementedError(f"model '{self.name}' ({type(self).__name__}) was built from arguments "
+                                          "that are not plain JSON values; define get_config() (and from_config())")
+            config = {**arguments, **config}
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: dict[str, type] | None = None) -> Model:
+        """Rebuild from :meth:`get_config`'s dict: a functional model by replaying its calls (``custom_objects``:
+        your layer classes by name), any other model as ``cls(**config)``."""
+        if is_graph_config(config):
+            return graph_from_config(config, cls, custom_objects)
+        return cls(**config)
+
     def save(self, filepath: str, overwrite: bool = True, include_optimizer: bool = True,
              data_loader: Any = None) -> None:
         """Write the whole model (architecture, weights, optimiser and training state) as one safe ``.shendu``
         zip, atomically; ``shendu.models.load_model(filepath)`` rebuilds it. See ``shendu.saving``."""
-        from shendu import saving
-
         saving.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer,
                           data_loader=data_loader)
 
     def save_weights(self, filepath: str, overwrite: bool = True) -> None:
         """Write the weights (``.safetensors`` or ``.npz``), atomically."""
-        from shendu import saving
-
         saving.save_weights(self, filepath, overwrite=overwrite)
 
-    def load_weights(self, filepath: str) -> None:
+    def load_weights(self, filepath: str, max_bytes: int | None = None) -> None:
         """Load weights from ``save_weights`` (``.safetensors``/``.npz``) or a ``.shendu`` model file (same
         architecture: count, shapes and dtypes are checked); Keras ``.weights.h5``/``.keras``/``.h5`` files and
-        PyTorch ``.pt``/``.pth`` state dicts go through :mod:`shendu.interop` (layouts converted)."""
-        name = str(filepath).lower()
-        if name.endswith((".h5", ".keras")):
-            from shendu.interop import load_keras_weights
-
-            load_keras_weights(self, filepath)
-        elif name.endswith((".pt", ".pth")):
-            from shendu.interop import load_torch_state_dict
-
-            load_torch_state_dict(self, filepath)
-        else:
-            from shendu import saving
-
-            saving.load_weights(self, filepath)
+        PyTorch ``.pt``/``.pth`` state dicts go through :mod:`shendu.interop` (layouts converted). The format is
+        read from the file's first bytes, never from its name. ``max_bytes`` raises the bound on what the file
+        may declare (default: scaled to its size, see :func:`shendu.utils.weights_io.byte_limit`)."""
+        saving.load_weights(self, filepath, max_bytes=max_bytes)
 
     def summary(self, line_length: int | None = None, positions: Any = None, print_fn: Any = None,
                 expand_nested: bool = False, show_trainable: bool = False) -> None:

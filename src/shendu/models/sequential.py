@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from shendu.layers.layer import Input, InputLayer, Layer, SymbolicTensor
+from shendu.layers import Input, InputLayer, Layer, SymbolicTensor, serialize
+from shendu.models.functional import deserialize_layer
 from shendu.models.model import Model
+from shendu.saving.budget import charge_weights
 
 
 class _Shapes:
@@ -90,7 +92,11 @@ class Sequential(Model):
             self.build(shape)
 
     def build(self, input_shape: Any = None) -> None:
-        """Build every layer by running the stack on a symbolic Input of ``input_shape`` (batch axis None)."""
+        """Build every layer by running the stack on a symbolic Input of ``input_shape`` (batch axis None).
+
+        While a file is being loaded, each layer's new weights are charged against the bytes the file stores
+        (:func:`shendu.saving.budget.charge_weights`), so a hostile config stops at its first oversized layer.
+        """
         input_shape = input_shape if input_shape is not None else self._input_batch_shape()
         if input_shape is None:
             raise ValueError(f"Sequential '{self.name}' cannot be built without an input shape; give the first "
@@ -101,6 +107,7 @@ class Sequential(Model):
         shapes = []
         for layer in self._layers:
             x = layer(x)
+            charge_weights(layer)
             shapes.append(x.shape if isinstance(x, SymbolicTensor) else [t.shape for t in x])
         self._shapes.outputs = shapes
         object.__setattr__(self, "_build_input_shape", tuple(input_shape))
@@ -123,21 +130,24 @@ class Sequential(Model):
         return x
 
     def get_config(self) -> dict[str, Any]:
-        config = {"name": self.name, "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()}
-                                                for layer in self._layers]}
+        """``{"name", "layers": [{"class_name", "config"}, ...]}`` plus ``batch_input_shape`` when an Input was
+        added; nested models describe themselves the same way."""
+        config: dict[str, Any] = {"name": self.name, "layers": [serialize(layer) for layer in self._layers]}
         if self._shapes.declared_input is not None:
             config["batch_input_shape"] = list(self._shapes.declared_input)
         return config
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Sequential:
-        from shendu.layers.layer import LAYER_REGISTRY
-
-        layers = [LAYER_REGISTRY[spec["class_name"]].from_config(spec["config"]) for spec in config["layers"]]
+    def from_config(cls, config: dict[str, Any], custom_objects: dict[str, type] | None = None) -> Sequential:
+        """Rebuild from :meth:`get_config`'s dict (``custom_objects``: your classes by name); built when the
+        input shape is known."""
+        layers = config.get("layers")
+        if not isinstance(layers, list):
+            raise ValueError(f"Sequential config: 'layers' must be a list, got {type(layers).__name__}")
         model = cls(name=config.get("name"))
         if config.get("batch_input_shape") is not None:
             model.add(Input(batch_shape=tuple(config["batch_input_shape"])), rebuild=False)
-        for layer in layers:
-            model.add(layer, rebuild=False)
+        for spec in layers:
+            model.add(deserialize_layer(spec, custom_objects), rebuild=False)
         model._maybe_build()
         return model

@@ -4,7 +4,13 @@ A ``.shendu`` file is one zip (see docs/saving-format.md and :mod:`shendu.saving
 architecture, the compile arguments, the optimiser's hyper-parameters and the training state (epoch, step,
 every RNG state, the history, optionally a DataLoader's order), and safetensors for every array. Nothing is
 pickled and no code is stored, so loading a file cannot run code; hostile or damaged files raise
-:class:`FormatError`. Writes are atomic (temporary file, fsync, ``os.replace``).
+:class:`FormatError`. Writes are atomic (temporary file, fsync, ``os.replace``; see :mod:`shendu.utils.atomic`).
+
+A small file cannot claim large memory: the sizes a file declares are checked against a bound scaled to its
+size before anything is decompressed, and rebuilding the architecture may not build more weights than the file
+stores (:mod:`shendu.saving.budget`). ``load_model(path, max_bytes=...)`` / ``load_weights(..., max_bytes=...)``
+raise the bound for a genuinely huge model. Each model class writes and reads its own config
+(``get_config``/``from_config``); this package holds the container, the weights and the training state.
 
 Exact resume, as in Keras: the user passes ``initial_epoch``::
 
@@ -18,7 +24,6 @@ gives bit-identical weights to ``fit(x, y, epochs=4)`` in one go (on CPU).
 from __future__ import annotations
 
 import datetime
-import math
 import os
 import random as py_random
 import warnings
@@ -26,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from shendu import backend
+from shendu import backend, interop
 from shendu import random as shendu_random
-from shendu.saving.atomic import atomic_write
+from shendu.saving.budget import weight_budget
 from shendu.saving.format import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -36,10 +41,10 @@ from shendu.saving.format import (
     FormatError,
     decode_arrays,
     decode_json,
+    detect_format,
     encode_arrays,
     encode_json,
     fail,
-    is_container,
     read_container,
     write_container,
 )
@@ -51,11 +56,16 @@ from shendu.saving.serialization import (
     serialize_compile,
     serialize_model,
 )
+from shendu.utils.atomic import atomic_write
+from shendu.utils.weights_io import load_arrays, save_arrays
 
-__all__ = ["FormatError", "atomic_write", "load_model", "load_weights", "read_training_state",
-           "register_serializable", "restore", "save_model", "save_weights"]
+__all__ = ["FormatError", "atomic_write", "detect_format", "load_model", "load_model_and_training_state",
+           "load_weights", "read_training_state", "register_serializable", "restore", "save_model", "save_weights"]
 
 WEIGHT_FORMATS = (".safetensors", ".npz")
+#: suffixes of other frameworks' files: ``save`` refuses them rather than write a .shendu zip under that name
+FOREIGN_SUFFIXES = {".h5": "Keras HDF5", ".hdf5": "HDF5", ".keras": "Keras 3", ".pt": "PyTorch", ".pth": "PyTorch",
+                    ".onnx": "ONNX", ".pkl": "pickle", ".pickle": "pickle", ".tflite": "TensorFlow Lite"}
 
 
 # ---------------------------------------------------------------------------- weights
@@ -97,60 +107,34 @@ def save_weights(model: Any, path: str | os.PathLike, overwrite: bool = True) ->
                          "safetensors'); use model.save('model.shendu') for the whole model")
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"save_weights: {path} exists; pass overwrite=True to replace it")
-    from shendu.utils.weights_io import save_arrays  # shendu.utils imports shendu.saving.atomic
-
     save_arrays(path, weight_arrays(model))
 
 
-def _read_npz(path: str) -> dict[str, np.ndarray]:
-    """The arrays of an ``.npz``, each ``.npy`` header checked (no objects, size within the member) before reading."""
-    import zipfile
+def load_weights(model: Any, path: str | os.PathLike, max_bytes: int | None = None) -> None:
+    """Load weights into a built model from a ``.safetensors``, ``.npz`` or whole-model ``.shendu`` file, or from
+    a Keras (``.h5``/``.keras``) or PyTorch (``.pt``/``.pth``) file through :mod:`shendu.interop`.
 
-    arrays = {}
-    try:
-        with zipfile.ZipFile(path) as archive:
-            for info in archive.infolist():
-                if not info.filename.endswith(".npy") or info.filename[:-4] in arrays:
-                    raise fail(path, f"unexpected or duplicate member {info.filename!r} in the .npz")
-                with archive.open(info) as f:
-                    version = np.lib.format.read_magic(f)
-                    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-                    if version not in readers:
-                        raise fail(path, f"array {info.filename!r} uses .npy format version {version}")
-                    shape, fortran, dtype = readers[version](f)
-                    if dtype.hasobject or dtype.kind not in "biuf":
-                        raise fail(path, f"array {info.filename!r} has dtype {dtype}, not a numeric one")
-                    size = math.prod(shape) * dtype.itemsize
-                    if size > info.file_size:
-                        raise fail(path, f"array {info.filename!r} declares {size} bytes but its member holds "
-                                   f"{info.file_size}", "the file is truncated or hostile")
-                    data = f.read(size + 1)
-                if len(data) != size:
-                    raise fail(path, f"array {info.filename!r} holds {len(data)} bytes, its header says {size}")
-                array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
-                arrays[info.filename[:-4]] = array.copy()
-    except FormatError:
-        raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, RuntimeError) as e:
-        raise fail(path, f"not a readable .npz weights file ({type(e).__name__}: {str(e)[:200]})") from None
-    return arrays
-
-
-def load_weights(model: Any, path: str | os.PathLike) -> None:
-    """Load weights from ``.safetensors``, ``.npz`` or a whole-model ``.shendu`` file into a built model."""
+    The format is read from the file's first bytes (:func:`detect_format`), never from its name. ``max_bytes``
+    raises the bound on what the file may declare (default :func:`shendu.utils.weights_io.byte_limit`).
+    """
     path = os.fspath(path)
-    if is_container(path) and not path.endswith(".npz"):
-        arrays = decode_arrays(path, "weights.safetensors", read_container(path)["weights.safetensors"])
-    elif path.endswith(".npz"):
-        arrays = _read_npz(path)
-    elif path.endswith(".safetensors"):
-        with open(path, "rb") as f:
-            arrays = decode_arrays(path, "weights", f.read())
-    else:
-        raise ValueError(f"load_weights: {path!r} is not a .safetensors, .npz or .shendu file")
+    kind = detect_format(path)
+    if kind in ("hdf5", "keras"):
+        interop.load_keras_weights(model, path)
+        return
+    if kind in ("torch", "pickle"):
+        interop.load_torch_state_dict(model, path)
+        return
+    if kind == "unknown":
+        raise fail(path, "not a weights file shendu can read (its first bytes match none of .shendu, .safetensors, "
+                   ".npz, Keras .h5/.keras or PyTorch .pt)", "is the file complete, and is it a weights file?")
     if not model.built:
         raise ValueError(f"load_weights: model '{model.name}' is not built yet; call it on data or build(input_shape)"
                          " first, so it has weights to load into")
+    if kind == "shendu":
+        arrays = decode_arrays(path, "weights.safetensors", read_container(path, max_bytes)["weights.safetensors"])
+    else:
+        arrays = load_arrays(path, max_bytes)
     assign_weights(path, model, arrays)
 
 
@@ -202,6 +186,12 @@ def save_model(model: Any, path: str | os.PathLike, overwrite: bool = True, incl
     if path.endswith(WEIGHT_FORMATS):
         raise ValueError(f"save: {path!r} names a weights file; use model.save_weights for it, or a name ending "
                          "in '.shendu' for the whole model")
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in FOREIGN_SUFFIXES:
+        raise ValueError(f"save: {path!r} ends in {suffix!r}, the suffix of {FOREIGN_SUFFIXES[suffix]} files, but "
+                         "shendu writes its own safe format (a zip of JSON and safetensors); name the file "
+                         f"{os.path.splitext(os.path.basename(path))[0] + '.shendu'!r}. Keras and PyTorch weights "
+                         "can be read with model.load_weights, not written")
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"save: {path} exists; pass overwrite=True to replace it")
     if not model.built:
@@ -252,10 +242,10 @@ def _read_meta(path: Any, entries: dict[str, bytes]) -> dict[str, Any]:
     return meta
 
 
-def read_training_state(path: str | os.PathLike) -> dict[str, Any]:
+def read_training_state(path: str | os.PathLike, max_bytes: int | None = None) -> dict[str, Any]:
     """The training state stored in a ``.shendu`` file: ``epoch`` (epochs completed: pass it as ``initial_epoch``),
     ``iterations``, ``rng``, ``history`` and, if saved, ``data_loader``. ``{}`` when the file has none."""
-    entries = read_container(path)
+    entries = read_container(path, max_bytes)
     _read_meta(path, entries)
     if "training.json" not in entries:
         return {}
@@ -296,31 +286,42 @@ def _load_optimizer(path: Any, optimizer: Any, entries: dict[str, bytes]) -> Non
         raise fail(path, f"the optimizer state does not fit ({type(e).__name__}: {str(e)[:300]})") from None
 
 
-def load_model(path: str | os.PathLike, compile: bool = True,  # noqa: A002 (Keras's name)
-               custom_objects: dict[str, type] | None = None,
-               data_loader: Any = None) -> Any:
-    """Rebuild the model saved by ``model.save(path)``, with its weights.
-
-    ``compile=True`` also compiles it as it was (optimizer, loss, metrics), restores the optimiser's state and
-    the random generators (shendu's, NumPy's legacy one and Python's) and the History, so that
-    ``fit(..., initial_epoch=read_training_state(path)["epoch"])`` continues the run exactly. ``custom_objects``
-    maps class names to your own Layer/Model/Loss/Metric classes (or register them with
-    :func:`register_serializable`). ``data_loader``: a DataLoader to restore the stored data order into.
-    Raises :class:`FormatError` for damaged, unknown-version or hostile files.
-    """
-    entries = read_container(path)
+def load_model_and_training_state(path: str | os.PathLike, compile: bool = True,  # noqa: A002 (Keras's name)
+                                  custom_objects: dict[str, type] | None = None, data_loader: Any = None,
+                                  max_bytes: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """:func:`load_model`, also returning the training state it restored (``{}`` when none or not compiled)."""
+    entries = read_container(path, max_bytes)
     _read_meta(path, entries)
     config = decode_json(path, "config.json", entries["config.json"])
     weights = decode_arrays(path, "weights.safetensors", entries["weights.safetensors"])
     limit = max(4096, sum(int(a.size) for a in weights.values()))
-    model = deserialize_model(path, config.get("model"), custom_objects, limit)
+    with weight_budget(path, sum(int(a.nbytes) for a in weights.values())):
+        model = deserialize_model(path, config.get("model"), custom_objects, limit)
     assign_weights(path, model, weights)
+    training: dict[str, Any] = {}
     if compile and config.get("compile") is not None:
         compile_from_config(path, model, config["compile"], custom_objects)
-        _restore_training(path, model, entries, data_loader)
+        training = _restore_training(path, model, entries, data_loader)
     elif data_loader is not None:
         _restore_loader(path, entries, data_loader)
-    return model
+    return model, training
+
+
+def load_model(path: str | os.PathLike, compile: bool = True,  # noqa: A002 (Keras's name)
+               custom_objects: dict[str, type] | None = None, data_loader: Any = None,
+               max_bytes: int | None = None) -> Any:
+    """Rebuild the model saved by ``model.save(path)``, with its weights.
+
+    ``compile=True`` also compiles it as it was (optimizer, loss, metrics), restores the optimiser's state and
+    the random generators (shendu's, NumPy's legacy one and Python's), so that
+    ``fit(..., initial_epoch=read_training_state(path)["epoch"])`` continues the run exactly
+    (``shendu.models.load_model`` also restores ``model.history``). ``custom_objects`` maps class names to your own
+    Layer/Model/Loss/Metric classes (or register them with :func:`register_serializable`). ``data_loader``: a
+    DataLoader to restore the stored data order into. ``max_bytes``: the most bytes the file may declare
+    (default: scaled to its size, :func:`shendu.utils.weights_io.byte_limit`); raise it for a huge model.
+    Raises :class:`FormatError` for damaged, unknown-version or hostile files.
+    """
+    return load_model_and_training_state(path, compile, custom_objects, data_loader, max_bytes)[0]
 
 
 def _restore_training(path: Any, model: Any, entries: dict[str, bytes], data_loader: Any) -> dict[str, Any]:
@@ -343,21 +344,21 @@ def _restore_loader(path: Any, entries: dict[str, bytes], data_loader: Any) -> d
     return training
 
 
-def restore(model: Any, path: str | os.PathLike, data_loader: Any = None) -> dict[str, Any]:
+def restore(model: Any, path: str | os.PathLike, data_loader: Any = None,
+            max_bytes: int | None = None) -> dict[str, Any]:
     """Resume into an existing (built, compiled or PyTorch-style) model: load the weights, the optimiser state
-    (into ``model.optimizer`` when it has one), the random generators, the History and the data order; return the
-    training state (``epoch``, ``iterations``, ...)."""
-    entries = read_container(path)
+    (into ``model.optimizer`` when it has one), the random generators, the History (into ``model.history`` when
+    it has one) and the data order; return the training state (``epoch``, ``iterations``, ``history``, ...)."""
+    entries = read_container(path, max_bytes)
     _read_meta(path, entries)
     assign_weights(path, model, decode_arrays(path, "weights.safetensors", entries["weights.safetensors"]))
     return _restore_training(path, model, entries, data_loader)
 
 
 def _restore_history(model: Any, saved: dict[str, Any]) -> None:
-    from shendu.callbacks import History
-
-    history = History()
-    history.history = dict(saved.get("history", {}))
-    history.epoch = list(saved.get("epoch", []))
-    history.set_model(model)
-    model.history = history
+    """Refill the model's existing History, if it has one (``shendu.models.load_model`` gives a freshly loaded
+    model a new History: ``History`` lives in ``shendu.callbacks``, which ranks above this package)."""
+    history = getattr(model, "history", None)
+    if history is not None and hasattr(history, "history") and hasattr(history, "epoch"):
+        history.history = dict(saved.get("history", {}))
+        history.epoch = list(saved.get("epoch", []))
