@@ -1,24 +1,115 @@
-"""The tutorial's code blocks run, in order, as one program."""
+"""The tutorials' code blocks run, in order, as one program, and regenerate the pictures they embed; the
+README's PyTorch-style snippet runs."""
 
+import contextlib
+import importlib.util
+import io
 import pathlib
 import re
+import struct
 
+import numpy as np
 import pytest
 
-TUTORIAL = pathlib.Path(__file__).resolve().parents[1] / "docs" / "tutorial.md"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+TUTORIAL = DOCS / "tutorial.md"
+pytestmark = pytest.mark.skipif(not TUTORIAL.exists(), reason="docs/ not present")
 
 
-@pytest.mark.skipif(not TUTORIAL.exists(), reason="docs/ not present")
-def test_tutorial_code_blocks_run(capsys):
-    blocks = re.findall(r"```python\n(.*?)```", TUTORIAL.read_text(encoding="utf-8"), flags=re.S)
-    assert len(blocks) >= 10
-    namespace: dict = {}
-    for i, block in enumerate(blocks):
-        try:
-            exec(compile(block, f"{TUTORIAL.name}[block {i}]", "exec"), namespace)
-        except Exception as e:  # pragma: no cover - the failure message names the block
-            raise AssertionError(f"tutorial block {i} failed: {e!r}\n{block}") from e
-    out = capsys.readouterr().out
+def _make_figures():
+    spec = importlib.util.spec_from_file_location("make_figures", DOCS / "make_figures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _png_size(path):
+    with open(path, "rb") as f:
+        head = f.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", head[16:24])
+
+
+@pytest.fixture(scope="module")
+def english(tmp_path_factory):
+    """The English tutorial run by the figure script in a temporary folder: (namespace, printed text, folder)."""
+    workdir = tmp_path_factory.mktemp("tutorial")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        namespace = _make_figures().build(workdir, TUTORIAL)
+    return namespace, out.getvalue(), workdir
+
+
+def test_tutorial_code_blocks_run(english):
+    ns, out, _ = english
+    assert len(_make_figures().code_blocks(TUTORIAL)) >= 20
+    # hand calculations agree with shendu: forward, gradients (autograd, finite differences, gradcheck)
+    assert out.count("same numbers: True") == 2 and "same numbers: True True" in out
+    assert "gradcheck: True" in out
+    assert "explain_step's gradient is the hand calculation: True" in out
+    assert "and its update is W - 0.5 * dL/dW: True" in out
+    np.testing.assert_allclose(ns["numeric"], ns["dW_hand"], rtol=1e-3, atol=1e-6)
+    # the loss printed "after training" is the loss of the final weights
+    assert ns["final"] < 0.1
+    # momentum: the heavy-ball form is the velocity form is shendu's SGD(momentum)
+    assert "heavy ball == velocity form: True" in out
+    assert "velocity form == shendu's SGD(momentum=0.9): True" in out
+    # the learning-rate sweep: the rate above 2/lambda_max diverges, the ones below converge
+    assert 0.7 < 2 / ns["lam_max"] < 0.8
+    # classification, evaluation, saving
     assert "test accuracy on the sample" in out
-    assert namespace["accuracy"] > 0.8
+    assert ns["accuracy"] > 0.8
     assert out.rstrip().endswith("True")  # the saved model predicts what the original did
+    assert ns["explain"].records and not any("exploding" in w for _, w in ns["explain"].warnings)
+
+
+def test_the_articles_program_is_verbatim_and_explained(english):
+    ns, out, _ = english
+    blocks = _make_figures().code_blocks(TUTORIAL)
+    article = next(b for b in blocks if "model.fit(X, y, epochs=1000, verbose=0)" in b)
+    for line in ("X = np.random.rand(100, 1)", "y = X ** 2", "model.add(Dense(1, input_dim=1))",
+                 "optimizer = SGD(lr=0.01, momentum=0.9)",
+                 "model.compile(optimizer=optimizer, loss='mean_squared_error')",
+                 "preds = model.predict(X)", "print(preds)"):
+        assert line in article
+    assert ns["preds"].shape == (100, 1)
+    # 1000 epochs of mini-batch SGD reach the best straight line (to 2%), whose error is about 1/180
+    assert ns["mse"] == pytest.approx(ns["lstsq_mse"], rel=0.02)
+    assert ns["lstsq_mse"] == pytest.approx(1 / 180, rel=0.3)
+    assert (ns["preds"] < 0).sum() > 0 and "negative predictions:" in out
+    assert ns["w_learned"] == pytest.approx(1.0, abs=0.1) and ns["b_learned"] == pytest.approx(-1 / 6, abs=0.05)
+    # the hidden layer fits the curve far better than any line
+    assert float(np.mean((ns["curve"].predict(ns["X"], verbose=0) - ns["y"]) ** 2)) < ns["lstsq_mse"] / 10
+
+
+def test_early_stopping_stops_early_near_the_best_epoch(english):
+    ns, _, _ = english
+    epochs_run = len(ns["stopped"].history["loss"])
+    assert epochs_run < 500
+    assert ns["best_epoch"] <= epochs_run <= ns["best_epoch"] + 2 * ns["stopper"].patience
+    # overfitting is visible: the validation loss at the end is well above its minimum
+    assert ns["full"].history["val_loss"][-1] > 1.3 * min(ns["full"].history["val_loss"])
+
+
+def test_figures_are_regenerated_and_committed(english):
+    _, _, workdir = english
+    names = _make_figures().figure_names(TUTORIAL)
+    assert len(names) >= 7 and len(set(names)) == len(names)
+    for name in names:
+        fresh, committed = workdir / "figures" / name, DOCS / "figures" / name
+        assert fresh.exists(), f"the tutorial's code does not make {name}"
+        assert committed.exists(), f"docs/figures/{name} is not committed: run python docs/make_figures.py"
+        assert _png_size(fresh) == _png_size(committed), f"{name}: regenerate with python docs/make_figures.py"
+    unused = {p.name for p in (DOCS / "figures").glob("*.png")} - set(names)
+    assert not unused, f"pictures no tutorial embeds: {sorted(unused)}"
+
+
+def test_readme_pytorch_style_snippet_runs(capsys):
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## PyTorch style, same objects"):]
+    snippet = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    namespace: dict = {}
+    exec(compile(snippet, "README.md[PyTorch style]", "exec"), namespace)
+    assert "last batch loss" in capsys.readouterr().out
+    assert np.isfinite(float(namespace["loss"]))
