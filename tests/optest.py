@@ -155,12 +155,12 @@ def check_float32(fn: Callable[..., Any], arrays: Sequence[np.ndarray], double: 
     outs = [o for o in outputs_of(fn(*xs)) if isinstance(o, shendu.Tensor)]
     for k, o in enumerate(outs):
         assert o.dtype == np.float32, f"output {k} is {o.dtype} for float32 inputs"
-    assert "Astype" not in graph_op_names(outs), "the forward graph casts between dtypes"
+    assert "AstypeOp" not in graph_op_names(outs), "the forward graph casts between dtypes"
     vs = [shendu.ones_like(o) for o in outs]
     gs = _shendu_grads(outs, xs, vs, create_graph=True)
     for k, g in enumerate(gs):
         assert g.dtype == np.float32, f"gradient of input {k} is {g.dtype} for float32 inputs"
-    assert "Astype" not in graph_op_names(gs), "backward computes in another dtype and casts back"
+    assert "AstypeOp" not in graph_op_names(gs), "backward computes in another dtype and casts back"
     if double:
         for k, g in enumerate(_shendu_grads(gs, xs, [shendu.ones_like(g) for g in gs], create_graph=False)):
             assert g.dtype == np.float32, f"second-order gradient of input {k} is {g.dtype}"

@@ -10,7 +10,7 @@ from shendu.layers.embedding import Embedding
 from shendu.layers.masking import get_mask
 from shendu.layers.recurrent import LSTM
 from shendu.models import Sequential
-from shendu.ops.embedding import EmbeddingGrad, embedding_lookup
+from shendu.ops.embedding import EmbeddingGradOp, embedding_lookup
 
 IDS = np.array([[1, 4, 1, 0], [3, 3, 3, 2]])
 
@@ -24,9 +24,9 @@ def _rows():
 
 
 GRADCHECK_CASES = [
-    ("EmbeddingLookup", lambda w: embedding_lookup(IDS, w), _table),
-    ("EmbeddingLookup", lambda w: embedding_lookup(np.array([2, 2, 0]), w) ** 2, _table),
-    ("EmbeddingGrad", lambda rows: EmbeddingGrad(IDS, 5)(rows), _rows),
+    ("EmbeddingLookupOp", lambda w: embedding_lookup(IDS, w), _table),
+    ("EmbeddingLookupOp", lambda w: embedding_lookup(np.array([2, 2, 0]), w) ** 2, _table),
+    ("EmbeddingGradOp", lambda rows: EmbeddingGradOp(IDS, 5)(rows), _rows),
 ]
 
 

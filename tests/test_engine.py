@@ -281,7 +281,7 @@ def test_inplace_change_of_a_saved_input_is_detected():
     x = shendu.randn(3, dtype="float64")
     y = (w * x).sum()  # mul's backward for w needs x
     x += 1
-    with pytest.raises(RuntimeError, match=r"Mul: an input of shape \(3,\) was modified in place.*version 0 -> 1"):
+    with pytest.raises(RuntimeError, match=r"MulOp: an input of shape \(3,\) was modified in place.*version 0 -> 1"):
         y.backward()
 
 

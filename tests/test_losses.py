@@ -132,7 +132,8 @@ def test_fused_path_equals_the_weighted_path(cls, kwargs, y_true):
     a, b = shendu.tensor(z, requires_grad=True), shendu.tensor(z, requires_grad=True)
     fused = cls(**kwargs)(y_true, a)
     general = cls(**kwargs)(y_true, b, sample_weight=np.ones(6))
-    assert type(fused.creator).__name__ in ("MeanSquaredError", "SoftmaxCrossEntropy", "SigmoidBinaryCrossEntropy")
+    assert type(fused.creator).__name__ in ("MeanSquaredErrorOp", "SoftmaxCrossEntropyOp",
+                                           "SigmoidBinaryCrossEntropyOp")
     fused.backward()
     general.backward()
     np.testing.assert_allclose(fused.data, general.data, rtol=1e-6)

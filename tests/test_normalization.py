@@ -16,10 +16,10 @@ def _t64(*shape, seed=0, low=-2.0, high=2.0):
 
 
 GRADCHECK_CASES = [
-    ("Normalize", lambda x, g, b: norm.normalize(x, g, b, axes=0, eps=1e-3), lambda: [_t64(5, 3), _t64(3), _t64(3)]),
-    ("Normalize", lambda x, g, b: norm.normalize(x, g, b, axes=(1, 2), eps=1e-3),
+    ("NormalizeOp", lambda x, g, b: norm.normalize(x, g, b, axes=0, eps=1e-3), lambda: [_t64(5, 3), _t64(3), _t64(3)]),
+    ("NormalizeOp", lambda x, g, b: norm.normalize(x, g, b, axes=(1, 2), eps=1e-3),
      lambda: [_t64(2, 3, 4), _t64(3, 4), _t64(3, 4)]),
-    ("Normalize", lambda x: norm.normalize(x, axes=(0, 1, 2), eps=1e-5), lambda: [_t64(2, 3, 2, 2)]),
+    ("NormalizeOp", lambda x: norm.normalize(x, axes=(0, 1, 2), eps=1e-5), lambda: [_t64(2, 3, 2, 2)]),
 ]
 
 

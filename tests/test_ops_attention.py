@@ -32,12 +32,12 @@ def _seeded_dropout(q, k, v):
 
 
 GRADCHECK_CASES = [
-    ("ScaledDotProductAttention", sdpa, _qkv),
-    ("ScaledDotProductAttention", lambda q, k, v: sdpa(q, k, v, _bool_mask(), return_attention_weights=True), _qkv),
-    ("ScaledDotProductAttention", lambda q, k, v: sdpa(q, k, v, FLOAT_MASK, scale=0.3), _qkv),
-    ("ScaledDotProductAttention", lambda q, k, v: sdpa(q, k, v, is_causal=True),
+    ("ScaledDotProductAttentionOp", sdpa, _qkv),
+    ("ScaledDotProductAttentionOp", lambda q, k, v: sdpa(q, k, v, _bool_mask(), return_attention_weights=True), _qkv),
+    ("ScaledDotProductAttentionOp", lambda q, k, v: sdpa(q, k, v, FLOAT_MASK, scale=0.3), _qkv),
+    ("ScaledDotProductAttentionOp", lambda q, k, v: sdpa(q, k, v, is_causal=True),
      lambda: [_t64(2, 4, 3), _t64(2, 4, 3, seed=1), _t64(2, 4, 2, seed=2)]),
-    ("ScaledDotProductAttention", _seeded_dropout, _qkv),
+    ("ScaledDotProductAttentionOp", _seeded_dropout, _qkv),
 ]
 
 

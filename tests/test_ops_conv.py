@@ -26,17 +26,17 @@ def _t64(*shape, seed=0):
 
 def _filter_grad(x, gy):
     geo = conv.ConvGeometry.make((5, 4), (3, 2), (2, 1), "same", 1, 1)
-    return conv.Conv2DFilterGrad(geo, (3, 2, 2, 3))(x, gy)
+    return conv.Conv2DFilterGradOp(geo, (3, 2, 2, 3))(x, gy)
 
 
 GRADCHECK_CASES = [
-    ("Conv2D", lambda x, w, b: conv.conv2d(x, w, b, strides=2, padding="same"),
+    ("Conv2DOp", lambda x, w, b: conv.conv2d(x, w, b, strides=2, padding="same"),
      lambda: [_t64(2, 5, 4, 2), _t64(3, 3, 2, 3), _t64(3)]),
-    ("Conv2D", lambda x, w: conv.conv2d(x, w, padding=1, dilation=2, groups=2),
+    ("Conv2DOp", lambda x, w: conv.conv2d(x, w, padding=1, dilation=2, groups=2),
      lambda: [_t64(1, 5, 5, 4), _t64(2, 2, 2, 4)]),
-    ("Conv2DTranspose", lambda x, w, b: conv.conv2d_transpose(x, w, b, strides=2, padding="same"),
+    ("Conv2DTransposeOp", lambda x, w, b: conv.conv2d_transpose(x, w, b, strides=2, padding="same"),
      lambda: [_t64(2, 3, 2, 3), _t64(3, 3, 2, 3), _t64(2)]),
-    ("Conv2DFilterGrad", _filter_grad, lambda: [_t64(1, 5, 4, 2), _t64(1, 3, 4, 3)]),
+    ("Conv2DFilterGradOp", _filter_grad, lambda: [_t64(1, 5, 4, 2), _t64(1, 3, 4, 3)]),
 ]
 
 # (x shape, kernel shape, keyword arguments of conv2d / torch.nn.functional.conv2d)

@@ -25,8 +25,8 @@ MATMUL_SHAPES = [
 ]
 
 TABLE = [
-    OpCase("MatMul", shendu.matmul, torch and torch.matmul, MATMUL_SHAPES),
-    OpCase("MatMul", lambda a, b: a @ b, lambda a, b: a @ b, [((2, 3), (3, 2))], name="matmul-operator"),
+    OpCase("MatMulOp", shendu.matmul, torch and torch.matmul, MATMUL_SHAPES),
+    OpCase("MatMulOp", lambda a, b: a @ b, lambda a, b: a @ b, [((2, 3), (3, 2))], name="matmul-operator"),
 ]
 
 GRADCHECK_CASES = optest.gradcheck_cases(TABLE)

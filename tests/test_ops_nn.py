@@ -28,19 +28,19 @@ def _seeded_dropout(x):
 
 
 GRADCHECK_CASES = [
-    ("Linear", nn.linear, lambda: [_t64(4, 3), _t64(3, 2), _t64(2)]),
-    ("Linear", nn.linear, lambda: [_t64(2, 3, 4), _t64(4, 2), _t64(2)]),
-    ("SoftmaxCrossEntropy", nn.softmax_cross_entropy, lambda: [_t64(5, 4), _labels(5, 4)]),
-    ("SoftmaxCrossEntropy", nn.softmax_cross_entropy, lambda: [_t64(5, 4), _probs(5, 4)]),
-    ("SoftmaxCrossEntropy", lambda z, t: nn.softmax_cross_entropy(z, t, 0.2, "none"),
+    ("LinearOp", nn.linear, lambda: [_t64(4, 3), _t64(3, 2), _t64(2)]),
+    ("LinearOp", nn.linear, lambda: [_t64(2, 3, 4), _t64(4, 2), _t64(2)]),
+    ("SoftmaxCrossEntropyOp", nn.softmax_cross_entropy, lambda: [_t64(5, 4), _labels(5, 4)]),
+    ("SoftmaxCrossEntropyOp", nn.softmax_cross_entropy, lambda: [_t64(5, 4), _probs(5, 4)]),
+    ("SoftmaxCrossEntropyOp", lambda z, t: nn.softmax_cross_entropy(z, t, 0.2, "none"),
      lambda: [_t64(2, 3, 4), _labels(6, 4).reshape(2, 3)]),
-    ("SigmoidBinaryCrossEntropy", nn.sigmoid_binary_cross_entropy,
+    ("SigmoidBinaryCrossEntropyOp", nn.sigmoid_binary_cross_entropy,
      lambda: [_t64(4, 3), _t64(4, 3, low=0.0, high=1.0)]),
-    ("SigmoidBinaryCrossEntropy", lambda z, t: nn.sigmoid_binary_cross_entropy(z, t, "none"),
+    ("SigmoidBinaryCrossEntropyOp", lambda z, t: nn.sigmoid_binary_cross_entropy(z, t, "none"),
      lambda: [_t64(3, 2), _t64(3, 2, low=0.0, high=1.0)]),
-    ("MeanSquaredError", nn.mean_squared_error, lambda: [_t64(5, 2), _t64(5, 2)]),
-    ("MeanSquaredError", lambda p, t: nn.mean_squared_error(p, t, axis=-1), lambda: [_t64(4, 3), _t64(4, 3)]),
-    ("Dropout", _seeded_dropout, lambda: [_t64(6, 5)]),
+    ("MeanSquaredErrorOp", nn.mean_squared_error, lambda: [_t64(5, 2), _t64(5, 2)]),
+    ("MeanSquaredErrorOp", lambda p, t: nn.mean_squared_error(p, t, axis=-1), lambda: [_t64(4, 3), _t64(4, 3)]),
+    ("DropoutOp", _seeded_dropout, lambda: [_t64(6, 5)]),
 ]
 
 

@@ -24,10 +24,10 @@ def _distinct(*shape):
 
 
 GRADCHECK_CASES = [
-    ("MaxPool2D", lambda x: pool.max_pool2d(x, 2), lambda: _distinct(2, 4, 5, 2)),
-    ("MaxPool2D", lambda x: pool.max_pool2d(x, 3, 2, "same"), lambda: _distinct(1, 5, 4, 2)),
-    ("AvgPool2D", lambda x: pool.avg_pool2d(x, (2, 3), 1, "same"), lambda: _distinct(2, 4, 4, 2)),
-    ("AvgPool2D", lambda x: pool.avg_pool1d(x, 3, 2, 1), lambda: _distinct(2, 7, 2)),
+    ("MaxPool2DOp", lambda x: pool.max_pool2d(x, 2), lambda: _distinct(2, 4, 5, 2)),
+    ("MaxPool2DOp", lambda x: pool.max_pool2d(x, 3, 2, "same"), lambda: _distinct(1, 5, 4, 2)),
+    ("AvgPool2DOp", lambda x: pool.avg_pool2d(x, (2, 3), 1, "same"), lambda: _distinct(2, 4, 4, 2)),
+    ("AvgPool2DOp", lambda x: pool.avg_pool1d(x, 3, 2, 1), lambda: _distinct(2, 7, 2)),
 ]
 
 F_CASES = [  # (shendu function, torch.nn.functional name, shape, positional arguments)

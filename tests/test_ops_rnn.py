@@ -40,14 +40,14 @@ def _rnn_inputs():
 MASK = _mask()
 
 GRADCHECK_CASES = [
-    ("LSTMSequence", fused.lstm, _lstm_inputs),
-    ("LSTMSequence", lambda *a: fused.lstm(*a, mask=MASK), _lstm_inputs),
-    ("LSTMSequence", lambda *a: fused.lstm(*a, mask=MASK, activation="relu", zero_output_for_mask=True),
+    ("LSTMSequenceOp", fused.lstm, _lstm_inputs),
+    ("LSTMSequenceOp", lambda *a: fused.lstm(*a, mask=MASK), _lstm_inputs),
+    ("LSTMSequenceOp", lambda *a: fused.lstm(*a, mask=MASK, activation="relu", zero_output_for_mask=True),
      _lstm_inputs),
-    ("GRUSequence", fused.gru, _gru_inputs),
-    ("GRUSequence", lambda *a: fused.gru(*a, mask=MASK, zero_output_for_mask=True), _gru_inputs),
-    ("SimpleRNNSequence", fused.simple_rnn, _rnn_inputs),
-    ("SimpleRNNSequence", lambda *a: fused.simple_rnn(*a, mask=MASK, activation="linear"), _rnn_inputs),
+    ("GRUSequenceOp", fused.gru, _gru_inputs),
+    ("GRUSequenceOp", lambda *a: fused.gru(*a, mask=MASK, zero_output_for_mask=True), _gru_inputs),
+    ("SimpleRNNSequenceOp", fused.simple_rnn, _rnn_inputs),
+    ("SimpleRNNSequenceOp", lambda *a: fused.simple_rnn(*a, mask=MASK, activation="linear"), _rnn_inputs),
 ]
 
 

@@ -58,7 +58,7 @@ def test_repr_and_format():
     assert repr(shendu.tensor([1.0], dtype="float64")) == "tensor([1.], dtype=float64)"
     assert repr(shendu.tensor([1], dtype="int32")) == "tensor([1], dtype=int32)"
     assert repr(shendu.ones(1, requires_grad=True)) == "tensor([1.], requires_grad=True)"
-    assert "grad_fn=<Mul>" in repr(shendu.ones(1, requires_grad=True) * 2)
+    assert "grad_fn=<MulOp>" in repr(shendu.ones(1, requires_grad=True) * 2)
     assert repr(shendu.Parameter(np.zeros(1, np.float32))).startswith("Parameter(")
     assert f"{shendu.tensor(2.0) / 3:.3f}" == "0.667"
 

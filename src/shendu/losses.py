@@ -16,7 +16,7 @@ needs weighting, the classes compute the scalar with one fused op (the seed's MS
 >>> import numpy as np, shendu
 >>> y_pred = shendu.tensor([[0.5], [1.0]], requires_grad=True)
 >>> shendu.losses.MeanSquaredError()(np.array([0.0, 1.0]), y_pred)   # y_true (2,) meets y_pred (2, 1)
-tensor(0.125, grad_fn=<MeanSquaredError>)
+tensor(0.125, grad_fn=<MeanSquaredErrorOp>)
 """
 
 from __future__ import annotations

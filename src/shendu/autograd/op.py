@@ -2,7 +2,7 @@
 
 An op is one small class with ``forward`` and ``backward`` side by side::
 
-    class Exp(Op):
+    class ExpOp(Op):
         '''y = exp(x);   dx = gy * y'''
         saves_output = True
 

@@ -1,6 +1,11 @@
 """The derivative table: one small class per op (forward and backward side by side) and a
 snake_case function for each. ``shendu.OP_REGISTRY`` lists every op class.
 
+Naming rule: an op class is the CamelCase name of its maths plus ``Op`` (``ExpOp``, ``MatMulOp``,
+``Conv2DOp``, ``MeanSquaredErrorOp``); its function is snake_case (``exp``, ``matmul``). The suffix keeps
+op classes apart from the layers, losses and metrics that share their names (``Add``, ``Dropout``,
+``Concatenate``, ``Conv2D``, ``MeanSquaredError``, ``Mean``...), and it is what ``grad_fn`` shows.
+
 Python's builtin names. The public ``sum``, ``max``, ``min``, ``abs`` and ``pow`` (NumPy's names, also
 ``shendu.sum`` and the Tensor methods) are bound only here, in the package namespace, to functions that the
 ops modules define as ``reduce_sum``, ``reduce_max``, ``reduce_min``, ``absolute`` and ``power``. So no ops
@@ -38,7 +43,7 @@ from shendu.ops.elementwise import (
 from shendu.ops.embedding import embedding_lookup
 from shendu.ops.linalg import matmul
 from shendu.ops.nn import dropout, linear, sigmoid_binary_cross_entropy, softmax_cross_entropy
-from shendu.ops.norm import Normalize  # noqa: F401 - registers the fused normalisation op
+from shendu.ops.norm import NormalizeOp  # noqa: F401 - registers the fused normalisation op
 from shendu.ops.pool import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
 from shendu.ops.reduce import (
     cumsum,

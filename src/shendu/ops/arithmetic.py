@@ -9,7 +9,7 @@ from shendu.autograd.op import Op, raw
 from shendu.ops.elementwise import _BinaryOp, log, match_dtypes, where
 
 
-class Add(_BinaryOp):
+class AddOp(_BinaryOp):
     """y = a + b;   da = gy,  db = gy"""
 
     name = "add"
@@ -22,7 +22,7 @@ class Add(_BinaryOp):
         return gy, gy
 
 
-class Sub(_BinaryOp):
+class SubOp(_BinaryOp):
     """y = a - b;   da = gy,  db = -gy"""
 
     name = "sub"
@@ -35,7 +35,7 @@ class Sub(_BinaryOp):
         return gy, -gy
 
 
-class Mul(_BinaryOp):
+class MulOp(_BinaryOp):
     """y = a * b;   da = gy * b,  db = gy * a"""
 
     name = "mul"
@@ -48,7 +48,7 @@ class Mul(_BinaryOp):
         return (gy * b if self.needs_grad[0] else None), (gy * a if self.needs_grad[1] else None)
 
 
-class Div(_BinaryOp):
+class DivOp(_BinaryOp):
     """y = a / b;   da = gy / b,  db = -gy * a / b**2"""
 
     name = "div"
@@ -62,7 +62,7 @@ class Div(_BinaryOp):
         return ga, (-ga * a / b if self.needs_grad[1] else None)
 
 
-class Neg(Op):
+class NegOp(Op):
     """y = -x;   dx = -gy"""
 
     def forward(self, x):
@@ -72,7 +72,7 @@ class Neg(Op):
         return -gy
 
 
-class Pow(_BinaryOp):
+class PowOp(_BinaryOp):
     """y = a ** b;   da = gy * b * a**(b-1),  db = gy * y * log(a)
     (PyTorch's conventions at the edges: da = 0 where b == 0; db = 0 where a == 0)"""
 
@@ -103,7 +103,7 @@ class Pow(_BinaryOp):
         return ga, gb
 
 
-class Astype(Op):
+class AstypeOp(Op):
     """y = x converted to ``dtype``;   dx = gy converted back to x's dtype"""
 
     def __init__(self, dtype: Any) -> None:
@@ -119,38 +119,38 @@ class Astype(Op):
 
 def add(a: Any, b: Any) -> Any:
     """a + b, broadcasting."""
-    return Add()(a, b)
+    return AddOp()(a, b)
 
 
 def sub(a: Any, b: Any) -> Any:
     """a - b, broadcasting."""
-    return Sub()(a, b)
+    return SubOp()(a, b)
 
 
 def mul(a: Any, b: Any) -> Any:
     """a * b, broadcasting."""
-    return Mul()(a, b)
+    return MulOp()(a, b)
 
 
 def div(a: Any, b: Any) -> Any:
     """a / b, broadcasting."""
-    return Div()(a, b)
+    return DivOp()(a, b)
 
 
 def neg(x: Any) -> Any:
     """-x."""
-    return Neg()(x)
+    return NegOp()(x)
 
 
 def power(a: Any, b: Any) -> Any:
     """a ** b (b a tensor or a scalar)."""
-    return Pow()(a, b)
+    return PowOp()(a, b)
 
 
 def astype(x: Any, dtype: Any) -> Any:
     """x converted to ``dtype`` (gradients flow between float dtypes)."""
     if getattr(x, "dtype", None) == dtype:
         return x
-    return Astype(dtype)(x)
+    return AstypeOp(dtype)(x)
 
 

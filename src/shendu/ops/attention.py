@@ -28,7 +28,7 @@ def _t(a: Any) -> Any:
     return a.swapaxes(-1, -2)
 
 
-class ScaledDotProductAttention(Op):
+class ScaledDotProductAttentionOp(Op):
     """s = q k^T scale + m;  p = softmax(s) (last axis);  y = (p d) v with d the dropout mask (1 without);
     returns (y, p).   dv = (p d)^T gy;  dp = (gy v^T) d + gp;  ds = p (dp - sum(dp p));
     dq = ds k scale;  dk = ds^T q scale"""
@@ -115,5 +115,5 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
             mask = mask & causal
         else:
             mask = get_array_module(mask).where(causal, mask, -np.inf)
-    out, weights = ScaledDotProductAttention(mask, dropout_p, scale)(query, key, value)
+    out, weights = ScaledDotProductAttentionOp(mask, dropout_p, scale)(query, key, value)
     return (out, weights) if return_attention_weights else out

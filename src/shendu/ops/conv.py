@@ -11,13 +11,13 @@ The whole layer is three array steps, each vectorised:
 
 Three ops share a :class:`ConvGeometry` and are each other's gradients, so double backward works:
 
-* ``Conv2D(x, w, b)``:            y = conv(x, w) + b;   dx = conv_transpose(gy, w),  dw = filter_grad(x, gy)
-* ``Conv2DTranspose(x, w, b)``:   y = conv_transpose(x, w) + b;   dx = conv(gy, w),  dw = filter_grad(gy, x)
-* ``Conv2DFilterGrad(x, gy)``:    dw = cols(x)^T @ gy;   dx = conv_transpose(gy, G),  dgy = conv(x, G)
+* ``Conv2DOp(x, w, b)``:          y = conv(x, w) + b;   dx = conv_transpose(gy, w),  dw = filter_grad(x, gy)
+* ``Conv2DTransposeOp(x, w, b)``: y = conv_transpose(x, w) + b;   dx = conv(gy, w),  dw = filter_grad(gy, x)
+* ``Conv2DFilterGradOp(x, gy)``:  dw = cols(x)^T @ gy;   dx = conv_transpose(gy, G),  dgy = conv(x, G)
 
 An ordinary backward reuses the ``cols`` saved by the forward for dw (no second im2col). Padding 'same'
 follows Keras/TensorFlow: total = max((ceil(H/s) - 1) s + d (k - 1) + 1 - H, 0), top = total // 2 (the
-extra row, when odd, goes to the bottom). Conv1D is Conv2D on a height-1 image.
+extra row, when odd, goes to the bottom). conv1d is conv2d on a height-1 image.
 The loop-level textbook forms are in :mod:`shendu.reference.conv`; tests check both agree.
 
 >>> import numpy as np, shendu
@@ -154,7 +154,7 @@ def crop_padding(xp_: Any, geo: ConvGeometry) -> Any:
 class BufferPool:
     """Scratch arrays reused from step to step: the im2col matrix is tens of megabytes, and a fresh one costs
     page faults on every step (measured 4x the copy itself). ``take`` hands out a free array of the shape
-    (or a new one); ``give`` returns it once nothing reads it any more (Conv2D gives its cols back when the
+    (or a new one); ``give`` returns it once nothing reads it any more (Conv2DOp gives its cols back when the
     engine releases the op after backward, or at once when no graph is recorded)."""
 
     def __init__(self, per_shape: int = 2) -> None:
@@ -265,7 +265,7 @@ def _check_kernel(op: str, x_shape: tuple, w: Any, channels_axis_size: int, geo:
 
 
 # ---------------------------------------------------------------------------- ops
-class Conv2D(Op):
+class Conv2DOp(Op):
     """y[n,i,j,o] = sum_{a,b,c} xpad[n, i*sh + a*dh, j*sw + b*dw, c] W[a,b,c,o] + b[o] (per group), as
     y = im2col(x) @ W + b;   dx = col2im(gy @ W^T),  dW = im2col(x)^T @ gy,  db = sum(gy) over N, OH, OW"""
 
@@ -298,16 +298,17 @@ class Conv2D(Op):
         graph = isinstance(gy, Tensor) or isinstance(x, Tensor) or isinstance(w, Tensor)
         dx = dw = db = None
         if self.needs_grad[0]:
-            dx = Conv2DTranspose(geo)(gy, w, None)
+            dx = Conv2DTransposeOp(geo)(gy, w, None)
         if self.needs_grad[1]:
-            dw = Conv2DFilterGrad(geo, raw(w).shape)(x, gy) if graph else conv_filter_grad(self.cols, gy, geo, w.shape)
+            dw = (Conv2DFilterGradOp(geo, raw(w).shape)(x, gy) if graph
+                  else conv_filter_grad(self.cols, gy, geo, w.shape))
         if self.needs_grad[2]:
             db = reduce_sum(gy, axis=(0, 1, 2))
         return dx, dw, db
 
 
-class Conv2DTranspose(Op):
-    """The transposed convolution (the gradient of Conv2D with respect to its input):
+class Conv2DTransposeOp(Op):
+    """The transposed convolution (the gradient of Conv2DOp with respect to its input):
     y = col2im(x @ W^T) + b, x (N, OH, OW, O), W (KH, KW, C/G, O), y (N, H, W, C);
     dx = im2col(gy) @ W,  dW = im2col(gy)^T @ x,  db = sum(gy) over N, H, W"""
 
@@ -333,9 +334,9 @@ class Conv2DTranspose(Op):
         dx = dw = db = None
         if isinstance(gy, Tensor) or isinstance(x, Tensor) or isinstance(w, Tensor):
             if self.needs_grad[0]:
-                dx = Conv2D(geo)(gy, w, None)
+                dx = Conv2DOp(geo)(gy, w, None)
             if self.needs_grad[1]:
-                dw = Conv2DFilterGrad(geo, raw(w).shape)(gy, x)
+                dw = Conv2DFilterGradOp(geo, raw(w).shape)(gy, x)
         elif self.needs_grad[0] or self.needs_grad[1]:
             cols = im2col(gy, geo, COLS_POOL)
             dx = conv_forward(cols, w, geo, gy.shape[0]) if self.needs_grad[0] else None
@@ -346,8 +347,8 @@ class Conv2DTranspose(Op):
         return dx, dw, db
 
 
-class Conv2DFilterGrad(Op):
-    """The kernel gradient of Conv2D as an op (for double backward): y = im2col(x)^T @ gy, shaped like W;
+class Conv2DFilterGradOp(Op):
+    """The kernel gradient of Conv2DOp as an op (for double backward): y = im2col(x)^T @ gy, shaped like W;
     dx = col2im(gy @ G^T) (= conv_transpose(gy, G)),  dgy = im2col(x) @ G (= conv(x, G)), G the upstream grad"""
 
     def __init__(self, geo: ConvGeometry, kernel_shape: tuple[int, ...]) -> None:
@@ -358,8 +359,8 @@ class Conv2DFilterGrad(Op):
         return conv_filter_grad(im2col(x, self.geo), gy, self.geo, self.kernel_shape)
 
     def backward(self, g, x, gy, y):
-        dx = Conv2DTranspose(self.geo)(gy, g, None) if self.needs_grad[0] else None
-        dgy = Conv2D(self.geo)(x, g, None) if self.needs_grad[1] else None
+        dx = Conv2DTransposeOp(self.geo)(gy, g, None) if self.needs_grad[0] else None
+        dgy = Conv2DOp(self.geo)(x, g, None) if self.needs_grad[1] else None
         return dx, dgy
 
 
@@ -388,7 +389,7 @@ def conv2d(x: Any, kernel: Any, bias: Any = None, strides: Any = 1, padding: Any
     if len(kshape) != 4:
         raise ValueError(f"conv2d: kernel must be 4-D (KH, KW, in/groups, out), got shape {kshape}")
     geo = ConvGeometry.make(tuple(raw(x).shape[1:3]), kshape[:2], strides, padding, dilation, groups)
-    return _from_channels_last(Conv2D(geo)(x, kernel, bias), data_format)
+    return _from_channels_last(Conv2DOp(geo)(x, kernel, bias), data_format)
 
 
 def depthwise_conv2d(x: Any, kernel: Any, bias: Any = None, strides: Any = 1, padding: Any = "valid",
@@ -443,13 +444,13 @@ def conv2d_transpose(x: Any, kernel: Any, bias: Any = None, strides: Any = 1, pa
         raise ValueError(f"conv2d_transpose: an output of size {out_hw} (from input {in_hw}, strides {strides}, "
                          f"padding {padding!r}, output_padding {output_padding}) does not convolve back to the input; "
                          "Hint: output_padding must be smaller than the stride")
-    return _from_channels_last(Conv2DTranspose(geo)(x, kernel, bias), data_format)
+    return _from_channels_last(Conv2DTransposeOp(geo)(x, kernel, bias), data_format)
 
 
 def conv1d(x: Any, kernel: Any, bias: Any = None, strides: int = 1, padding: Any = "valid", dilation: int = 1,
            groups: int = 1, data_format: str = "channels_last") -> Any:
     """1-D convolution: x (N, L, C), kernel (K, C/groups, O); ``padding`` 'valid', 'same', 'causal' (left pad
-    d (K - 1), as Keras) or an int. Runs as Conv2D on a height-1 image."""
+    d (K - 1), as Keras) or an int. Runs as Conv2DOp on a height-1 image."""
     x = _to_channels_last(x, data_format)
     kshape = raw(kernel).shape
     if len(kshape) != 3:

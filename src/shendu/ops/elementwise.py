@@ -81,7 +81,7 @@ def sigmoid_array(x: Any, out: Any = None) -> Any:
     return y
 
 
-class Exp(Op):
+class ExpOp(Op):
     """y = exp(x);   dx = gy * y"""
 
     saves_output = True
@@ -93,7 +93,7 @@ class Exp(Op):
         return gy * y
 
 
-class Log(Op):
+class LogOp(Op):
     """y = log(x);   dx = gy / x"""
 
     def forward(self, x):
@@ -103,7 +103,7 @@ class Log(Op):
         return gy / x
 
 
-class Log1p(Op):
+class Log1pOp(Op):
     """y = log(1 + x);   dx = gy / (1 + x)"""
 
     def forward(self, x):
@@ -113,7 +113,7 @@ class Log1p(Op):
         return gy / (1 + x)
 
 
-class Sqrt(Op):
+class SqrtOp(Op):
     """y = sqrt(x);   dx = gy / (2 y)"""
 
     saves_output = True
@@ -125,7 +125,7 @@ class Sqrt(Op):
         return gy / (2 * y)
 
 
-class Abs(Op):
+class AbsOp(Op):
     """y = |x|;   dx = gy * sign(x)   (0 at x = 0, as PyTorch)"""
 
     def forward(self, x):
@@ -135,7 +135,7 @@ class Abs(Op):
         return gy * sign(x)
 
 
-class Sign(Op):
+class SignOp(Op):
     """y = sign(x);   dx = 0   (piecewise constant: no gradient flows, as in PyTorch)"""
 
     def forward(self, x):
@@ -145,7 +145,7 @@ class Sign(Op):
         return gy * 0
 
 
-class Sin(Op):
+class SinOp(Op):
     """y = sin(x);   dx = gy * cos(x)"""
 
     def forward(self, x):
@@ -155,7 +155,7 @@ class Sin(Op):
         return gy * cos(x)
 
 
-class Cos(Op):
+class CosOp(Op):
     """y = cos(x);   dx = -gy * sin(x)"""
 
     def forward(self, x):
@@ -165,7 +165,7 @@ class Cos(Op):
         return -gy * sin(x)
 
 
-class Tanh(Op):
+class TanhOp(Op):
     """y = tanh(x);   dx = gy * (1 - y^2)"""
 
     saves_output = True
@@ -177,7 +177,7 @@ class Tanh(Op):
         return gy * (1 - y * y)
 
 
-class Sigmoid(Op):
+class SigmoidOp(Op):
     """y = 1 / (1 + exp(-x));   dx = gy * y * (1 - y)"""
 
     saves_output = True
@@ -189,7 +189,7 @@ class Sigmoid(Op):
         return gy * y * (1 - y)
 
 
-class Relu(Op):
+class ReluOp(Op):
     """y = max(x, 0);   dx = gy * (x > 0)"""
 
     saves_output = True
@@ -201,7 +201,7 @@ class Relu(Op):
         return gy * (y > 0)
 
 
-class LeakyRelu(Op):
+class LeakyReluOp(Op):
     """y = x if x > 0 else alpha x;   dx = gy * (1 if x > 0 else alpha)"""
 
     def __init__(self, alpha: float) -> None:
@@ -221,7 +221,7 @@ class LeakyRelu(Op):
         return gy * slope
 
 
-class Elu(Op):
+class EluOp(Op):
     """y = x if x > 0 else alpha (exp(x) - 1);   dx = gy * (1 if x > 0 else y + alpha)"""
 
     saves_output = True
@@ -242,7 +242,7 @@ class Elu(Op):
         return gy * (positive + (1 - positive) * (y + self.alpha))
 
 
-class Gelu(Op):
+class GeluOp(Op):
     """y = x Phi(x) (Phi the normal CDF);   dx = gy * (Phi(x) + x phi(x))"""
 
     def forward(self, x):
@@ -258,7 +258,7 @@ class Gelu(Op):
         return gy * (cdf + x * pdf)
 
 
-class GeluTanh(Op):
+class GeluTanhOp(Op):
     """y = x/2 (1 + tanh(u)), u = sqrt(2/pi)(x + 0.044715 x^3);
     dx = gy * (1/2 (1 + t) + x/2 (1 - t^2) sqrt(2/pi)(1 + 3 * 0.044715 x^2)),  t = tanh(u)"""
 
@@ -281,7 +281,7 @@ class GeluTanh(Op):
         return gy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du)
 
 
-class Erf(Op):
+class ErfOp(Op):
     """y = erf(x);   dx = gy * 2/sqrt(pi) exp(-x^2)"""
 
     def forward(self, x):
@@ -291,7 +291,7 @@ class Erf(Op):
         return gy * (2 * _INV_SQRT_2PI * math.sqrt(2)) * exp(-x * x)
 
 
-class Softplus(Op):
+class SoftplusOp(Op):
     """y = log(1 + exp(x)) (computed stably);   dx = gy * sigmoid(x)"""
 
     def forward(self, x):
@@ -307,7 +307,7 @@ class Softplus(Op):
         return gy * sigmoid(x)
 
 
-class Silu(Op):
+class SiluOp(Op):
     """y = x sigmoid(x);   dx = gy * s (1 + x (1 - s)),  s = sigmoid(x)"""
 
     def forward(self, x):
@@ -320,7 +320,7 @@ class Silu(Op):
         return gy * s * (1 + x * (1 - s))
 
 
-class Clip(Op):
+class ClipOp(Op):
     """y = min(max(x, lo), hi);   dx = gy where lo <= x <= hi (there y == x), else 0 (as PyTorch's clamp)"""
 
     saves_output = True
@@ -337,7 +337,7 @@ class Clip(Op):
         return gy * (x == y)
 
 
-class Maximum(_BinaryOp):
+class MaximumOp(_BinaryOp):
     """y = max(a, b);   da = gy where a > b, db = gy where b > a, ties split gy evenly (as PyTorch)"""
 
     name = "maximum"
@@ -351,7 +351,7 @@ class Maximum(_BinaryOp):
         return ga, (gy - ga if self.needs_grad[1] else None)
 
 
-class Minimum(_BinaryOp):
+class MinimumOp(_BinaryOp):
     """y = min(a, b);   da = gy where a < b, db = gy where b < a, ties split gy evenly (as PyTorch)"""
 
     name = "minimum"
@@ -365,7 +365,7 @@ class Minimum(_BinaryOp):
         return ga, (gy - ga if self.needs_grad[1] else None)
 
 
-class Where(Op):
+class WhereOp(Op):
     """y = a where cond else b;   da = gy where cond else 0,  db = gy where not cond else 0"""
 
     def forward(self, cond, a, b):
@@ -383,72 +383,72 @@ class Where(Op):
 
 def exp(x: Any) -> Any:
     """exp(x), elementwise."""
-    return Exp()(x)
+    return ExpOp()(x)
 
 
 def log(x: Any) -> Any:
     """Natural logarithm, elementwise."""
-    return Log()(x)
+    return LogOp()(x)
 
 
 def log1p(x: Any) -> Any:
     """log(1 + x), accurate for small x."""
-    return Log1p()(x)
+    return Log1pOp()(x)
 
 
 def sqrt(x: Any) -> Any:
     """Square root, elementwise."""
-    return Sqrt()(x)
+    return SqrtOp()(x)
 
 
 def absolute(x: Any) -> Any:
     """|x|, elementwise."""
-    return Abs()(x)
+    return AbsOp()(x)
 
 
 def sign(x: Any) -> Any:
     """sign(x) in {-1, 0, 1}; its gradient is zero."""
-    return Sign()(x)
+    return SignOp()(x)
 
 
 def sin(x: Any) -> Any:
     """sin(x), elementwise."""
-    return Sin()(x)
+    return SinOp()(x)
 
 
 def cos(x: Any) -> Any:
     """cos(x), elementwise."""
-    return Cos()(x)
+    return CosOp()(x)
 
 
 def tanh(x: Any) -> Any:
     """Hyperbolic tangent, elementwise."""
-    return Tanh()(x)
+    return TanhOp()(x)
 
 
 def sigmoid(x: Any) -> Any:
     """Logistic sigmoid 1 / (1 + exp(-x)), elementwise."""
-    return Sigmoid()(x)
+    return SigmoidOp()(x)
 
 
 def relu(x: Any) -> Any:
     """max(x, 0), elementwise."""
-    return Relu()(x)
+    return ReluOp()(x)
 
 
 def erf(x: Any) -> Any:
     """The error function, elementwise."""
-    return Erf()(x)
+    return ErfOp()(x)
 
 
 def softplus(x: Any) -> Any:
     """log(1 + exp(x)), computed stably."""
-    return Softplus()(x)
+    return SoftplusOp()(x)
 
 
 def silu(x: Any) -> Any:
     """x * sigmoid(x) (also called swish)."""
-    return Silu()(x)
+    return SiluOp()(x)
 
 
 swish = silu
@@ -456,41 +456,41 @@ swish = silu
 
 def leaky_relu(x: Any, alpha: float = 0.2) -> Any:
     """x if x > 0 else alpha * x (Keras's default alpha=0.2; PyTorch's negative_slope is 0.01)."""
-    return LeakyRelu(alpha)(x)
+    return LeakyReluOp(alpha)(x)
 
 
 def elu(x: Any, alpha: float = 1.0) -> Any:
     """x if x > 0 else alpha * (exp(x) - 1)."""
-    return Elu(alpha)(x)
+    return EluOp(alpha)(x)
 
 
 def selu(x: Any) -> Any:
     """scale * elu(x, alpha) with the self-normalising constants of Klambauer et al. (2017)."""
-    return Elu(SELU_ALPHA)(x) * SELU_SCALE
+    return EluOp(SELU_ALPHA)(x) * SELU_SCALE
 
 
 def gelu(x: Any, approximate: bool | str = False) -> Any:
     """x * Phi(x); ``approximate=True`` (or 'tanh') uses the tanh form of Hendrycks and Gimpel."""
-    return (GeluTanh() if approximate in (True, "tanh") else Gelu())(x)
+    return (GeluTanhOp() if approximate in (True, "tanh") else GeluOp())(x)
 
 
 def clip(x: Any, min: Any = None, max: Any = None) -> Any:  # noqa: A002 - NumPy names
     """Clamp x to [min, max] (either may be None; tensor bounds broadcast and are constants: no gradient)."""
     if min is None and max is None:
         raise ValueError("clip: give at least one of min and max")
-    return Clip(raw(min), raw(max))(x)
+    return ClipOp(raw(min), raw(max))(x)
 
 
 def maximum(a: Any, b: Any) -> Any:
     """Elementwise max(a, b), broadcasting."""
-    return Maximum()(a, b)
+    return MaximumOp()(a, b)
 
 
 def minimum(a: Any, b: Any) -> Any:
     """Elementwise min(a, b), broadcasting."""
-    return Minimum()(a, b)
+    return MinimumOp()(a, b)
 
 
 def where(cond: Any, a: Any, b: Any) -> Any:
     """a where cond is true, else b (cond is not differentiated)."""
-    return Where()(raw(cond), a, b)
+    return WhereOp()(raw(cond), a, b)

@@ -39,7 +39,7 @@ def scatter_rows(ids: Any, rows: Any, num_rows: int) -> Any:
     return out
 
 
-class EmbeddingLookup(Op):
+class EmbeddingLookupOp(Op):
     """y = W[ids] (ids integer, any shape; W (num_rows, d));   dW[j] = sum of gy over the positions where ids == j"""
 
     def __init__(self, ids: Any) -> None:
@@ -54,11 +54,11 @@ class EmbeddingLookup(Op):
 
     def backward(self, gy, w, y):
         if isinstance(gy, Tensor):  # create_graph: a differentiable scatter
-            return EmbeddingGrad(self.ids, raw(w).shape[0])(gy)
+            return EmbeddingGradOp(self.ids, raw(w).shape[0])(gy)
         return scatter_rows(self.ids.reshape(-1), gy.reshape(-1, w.shape[1]), w.shape[0])
 
 
-class EmbeddingGrad(Op):
+class EmbeddingGradOp(Op):
     """y = zeros (num_rows, d) with gy rows added at ids (the gradient of the lookup);   dx = gy[ids]"""
 
     def __init__(self, ids: Any, num_rows: int) -> None:
@@ -68,7 +68,7 @@ class EmbeddingGrad(Op):
         return scatter_rows(self.ids.reshape(-1), rows.reshape(-1, rows.shape[-1]), self.num_rows)
 
     def backward(self, gy, rows, y):
-        return EmbeddingLookup(self.ids)(gy) if isinstance(gy, Tensor) else gy[self.ids]
+        return EmbeddingLookupOp(self.ids)(gy) if isinstance(gy, Tensor) else gy[self.ids]
 
 
 def embedding_lookup(ids: Any, weight: Any) -> Any:
@@ -81,4 +81,4 @@ def embedding_lookup(ids: Any, weight: Any) -> Any:
             ids = ids.astype(xp.int64)
         else:
             raise TypeError(f"embedding: ids must be integers, got dtype {ids.dtype}")
-    return EmbeddingLookup(ids)(weight)
+    return EmbeddingLookupOp(ids)(weight)

@@ -8,7 +8,7 @@ from shendu.autograd.op import Op
 from shendu.ops.shape import reshape, sum_to, swapaxes
 
 
-class MatMul(Op):
+class MatMulOp(Op):
     """y = a @ b (1-D, 2-D, batched with broadcasting);   da = gy @ b^T,  db = a^T @ gy"""
 
     def forward(self, a, b):
@@ -56,4 +56,4 @@ def _lifted_shape(a: Any, b: Any, gy: Any) -> tuple[int, ...]:
 
 def matmul(a: Any, b: Any) -> Any:
     """Matrix product a @ b with NumPy's rules for 1-D and batched operands."""
-    return MatMul()(a, b)
+    return MatMulOp()(a, b)

@@ -1,12 +1,12 @@
 """Fused hot paths of neural networks: one op where a chain of small ops would cost allocations.
 
-* ``Linear``: y = x @ W + b (the kernel is ``(in, out)``, as Dense's); dx is skipped when x needs no
+* ``LinearOp``: y = x @ W + b (the kernel is ``(in, out)``, as Dense's); dx is skipped when x needs no
   gradient (a first layer's input).
-* ``SoftmaxCrossEntropy``: softmax and cross-entropy together; the backward is one expression,
+* ``SoftmaxCrossEntropyOp``: softmax and cross-entropy together; the backward is one expression,
   (softmax(z) - t) / n, with softmax reused from the forward.
-* ``SigmoidBinaryCrossEntropy``: binary cross-entropy from logits, stable for any |z|.
-* ``MeanSquaredError``: mean((p - t)^2) in one op (the loss of the seed program: a few microseconds).
-* ``Dropout``: inverted dropout, the mask drawn from ``shendu.random.get_rng()``.
+* ``SigmoidBinaryCrossEntropyOp``: binary cross-entropy from logits, stable for any |z|.
+* ``MeanSquaredErrorOp``: mean((p - t)^2) in one op (the loss of the seed program: a few microseconds).
+* ``DropoutOp``: inverted dropout, the mask drawn from ``shendu.random.get_rng()``.
 
 Backward rules run on raw arrays in an ordinary backward. With ``create_graph=True`` the engine passes
 Tensors; the rules are then the same formulas written with differentiable shendu ops (the cross-entropy
@@ -36,7 +36,7 @@ def _check_reduction(op: str, reduction: str) -> str:
     return reduction
 
 
-class Linear(Op):
+class LinearOp(Op):
     """y = x @ W + b (x (..., in), W (in, out), b (out,) or None);
     dx = gy @ W^T,  dW = x^T @ gy (summed over all leading axes),  db = sum(gy) over the leading axes"""
 
@@ -62,7 +62,7 @@ class Linear(Op):
         return dx, dw, db
 
 
-class SoftmaxCrossEntropy(Op):
+class SoftmaxCrossEntropyOp(Op):
     """Cross-entropy of softmax(z) (classes on the last axis) against integer labels or probabilities t;
     with label smoothing s, t <- (1 - s) t + s / K.   l_i = logsumexp(z_i) sum_k t_ik - sum_k t_ik z_ik,
     y = mean(l) | sum(l) | l;   dz = (softmax(z) sum_k t_k - t) * gy / n,  dt = -(1 - s) log_softmax(z) * gy / n
@@ -174,7 +174,7 @@ class SoftmaxCrossEntropy(Op):
         return (1 - s) * t + s / k if s else t
 
 
-class SigmoidBinaryCrossEntropy(Op):
+class SigmoidBinaryCrossEntropyOp(Op):
     """l = max(z, 0) - z t + log(1 + exp(-|z|))  (= -t log sigmoid(z) - (1 - t) log(1 - sigmoid(z)), stable);
     y = mean(l) | sum(l) | l;   dz = (sigmoid(z) - t) * gy / N,  dt = -z * gy / N"""
 
@@ -204,7 +204,7 @@ class SigmoidBinaryCrossEntropy(Op):
         return dz, dt
 
 
-class MeanSquaredError(Op):
+class MeanSquaredErrorOp(Op):
     """y = mean((p - t)^2, axis) (axis None: one scalar; -1: one loss per sample, as Keras);
     dp = 2 (p - t) gy / n,  dt = -dp"""
 
@@ -227,7 +227,7 @@ class MeanSquaredError(Op):
         return dp, (-dp if self.needs_grad[1] else None)
 
 
-class Dropout(Op):
+class DropoutOp(Op):
     """y = x * m / (1 - rate) with m ~ Bernoulli(1 - rate) (from shendu.random.get_rng(), shaped
     ``noise_shape`` and broadcast);   dx = gy * m / (1 - rate)"""
 
@@ -253,23 +253,23 @@ class Dropout(Op):
 
 def linear(x: Any, kernel: Any, bias: Any = None) -> Any:
     """x @ kernel + bias in one op; the kernel is (in, out)."""
-    return Linear()(x, kernel, bias)
+    return LinearOp()(x, kernel, bias)
 
 
 def softmax_cross_entropy(logits: Any, target: Any, label_smoothing: float = 0.0, reduction: str = "mean",
                           ignore_index: int | None = None) -> Any:
     """Cross-entropy of softmax(logits) (classes last) against integer labels or probabilities."""
-    return SoftmaxCrossEntropy(label_smoothing, reduction, ignore_index)(logits, target)
+    return SoftmaxCrossEntropyOp(label_smoothing, reduction, ignore_index)(logits, target)
 
 
 def sigmoid_binary_cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Any:
     """Binary cross-entropy of sigmoid(logits) against targets in [0, 1], computed stably from the logits."""
-    return SigmoidBinaryCrossEntropy(reduction)(logits, target)
+    return SigmoidBinaryCrossEntropyOp(reduction)(logits, target)
 
 
 def mean_squared_error(prediction: Any, target: Any, axis: int | None = None) -> Any:
     """mean((prediction - target)^2) over ``axis`` (all axes when None) in one op."""
-    return MeanSquaredError(axis)(prediction, target)
+    return MeanSquaredErrorOp(axis)(prediction, target)
 
 
 def dropout(x: Any, rate: float, training: bool = True, noise_shape: Sequence[int] | None = None) -> Any:
@@ -279,4 +279,4 @@ def dropout(x: Any, rate: float, training: bool = True, noise_shape: Sequence[in
         raise ValueError(f"dropout: rate must be in [0, 1], got {rate}")
     if not training or rate == 0:
         return x
-    return Dropout(rate, noise_shape)(x)
+    return DropoutOp(rate, noise_shape)(x)

@@ -1,6 +1,6 @@
 """Fused normalisation: one op for batch and layer normalisation (they differ only in the axes reduced).
 
-``Normalize(axes, eps)(x, gamma, beta)``: y = gamma * xhat + beta, xhat = (x - mean) / sqrt(var + eps),
+``NormalizeOp(axes, eps)(x, gamma, beta)``: y = gamma * xhat + beta, xhat = (x - mean) / sqrt(var + eps),
 mean and (biased) var over ``axes``. Batch norm reduces the batch (and spatial) axes, layer norm the
 feature axes.
 """
@@ -22,7 +22,7 @@ def _mean(x: Any, axes: tuple[int, ...]) -> Any:
     return s * (s.size / x.size)
 
 
-class Normalize(Op):
+class NormalizeOp(Op):
     """y = gamma xhat + beta,  xhat = (x - mean) / sqrt(var + eps) over ``axes``;
     dx = inv_std (g - mean(g) - xhat mean(g xhat)) with g = gy gamma,  dgamma = gy xhat,  dbeta = gy
     (means over ``axes``; the engine sums dgamma and dbeta to their shapes)"""
@@ -109,7 +109,7 @@ def normalize(x: Any, gamma: Any = None, beta: Any = None, axes: Any = -1, eps: 
     """gamma * (x - mean) / sqrt(var + eps) + beta, statistics over ``axes`` (gamma, beta broadcast)."""
     axes = (axes,) if isinstance(axes, int) else tuple(axes)
     _feature_params(x, gamma, beta)
-    return Normalize(tuple(a % x.ndim for a in axes), eps)(x, gamma, beta)
+    return NormalizeOp(tuple(a % x.ndim for a in axes), eps)(x, gamma, beta)
 
 
 def layer_norm(x: Any, gamma: Any, beta: Any, axes: Any = -1, eps: float = 1e-3) -> Any:
@@ -121,7 +121,7 @@ def batch_norm_train(x: Any, gamma: Any, beta: Any, reduce_axes: Any, eps: float
     """Batch normalisation with batch statistics over ``reduce_axes``: (y, batch mean, batch var) (stats as arrays)."""
     axes = tuple(reduce_axes)
     _feature_params(x, gamma, beta)
-    op = Normalize(axes, eps)
+    op = NormalizeOp(axes, eps)
     y = op(x, gamma, beta)
     return y, op.mean, op.var
 

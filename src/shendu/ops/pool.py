@@ -1,15 +1,15 @@
 """Max and average pooling over NHWC images, vectorised: one pass per window tap (KH*KW strided slices of the
 padded input, each covering every output pixel), never a Python loop over pixels.
 
-* ``MaxPool2D``: y = max over each window; the winning tap's index (the first maximum, as PyTorch) is kept,
+* ``MaxPool2DOp``: y = max over each window; the winning tap's index (the first maximum, as PyTorch) is kept,
   so the gradient goes to the argmax only: dx[window argmax] += gy.
-* ``AvgPool2D``: y = sum over each window / count; dx[window] += gy / count. ``count`` is the window size, or,
+* ``AvgPool2DOp``: y = sum over each window / count; dx[window] += gy / count. ``count`` is the window size, or,
   with ``count_include_pad=False`` (Keras/TensorFlow 'same'), the number of real (unpadded) pixels.
 
 Padding 'same' follows Keras/TensorFlow (padded pixels never win a max and, for Keras, are not counted in an
 average); an int padding follows PyTorch. 1-D pooling is 2-D pooling on a height-1 image. Global pooling is a
 plain reduction (``shendu.mean`` / ``shendu.max`` over the spatial axes). With ``create_graph=True`` the
-backward is recorded with differentiable ops (``IndexAdd`` per tap), so double backward works.
+backward is recorded with differentiable ops (``IndexAddOp`` per tap), so double backward works.
 The loop-level textbook forms are in :mod:`shendu.reference.pool`.
 
 >>> import numpy as np, shendu
@@ -36,7 +36,7 @@ from shendu.ops.conv import (
     int_tuple,
     pad_input,
 )
-from shendu.ops.shape import IndexAdd, reshape
+from shendu.ops.shape import IndexAddOp, reshape
 
 
 def _window_taps(geo: ConvGeometry):
@@ -57,7 +57,7 @@ def _scatter_taps(geo: ConvGeometry, x_shape: tuple, tap_grads: Any) -> Any:
     padded = (x_shape[0], *geo.padded_hw, x_shape[3])
     dx = None
     for k, (rows, cols) in _window_taps(geo):
-        part = IndexAdd((slice(None), rows, cols), padded)(tap_grads(k))
+        part = IndexAddOp((slice(None), rows, cols), padded)(tap_grads(k))
         dx = part if dx is None else dx + part
     (pt, _), (pl, _) = geo.pads
     return dx[:, pt:pt + geo.in_hw[0], pl:pl + geo.in_hw[1]]
@@ -74,7 +74,7 @@ class _Pool2D(Op):
             raise ValueError(f"{op}: expected an NHWC input with spatial size {self.geo.in_hw}, got shape {x.shape}")
 
 
-class MaxPool2D(_Pool2D):
+class MaxPool2DOp(_Pool2D):
     """y[n,i,j,c] = max_{a,b} xpad[n, i*sh + a, j*sw + b, c] (padding never wins);
     dx[n, argmax] += gy[n,i,j,c] (the first maximum of each window)"""
 
@@ -116,7 +116,7 @@ class MaxPool2D(_Pool2D):
         return crop_padding(out, geo)
 
 
-class AvgPool2D(_Pool2D):
+class AvgPool2DOp(_Pool2D):
     """y[n,i,j,c] = sum_{a,b} xpad[n, i*sh + a, j*sw + b, c] / count[i,j];   dx[window] += gy / count"""
 
     def __init__(self, geo: ConvGeometry, count_include_pad: bool = True) -> None:
@@ -181,7 +181,7 @@ def max_pool2d(x: Any, pool_size: Any = 2, strides: Any = None, padding: Any = "
     """Max over pool_size windows of x (N, H, W, C), moved by ``strides`` (default: pool_size); ``padding``
     'valid', 'same' or an int (PyTorch)."""
     x = _to_channels_last(x, data_format)
-    return _from_channels_last(MaxPool2D(_pool_geometry(x, pool_size, strides, padding))(x), data_format)
+    return _from_channels_last(MaxPool2DOp(_pool_geometry(x, pool_size, strides, padding))(x), data_format)
 
 
 def avg_pool2d(x: Any, pool_size: Any = 2, strides: Any = None, padding: Any = "valid",
@@ -191,7 +191,7 @@ def avg_pool2d(x: Any, pool_size: Any = 2, strides: Any = None, padding: Any = "
     x = _to_channels_last(x, data_format)
     if count_include_pad is None:
         count_include_pad = not isinstance(padding, str)
-    op = AvgPool2D(_pool_geometry(x, pool_size, strides, padding), count_include_pad)
+    op = AvgPool2DOp(_pool_geometry(x, pool_size, strides, padding), count_include_pad)
     return _from_channels_last(op(x), data_format)
 
 
@@ -207,11 +207,11 @@ def _pool1d(op_fn: Any, x: Any, pool_size: Any, strides: Any, padding: Any, data
 def max_pool1d(x: Any, pool_size: int = 2, strides: int | None = None, padding: Any = "valid",
                data_format: str = "channels_last") -> Any:
     """Max over windows of x (N, L, C) along L."""
-    return _pool1d(lambda x4, geo: MaxPool2D(geo)(x4), x, pool_size, strides, padding, data_format)
+    return _pool1d(lambda x4, geo: MaxPool2DOp(geo)(x4), x, pool_size, strides, padding, data_format)
 
 
 def avg_pool1d(x: Any, pool_size: int = 2, strides: int | None = None, padding: Any = "valid",
                count_include_pad: bool | None = None, data_format: str = "channels_last") -> Any:
     """Mean over windows of x (N, L, C) along L (padding counted as for :func:`avg_pool2d`)."""
     include = (not isinstance(padding, str)) if count_include_pad is None else count_include_pad
-    return _pool1d(lambda x4, geo: AvgPool2D(geo, include)(x4), x, pool_size, strides, padding, data_format)
+    return _pool1d(lambda x4, geo: AvgPool2DOp(geo, include)(x4), x, pool_size, strides, padding, data_format)

@@ -48,7 +48,7 @@ class _Reduction(Op):
         self.axis, self.keepdims = axis, keepdims
 
     def _setup(self, x):
-        self.axes = _normalize_axis(self.axis, x.shape, type(self).__name__.lower())
+        self.axes = _normalize_axis(self.axis, x.shape, type(self).__name__.removesuffix("Op").lower())
         self.shape = x.shape
 
     def expand(self, g):
@@ -56,7 +56,7 @@ class _Reduction(Op):
         return g if self.keepdims else reshape(g, _kept_shape(self.shape, self.axes))
 
 
-class Sum(_Reduction):
+class SumOp(_Reduction):
     """y = sum(x, axis);   dx = gy broadcast back over the summed axes"""
 
     def forward(self, x):
@@ -67,7 +67,7 @@ class Sum(_Reduction):
         return broadcast_to(self.expand(gy), self.shape)
 
 
-class Mean(_Reduction):
+class MeanOp(_Reduction):
     """y = mean(x, axis) = sum(x, axis) / n;   dx = gy / n broadcast back"""
 
     def forward(self, x):
@@ -78,7 +78,7 @@ class Mean(_Reduction):
         return broadcast_to(self.expand(gy) / _count(self.shape, self.axes), self.shape)
 
 
-class Var(_Reduction):
+class VarOp(_Reduction):
     """y = sum((x - mean)^2) / (n - ddof);   dx = gy * 2 (x - mean) / (n - ddof)"""
 
     def __init__(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> None:
@@ -94,7 +94,7 @@ class Var(_Reduction):
         return self.expand(gy) * centred * (2.0 / (_count(self.shape, self.axes) - self.ddof))
 
 
-class Std(Var):
+class StdOp(VarOp):
     """y = sqrt(var(x));   dx = gy * (x - mean) / ((n - ddof) y)   (0 where y = 0, as PyTorch)"""
 
     saves_output = True
@@ -110,7 +110,7 @@ class Std(Var):
         return self.expand(gy / y) * centred * (1.0 / (_count(self.shape, self.axes) - self.ddof))
 
 
-class Max(_Reduction):
+class MaxOp(_Reduction):
     """y = max(x, axis);   dx = gy at the positions equal to the max, split evenly between ties"""
 
     saves_output = True
@@ -127,13 +127,13 @@ class Max(_Reduction):
         return self.expand(gy) * at_extreme / reduce_sum(at_extreme, self.axes, keepdims=True)
 
 
-class Min(Max):
+class MinOp(MaxOp):
     """y = min(x, axis);   dx = gy at the positions equal to the min, split evenly between ties"""
 
     largest = False
 
 
-class Prod(_Reduction):
+class ProdOp(_Reduction):
     """y = prod(x, axis);   dx_i = gy * (product of the other elements) = gy * y / x_i where no x is 0"""
 
     saves_output = True
@@ -159,7 +159,7 @@ class Prod(_Reduction):
         return self.expand(gy) * others
 
 
-class Logsumexp(_Reduction):
+class LogsumexpOp(_Reduction):
     """y = log(sum(exp(x), axis)) (shifted by the max for stability);   dx = gy * exp(x - y)"""
 
     saves_output = True
@@ -176,7 +176,7 @@ class Logsumexp(_Reduction):
         return self.expand(gy) * exp(x - self.expand(y))
 
 
-class Softmax(Op):
+class SoftmaxOp(Op):
     """y = exp(x - max) / sum(exp(x - max), axis);   dx = y * (gy - reduce_sum(gy * y, axis))"""
 
     saves_output = True
@@ -194,7 +194,7 @@ class Softmax(Op):
         return y * (gy - reduce_sum(gy * y, self.axis, keepdims=True))
 
 
-class LogSoftmax(Op):
+class LogSoftmaxOp(Op):
     """y = x - logsumexp(x, axis);   dx = gy - exp(y) * sum(gy, axis)"""
 
     saves_output = True
@@ -211,7 +211,7 @@ class LogSoftmax(Op):
         return gy - exp(y) * reduce_sum(gy, self.axis, keepdims=True)
 
 
-class Cumsum(Op):
+class CumsumOp(Op):
     """y_i = sum_{j <= i} x_j along axis;   dx_i = sum_{j >= i} gy_j   (a cumsum of gy reversed)"""
 
     def __init__(self, axis: int | None = None) -> None:
@@ -236,22 +236,22 @@ def y_shape(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> tuple[int, 
 
 def reduce_sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Sum over ``axis`` (all axes when None)."""
-    return Sum(axis, keepdims)(x)
+    return SumOp(axis, keepdims)(x)
 
 
 def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Arithmetic mean over ``axis``."""
-    return Mean(axis, keepdims)(x)
+    return MeanOp(axis, keepdims)(x)
 
 
 def var(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
     """Variance over ``axis`` (``ddof=0``: the population variance, as NumPy; PyTorch's default is ddof=1)."""
-    return Var(axis, ddof, keepdims)(x)
+    return VarOp(axis, ddof, keepdims)(x)
 
 
 def std(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
     """Standard deviation over ``axis`` (``ddof`` as in :func:`var`)."""
-    return Std(axis, ddof, keepdims)(x)
+    return StdOp(axis, ddof, keepdims)(x)
 
 
 def reduce_max(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
@@ -263,12 +263,12 @@ def reduce_max(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     >>> x.grad
     tensor([0. , 0.5, 0.5])
     """
-    return Max(axis, keepdims)(x)
+    return MaxOp(axis, keepdims)(x)
 
 
 def reduce_min(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Minimum over ``axis``; the gradient goes to the minimal elements, split evenly between ties."""
-    return Min(axis, keepdims)(x)
+    return MinOp(axis, keepdims)(x)
 
 
 def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
@@ -280,24 +280,24 @@ def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     >>> x.grad
     tensor([0., 6., 0.])
     """
-    return Prod(axis, keepdims)(x)
+    return ProdOp(axis, keepdims)(x)
 
 
 def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """log(sum(exp(x))) over ``axis``, numerically stable."""
-    return Logsumexp(axis, keepdims)(x)
+    return LogsumexpOp(axis, keepdims)(x)
 
 
 def softmax(x: Any, axis: int = -1) -> Any:
     """exp(x) / sum(exp(x)) along ``axis``, numerically stable."""
-    return Softmax(axis)(x)
+    return SoftmaxOp(axis)(x)
 
 
 def log_softmax(x: Any, axis: int = -1) -> Any:
     """log(softmax(x)) along ``axis``, computed stably as x - logsumexp(x)."""
-    return LogSoftmax(axis)(x)
+    return LogSoftmaxOp(axis)(x)
 
 
 def cumsum(x: Any, axis: int | None = None) -> Any:
     """Cumulative sum along ``axis`` (over the flattened tensor when None)."""
-    return Cumsum(axis)(x)
+    return CumsumOp(axis)(x)

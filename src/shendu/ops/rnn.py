@@ -151,7 +151,7 @@ class _GatedSequence(Op):
 
 
 # ---------------------------------------------------------------------------- LSTM
-class LSTMSequence(_GatedSequence):
+class LSTMSequenceOp(_GatedSequence):
     """Keras LSTM over a sequence (gates i, f, c, o; a = activation, s = recurrent_activation):
     z_t = x_t W + h_{t-1} U + b;  i, f, o = s(z_i), s(z_f), s(z_o);  g = a(z_c);  c_t = f c_{t-1} + i g;
     h_t = o a(c_t);  y = (h_1..h_T, h_T, c_T).
@@ -235,7 +235,7 @@ class LSTMSequence(_GatedSequence):
 
 
 # ---------------------------------------------------------------------------- GRU
-class GRUSequence(_GatedSequence):
+class GRUSequenceOp(_GatedSequence):
     """Keras GRU with reset_after=True (gates z, r, h; bias (2, 3*units): input and recurrent rows):
     p_t = x_t W + b_in;  q_t = h_{t-1} U + b_rec;  z, r = s(p_z + q_z), s(p_r + q_r);  n = a(p_h + r q_h);
     h_t = z h_{t-1} + (1 - z) n;  y = (h_1..h_T, h_T).
@@ -316,7 +316,7 @@ class GRUSequence(_GatedSequence):
 
 
 # ---------------------------------------------------------------------------- SimpleRNN
-class SimpleRNNSequence(Op):
+class SimpleRNNSequenceOp(Op):
     """h_t = a(x_t W + h_{t-1} U + b);  y = (h_1..h_T, h_T).
     Backward: dz_t = (gy_t + dh_t) a'(z_t);  dh_{t-1} = dz_t U^T;  dW = X^T dZ,  dU = H_{prev}^T dZ,  db = sum dZ"""
 
@@ -384,7 +384,7 @@ def lstm(x: Any, kernel: Any, recurrent_kernel: Any, bias: Any = None, h0: Any =
          zero_output_for_mask: bool = False) -> tuple[Any, Any, Any]:
     """Keras-layout LSTM over x (batch, time, in): returns (outputs (batch, time, units), h_T, c_T)."""
     units = raw(recurrent_kernel).shape[0]
-    op = LSTMSequence(_raw_mask(mask), activation, recurrent_activation, zero_output_for_mask)
+    op = LSTMSequenceOp(_raw_mask(mask), activation, recurrent_activation, zero_output_for_mask)
     return op(x, _initial_state(x, units, h0), _initial_state(x, units, c0), kernel, recurrent_kernel, bias)
 
 
@@ -393,7 +393,7 @@ def gru(x: Any, kernel: Any, recurrent_kernel: Any, bias: Any = None, h0: Any = 
         zero_output_for_mask: bool = False) -> tuple[Any, Any]:
     """Keras-layout GRU (reset_after=True, bias (2, 3*units)) over x: returns (outputs, h_T)."""
     units = raw(recurrent_kernel).shape[0]
-    op = GRUSequence(_raw_mask(mask), activation, recurrent_activation, zero_output_for_mask)
+    op = GRUSequenceOp(_raw_mask(mask), activation, recurrent_activation, zero_output_for_mask)
     return op(x, _initial_state(x, units, h0), kernel, recurrent_kernel, bias)
 
 
@@ -401,5 +401,5 @@ def simple_rnn(x: Any, kernel: Any, recurrent_kernel: Any, bias: Any = None, h0:
                activation: str = "tanh", zero_output_for_mask: bool = False) -> tuple[Any, Any]:
     """h_t = activation(x_t W + h_{t-1} U + b) over x (batch, time, in): returns (outputs, h_T)."""
     units = raw(recurrent_kernel).shape[0]
-    op = SimpleRNNSequence(_raw_mask(mask), activation, zero_output_for_mask)
+    op = SimpleRNNSequenceOp(_raw_mask(mask), activation, zero_output_for_mask)
     return op(x, _initial_state(x, units, h0), kernel, recurrent_kernel, bias)

@@ -21,7 +21,7 @@ def broadcast_error(op: str, *arrays: Any) -> ValueError:
                       "equal or 1); reshape or expand_dims one of them")
 
 
-class Reshape(Op):
+class ReshapeOp(Op):
     """y = x viewed with a new shape;   dx = reshape(gy, x.shape)"""
 
     def __init__(self, shape: tuple[int, ...]) -> None:
@@ -39,7 +39,7 @@ class Reshape(Op):
         return reshape(gy, self.in_shape)
 
 
-class Transpose(Op):
+class TransposeOp(Op):
     """y = x with its axes permuted;   dx = gy permuted back by the inverse permutation"""
 
     def __init__(self, axes: Sequence[int] | None) -> None:
@@ -57,7 +57,7 @@ class Transpose(Op):
         return transpose(gy, tuple(np.argsort([a % x.ndim for a in self.axes])))
 
 
-class BroadcastTo(Op):
+class BroadcastToOp(Op):
     """y = x broadcast to ``shape``;   dx = gy summed over the broadcast axes (sum_to)"""
 
     def __init__(self, shape: tuple[int, ...]) -> None:
@@ -90,7 +90,7 @@ def sum_keepdims(x: Any, axes: tuple[int, ...]) -> Any:
     return x.sum(axis=axes, keepdims=True)
 
 
-class SumTo(Op):
+class SumToOp(Op):
     """y = x summed down to ``shape`` (the reverse of broadcasting);   dx = broadcast_to(gy, x.shape)"""
 
     def __init__(self, shape: tuple[int, ...]) -> None:
@@ -108,7 +108,7 @@ class SumTo(Op):
         return broadcast_to(gy, self.in_shape)
 
 
-class Concatenate(Op):
+class ConcatenateOp(Op):
     """y = [x1, x2, ...] joined along ``axis``;   dx_i = the slice of gy where x_i landed"""
 
     def __init__(self, axis: int = 0) -> None:
@@ -133,7 +133,7 @@ class Concatenate(Op):
         return tuple(grads)
 
 
-class Stack(Op):
+class StackOp(Op):
     """y = [x1, x2, ...] stacked on a new ``axis``;   dx_i = gy[..., i, ...]"""
 
     def __init__(self, axis: int = 0) -> None:
@@ -152,7 +152,7 @@ class Stack(Op):
         return tuple(gy[lead + (i,)] for i in range(len(xs_y) - 1))
 
 
-class Pad(Op):
+class PadOp(Op):
     """y = x padded with a constant;   dx = gy with the padding cut off"""
 
     def __init__(self, pad_width: Any, value: float = 0.0) -> None:
@@ -171,7 +171,7 @@ def _is_basic(key: tuple) -> bool:
     return all(k is None or k is Ellipsis or isinstance(k, (int, np.integer, slice)) for k in key)
 
 
-class GetItem(Op):
+class GetItemOp(Op):
     """y = x[key] (basic or advanced indexing);   dx = zeros with gy added at the indexed places
     (repeated indices accumulate)"""
 
@@ -186,10 +186,10 @@ class GetItem(Op):
             raise IndexError(f"getitem: index {self.key!r} does not fit a tensor of shape {x.shape}: {e}") from None
 
     def backward(self, gy, x, y):
-        return IndexAdd(self.key, self.in_shape)(gy)
+        return IndexAddOp(self.key, self.in_shape)(gy)
 
 
-class IndexAdd(Op):
+class IndexAddOp(Op):
     """y = zeros(shape) with x added at ``key`` (the gradient of getitem);   dx = gy[key]"""
 
     def __init__(self, key: Any, shape: tuple[int, ...]) -> None:
@@ -243,14 +243,14 @@ def reshape(x: Any, shape: Any) -> Any:
             return x.reshape(shape)
         except ValueError:
             pass  # let the op raise its readable error
-    return Reshape(shape)(x)
+    return ReshapeOp(shape)(x)
 
 
 def transpose(x: Any, axes: Sequence[int] | None = None) -> Any:
     """Permute the axes (reverse them when ``axes`` is None)."""
     if not isinstance(x, Tensor) and axes is not None and len(axes) == x.ndim:  # raw array: a plain view
         return x.transpose(axes)
-    return Transpose(None if axes is None else tuple(axes))(x)
+    return TransposeOp(None if axes is None else tuple(axes))(x)
 
 
 permute = transpose
@@ -305,7 +305,7 @@ def broadcast_to(x: Any, shape: Sequence[int]) -> Any:
             return out
         except ValueError:
             pass  # let the op raise its readable error
-    return BroadcastTo(shape)(x)
+    return BroadcastToOp(shape)(x)
 
 
 def sum_to(x: Any, shape: Sequence[int]) -> Any:
@@ -313,17 +313,17 @@ def sum_to(x: Any, shape: Sequence[int]) -> Any:
     shape = tuple(shape)
     if raw(x).shape == shape:
         return x
-    return SumTo(shape)(x)
+    return SumToOp(shape)(x)
 
 
 def concatenate(xs: Sequence[Any], axis: int = 0) -> Any:
     """Join tensors along an existing axis."""
-    return Concatenate(axis)(*xs)
+    return ConcatenateOp(axis)(*xs)
 
 
 def stack(xs: Sequence[Any], axis: int = 0) -> Any:
     """Join tensors along a new axis."""
-    return Stack(axis)(*xs)
+    return StackOp(axis)(*xs)
 
 
 def split(x: Any, indices_or_sections: int | Sequence[int], axis: int = 0) -> list[Any]:
@@ -344,12 +344,12 @@ def split(x: Any, indices_or_sections: int | Sequence[int], axis: int = 0) -> li
 
 def pad(x: Any, pad_width: Any, constant_values: float = 0.0) -> Any:
     """Pad with a constant; ``pad_width`` as in NumPy (int, (before, after) or one pair per axis)."""
-    return Pad(pad_width, constant_values)(x)
+    return PadOp(pad_width, constant_values)(x)
 
 
 def getitem(x: Any, key: Any) -> Any:
     """x[key]: basic and advanced indexing; gradients of repeated indices accumulate."""
-    return GetItem(unwrap_index(key))(x)
+    return GetItemOp(unwrap_index(key))(x)
 
 
 def take(x: Any, indices: Any, axis: int | None = None) -> Any:
