@@ -1,12 +1,11 @@
 """Keras-style layers: ``from shendu.layers import Dense, Dropout, BatchNormalization, Input, ...``.
 
 ``serialize(layer)`` gives ``{'class_name': ..., 'config': ...}`` (JSON-safe) and ``deserialize`` rebuilds a
-layer from it; every ``Layer`` subclass is found by its class name (``LAYER_REGISTRY``).
+layer from it; every ``Layer`` subclass is found by its registered name (``LAYER_REGISTRY``, see
+:mod:`shendu.layers.registry`: the class name, qualified when a different class took it first).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from shendu.layers.attention import MultiHeadAttention
 from shendu.layers.conv import Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
@@ -61,6 +60,7 @@ from shendu.layers.preprocessing import (
     Rescaling,
 )
 from shendu.layers.recurrent import GRU, LSTM, Bidirectional, SimpleRNN, TimeDistributed
+from shendu.layers.registry import deserialize, get_layer_class, registered_name, serialize
 from shendu.layers.reshaping import Cropping2D, SpatialDropout2D, UpSampling2D, ZeroPadding2D
 
 # Keras's aliases
@@ -69,21 +69,6 @@ GlobalAvgPool1D, GlobalAvgPool2D = GlobalAveragePooling1D, GlobalAveragePooling2
 GlobalMaxPool1D, GlobalMaxPool2D = GlobalMaxPooling1D, GlobalMaxPooling2D
 Convolution1D, Convolution2D, Convolution2DTranspose, SeparableConvolution2D = (
     Conv1D, Conv2D, Conv2DTranspose, SeparableConv2D)
-
-def serialize(layer: Layer) -> dict[str, Any]:
-    """``{'class_name': type name, 'config': layer.get_config()}``."""
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
-
-
-def deserialize(config: dict[str, Any], custom_objects: dict[str, type] | None = None) -> Layer:
-    """Rebuild a layer from :func:`serialize`'s output (custom classes by name in ``custom_objects``)."""
-    name = config.get("class_name")
-    cls = (custom_objects or {}).get(name) or LAYER_REGISTRY.get(name)
-    if cls is None:
-        raise ValueError(f"unknown layer class {name!r}; pass it in custom_objects={{'{name}': {name}}} "
-                         "(known: " + ", ".join(sorted(LAYER_REGISTRY)) + ")")
-    return cls.from_config(dict(config.get("config", {})))
-
 
 __all__ = [
     "AvgPool1D", "AvgPool2D", "Convolution1D", "Convolution2D", "Convolution2DTranspose", "GlobalAvgPool1D",
@@ -97,5 +82,5 @@ __all__ = [
     "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "RepeatVector", "Rescaling", "Reshape",
     "SeparableConv2D", "SimpleRNN", "SpatialDropout2D", "Subtract", "SymbolicTensor", "TimeDistributed",
     "UpSampling2D", "ZeroPadding2D", "add", "average", "concatenate", "deserialize", "dot", "maximum",
-    "minimum", "multiply", "reset_name_counters", "serialize", "subtract",
+    "minimum", "multiply", "reset_name_counters", "serialize", "subtract", "get_layer_class", "registered_name",
 ]

@@ -1,49 +1,36 @@
 """The functional graph's records: :class:`SymbolicTensor` (a placeholder with a shape) and :class:`Node`
-(one call of a layer), plus helpers over nested input structures (lists, tuples, dicts)."""
+(one call of a layer). Nested input structures are walked with :mod:`shendu.utils.tree`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from shendu import backend
 from shendu.autograd.tensor import Tensor
+from shendu.layers.registry import LAYER_REGISTRY
+from shendu.utils.tree import flatten, map_structure
+
+#: the former name of :func:`shendu.utils.tree.flatten` (``None`` is a leaf here)
+flatten_structure = flatten
 
 if TYPE_CHECKING:
     from shendu.layers.layer import Layer
-
-
-def map_structure(fn: Callable[[Any], Any], structure: Any) -> Any:
-    """Apply ``fn`` to every leaf of nested lists/tuples/dicts."""
-    if isinstance(structure, (list, tuple)):
-        return type(structure)(map_structure(fn, s) for s in structure)
-    if isinstance(structure, dict):
-        return {k: map_structure(fn, v) for k, v in structure.items()}
-    return fn(structure)
-
-
-def flatten_structure(structure: Any) -> list[Any]:
-    """The leaves of nested lists/tuples/dicts, in order."""
-    if isinstance(structure, (list, tuple)):
-        return [leaf for s in structure for leaf in flatten_structure(s)]
-    if isinstance(structure, dict):
-        return [leaf for v in structure.values() for leaf in flatten_structure(v)]
-    return [structure]
 
 
 def _has_symbolic(inputs: Any) -> bool:
     if type(inputs) is SymbolicTensor:
         return True
     if isinstance(inputs, (list, tuple, dict)):
-        return any(isinstance(t, SymbolicTensor) for t in flatten_structure(inputs))
+        return any(isinstance(t, SymbolicTensor) for t in flatten(inputs))
     return False
 
 
 def _is_structure(x: Any) -> bool:
     """A list/tuple of inputs (Tensors, arrays, symbolic tensors), as opposed to nested numbers."""
     return isinstance(x, (list, tuple)) and any(
-        isinstance(v, (Tensor, SymbolicTensor)) or backend.is_array(v) for v in flatten_structure(x))
+        isinstance(v, (Tensor, SymbolicTensor)) or backend.is_array(v) for v in flatten(x))
 
 
 class Node(NamedTuple):
@@ -57,7 +44,7 @@ class Node(NamedTuple):
     @property
     def parents(self) -> list[SymbolicTensor]:
         """Every SymbolicTensor this call consumed, in order (none for an Input)."""
-        leaves = flatten_structure([self.inputs, list(self.args), self.kwargs]) if self.inputs is not None else []
+        leaves = flatten([self.inputs, list(self.args), self.kwargs]) if self.inputs is not None else []
         return [t for t in leaves if isinstance(t, SymbolicTensor)]
 
     def replay(self, values: dict[int, Any], training: bool | None = None) -> Any:
@@ -99,8 +86,6 @@ class SymbolicTensor:
             raise TypeError(f"SymbolicTensor {symbol} {type(other).__name__}: only two SymbolicTensors combine with "
                             f"{symbol} (as a {layer_name} layer); for constants use a layer, e.g. "
                             f"Lambda(lambda t: t {symbol} c)(x)")
-        from shendu.layers.layer import LAYER_REGISTRY
-
         return LAYER_REGISTRY[layer_name]()([other, self] if reverse else [self, other])
 
     def __add__(self, other: Any) -> SymbolicTensor:

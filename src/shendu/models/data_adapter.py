@@ -23,6 +23,7 @@ import numpy as np
 from shendu.autograd.tensor import Tensor
 from shendu.backend import is_array
 from shendu.random import get_rng
+from shendu.utils import tree
 
 #: data sets up to this size are permuted once per epoch into reused buffers (batches are then views)
 PERMUTE_IN_PLACE_BYTES = 64 * 2**20
@@ -37,25 +38,13 @@ def _to_array(x: Any) -> Any:
 
 
 def flatten(structure: Any) -> list[Any]:
-    """The leaves of a nested list/tuple/dict structure (dicts in key order as given), ``None`` dropped."""
-    if structure is None:
-        return []
-    if isinstance(structure, dict):
-        return [leaf for v in structure.values() for leaf in flatten(v)]
-    if isinstance(structure, (list, tuple)):
-        return [leaf for v in structure for leaf in flatten(v)]
-    return [structure]
+    """The leaves of a nested list/tuple/dict structure, ``None`` dropped (it means "absent" in data)."""
+    return tree.flatten(structure, none_is_leaf=False)
 
 
 def map_structure(fn: Any, structure: Any) -> Any:
     """Apply ``fn`` to every leaf, keeping the nesting (``None`` stays ``None``)."""
-    if structure is None:
-        return None
-    if isinstance(structure, dict):
-        return {k: map_structure(fn, v) for k, v in structure.items()}
-    if isinstance(structure, (list, tuple)):
-        return type(structure)(map_structure(fn, v) for v in structure)
-    return fn(structure)
+    return tree.map_structure(fn, structure, none_is_leaf=False)
 
 
 def _is_arrays(structure: Any) -> bool:
