@@ -177,7 +177,7 @@ def test_add_loss_in_call_is_part_of_the_loss():
     assert model.evaluate(x, y, verbose=0) == pytest.approx(plain + 1.0, rel=1e-5)
 
 
-def test_fast_extra_losses_equal_the_losses_property():
+def test_losses_follow_the_weights_the_forward_pass_and_the_layer_tree():
     from shendu.regularizers import L1L2
 
     class Penalised(Layer):
@@ -190,9 +190,21 @@ def test_fast_extra_losses_equal_the_losses_property():
     model.compile("sgd", "mse")
     x = np.random.default_rng(0).random((4, 2)).astype(np.float32)
     model(x, training=True)
-    fast = sum(float(t.data) for t in model._extra_losses())
-    assert fast == pytest.approx(sum(float(t.data) for t in model.losses), rel=1e-6)
-    assert len(model._extra_losses()) == len(model.losses) == 4
+    dense0, penalised, dense1 = model.layers
+    h = x @ dense0.kernel.data + dense0.bias.data
+    expected = [0.1 * np.abs(dense0.kernel.data).sum() + 0.2 * (dense0.kernel.data ** 2).sum(),
+                0.01 * (dense0.bias.data ** 2).sum(), 0.01 * np.abs(dense1.kernel.data).sum(), 0.5 * (h ** 2).mean()]
+    np.testing.assert_allclose([float(t.data) for t in model.losses], expected, rtol=1e-5)
+    assert [float(t.data) for t in model.losses] == [float(t.data) for t in model.losses]  # cached walk, same answer
+    dense0.kernel.data[...] = 0.0  # penalties are recomputed from the current weights
+    assert float(model.losses[0].data) == 0.0
+    dense0.trainable = False  # frozen weights add no penalty: the cached walk sees the change
+    assert len(model.losses) == 2
+    model.pop()
+    model.pop()  # the tree shrinks: Penalised's losses are no longer the model's
+    assert model.losses == []
+    model(x)  # a new forward pass: losses of the previous one are gone
+    assert penalised.losses == []
 
 
 def test_compile_without_loss_uses_added_losses():

@@ -1,7 +1,8 @@
 """Callbacks for ``fit``/``evaluate``/``predict`` with Keras's names, hooks and semantics."""
 
 from shendu.callbacks.backup_and_restore import BackupAndRestore
-from shendu.callbacks.callback import Callback, CallbackList
+from shendu.callbacks.callback import Callback
+from shendu.callbacks.callback_list import CallbackList
 from shendu.callbacks.csv_logger import CSVLogger
 from shendu.callbacks.early_stopping import EarlyStopping
 from shendu.callbacks.explain import Explain

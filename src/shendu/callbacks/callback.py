@@ -11,15 +11,12 @@ Order of the hooks in ``fit``::
 
 ``evaluate`` calls ``on_test_*`` and ``predict`` calls ``on_predict_*``. A callback sees ``self.model`` and
 ``self.params`` (``verbose``, ``epochs``, ``steps``) and can stop training with ``self.model.stop_training = True``.
+:class:`~shendu.callbacks.callback_list.CallbackList` calls the hooks of several callbacks in order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
-
-_BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_test_batch_begin", "on_test_batch_end",
-                "on_predict_batch_begin", "on_predict_batch_end")
 
 
 class Callback:
@@ -58,120 +55,3 @@ class Callback:
     def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None: ...
     def on_predict_batch_begin(self, batch: int, logs: dict | None = None) -> None: ...
     def on_predict_batch_end(self, batch: int, logs: dict | None = None) -> None: ...
-
-
-def _overrides(callback: Callback, hook: str) -> bool:
-    """Whether ``callback`` does something in ``hook`` (so per-batch calls can be skipped when nobody listens)."""
-    if isinstance(callback, CallbackList):
-        return bool(callback._batch_listeners[hook])
-    names = [hook] + ([hook.replace("train_", "")] if hook.startswith("on_train_batch") else [])  # on_batch_*
-    return any(name in getattr(callback, "__dict__", {})  # a hook set on the instance (LambdaCallback)
-               or getattr(type(callback), name) is not getattr(Callback, name) for name in names)
-
-
-class CallbackList(Callback):
-    """Calls every hook on each callback in order; ``fit`` adds ``History`` (and ``ProgbarLogger`` when verbose).
-
-    Per-batch hooks are dispatched only to the callbacks that override them, and ``needs_batch_logs(mode)``
-    tells the training loop whether it must compute running metrics after every step at all.
-    """
-
-    def __init__(self, callbacks: Iterable[Callback] | None = None, add_history: bool = False,
-                 add_progbar: bool = False, model: Any = None, **params: Any) -> None:
-        super().__init__()
-        self.callbacks = list(callbacks or [])
-        for cb in self.callbacks:
-            if not isinstance(cb, Callback):
-                raise TypeError(f"callbacks: expected shendu.callbacks.Callback instances, got {type(cb).__name__}; "
-                                "subclass Callback or wrap functions in LambdaCallback")
-        from shendu.callbacks.history import History
-        from shendu.callbacks.progbar_logger import ProgbarLogger
-
-        self.history = next((cb for cb in self.callbacks if isinstance(cb, History)), None)
-        if add_history and self.history is None:
-            self.history = History()
-            self.callbacks.append(self.history)
-        if add_progbar and not any(isinstance(cb, ProgbarLogger) for cb in self.callbacks):
-            self.callbacks.insert(0, ProgbarLogger())
-        self._batch_listeners = {hook: [getattr(cb, hook) for cb in self.callbacks if _overrides(cb, hook)]
-                                 for hook in _BATCH_HOOKS}
-        if model is not None:
-            self.set_model(model)
-        if params:
-            self.set_params(params)
-
-    def append(self, callback: Callback) -> None:
-        self.callbacks.append(callback)
-        for hook in _BATCH_HOOKS:
-            if _overrides(callback, hook):
-                self._batch_listeners[hook].append(getattr(callback, hook))
-
-    def set_model(self, model: Any) -> None:
-        super().set_model(model)
-        for cb in self.callbacks:
-            cb.set_model(model)
-
-    def set_params(self, params: dict[str, Any]) -> None:
-        super().set_params(params)
-        for cb in self.callbacks:
-            cb.set_params(params)
-
-    def needs_batch_logs(self, mode: str = "train") -> bool:
-        """True when some callback listens to ``on_{mode}_batch_end`` (then the loop computes logs per step)."""
-        return bool(self._batch_listeners[f"on_{mode}_batch_end"])
-
-    def _call(self, hook: str, *args: Any) -> None:
-        for cb in self.callbacks:
-            getattr(cb, hook)(*args)
-
-    def _call_batch(self, hook: str, batch: int, logs: dict | None) -> None:
-        for fn in self._batch_listeners[hook]:
-            fn(batch, logs)
-
-    def on_train_begin(self, logs=None):
-        self._call("on_train_begin", logs)
-
-    def on_train_end(self, logs=None):
-        self._call("on_train_end", logs)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._call("on_epoch_begin", epoch, logs)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._call("on_epoch_end", epoch, logs)
-
-    def on_test_begin(self, logs=None):
-        self._call("on_test_begin", logs)
-
-    def on_test_end(self, logs=None):
-        self._call("on_test_end", logs)
-
-    def on_predict_begin(self, logs=None):
-        self._call("on_predict_begin", logs)
-
-    def on_predict_end(self, logs=None):
-        self._call("on_predict_end", logs)
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._call_batch("on_train_batch_begin", batch, logs)
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._call_batch("on_train_batch_end", batch, logs)
-
-    def on_test_batch_begin(self, batch, logs=None):
-        self._call_batch("on_test_batch_begin", batch, logs)
-
-    def on_test_batch_end(self, batch, logs=None):
-        self._call_batch("on_test_batch_end", batch, logs)
-
-    def on_predict_batch_begin(self, batch, logs=None):
-        self._call_batch("on_predict_batch_begin", batch, logs)
-
-    def on_predict_batch_end(self, batch, logs=None):
-        self._call_batch("on_predict_batch_end", batch, logs)
-
-    def __iter__(self):
-        return iter(self.callbacks)
-
-    def __len__(self) -> int:
-        return len(self.callbacks)

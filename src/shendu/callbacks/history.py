@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shendu.callbacks.callback import Callback
+from shendu.utils.plotting import plot_history
 
 
 class History(Callback):
@@ -33,6 +34,4 @@ class History(Callback):
 
     def plot(self, path=None, metrics=None):
         """Learning curves (see :func:`shendu.utils.plot_history`); saved to ``path`` when given; returns the Figure."""
-        from shendu.utils.plotting import plot_history
-
         return plot_history(self, path, metrics)

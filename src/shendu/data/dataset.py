@@ -15,6 +15,7 @@ import numpy as np
 
 from shendu.autograd.tensor import Tensor
 from shendu.backend import is_array
+from shendu.data.collate import default_collate
 from shendu.random import get_rng
 
 
@@ -85,8 +86,6 @@ class Subset(Dataset):
         chosen = self.indices[indices]
         if hasattr(parent, "__getitems__"):
             return parent.__getitems__(chosen)
-        from shendu.data.loader import default_collate
-
         return default_collate([parent[int(i)] for i in chosen])
 
 

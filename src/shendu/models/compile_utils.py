@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from shendu import backend
+from shendu import losses as losses_module
+from shendu import metrics as metrics_module
 from shendu.autograd.tensor import Tensor
 
 
@@ -45,8 +47,6 @@ class CompiledLoss:
     """The total training loss: ``sum_k weight_k * loss_k(y_true_k, y_pred_k, sample_weight_k)``."""
 
     def __init__(self, loss: Any, loss_weights: Any, output_names: list[str]) -> None:
-        from shendu import losses as losses_module
-
         self.output_names = output_names
         identifiers = _per_output(loss, output_names, "loss")
         weights = _per_output(loss_weights, output_names, "loss_weights") if loss_weights is not None \
@@ -109,8 +109,6 @@ class CompiledMetrics:
         self.empty = not any(self.specs) and not any(self.weighted_specs)
 
     def build(self, y_pred_list: list[Any]) -> None:
-        from shendu import metrics as metrics_module
-
         multi = len(self.output_names) > 1
         self.metrics = []
         for weighted, specs in ((False, self.specs), (True, self.weighted_specs)):

@@ -26,15 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from shendu import backend, saving
+from shendu import backend, optimizers, saving
 from shendu.autograd.grad_mode import no_grad
 from shendu.autograd.tensor import Tensor
 from shendu.callbacks import CallbackList, History
-from shendu.layers import layer as layer_module
 from shendu.layers.layer import Layer, unique_name
 from shendu.models.compile_utils import CompiledLoss, CompiledMetrics
 from shendu.models.data_adapter import EpochIterator, flatten, train_validation_split, unpack_batch
 from shendu.models.functional import FunctionalGraph, graph_config, graph_from_config, is_graph_config
+from shendu.models.summary import print_summary
 
 _FIT_ARGS = ("x", "y", "batch_size", "epochs", "verbose", "callbacks", "validation_split", "validation_data",
              "shuffle", "class_weight", "sample_weight", "initial_epoch", "steps_per_epoch", "validation_steps",
@@ -54,9 +54,6 @@ class _TrainingState:
         self.loss_count = 0
         self.output_loss_sums: list[float] = []
         self.optimizer_ready = False
-        self.regularized: list[Any] | None = None  # trainable weights with a regularizer (found at the first step)
-        self.fast_losses = False
-        self.sublayers: list[Layer] = []  # every layer below the model, for losses added during the forward pass
         self.output_names: list[str] | None = None
 
     def reset_compiled(self) -> None:
@@ -64,7 +61,6 @@ class _TrainingState:
         self.compiled_loss = None
         self.compiled_metrics = None
         self.optimizer_ready = False
-        self.regularized = None
 
 
 def _reject_unknown(method: str, kwargs: dict[str, Any], valid: tuple[str, ...]) -> None:
@@ -187,8 +183,6 @@ class Model(Layer):
         Keras compatibility; shendu always runs eagerly, one step at a time.)"""
         _reject_unknown("compile", kwargs, ("optimizer", "loss", "loss_weights", "metrics", "weighted_metrics",
                                             "run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss"))
-        from shendu import optimizers
-
         if isinstance(optimizer, type):
             optimizer = optimizer()
         self.optimizer = optimizers.get(optimizer)
@@ -272,7 +266,7 @@ class Model(Layer):
             loss, parts = state.compiled_loss(y, y_pred, sample_weight)
         else:
             loss = None
-        for extra in self._extra_losses():
+        for extra in self.losses:  # weight penalties and the losses added in this forward pass
             loss = extra if loss is None else loss + extra
         if loss is None:
             raise ValueError(f"model '{self.name}': no loss to compute; pass loss=... to compile() (or add losses "
@@ -285,25 +279,6 @@ class Model(Layer):
                 if part is not None:
                     state.output_loss_sums[i] += float(part.data) * n
         return loss
-
-    def _extra_losses(self) -> list[Any]:
-        """``self.losses`` (weight penalties + losses added in the forward pass), without re-walking the layer
-        tree every step: the regularised weights and the sublayers are collected once, at the first step."""
-        state = self._train
-        if state.regularized is None:
-            state.regularized = [p for p in self.trainable_weights if p.regularizer is not None]
-            state.sublayers = self._all_layers()
-            # reads the Layer's record of add_loss calls (see Layer.add_loss); else the generic property
-            state.fast_losses = hasattr(layer_module, "_CONTEXT") and all(
-                hasattr(layer, "_call_losses_id") for layer in state.sublayers)
-        if not state.fast_losses:
-            return self.losses
-        out = [p.regularizer(p) for p in state.regularized] if state.regularized else []
-        call_id = layer_module._CONTEXT.call_id
-        for layer in state.sublayers:
-            if layer._call_losses and layer._call_losses_id == call_id:
-                out.extend(layer._call_losses)
-        return out
 
     def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> None:
         cm = self._train.compiled_metrics
@@ -385,8 +360,8 @@ class Model(Layer):
         callbacks = self._callback_list(callbacks, verbose, epochs, iterator.num_batches, add_history=True)
         self.stop_training = False
         train_step = self.train_step
-        begin_listeners = callbacks._batch_listeners["on_train_batch_begin"]
-        end_listeners = callbacks._batch_listeners["on_train_batch_end"]
+        begin_listeners = callbacks.listens("on_train_batch_begin")
+        end_listeners = callbacks.listens("on_train_batch_end")
         callbacks.on_train_begin()
         start = self._initial_epoch if self._initial_epoch is not None else initial_epoch
         self._initial_epoch = None
@@ -425,8 +400,8 @@ class Model(Layer):
     def _evaluate_iterator(self, iterator: EpochIterator, callbacks: CallbackList) -> dict[str, float]:
         self.reset_metrics()
         callbacks.on_test_begin()
-        end_listeners = callbacks._batch_listeners["on_test_batch_end"]
-        begin_listeners = callbacks._batch_listeners["on_test_batch_begin"]
+        end_listeners = callbacks.listens("on_test_batch_end")
+        begin_listeners = callbacks.listens("on_test_batch_begin")
         logs = None
         with no_grad():
             for step, batch in iterator:
@@ -463,8 +438,8 @@ class Model(Layer):
         iterator = EpochIterator(x, None, None, batch_size, False, steps, None, self._float_dtype())
         callbacks = self._callback_list(callbacks, _verbosity(verbose), 1, iterator.num_batches)
         callbacks.on_predict_begin()
-        begin_listeners = callbacks._batch_listeners["on_predict_batch_begin"]
-        end_listeners = callbacks._batch_listeners["on_predict_batch_end"]
+        begin_listeners = callbacks.listens("on_predict_batch_begin")
+        end_listeners = callbacks.listens("on_predict_batch_end")
         chunks: list[Any] = []
         with no_grad():
             for step, (xb, _, _) in iterator:
@@ -558,8 +533,6 @@ class Model(Layer):
     def summary(self, line_length: int | None = None, positions: Any = None, print_fn: Any = None,
                 expand_nested: bool = False, show_trainable: bool = False) -> None:
         """Print a table of the layers (name and type, output shape, parameter count) and the totals."""
-        from shendu.models.summary import print_summary
-
         print_summary(self, line_length=line_length, print_fn=print_fn, show_trainable=show_trainable)
 
     def __repr__(self) -> str:
