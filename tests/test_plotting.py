@@ -135,3 +135,70 @@ def test_missing_matplotlib_gives_a_clear_error(monkeypatch, no_graphviz, tmp_pa
     with pytest.raises(ImportError, match="matplotlib"):
         plot_model(_mlp(), tmp_path / "model.png")
     assert plot_model(_mlp(), tmp_path / "model.dot").startswith("digraph model")  # DOT needs no matplotlib
+
+
+def test_plot_history_legend_keeps_the_learning_rate_and_epochs_are_integers():
+    pytest.importorskip("matplotlib")
+    fig = plot_history({"loss": [1.0, 0.6, 0.5], "val_loss": [1.2, 0.8, 0.7], "learning_rate": [0.1, 0.05, 0.01],
+                        "accuracy": [0.5, 0.6, 0.7]})
+    fig.draw_without_rendering()
+    loss_ax, accuracy_ax = (ax for ax in fig.axes if ax.get_title() in ("loss", "accuracy"))
+    legend = [text.get_text() for text in loss_ax.get_legend().get_texts()]
+    assert legend == ["training", "validation", "best (epoch 3)", "learning rate"]
+    for ax in (loss_ax, accuracy_ax):
+        low, high = ax.get_xlim()
+        shown = [(tick, label.get_text()) for tick, label in zip(ax.get_xticks(), ax.get_xticklabels())
+                 if low <= tick <= high]
+        assert shown == [(1, "1"), (2, "2"), (3, "3")], shown  # not 1.0, 1.25, 1.5, ...
+
+
+def _drawn_figure(monkeypatch, draw):
+    """The matplotlib figure that plot_model/graph_to_dot would save (without Graphviz)."""
+    from matplotlib.figure import Figure
+
+    figures = []
+    monkeypatch.setattr(plotting.shutil, "which", lambda name: None)
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *args, **kwargs: figures.append(fig))
+    draw()
+    (fig,) = figures
+    fig.draw_without_rendering()
+    return fig
+
+
+def _arrows_and_boxes(fig):
+    from matplotlib.patches import FancyArrowPatch
+
+    ax = fig.axes[0]
+    arrows = [p for p in ax.patches if isinstance(p, FancyArrowPatch)]
+    arrows += [t.arrow_patch for t in ax.texts if getattr(t, "arrow_patch", None) is not None]
+    boxes = [t.get_bbox_patch().get_window_extent() for t in ax.texts if t.get_bbox_patch() is not None]
+    return arrows, boxes
+
+
+def _skip_model():
+    a, b = Input(shape=(3,), name="a"), Input(shape=(5,), name="b")
+    merged = concatenate([Dense(4, name="left")(a), Dense(4, name="right")(b)], name="join")
+    skip = concatenate([merged, Dense(4, name="mid")(merged)], name="skip")  # join -> skip passes mid's level
+    return Model([a, b], Dense(2, name="head")(skip))
+
+
+@pytest.mark.parametrize("what", ["functional", "sequential", "autograd"])
+def test_matplotlib_drawing_shows_every_edge_with_its_arrowhead_outside_the_boxes(monkeypatch, tmp_path, what):
+    pytest.importorskip("matplotlib")
+    if what == "autograd":
+        model = _mlp()
+        loss = ((model(np.ones((5, 3), "float32")) - 1.0) ** 2).mean()
+        fig = _drawn_figure(monkeypatch, lambda: graph_to_dot(loss, tmp_path / "graph.png"))
+        edges = 11
+    else:
+        model = _skip_model() if what == "functional" else _mlp()
+        fig = _drawn_figure(monkeypatch, lambda: plot_model(model, tmp_path / "model.png"))
+        edges = 8 if what == "functional" else 2
+    arrows, boxes = _arrows_and_boxes(fig)
+    assert len(arrows) == edges
+    for arrow in arrows:
+        assert arrow.get_arrowstyle().__class__.__name__ == "CurveFilledB"  # "-|>": a filled head
+        path = arrow.get_transform().transform_path(arrow.get_path())  # line and head, in pixels
+        for box in boxes:  # no part of an edge (its head included) hidden behind or drawn over a box
+            inner = box.expanded(0.98, 0.9)
+            assert not inner.count_contains(path.vertices), f"an edge crosses the box at {box}"

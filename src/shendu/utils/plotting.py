@@ -73,14 +73,15 @@ def plot_history(history: Any, path: str | os.PathLike | None = None, metrics: l
         names = list(metrics)
     epochs_of = getattr(history, "epoch", None)
     fig = _figure(4.6 * len(names) + 0.6, 3.6)
+    from matplotlib.ticker import MaxNLocator  # matplotlib is optional: imported once _figure found it
+
     axes = fig.subplots(1, len(names), squeeze=False)[0]
     for ax, name in zip(axes, names):
         for key, style, label in ((name, "-", "training"), (_VALIDATION + name, "--", "validation")):
             values = logs.get(key)
             if not values:
                 continue
-            epochs = (np.asarray(epochs_of[-len(values):]) + 1 if epochs_of and len(epochs_of) >= len(values)
-                      else np.arange(1, len(values) + 1))
+            epochs = _epochs(values, epochs_of)
             color = _COLORS[0] if style == "-" else _COLORS[1]
             ax.plot(epochs, values, style, color=color, marker="o" if len(values) < 30 else None, markersize=3,
                     label=label)
@@ -90,31 +91,41 @@ def plot_history(history: Any, path: str | os.PathLike | None = None, metrics: l
                         f"{epochs[best]})")
         ax.set_title(name.replace("_", " "))
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs 1, 2, 3 (not 1.0, 1.5, ...)
         ax.grid(alpha=0.3)
+        handles, labels = ax.get_legend_handles_labels()
         if name == "loss":
-            _plot_learning_rate(ax, logs, epochs_of)
-        ax.legend(loc="best", fontsize="small")
+            more, more_labels = _plot_learning_rate(ax, logs, epochs_of)
+            handles, labels = handles + more, labels + more_labels
+        ax.legend(handles, labels, loc="best", fontsize="small")  # one legend: a second call would replace it
     if title:
         fig.suptitle(title)
     _save(fig, path)
     return fig
 
 
-def _plot_learning_rate(ax: Any, logs: dict[str, list[float]], epochs_of: Any) -> None:
+def _epochs(values: list[float], epochs_of: Any) -> np.ndarray:
+    """1-based epoch numbers of the last ``len(values)`` epochs (History.epoch when it covers them)."""
+    if epochs_of and len(epochs_of) >= len(values):
+        return np.asarray(epochs_of[-len(values):]) + 1
+    return np.arange(1, len(values) + 1)
+
+
+def _plot_learning_rate(ax: Any, logs: dict[str, list[float]], epochs_of: Any) -> tuple[list, list[str]]:
+    """The learning rate on a second y axis of ``ax``; returns its legend handles and labels."""
     key = next((k for k in _LR_KEYS if k in logs), None)
     if key is None:
-        return
+        return [], []
     values = logs[key]
-    epochs = np.arange(1, len(values) + 1)
     twin = ax.twinx()
-    twin.plot(epochs, values, ":", color=_COLORS[2], label="learning rate")
+    twin.plot(_epochs(values, epochs_of), values, ":", color=_COLORS[2], label="learning rate")
     twin.set_ylabel("learning rate", color=_COLORS[2])
     twin.tick_params(axis="y", colors=_COLORS[2])
     if min(values) > 0 and max(values) / min(values) > 10:
         twin.set_yscale("log")
-    lines, labels = ax.get_legend_handles_labels()
-    more, more_labels = twin.get_legend_handles_labels()
-    ax.legend(lines + more, labels + more_labels, loc="best", fontsize="small")
+    ax.set_zorder(twin.get_zorder() + 1)  # the loss curves and the legend above the learning-rate line
+    ax.patch.set_visible(False)
+    return twin.get_legend_handles_labels()
 
 
 # ---------------------------------------------------------------------------- DOT and rendering
@@ -180,16 +191,50 @@ def _draw_layered(nodes: list[tuple[str, str, dict[str, str]]], edges: list[tupl
     for d, row in rows.items():
         for k, node_id in enumerate(row):
             position[node_id] = ((k + 0.5) / len(row), 1 - (d + 0.5) / levels)
-    for a, b in edges:
-        ax.annotate("", xy=position[b], xytext=position[a], arrowprops={"arrowstyle": "->", "color": "#555555",
-                                                                        "shrinkA": 14, "shrinkB": 14})
-    for node_id, label, attrs in nodes:
-        ax.text(*position[node_id], label, ha="center", va="center", fontsize=8,
-                bbox={"boxstyle": "round,pad=0.4", "facecolor": attrs.get("fillcolor", "#eef3fb"),
-                      "edgecolor": "#5a6f8f"})
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
+    texts = {}
+    for node_id, label, attrs in nodes:
+        texts[node_id] = ax.text(*position[node_id], label, ha="center", va="center", fontsize=8, zorder=3,
+                                 bbox={"boxstyle": "round,pad=0.4", "facecolor": attrs.get("fillcolor", "#eef3fb"),
+                                       "edgecolor": "#5a6f8f"})
+    fig.draw_without_rendering()  # lays the figure out, so the boxes have their final sizes
+    to_data = ax.transData.inverted()
+    boxes = {i: t.get_bbox_patch().get_window_extent().transformed(to_data).get_points() for i, t in texts.items()}
+    for a, b in edges:
+        _draw_edge(ax, position[a], position[b], boxes[a], boxes[b], [boxes[i] for i in ids if i not in (a, b)])
     _save(fig, path, dpi)
+
+
+def _inside(points: np.ndarray, box: np.ndarray, margin: float = 0.0) -> np.ndarray:
+    (x0, y0), (x1, y1) = box
+    return ((points[:, 0] > x0 - margin) & (points[:, 0] < x1 + margin) & (points[:, 1] > y0 - margin)
+            & (points[:, 1] < y1 + margin))
+
+
+def _draw_edge(ax: Any, start: tuple[float, float], end: tuple[float, float], box_a: np.ndarray, box_b: np.ndarray,
+               others: list[np.ndarray]) -> None:
+    """An arrow from box A's border to box B's border: straight when that passes no other box, else the first
+    of a few arcs (bending left or right, ever wider) that does. It ends on B's border, so the head shows."""
+    from matplotlib.patches import FancyArrowPatch
+    from matplotlib.path import Path
+
+    p0, p2 = np.asarray(start, float), np.asarray(end, float)
+    normal = np.array([p0[1] - p2[1], p2[0] - p0[0]])
+    t = np.linspace(0.0, 1.0, 200)[:, None]
+    points = p0 + t * (p2 - p0)
+    for bend in (0.0, 0.3, -0.3, 0.6, -0.6, 1.0, -1.0):
+        p1 = (p0 + p2) / 2 + bend * normal  # a quadratic Bezier through this control point
+        points = (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
+        visible = ~_inside(points, box_a) & ~_inside(points, box_b)
+        if not any(_inside(points[visible], box, 0.01).any() for box in others):
+            break
+    visible = np.flatnonzero(~_inside(points, box_a) & ~_inside(points, box_b))
+    if len(visible) < 2:  # the boxes touch: nothing to draw between them
+        return
+    path = points[visible[0]:visible[-1] + 1]
+    ax.add_patch(FancyArrowPatch(path=Path(path), arrowstyle="-|>", mutation_scale=10, color="#555555",
+                                 linewidth=1.0, shrinkA=0, shrinkB=0, zorder=2))
 
 
 # ---------------------------------------------------------------------------- models
