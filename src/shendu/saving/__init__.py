@@ -294,9 +294,9 @@ def load_model_and_training_state(path: str | os.PathLike, compile: bool = True,
     _read_meta(path, entries)
     config = decode_json(path, "config.json", entries["config.json"])
     weights = decode_arrays(path, "weights.safetensors", entries["weights.safetensors"])
-    limit = max(4096, sum(int(a.size) for a in weights.values()))
+    stored = sum(int(a.size) for a in weights.values())
     with weight_budget(path, sum(int(a.nbytes) for a in weights.values())):
-        model = deserialize_model(path, config.get("model"), custom_objects, limit)
+        model = deserialize_model(path, config.get("model"), custom_objects, max(4096, stored), stored)
     assign_weights(path, model, weights)
     training: dict[str, Any] = {}
     if compile and config.get("compile") is not None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from shendu import losses, metrics, optimizers
 from shendu.layers import LAYER_REGISTRY, Layer
+from shendu.saving.budget import check_implied_weights
 from shendu.saving.format import FormatError, fail
 
 _REGISTERED: dict[str, type] = {}
@@ -200,14 +201,18 @@ def _from_config(cls: type, config: dict[str, Any], custom_objects: dict[str, ty
     return cls.from_config(config)
 
 
-def deserialize_model(path: Any, spec: Any, custom_objects: dict[str, type] | None, limit: int) -> Any:
+def deserialize_model(path: Any, spec: Any, custom_objects: dict[str, type] | None, limit: int,
+                      stored_weights: int | None = None) -> Any:
     """Rebuild a model from :func:`serialize_model`'s dict (built, weights freshly initialised), after
-    :func:`check_layer_spec` has checked the whole config."""
+    :func:`check_layer_spec` has checked the whole config and, given the number of ``stored_weights``,
+    :func:`shendu.saving.budget.check_implied_weights` that it does not imply more."""
     if isinstance(spec, dict) and spec.get("config") is None:
         raise fail(path, f"the file stores weights only, no architecture: {spec.get('reason', 'no config')}",
                    "build the model in Python and call model.load_weights(path)")
     name, config = _spec(path, spec, "model")
     cls = check_layer_spec(path, spec, custom_objects, limit, kind="model")
+    if stored_weights is not None:
+        check_implied_weights(path, spec, stored_weights)
     shape = spec.get("build_input_shape")
     _check_ints(path, shape, limit, "model input shape")
     try:
