@@ -41,6 +41,7 @@ Images: a PyTorch model sees NCHW, shendu NHWC: feed ``x.transpose(0, 2, 3, 1)``
 from __future__ import annotations
 
 import os
+import pickle  # only for its exception type: nothing is ever unpickled here except by torch.load(weights_only=True)
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -48,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from shendu.interop._common import Group, Incompatible, leaf_layers, load_groups
+from shendu.utils.weights_io import fail, is_zip, load_arrays
 
 _RNN_KEY = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)(_reverse)?$")
 _RNN_GATES = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}
@@ -68,6 +70,11 @@ def _to_numpy(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
+def _starts_like_pickle(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(1) == b"\x80"  # the PROTO opcode every pickle since protocol 2 starts with
+
+
 def read_state_dict(source: Any) -> dict[str, np.ndarray]:
     """A state_dict as {key: ndarray} from a path (.safetensors, .pt, .pth, .bin), a mapping or a Module."""
     if hasattr(source, "state_dict") and callable(source.state_dict):
@@ -77,17 +84,23 @@ def read_state_dict(source: Any) -> dict[str, np.ndarray]:
     path = os.fspath(source)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"load_torch_state_dict: no file at {path!r}")
-    if path.endswith(".safetensors"):
-        from safetensors.numpy import load_file
-
-        arrays = load_file(path)
+    if not is_zip(path) and not _starts_like_pickle(path):  # safetensors (by content), read by shendu's checker
+        arrays = load_arrays(path)
         return {k: arrays[k] for k in sorted(arrays, key=_natural_key)}  # the file does not keep module order
     try:
         import torch
     except ImportError:
         raise ImportError(f"load_torch_state_dict: reading {path!r} needs PyTorch (pip install torch); or save the "
                           "state_dict with safetensors.torch.save_file and load the .safetensors file") from None
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:  # weights_only refuses any pickled object other than tensors and containers
+        raise fail(path, f"the file holds pickled Python objects, not only tensors ({str(e).splitlines()[0][:200]})",
+                   "shendu never unpickles them (loading could run code); save just the tensors with "
+                   "torch.save(model.state_dict(), path) or safetensors.torch.save_file") from None
+    except (RuntimeError, EOFError, ValueError, OSError) as e:
+        raise fail(path, f"not a readable PyTorch file ({type(e).__name__}: {str(e)[:200]})",
+                   "the file is truncated or corrupt") from None
     if not isinstance(state, Mapping):
         raise ValueError(f"load_torch_state_dict: {path!r} holds a {type(state).__name__}, not a state_dict; save "
                          "it with torch.save(model.state_dict(), path)")
