@@ -6,11 +6,13 @@ Plain ASCII (it reads the same in a terminal, a notebook and a log file)::
     _________________________________________________________________
      Layer (type)                Output Shape              Param #
     =================================================================
-     dense (Dense)               (None, 1)                 2
+     dense (Dense)               (None, 512)          401,920
     =================================================================
-    Total params: 2 (8.00 B)
-    Trainable params: 2 (8.00 B)
+    Total params: 401,920 (1.53 MB)
+    Trainable params: 401,920 (1.53 MB)
     Non-trainable params: 0 (0.00 B)
+
+Counts have thousands separators and sit right-aligned in their column, as in Keras 3 (``669,706``).
 """
 
 from __future__ import annotations
@@ -70,22 +72,11 @@ def print_summary(model: Any, line_length: int | None = None, print_fn: Callable
     if show_trainable:
         columns.append("Trainable")
         widths.append(10)
-    if line_length:
-        scale = line_length / sum(widths)
-        widths = [max(8, int(w * scale)) for w in widths]
-    width = sum(widths)
-
-    def row(cells: list[str]) -> str:
-        return " " + "".join(str(c)[:w - 1].ljust(w) for c, w in zip(cells, widths)).rstrip()
-
-    print_fn(f'Model: "{model.name}"')
-    print_fn("_" * width)
-    print_fn(row(columns))
-    print_fn("=" * width)
     layers = model.layers
+    rows = []
     for i, layer in enumerate(layers):
         try:
-            params = str(layer.count_params()) if layer.built else "0 (unbuilt)"
+            params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
         except ValueError:
             params = "0 (unbuilt)"
         cells = [f"{layer.name} ({type(layer).__name__})", _layer_output_shape(model, i, layer), params]
@@ -93,14 +84,32 @@ def print_summary(model: Any, line_length: int | None = None, print_fn: Callable
             cells.append(_connections(model, layer))
         if show_trainable:
             cells.append("Y" if layer.trainable else "N")
+        rows.append(cells)
+    if line_length:
+        scale = line_length / sum(widths)
+        widths = [max(8, int(w * scale)) for w in widths]
+    right = columns.index("Param #")  # counts: right-aligned and never cut, however narrow the table
+    widths[right] = max([widths[right]] + [len(cells[right]) + 2 for cells in rows])
+    width = sum(widths)
+
+    def row(cells: list[str]) -> str:
+        text = [str(c)[:w - 2].rjust(w - 2) + "  " if i == right else str(c)[:w - 1].ljust(w)
+                for i, (c, w) in enumerate(zip(cells, widths))]
+        return " " + "".join(text).rstrip()
+
+    print_fn(f'Model: "{model.name}"')
+    print_fn("_" * width)
+    print_fn(row(columns))
+    print_fn("=" * width)
+    for i, cells in enumerate(rows):
         print_fn(row(cells))
-        print_fn(("_" if i < len(layers) - 1 else "=") * width)
+        print_fn(("_" if i < len(rows) - 1 else "=") * width)
     if not layers:
         print_fn("=" * width)
     total, total_bytes = _count(model.weights)
     trainable, trainable_bytes = _count(model.trainable_weights)
-    print_fn(f"Total params: {total} ({_format_bytes(total_bytes)})")
-    print_fn(f"Trainable params: {trainable} ({_format_bytes(trainable_bytes)})")
-    print_fn(f"Non-trainable params: {total - trainable} ({_format_bytes(total_bytes - trainable_bytes)})")
+    print_fn(f"Total params: {total:,} ({_format_bytes(total_bytes)})")
+    print_fn(f"Trainable params: {trainable:,} ({_format_bytes(trainable_bytes)})")
+    print_fn(f"Non-trainable params: {total - trainable:,} ({_format_bytes(total_bytes - trainable_bytes)})")
     if not model.built:
         print_fn("(the model is not built yet: call it on data, or give the first layer input_shape=...)")
