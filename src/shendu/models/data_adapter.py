@@ -47,6 +47,47 @@ def map_structure(fn: Any, structure: Any) -> Any:
     return tree.map_structure(fn, structure, none_is_leaf=False)
 
 
+def check_data(caller: str, **named: Any) -> None:
+    """Refuse data a model cannot take, with the argument's name, what was expected and a fix: Python numbers
+    where arrays belong (a nested or ragged list), strings, object arrays. Called once per fit/evaluate/
+    predict call on the whole arrays, never per step."""
+    for name, structure in named.items():
+        if structure is None or not isinstance(structure, (list, tuple, dict)) and not is_array_like(structure):
+            continue
+        for leaf in flatten(structure):
+            if isinstance(leaf, (str, bytes)):
+                raise TypeError(f"{caller}: {name} holds Python strings (e.g. {leaf!r}); a model takes numbers. "
+                                + _STRING_HINT[name == "x"])
+            scalar = isinstance(leaf, (int, float, complex, np.number, np.bool_))
+            if scalar or (is_array_like(leaf) and leaf.ndim == 0):
+                raise TypeError(f"{caller}: {name} is a {type(structure).__name__} of Python numbers, but a list "
+                                f"is read as one array per model input, each with a batch axis. "
+                                + _ragged_hint(name, structure))
+            dtype = getattr(leaf, "dtype", None)
+            if dtype is not None and dtype.kind in "US":
+                raise TypeError(f"{caller}: {name} has dtype {dtype} (strings) with shape {leaf.shape}; expected a "
+                                f"numeric array. " + _STRING_HINT[name == "x"])
+            if dtype is not None and dtype.kind == "O":
+                raise TypeError(f"{caller}: {name} has dtype object (Python objects: a ragged array, rows of different "
+                                f"lengths?) with shape {leaf.shape}; expected a numeric array. Pad the rows to one "
+                                "length (shendu.data.pad_sequences) and pass a numeric array.")
+
+
+_STRING_HINT = {True: "Turn text into integer token ids first (shendu.data.Tokenizer, then pad_sequences).",
+                False: "Encode labels as integers, e.g. classes, y = np.unique(y, return_inverse=True)."}
+
+
+def _ragged_hint(name: str, structure: Any) -> str:
+    try:
+        shape = np.asarray(structure, dtype=float).shape
+    except (ValueError, TypeError):
+        lengths = [len(row) if isinstance(row, (list, tuple)) else 1 for row in structure]
+        shown = str(lengths[:10]) + ("..." if len(lengths) > 10 else "")
+        return (f"Its rows have different lengths ({shown}): pad them to one length "
+                f"(shendu.data.pad_sequences) and pass np.asarray({name}, dtype='float32').")
+    return f"Pass one array instead: np.asarray({name}, dtype='float32') (shape {shape})."
+
+
 def _is_arrays(structure: Any) -> bool:
     leaves = flatten(structure)
     return bool(leaves) and all(is_array_like(a) or isinstance(a, (list, float, int)) for a in leaves)
@@ -191,7 +232,7 @@ class EpochIterator:
 
     def __init__(self, x: Any, y: Any = None, sample_weight: Any = None, batch_size: int | None = 32,
                  shuffle: bool | str = False, steps_per_epoch: int | None = None,
-                 class_weight: dict[int, float] | None = None, float_dtype: Any = None) -> None:
+                 class_weight: dict[int, float] | None = None, float_dtype: Any = None, caller: str = "fit") -> None:
         self.steps_per_epoch = steps_per_epoch
         self._plan: _ArrayPlan | None = None
         self._loader = None
@@ -201,12 +242,18 @@ class EpochIterator:
         batch_size = 32 if batch_size is None else batch_size
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        check_data(caller, x=x, y=y, sample_weight=sample_weight)
         if _is_arrays(x):
             x, y, sample_weight = map_structure(lambda a: _as_float(a, float_dtype), (x, y, sample_weight))
             if class_weight:
                 cw = class_weight_to_sample_weight(flatten(y)[0], class_weight)
                 sample_weight = cw if sample_weight is None else np.asarray(_to_array(sample_weight)) * cw
             self._plan = _ArrayPlan((x, y, sample_weight), batch_size, shuffle)
+            if self._plan.n == 0:
+                shapes = ", ".join(str(a.shape) for a in self._plan.leaves)
+                raise ValueError(f"{caller}: x has 0 samples (shapes {shapes}); there is nothing to "
+                                 f"{'train on' if caller == 'fit' else 'compute'} and the loss would be "
+                                 "meaningless. Pass at least one sample (check the filtering or split that made x).")
             self.num_batches = self._plan.num_batches if steps_per_epoch is None else steps_per_epoch
         else:
             if y is not None or sample_weight is not None:

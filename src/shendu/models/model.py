@@ -356,7 +356,7 @@ class Model(Layer):
             val_x, val_y, val_sw = (unpack_batch(tuple(validation_data)) if isinstance(validation_data, (tuple, list))
                                     else (validation_data, None, None))
             val_iterator = EpochIterator(val_x, val_y, val_sw, validation_batch_size or batch_size, False,
-                                         validation_steps, None, dtype)
+                                         validation_steps, None, dtype, caller="fit (validation_data)")
         callbacks = self._callback_list(callbacks, verbose, epochs, iterator.num_batches, add_history=True)
         self.stop_training = False
         train_step = self.train_step
@@ -370,6 +370,7 @@ class Model(Layer):
             self.reset_metrics()
             callbacks.on_epoch_begin(epoch)
             logs = None
+            step = -1
             for step, batch in iterator:
                 if begin_listeners:
                     callbacks.on_train_batch_begin(step)
@@ -378,6 +379,8 @@ class Model(Layer):
                     callbacks.on_train_batch_end(step, logs if logs is not None else self.get_metrics_result())
                 if self.stop_training:
                     break
+            if step < 0 and epoch == start:
+                raise _no_batches("fit")
             epoch_logs = dict(logs) if logs is not None else self.get_metrics_result()
             if val_iterator is not None and _should_validate(epoch, validation_freq):
                 val_logs = self._evaluate_iterator(val_iterator, callbacks)
@@ -397,12 +400,15 @@ class Model(Layer):
         return CallbackList(callbacks, add_history=add_history, add_progbar=verbose != 0, model=self,
                             verbose=verbose, epochs=epochs, steps=steps)
 
-    def _evaluate_iterator(self, iterator: EpochIterator, callbacks: CallbackList) -> dict[str, float]:
+    def _evaluate_iterator(self, iterator: EpochIterator, callbacks: CallbackList,
+                           caller: str | None = None) -> dict[str, float]:
+        """Run ``test_step`` over the iterator; with ``caller``, no batch at all is an error."""
         self.reset_metrics()
         callbacks.on_test_begin()
         end_listeners = callbacks.listens("on_test_batch_end")
         begin_listeners = callbacks.listens("on_test_batch_begin")
         logs = None
+        step = -1
         with no_grad():
             for step, batch in iterator:
                 if begin_listeners:
@@ -410,6 +416,8 @@ class Model(Layer):
                 logs = self.test_step(batch)
                 if end_listeners:
                     callbacks.on_test_batch_end(step, logs if logs is not None else self.get_metrics_result())
+        if step < 0 and caller is not None:
+            raise _no_batches(caller)
         logs = dict(logs) if logs is not None else self.get_metrics_result()
         callbacks.on_test_end(logs)
         return logs
@@ -421,9 +429,10 @@ class Model(Layer):
         _reject_unknown("evaluate", kwargs, ("x", "y", "batch_size", "verbose", "sample_weight", "steps",
                                              "callbacks", "return_dict"))
         self._assert_compiled("evaluate")
-        iterator = EpochIterator(x, y, sample_weight, batch_size, False, steps, None, self._float_dtype())
+        iterator = EpochIterator(x, y, sample_weight, batch_size, False, steps, None, self._float_dtype(),
+                                 caller="evaluate")
         callbacks = self._callback_list(callbacks, _verbosity(verbose), 1, iterator.num_batches)
-        logs = self._evaluate_iterator(iterator, callbacks)
+        logs = self._evaluate_iterator(iterator, callbacks, caller="evaluate")
         return logs if return_dict else self._flatten_logs(logs)
 
     def _flatten_logs(self, logs: dict[str, float]) -> Any:
@@ -435,7 +444,7 @@ class Model(Layer):
                 callbacks: Any = None, **kwargs: Any) -> Any:
         """The model's outputs on ``x`` as NumPy arrays (one per output for multi-output models)."""
         _reject_unknown("predict", kwargs, ("x", "batch_size", "verbose", "steps", "callbacks"))
-        iterator = EpochIterator(x, None, None, batch_size, False, steps, None, self._float_dtype())
+        iterator = EpochIterator(x, None, None, batch_size, False, steps, None, self._float_dtype(), caller="predict")
         callbacks = self._callback_list(callbacks, _verbosity(verbose), 1, iterator.num_batches)
         callbacks.on_predict_begin()
         begin_listeners = callbacks.listens("on_predict_batch_begin")
@@ -544,6 +553,12 @@ def _optimizer_params(opt: Any) -> list[Any]:
     if groups is not None:
         return [p for g in groups for p in g.get("params", ())]
     return list(getattr(opt, "params", None) or ())
+
+
+def _no_batches(caller: str) -> ValueError:
+    return ValueError(f"{caller}: the data produced no batches (a generator or loader that yielded nothing: 0 "
+                      "samples), so there is no loss to report. Pass data with at least one sample; a generator "
+                      "must yield (x, y) batches (and repeat itself when steps_per_epoch spans several epochs).")
 
 
 def _should_validate(epoch: int, freq: int | list[int]) -> bool:
