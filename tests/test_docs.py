@@ -113,3 +113,69 @@ def test_readme_pytorch_style_snippet_runs(capsys):
     exec(compile(snippet, "README.md[PyTorch style]", "exec"), namespace)
     assert "last batch loss" in capsys.readouterr().out
     assert np.isfinite(float(namespace["loss"]))
+
+
+# ---------------------------------------------------------------------------- the Chinese tutorial
+ZH = DOCS / "zh" / "tutorial.md"
+ARTICLE_SECTIONS = ("1 背景介绍", "2.1.1", "2.1.2", "2.1.3", "2.1.4", "2.1.5", "2.2.1", "2.2.2", "2.2.3", "3.1",
+                    "3.2", "3.3.1", "3.3.2", "3.3.3", "4.1", "4.2", "4.3", "4.4", "5 未来发展趋势与挑战",
+                    "常见问题与解答", "参考文献")
+GLOSSARY = ("张量", "前向传播", "反向传播", "损失函数", "梯度下降", "随机梯度下降", "动量", "学习率", "过拟合",
+            "激活函数", "权重", "偏置", "批量", "轮次")
+
+
+def _slug(heading):
+    """GitHub's anchor for a heading: lower case, punctuation dropped (CJK kept), spaces to hyphens."""
+    return "".join(c for c in heading.strip().lower() if c.isalnum() or c in " -_").replace(" ", "-")
+
+
+def _section(text, heading):
+    start = text.index(heading)
+    end = text.find("\n## ", start + len(heading))
+    return text[start:end if end != -1 else len(text)]
+
+
+@pytest.mark.parametrize("path", [TUTORIAL, ZH], ids=["en", "zh"])
+def test_map_errata_and_glossary(path):
+    text = path.read_text(encoding="utf-8")
+    anchors = {_slug(h) for h in re.findall(r"^#{1,6} (.+)$", text, flags=re.M)}
+    links = re.findall(r"\]\(#([^)]+)\)", text)
+    assert links and not [a for a in links if a not in anchors], "links to headings that do not exist"
+    table = _section(text, "## 原文章节对照表" if path == ZH else "## Where each section of the article is")
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert sum("](#" in row for row in rows) >= 12
+    for section in ARTICLE_SECTIONS:
+        assert any(section in row for row in rows), f"{path.name}: article section {section!r} is not mapped"
+    errata = _section(text, "## 勘误" if path == ZH else "## Errata")
+    assert "勘误" in errata and len(re.findall(r"^> \d\. \*\*", errata, flags=re.M)) == 9
+    for ref in ("[6]", "[10]", "[15]", "[19]–[48]"):
+        assert ref in errata
+    glossary = _section(text, "## 术语表" if path == ZH else "## Glossary")
+    for term in GLOSSARY:
+        assert f"| {term}" in glossary or f" {term} " in glossary or f"| {term}，" in glossary, term
+    assert "explain_step" in text and "Explain(" in text
+
+
+def test_chinese_tutorial_runs_and_embeds_the_same_figures(tmp_path, english):
+    make_figures = _make_figures()
+    assert len(make_figures.code_blocks(ZH)) == len(make_figures.code_blocks(TUTORIAL))
+    assert sorted(make_figures.figure_names(ZH)) == sorted(make_figures.figure_names(TUTORIAL))
+    assert "(../figures/" in ZH.read_text(encoding="utf-8")
+    article = next(b for b in make_figures.code_blocks(TUTORIAL) if "epochs=1000" in b)
+    assert article in make_figures.code_blocks(ZH)  # the article's program, verbatim in both
+    (tmp_path / "figures").mkdir()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        ns = make_figures.run_tutorial(ZH, tmp_path)
+    text = out.getvalue()
+    assert text.count("结果相同: True") == 2 and "gradcheck: True" in text
+    assert "重球形式 == 速度形式: True" in text and "速度形式 == shendu 的 SGD(momentum=0.9): True" in text
+    assert ns["accuracy"] > 0.8 and text.rstrip().endswith("True")
+    assert len(ns["stopped"].history["loss"]) < 500
+    # the Chinese blocks compute what the English ones do
+    en = english[0]
+    for name in ("dW_hand", "numeric", "preds", "lam_max"):
+        np.testing.assert_allclose(ns[name], en[name], rtol=1e-6)
+    for name in make_figures.figure_names(ZH):
+        if name != "network.png":  # the diagram is drawn by make_figures.build, not by a block
+            assert (tmp_path / "figures" / name).exists(), name
