@@ -292,3 +292,15 @@ def test_convolutional_output_into_dense_suggests_flatten(loss):
     model.compile("sgd", loss)
     with pytest.raises(ValueError, match="add Flatten"):
         model.fit(np.ones((4, 8, 8, 1)), np.eye(3)[[0, 1, 2, 0]], verbose=0)
+
+
+def test_a_user_loss_named_like_a_built_in_does_not_replace_it():
+    # The name tables are closed (built from the built-ins only): defining a class of the same name changes nothing.
+    class MeanSquaredError(losses.Loss):
+        def call(self, y_true, y_pred):
+            return y_pred * 0.0
+
+    assert type(losses.get("MeanSquaredError")) is losses.MeanSquaredError
+    assert type(losses.to_loss("mse")) is losses.MeanSquaredError
+    restored = losses.deserialize(losses.serialize(losses.MeanSquaredError()))
+    assert type(restored) is losses.MeanSquaredError and MeanSquaredError is not losses.MeanSquaredError

@@ -208,3 +208,18 @@ def test_metrics_match_keras_itself():
             ours.update_state(y_true, y_pred, sample_weight=sample_weight)
         expected = np.asarray(keras.ops.convert_to_numpy(theirs.result()))
         np.testing.assert_allclose(ours.result(), expected, rtol=1e-5, atol=1e-6, err_msg=f"{name}{kwargs}")
+
+
+def test_a_user_metric_named_like_a_built_in_does_not_replace_it():
+    # The name tables are closed (built from the built-ins only): defining a class of the same name changes nothing.
+    class Precision(metrics.Metric):
+        def reset_state(self):
+            pass
+
+    assert type(metrics.get("Precision")) is metrics.Precision and type(metrics.get("precision")) is metrics.Precision
+    restored = metrics.deserialize(metrics.serialize(metrics.Precision(thresholds=0.7)))
+    assert type(restored) is metrics.Precision and Precision is not metrics.Precision
+    assert restored.get_config()["thresholds"] == 0.7
+    # a loss and a metric may share a class name; each module resolves its own
+    assert type(metrics.get({"class_name": "MeanSquaredError", "config": {}})) is metrics.MeanSquaredError
+    assert type(losses.get({"class_name": "MeanSquaredError", "config": {}})) is losses.MeanSquaredError
