@@ -6,6 +6,7 @@ differences, the named op class must appear in fn's graph (walking ``creator`` -
 listing every registered op that no case covers.
 """
 
+import builtins
 import importlib
 import importlib.util
 import pkgutil
@@ -13,6 +14,7 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import shendu
@@ -109,8 +111,6 @@ def test_every_op_docstring_states_its_maths():
 def test_no_ops_module_shadows_a_python_builtin():
     """Inside the ops modules ``max(a, b)`` must be Python's: shendu.sum/max/min/abs/pow are bound in
     shendu.ops/__init__.py only (the ops modules define reduce_sum, reduce_max, reduce_min, absolute, power)."""
-    import builtins
-
     shadowing = {}
     for module in pkgutil.iter_modules(shendu.ops.__path__):
         mod = importlib.import_module(f"shendu.ops.{module.name}")
@@ -120,3 +120,31 @@ def test_no_ops_module_shadows_a_python_builtin():
     assert not shadowing, f"ops modules shadow Python builtins: {shadowing}"
     assert shendu.sum is shendu.ops.reduce.reduce_sum and shendu.abs is shendu.ops.elementwise.absolute
     assert shendu.max(shendu.tensor([1.0, 3.0])).item() == 3.0 and shendu.tensor([2.0]).pow(3).item() == 8.0
+
+
+def test_a_user_op_with_a_builtin_name_does_not_replace_it():
+    builtin = shendu.OP_REGISTRY["ExpOp"]
+
+    class ExpOp(shendu.Op):  # a user's op that happens to share a built-in's name (and gets it wrong)
+        """y = exp(x);   dx = 0"""
+
+        def forward(self, x):
+            return np.exp(x)
+
+        def backward(self, gy, x, y):
+            return gy * 0
+
+    assert shendu.OP_REGISTRY["ExpOp"] is builtin is shendu.ops.elementwise.ExpOp
+    assert ExpOp.__qualname__ not in {cls.__qualname__ for cls in shendu.OP_REGISTRY.values()}
+    x = shendu.tensor([0.0, 1.0], requires_grad=True)
+    shendu.exp(x).sum().backward()
+    np.testing.assert_allclose(x.grad.data, np.exp([0.0, 1.0]))
+    y = shendu.tensor([1.0], requires_grad=True)
+    ExpOp()(y).sum().backward()  # the user's op still works, with its own (wrong) rule
+    assert y.grad.data.tolist() == [0.0]
+
+
+def test_two_shendu_ops_cannot_share_a_name():
+    with pytest.raises(TypeError, match=r"'ExpOp'.*already taken by shendu\.ops\.elementwise\.ExpOp"):
+        type("ExpOp", (shendu.Op,), {"__module__": "shendu.ops.imagined", "__doc__": "y = x;  dx = gy"})
+    assert shendu.OP_REGISTRY["ExpOp"] is shendu.ops.elementwise.ExpOp

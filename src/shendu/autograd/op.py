@@ -34,7 +34,10 @@ import numpy as np
 from shendu.autograd.grad_mode import is_grad_enabled
 from shendu.autograd.tensor import Tensor
 
-#: Every op class by name; tests walk it to make sure each one is gradient-checked.
+#: shendu's own op classes (the derivative table) by name; tests walk it to make sure each one is
+#: gradient-checked. Only classes defined in the shendu package are listed, and a name taken twice there is an
+#: error. An op defined elsewhere (yours, a test's) works the same but is not listed, so it can never replace
+#: a built-in op that shares its name.
 OP_REGISTRY: dict[str, type[Op]] = {}
 
 
@@ -50,8 +53,13 @@ class Op:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if not cls.__name__.startswith("_"):
-            OP_REGISTRY[cls.__name__] = cls
+        if cls.__name__.startswith("_") or not cls.__module__.startswith("shendu."):
+            return
+        held = OP_REGISTRY.get(cls.__name__)
+        if held is not None and (held.__module__, held.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise TypeError(f"op class name {cls.__name__!r} of {cls.__module__} is already taken by "
+                            f"{held.__module__}.{held.__qualname__}; every shendu op needs its own name")
+        OP_REGISTRY[cls.__name__] = cls  # (the same class defined again, as by importlib.reload, replaces itself)
 
     def forward(self, *arrays: Any) -> Any:
         raise NotImplementedError
