@@ -640,3 +640,42 @@ def test_matches_keras_3_itself():
         _assert_close(actual, [np.asarray(v.numpy()) for v in variables])
         keras_config = keras_opt.get_config()
         assert getattr(optimizers, name).from_config(keras_config).get_config().items() <= keras_config.items()
+
+
+# --------------------------------------------------------------------- the registry: no silent replacement
+def test_a_user_optimizer_named_like_a_builtin_does_not_replace_it():
+    class Adam(Optimizer):  # a user's class that happens to share a built-in's name
+        """w = w - lr * g"""
+
+        def update(self, param, grad, state, lr):
+            param.data -= lr * grad
+
+    assert type(optimizers.get("adam")) is optimizers.Adam
+    assert type(optimizers.deserialize({"class_name": "Adam", "config": {}})) is optimizers.Adam
+    mine = Adam(0.5)
+    config = optimizers.serialize(mine)
+    assert config["module"] == __name__  # the defining module: loading finds this exact class again
+    assert type(optimizers.deserialize(config)) is Adam
+    assert type(optimizers.deserialize(optimizers.serialize(optimizers.Adam()))) is optimizers.Adam
+    assert type(optimizers.deserialize(config, custom_objects={"Adam": optimizers.SGD})) is optimizers.SGD
+
+
+def test_user_optimizers_resolve_by_name_unless_ambiguous():
+    def make(doc):
+        class Twin(Optimizer):
+            def update(self, param, grad, state, lr):
+                param.data -= lr * grad
+
+        Twin.__doc__ = doc
+        return Twin
+
+    first = make("one")
+    assert type(optimizers.get("twin")) is first
+    second = make("two")  # the same qualified name again (as a re-run notebook cell)
+    assert type(optimizers.get("twin")) is second  # the same qualified name defined again replaces itself
+    third = type("Twin", (Optimizer,), {"__module__": "elsewhere", "update": first.update})
+    with pytest.raises(ValueError, match=r"'twin' is ambiguous.*elsewhere\.Twin"):
+        optimizers.get("twin")
+    assert type(optimizers.deserialize({"module": "elsewhere", "class_name": "Twin", "config": {}})) is third
+    with pytest.raises(ValueError, match=r"saved from module 'nowhere'.*import nowhere"):
+        optimizers.deserialize({"module": "nowhere", "class_name": "Twin", "config": {}})

@@ -14,8 +14,9 @@ from shendu.optimizers.adadelta import Adadelta
 from shendu.optimizers.adagrad import Adagrad
 from shendu.optimizers.adam import Adam, Adamax, AdamW, Nadam
 from shendu.optimizers.lion import Lion
-from shendu.optimizers.optimizer import Optimizer, deserialize, get, serialize
+from shendu.optimizers.optimizer import Optimizer
 from shendu.optimizers.rmsprop import RMSprop
+from shendu.optimizers.serialization import deserialize, get, serialize
 from shendu.optimizers.sgd import GD, SGD
 
 __all__ = ["GD", "SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Lion", "Nadam", "Optimizer", "RMSprop",

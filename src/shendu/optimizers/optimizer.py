@@ -47,7 +47,9 @@ _GROUP_KEYS = ("params", "learning_rate", "weight_decay")
 # Keras 3 config entries shendu does not implement: accepted by from_config only at their neutral value.
 _KERAS_ONLY = {"use_ema": False, "ema_momentum": None, "ema_overwrite_frequency": None,
                "loss_scale_factor": None, "gradient_accumulation_steps": None}
-_REGISTRY: dict[str, type[Optimizer]] = {}
+#: every Optimizer subclass, keyed by its qualified name ``module.QualName``, so a user class that shares a
+#: built-in's name never replaces it; :mod:`shendu.optimizers.serialization` resolves bare names
+REGISTRY: dict[str, type[Optimizer]] = {}
 
 
 class Optimizer:
@@ -87,7 +89,7 @@ class Optimizer:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        _REGISTRY[cls.__name__] = cls
+        REGISTRY[f"{cls.__module__}.{cls.__qualname__}"] = cls
 
     def __init__(self, learning_rate: Any = None, params: Iterable[Any] | None = None, *, lr: Any = None,
                  clipnorm: float | None = None, clipvalue: float | None = None,
@@ -509,32 +511,3 @@ def _prepare_config(config: dict[str, Any], custom_objects: dict[str, type] | No
     if isinstance(config.get("learning_rate"), dict):
         config["learning_rate"] = schedules.deserialize(config["learning_rate"], custom_objects)
     return config
-
-
-def get(identifier: Any) -> Optimizer | None:
-    """An optimiser from a name (``"adam"``, ``"SGD"``), a class, a config dict or an instance (returned as is)."""
-    if identifier is None or isinstance(identifier, Optimizer):
-        return identifier
-    if isinstance(identifier, type) and issubclass(identifier, Optimizer):
-        return identifier()
-    if isinstance(identifier, str):
-        return deserialize({"class_name": identifier, "config": {}})
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    raise ValueError(f"Could not interpret optimizer identifier: {identifier!r}; pass a name such as 'adam', "
-                     "an Optimizer class or instance, or a config dict")
-
-
-def serialize(optimizer: Optimizer) -> dict[str, Any]:
-    """``{"module", "class_name", "config"}`` describing ``optimizer`` (Keras's layout)."""
-    return {"module": "shendu.optimizers", "class_name": type(optimizer).__name__, "config": optimizer.get_config()}
-
-
-def deserialize(config: dict[str, Any], custom_objects: dict[str, type] | None = None) -> Optimizer:
-    """Rebuild an optimiser from :func:`serialize`'s dict; ``class_name`` is matched case-insensitively."""
-    known = {name.lower(): cls for name, cls in {**_REGISTRY, **(custom_objects or {})}.items()}
-    name = str(config.get("class_name", ""))
-    cls = known.get(name.lower())
-    if cls is None:
-        raise ValueError(f"unknown optimizer {name!r}; known: {sorted(known)}")
-    return cls.from_config(config.get("config", {}), custom_objects)
