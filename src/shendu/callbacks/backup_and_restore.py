@@ -2,8 +2,9 @@
 
 At the end of every epoch (or every ``save_freq`` batches) one file, ``<backup_dir>/backup.npz``, is written
 atomically with the model's weights, the optimiser's state (``optimizer.state_dict()``), the epoch reached and
-shendu's random-generator state. When ``fit`` starts again with the same callback it loads them and continues
-from the next epoch, so shuffling and dropout follow the same sequence as an uninterrupted run.
+shendu's random-generator state (the training thread's generator, see :mod:`shendu.random`). When ``fit``
+starts again with the same callback it loads them and continues from the next epoch, so shuffling and dropout
+follow the same sequence as an uninterrupted run.
 The file is deleted when training finishes (``delete_checkpoint=True``).
 """
 
