@@ -179,3 +179,13 @@ def test_chinese_tutorial_runs_and_embeds_the_same_figures(tmp_path, english):
     for name in make_figures.figure_names(ZH):
         if name != "network.png":  # the diagram is drawn by make_figures.build, not by a block
             assert (tmp_path / "figures" / name).exists(), name
+
+
+@pytest.mark.parametrize("path", [TUTORIAL, ZH], ids=["en", "zh"])
+def test_quoted_source_is_current(path):
+    """A class quoted from shendu's source (outside the runnable blocks) is quoted as it is in the source."""
+    quotes = re.findall(r"```\n(class .*?)```", path.read_text(encoding="utf-8"), flags=re.S)
+    assert quotes
+    sources = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "src" / "shendu").rglob("*.py"))
+    for quote in quotes:
+        assert quote.rstrip("\n") in sources, f"{path.name} quotes code that is no longer in src/shendu:\n{quote}"
