@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from shendu.autograd.tensor import Parameter, Tensor
+
 _VALIDATION = "val_"
 _LR_KEYS = ("learning_rate", "lr")
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
@@ -305,8 +307,6 @@ def plot_model(model: Any, path: str | os.PathLike = "model.png", show_shapes: b
 # ---------------------------------------------------------------------------- autograd graphs
 def _autograd_graph(outputs: Any) -> tuple[list, list]:
     """Nodes (sources first) and edges of the graph behind ``outputs``: ops as boxes, leaf tensors as ellipses."""
-    from shendu.autograd.tensor import Parameter, Tensor
-
     roots = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
     for t in roots:
         if not isinstance(t, Tensor):
