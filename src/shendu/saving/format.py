@@ -145,7 +145,7 @@ def _check_sizes(path: Any, infos: list[zipfile.ZipInfo], file_size: int, max_by
                        "refusing a possible zip bomb")
         total += info.file_size
     if total > limit:
-        raise over_limit(path, "the zip's entries together", total, limit)
+        raise over_limit(path, "the zip's entries together", total, limit, max_bytes is not None)
 
 
 def read_container(path: str | os.PathLike | bytes, max_bytes: int | None = None) -> dict[str, bytes]:

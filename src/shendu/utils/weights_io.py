@@ -67,10 +67,12 @@ def byte_limit(file_size: int, max_bytes: int | None = None) -> int:
     return max(MIN_BYTE_LIMIT, FILE_SIZE_FACTOR * file_size)
 
 
-def over_limit(path: Any, what: str, declared: int, limit: int) -> FormatError:
-    """The refusal for a file that declares more than ``limit`` bytes, saying how to raise the limit."""
-    return fail(path, f"{what} declares {declared:,} bytes, over the limit of {limit:,} bytes (by default "
-                f"max({MIN_BYTE_LIMIT:,}, {FILE_SIZE_FACTOR} x the file's size))",
+def over_limit(path: Any, what: str, declared: int, limit: int, given: bool = False) -> FormatError:
+    """The refusal for a file that declares more than ``limit`` bytes, saying how to raise the limit
+    (``given``: the limit is the caller's ``max_bytes``, not the default)."""
+    source = ("the max_bytes passed" if given
+              else f"by default max({MIN_BYTE_LIMIT:,}, {FILE_SIZE_FACTOR} x the file's size)")
+    return fail(path, f"{what}: {declared:,} bytes declared, over the limit of {limit:,} bytes ({source})",
                 f"if you trust the file, raise the limit with max_bytes={declared}")
 
 
@@ -165,7 +167,7 @@ def read_npz(path: str, max_bytes: int | None = None) -> dict[str, np.ndarray]:
             infos = archive.infolist()
             declared = sum(info.file_size for info in infos)
             if declared > limit:
-                raise over_limit(path, "the .npz", declared, limit)
+                raise over_limit(path, "the .npz's arrays", declared, limit, max_bytes is not None)
             for info in infos:
                 if not info.filename.endswith(".npy") or info.filename[:-4] in arrays:
                     raise fail(path, f"unexpected or duplicate member {info.filename!r} in the .npz")
@@ -234,7 +236,7 @@ def load_arrays(path: str | os.PathLike, max_bytes: int | None = None) -> dict[s
         return read_npz(path, max_bytes)
     limit = byte_limit(os.path.getsize(path), max_bytes)
     if os.path.getsize(path) > limit:
-        raise over_limit(path, "the weights file", os.path.getsize(path), limit)
+        raise over_limit(path, "the weights file", os.path.getsize(path), limit, max_bytes is not None)
     with open(path, "rb") as f:
         return decode_arrays(path, "the safetensors file", f.read())
 
