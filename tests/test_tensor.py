@@ -7,6 +7,8 @@ import pytest
 
 import shendu
 from shendu import Tensor
+from shendu.layers import Dense
+from shendu.models import Sequential
 
 
 def test_attributes_follow_numpy():
@@ -33,14 +35,30 @@ def test_numpy_item_tolist_array_and_float():
         x.item()
 
 
-def test_numpy_refuses_graph_tensor_and_detach_fixes_it():
+def test_numpy_of_a_graph_tensor_is_a_read_only_view_and_detach_still_works():
     w = shendu.ones(2, requires_grad=True)
-    y = w * 2
-    with pytest.raises(RuntimeError, match="detach"):
-        y.numpy()
-    d = y.detach()
+    y = w * w * 3
+    a = y.numpy()
+    assert type(a) is np.ndarray and a.tolist() == [3.0, 3.0] and np.shares_memory(a, y.data)
+    with pytest.raises(ValueError, match="read-only"):
+        a[0] = 100.0  # backward still needs y's inputs: the view must not change them
+    y.sum().backward()
+    np.testing.assert_array_equal(w.grad.data, [6.0, 6.0])
+    d = y.detach()  # PyTorch-style: a leaf sharing the data, writable
     assert not d.requires_grad and d.creator is None
-    assert np.shares_memory(d.data, y.data)
+    assert np.shares_memory(d.data, y.data) and d.numpy().flags.writeable
+    assert w.numpy().flags.writeable  # a leaf (a parameter) stays writable, as before
+    assert np.array(y).flags.writeable  # np.array copies
+
+
+def test_model_output_numpy_works_keras_style():
+    model = Sequential([Dense(3, activation="relu"), Dense(2)])
+    x = np.random.default_rng(0).standard_normal((4, 5)).astype("float32")
+    out = model(x)
+    assert out.requires_grad and out.creator is not None  # in a graph, as Keras users never notice
+    y = out.numpy()
+    assert y.shape == (4, 2) and y.dtype == np.float32
+    np.testing.assert_allclose(y, model.predict(x, verbose=0), rtol=1e-6)
 
 
 def test_bool_refuses_multi_element_and_empty():

@@ -84,10 +84,14 @@ class Tensor:
 
     # ---------------------------------------------------------------- conversion
     def numpy(self) -> np.ndarray:
-        """The data as a NumPy array (copied to the host for GPU tensors); refuses tensors that require grad."""
-        if self.requires_grad and self.creator is not None:
-            raise RuntimeError("can't call numpy() on a tensor that is part of a graph; use tensor.detach().numpy()")
-        return backend.to_numpy(self.data)
+        """The data as a NumPy array, sharing memory (copied to the host for GPU tensors), as Keras's
+        ``model(x).numpy()``. For a tensor in a graph it is a read-only view, since backward may need these
+        values: writing to it raises. ``detach().numpy()`` (PyTorch) or ``np.array(t)`` give writable arrays."""
+        arr = backend.to_numpy(self.data)
+        if self.creator is not None and arr is self.data:
+            arr = arr.view()
+            arr.flags.writeable = False
+        return arr
 
     def item(self) -> Any:
         """The value of a one-element tensor as a Python number."""
