@@ -560,3 +560,37 @@ def test_add_weight_takes_keras_keywords_and_rejects_a_positional_shape():
     assert layer.non_trainable_weights == [w]
     with pytest.raises(TypeError, match="pass the shape by keyword"):
         layer.add_weight((2, 3))
+
+
+def test_a_user_class_named_like_a_builtin_does_not_replace_it():
+    class Dense(layers.Layer):  # a user's own "Dense": same class name as shendu's
+        def __init__(self, units=1, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+
+        def call(self, x):
+            return x
+
+    assert layers.LAYER_REGISTRY["Dense"] is shendu.layers.Dense
+    builtin = layers.deserialize({"class_name": "Dense", "config": {"units": 3}})  # existing files mean shendu's
+    assert type(builtin) is shendu.layers.Dense and builtin.units == 3
+    spec = layers.serialize(Dense(units=2))
+    assert spec["class_name"] == f"{__name__}>test_a_user_class_named_like_a_builtin_does_not_replace_it.<locals>.Dense"
+    restored = layers.deserialize(spec)
+    assert type(restored) is Dense and restored.units == 2
+    assert type(layers.deserialize(spec, custom_objects={"Dense": Dense})) is Dense  # Keras-style custom_objects
+    with pytest.raises(ValueError, match="unknown layer class 'NoSuchLayer'"):
+        layers.deserialize({"class_name": "NoSuchLayer", "config": {}})
+
+
+def test_redefining_a_user_class_replaces_the_earlier_definition():
+    def define():
+        class RedefinedScale(layers.Layer):
+            def call(self, x):
+                return x
+
+        return RedefinedScale
+
+    first, second = define(), define()
+    assert layers.LAYER_REGISTRY["RedefinedScale"] is second is not first
+    assert layers.registered_name(second) == "RedefinedScale"
