@@ -223,3 +223,15 @@ def test_a_user_metric_named_like_a_built_in_does_not_replace_it():
     # a loss and a metric may share a class name; each module resolves its own
     assert type(metrics.get({"class_name": "MeanSquaredError", "config": {}})) is metrics.MeanSquaredError
     assert type(losses.get({"class_name": "MeanSquaredError", "config": {}})) is losses.MeanSquaredError
+
+
+def test_loss_objects_as_metrics_keep_their_names():
+    # Both used to be named 'mean_metric_wrapper', so fit reported only one of them.
+    assert metrics.get(losses.MeanSquaredError()).name == "mean_squared_error"
+    assert metrics.get(losses.Huber(name="robust")).name == "robust"
+    model = shendu.models.Sequential([shendu.layers.Dense(1, input_dim=2)])
+    model.compile("sgd", loss="mse", metrics=[losses.MeanSquaredError(), losses.MeanAbsoluteError()])
+    x, y = np.ones((4, 2), "float32"), np.zeros((4, 1), "float32")
+    logs = model.fit(x, y, verbose=0).history
+    assert {"mean_squared_error", "mean_absolute_error"} <= set(logs)
+    np.testing.assert_allclose(logs["mean_squared_error"], logs["loss"], rtol=1e-6)

@@ -563,8 +563,9 @@ def get(identifier: Any, loss: Any = None, output_shape: tuple[int | None, ...] 
             raise ValueError(f"Unknown metric {identifier!r}; valid names: 'accuracy', 'acc', "
                              f"{sorted(_FUNCTIONS)}, {sorted(_CLASSES)} and aliases {sorted(_ALIASES)}")
         return MeanMetricWrapper(fn, name=identifier)
-    if callable(identifier):
-        return MeanMetricWrapper(identifier, name=getattr(identifier, "__name__", None))
+    if callable(identifier):  # a function, or a Loss object (named by its .name, e.g. 'mean_squared_error')
+        name = getattr(identifier, "__name__", None) or getattr(identifier, "name", None)
+        return MeanMetricWrapper(identifier, name=name if isinstance(name, str) else None)
     raise ValueError(f"Could not interpret metric identifier: {identifier!r}")
 
 
