@@ -88,3 +88,12 @@ def test_the_check_runs_once_per_call_not_per_batch(monkeypatch):
     it = EpochIterator(np.zeros((64, 2), "float32"), np.zeros((64, 1), "float32"), batch_size=4)
     assert sum(1 for _ in it) == 16 and sum(1 for _ in it) == 16
     assert len(calls) == 1
+
+
+def test_single_batch_methods_check_too(model):
+    with pytest.raises(TypeError, match="train_on_batch: x is a list of Python numbers.*different lengths"):
+        model.train_on_batch([[1.0, 2.0], [3.0]], Y2)
+    with pytest.raises(TypeError, match="test_on_batch: y has dtype <U1"):
+        model.test_on_batch(np.zeros((2, 2), "float32"), np.array(["a", "b"]))
+    with pytest.raises(ValueError, match="train_on_batch: x has 0 samples"):
+        model.train_on_batch(np.zeros((0, 2), "float32"), np.zeros((0, 1), "float32"))

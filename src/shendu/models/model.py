@@ -26,72 +26,31 @@ from typing import Any
 
 import numpy as np
 
-from shendu import backend, optimizers, saving
+from shendu import optimizers, saving
 from shendu.autograd.grad_mode import no_grad
 from shendu.autograd.tensor import Tensor
 from shendu.callbacks import CallbackList, History
 from shendu.layers.layer import Layer, unique_name
 from shendu.models.compile_utils import CompiledLoss, CompiledMetrics
-from shendu.models.data_adapter import EpochIterator, flatten, train_validation_split, unpack_batch
+from shendu.models.data_adapter import EpochIterator, check_data, flatten, train_validation_split, unpack_batch
 from shendu.models.functional import FunctionalGraph, graph_config, graph_from_config, is_graph_config
 from shendu.models.summary import print_summary
+from shendu.models.training_utils import (
+    TrainingState,
+    batch_size_of,
+    concat,
+    is_shape,
+    no_batches,
+    optimizer_params,
+    reject_unknown,
+    should_validate,
+    to_numpy,
+    verbosity,
+)
 
 _FIT_ARGS = ("x", "y", "batch_size", "epochs", "verbose", "callbacks", "validation_split", "validation_data",
              "shuffle", "class_weight", "sample_weight", "initial_epoch", "steps_per_epoch", "validation_steps",
              "validation_batch_size", "validation_freq")
-
-
-class _TrainingState:
-    """What compile/fit keep between steps (a plain object, so the Layer registry does not walk it)."""
-
-    def __init__(self) -> None:
-        self.loss_identifier: Any = None
-        self.loss_weights: Any = None
-        self.metric_identifiers: tuple[Any, Any] = (None, None)
-        self.compiled_loss: CompiledLoss | None = None
-        self.compiled_metrics: CompiledMetrics | None = None
-        self.loss_sum = 0.0
-        self.loss_count = 0
-        self.output_loss_sums: list[float] = []
-        self.optimizer_ready = False
-        self.output_names: list[str] | None = None
-
-    def reset_compiled(self) -> None:
-        """Forget what depends on the layers (after add/pop): resolved again at the next batch."""
-        self.compiled_loss = None
-        self.compiled_metrics = None
-        self.optimizer_ready = False
-
-
-def _reject_unknown(method: str, kwargs: dict[str, Any], valid: tuple[str, ...]) -> None:
-    if kwargs:
-        raise TypeError(f"{method}() got unexpected keyword argument(s) {sorted(kwargs)}; "
-                        f"valid arguments are: {', '.join(valid)}")
-
-
-def _verbosity(verbose: Any) -> int:
-    if verbose == "auto":
-        return 1
-    if verbose not in (0, 1, 2, True, False):
-        raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
-    return int(verbose)
-
-
-def _batch_size_of(x: Any) -> int:
-    if isinstance(x, (np.ndarray, Tensor)):
-        return x.shape[0]
-    leaves = flatten(x)
-    return leaves[0].shape[0] if leaves and hasattr(leaves[0], "shape") else len(leaves[0])
-
-
-def _to_numpy(y: Any) -> Any:
-    if isinstance(y, Tensor):
-        return backend.to_numpy(y.data)
-    if isinstance(y, dict):
-        return {k: _to_numpy(v) for k, v in y.items()}
-    if isinstance(y, (list, tuple)):
-        return [_to_numpy(v) for v in y]
-    return y
 
 
 class Model(Layer):
@@ -108,7 +67,7 @@ class Model(Layer):
         self.stop_training = False
         self.history: History | None = None
         self._initial_epoch: int | None = None
-        self._train = _TrainingState()
+        self._train = TrainingState()
         self._graph: FunctionalGraph | None = None
         if inputs is not None or outputs is not None:
             if inputs is None or outputs is None:
@@ -137,7 +96,7 @@ class Model(Layer):
                 return Tensor._wrap(np.zeros(tuple(1 if d is None else d for d in shape), dtype=self._dtype))
 
             with no_grad():
-                self.call(zeros(input_shape) if _is_shape(input_shape) else [zeros(s) for s in input_shape])
+                self.call(zeros(input_shape) if is_shape(input_shape) else [zeros(s) for s in input_shape])
         finally:
             object.__setattr__(self, "_building", False)
 
@@ -181,8 +140,8 @@ class Model(Layer):
         function; a list/dict for several outputs), ``metrics`` and ``loss_weights`` as in Keras.
         (``run_eagerly``, ``jit_compile``, ``steps_per_execution`` and ``auto_scale_loss`` are accepted for
         Keras compatibility; shendu always runs eagerly, one step at a time.)"""
-        _reject_unknown("compile", kwargs, ("optimizer", "loss", "loss_weights", "metrics", "weighted_metrics",
-                                            "run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss"))
+        reject_unknown("compile", kwargs, ("optimizer", "loss", "loss_weights", "metrics", "weighted_metrics",
+                                           "run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss"))
         if isinstance(optimizer, type):
             optimizer = optimizer()
         self.optimizer = optimizers.get(optimizer)
@@ -271,7 +230,7 @@ class Model(Layer):
         if loss is None:
             raise ValueError(f"model '{self.name}': no loss to compute; pass loss=... to compile() (or add losses "
                              "with add_loss)")
-        n = x.shape[0] if type(x) is np.ndarray else (_batch_size_of(x) if x is not None else 1)
+        n = x.shape[0] if type(x) is np.ndarray else (batch_size_of(x) if x is not None else 1)
         state.loss_sum += float(loss.data) * n
         state.loss_count += n
         if parts:
@@ -293,7 +252,7 @@ class Model(Layer):
         (PyTorch style, e.g. to train only part of the model)."""
         opt = self.optimizer
         mine = self.trainable_weights
-        attached = {id(p) for p in _optimizer_params(opt)}
+        attached = {id(p) for p in optimizer_params(opt)}
         if not any(id(p) in attached for p in mine):  # a fresh optimiser, or one used with another model
             opt.add_params(mine)
         self._train.optimizer_ready = True
@@ -342,9 +301,9 @@ class Model(Layer):
         """Train for ``epochs`` epochs (Keras semantics: ``validation_split`` takes the last fraction of the
         data before shuffling; ``shuffle`` reshuffles each epoch; the last partial batch is kept).
         Returns the ``History`` (``history.history['loss']``, ``['val_loss']``, metrics...)."""
-        _reject_unknown("fit", kwargs, _FIT_ARGS)
+        reject_unknown("fit", kwargs, _FIT_ARGS)
         self._assert_compiled("fit")
-        verbose = _verbosity(verbose)
+        verbose = verbosity(verbose)
         if class_weight is not None and sample_weight is not None:
             raise ValueError("fit: give sample_weight or class_weight, not both")
         if validation_split and validation_data is None:
@@ -380,9 +339,9 @@ class Model(Layer):
                 if self.stop_training:
                     break
             if step < 0 and epoch == start:
-                raise _no_batches("fit")
+                raise no_batches("fit")
             epoch_logs = dict(logs) if logs is not None else self.get_metrics_result()
-            if val_iterator is not None and _should_validate(epoch, validation_freq):
+            if val_iterator is not None and should_validate(epoch, validation_freq):
                 val_logs = self._evaluate_iterator(val_iterator, callbacks)
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             callbacks.on_epoch_end(epoch, epoch_logs)
@@ -417,7 +376,7 @@ class Model(Layer):
                 if end_listeners:
                     callbacks.on_test_batch_end(step, logs if logs is not None else self.get_metrics_result())
         if step < 0 and caller is not None:
-            raise _no_batches(caller)
+            raise no_batches(caller)
         logs = dict(logs) if logs is not None else self.get_metrics_result()
         callbacks.on_test_end(logs)
         return logs
@@ -426,12 +385,12 @@ class Model(Layer):
                  sample_weight: Any = None, steps: int | None = None, callbacks: Any = None,
                  return_dict: bool = False, **kwargs: Any) -> Any:
         """The loss (and metrics) on the data: a float, a list ``[loss, *metrics]``, or a dict."""
-        _reject_unknown("evaluate", kwargs, ("x", "y", "batch_size", "verbose", "sample_weight", "steps",
-                                             "callbacks", "return_dict"))
+        reject_unknown("evaluate", kwargs, ("x", "y", "batch_size", "verbose", "sample_weight", "steps",
+                                            "callbacks", "return_dict"))
         self._assert_compiled("evaluate")
         iterator = EpochIterator(x, y, sample_weight, batch_size, False, steps, None, self._float_dtype(),
                                  caller="evaluate")
-        callbacks = self._callback_list(callbacks, _verbosity(verbose), 1, iterator.num_batches)
+        callbacks = self._callback_list(callbacks, verbosity(verbose), 1, iterator.num_batches)
         logs = self._evaluate_iterator(iterator, callbacks, caller="evaluate")
         return logs if return_dict else self._flatten_logs(logs)
 
@@ -443,9 +402,9 @@ class Model(Layer):
     def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto", steps: int | None = None,
                 callbacks: Any = None, **kwargs: Any) -> Any:
         """The model's outputs on ``x`` as NumPy arrays (one per output for multi-output models)."""
-        _reject_unknown("predict", kwargs, ("x", "batch_size", "verbose", "steps", "callbacks"))
+        reject_unknown("predict", kwargs, ("x", "batch_size", "verbose", "steps", "callbacks"))
         iterator = EpochIterator(x, None, None, batch_size, False, steps, None, self._float_dtype(), caller="predict")
-        callbacks = self._callback_list(callbacks, _verbosity(verbose), 1, iterator.num_batches)
+        callbacks = self._callback_list(callbacks, verbosity(verbose), 1, iterator.num_batches)
         callbacks.on_predict_begin()
         begin_listeners = callbacks.listens("on_predict_batch_begin")
         end_listeners = callbacks.listens("on_predict_batch_end")
@@ -454,19 +413,22 @@ class Model(Layer):
             for step, (xb, _, _) in iterator:
                 if begin_listeners:
                     callbacks.on_predict_batch_begin(step)
-                out = _to_numpy(self.predict_step(xb))
+                out = to_numpy(self.predict_step(xb))
                 chunks.append(out)
                 if end_listeners:
                     callbacks.on_predict_batch_end(step, {"outputs": out})
         callbacks.on_predict_end()
         if not chunks:
             raise ValueError("predict: the input produced no batches (empty data or an exhausted generator)")
-        return _concat(chunks)
+        return concat(chunks)
 
     # ------------------------------------------------------------------ single batches
-    def _batch_iterator(self, x: Any, y: Any, sample_weight: Any, class_weight: Any = None) -> tuple:
-        size = _batch_size_of(x) if flatten(x) else 1
-        it = EpochIterator(x, y, sample_weight, max(size, 1), False, None, class_weight, self._float_dtype())
+    def _batch_iterator(self, x: Any, y: Any, sample_weight: Any, class_weight: Any = None,
+                        caller: str = "train_on_batch") -> tuple:
+        check_data(caller, x=x, y=y, sample_weight=sample_weight)  # before the batch size is read from x
+        size = batch_size_of(x) if flatten(x) else 1
+        it = EpochIterator(x, y, sample_weight, max(size, 1), False, None, class_weight, self._float_dtype(),
+                           caller=caller)
         return next(iter(it))[1]
 
     def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None, class_weight: dict | None = None,
@@ -484,7 +446,7 @@ class Model(Layer):
     def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False) -> Any:
         """The loss (and metrics) on exactly this batch, without training."""
         self._assert_compiled("test_on_batch")
-        batch = self._batch_iterator(x, y, sample_weight)
+        batch = self._batch_iterator(x, y, sample_weight, caller="test_on_batch")
         self.reset_metrics()
         with no_grad():
             logs = self.test_step(batch)
@@ -494,7 +456,7 @@ class Model(Layer):
     def predict_on_batch(self, x: Any) -> Any:
         """The outputs on exactly this batch, as NumPy."""
         with no_grad():
-            return _to_numpy(self.predict_step(x))
+            return to_numpy(self.predict_step(x))
 
     # ------------------------------------------------------------------ weights on disk, summary
     def get_config(self) -> dict[str, Any]:
@@ -546,38 +508,3 @@ class Model(Layer):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
-
-
-def _optimizer_params(opt: Any) -> list[Any]:
-    groups = getattr(opt, "param_groups", None)
-    if groups is not None:
-        return [p for g in groups for p in g.get("params", ())]
-    return list(getattr(opt, "params", None) or ())
-
-
-def _no_batches(caller: str) -> ValueError:
-    return ValueError(f"{caller}: the data produced no batches (a generator or loader that yielded nothing: 0 "
-                      "samples), so there is no loss to report. Pass data with at least one sample; a generator "
-                      "must yield (x, y) batches (and repeat itself when steps_per_epoch spans several epochs).")
-
-
-def _should_validate(epoch: int, freq: int | list[int]) -> bool:
-    if isinstance(freq, int):
-        return (epoch + 1) % freq == 0
-    if isinstance(freq, (list, tuple, set)):
-        return (epoch + 1) in freq
-    raise ValueError(f"validation_freq must be an int or a list of epochs (1-based), got {freq!r}")
-
-
-def _is_shape(x: Any) -> bool:
-    return isinstance(x, tuple) and all(d is None or isinstance(d, int) for d in x)
-
-
-def _concat(chunks: list[Any]) -> Any:
-    first = chunks[0]
-    if isinstance(first, dict):
-        return {k: np.concatenate([c[k] for c in chunks]) for k in first}
-    if isinstance(first, list):
-        return [np.concatenate([c[i] for c in chunks]) for i in range(len(first))]
-    return np.concatenate(chunks)
-
