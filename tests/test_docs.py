@@ -62,6 +62,9 @@ def test_tutorial_code_blocks_run(english):
     assert ns["accuracy"] > 0.8
     assert out.rstrip().endswith("True")  # the saved model predicts what the original did
     assert ns["explain"].records and not any("exploding" in w for _, w in ns["explain"].warnings)
+    # Explain as a debugger: each mistake is caught and its layer named
+    assert any("layer 'hidden_sigmoid'" in w and "saturated" in w for w in ns["unscaled"])
+    assert any("layer 'hidden_relu'" in w and "dead" in w for w in ns["too_fast"])
 
 
 def test_the_articles_program_is_verbatim_and_explained(english):

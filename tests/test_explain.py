@@ -103,6 +103,7 @@ def test_dead_relus_are_reported_with_the_layer_name():
     assert any(f"layer '{first}'" in w and "dead" in w for _, w in explain.warnings)
     # no gradient reaches the dead layer: vanishing, named as well
     assert explain.records[0]["layers"][0]["grad_norm"] == 0.0
+    assert explain.records[0]["layers"][2]["grad_norm"] > 0
     assert any(f"layer '{first}'" in w and "vanishing" in w for _, w in explain.warnings)
     assert "dead" in "\n".join(lines) and "|grad|" in lines[0]
 
@@ -131,8 +132,11 @@ def test_diagnose_thresholds():
     assert diagnose([stat("a", 1e-2), stat("b", 1.0)]) == []
     warnings = diagnose([stat("early", 1e-9), stat("late", 1.0), stat("nan", float("nan"))])
     assert len(warnings) == 2
-    assert "layer 'early'" in warnings[0] and "vanishing" in warnings[0]
+    assert "layer 'early'" in warnings[0] and "vanishing" in warnings[0] and "layer 'late'" in warnings[0]
     assert "layer 'nan'" in warnings[1] and "exploding" in warnings[1]
+    # no gradient anywhere: one warning that names every layer
+    (flat,) = diagnose([stat("first", 0.0), stat("second", 1e-12)])
+    assert "'first', 'second'" in flat and "no gradient reaches any layer" in flat
     assert "too high" in diagnose([stat("a", 1.0)], update_ratios={"a": 0.5})[0]
     with pytest.raises(TypeError, match="unknown threshold"):
         Explain(np.zeros((2, 1)), np.zeros((2, 1)), vanishin=1.0)

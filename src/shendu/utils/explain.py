@@ -151,24 +151,35 @@ def diagnose(stats: list[dict[str, Any]], vanishing: float = 1e-7, relative_vani
     """Warnings, each naming its layer, for the statistics of ``layer_stats``:
 
     * vanishing gradient: a layer's gradient norm below ``vanishing``, or below ``relative_vanishing`` times
-      the largest layer's (the early layers of a deep sigmoid network are the classic case);
+      the largest layer's (the early layers of a deep sigmoid network are the classic case); when EVERY layer's
+      gradient is below ``vanishing`` one warning names them all: the loss is flat where the model stands
+      (typically a saturated output after a too-large step);
     * exploding gradient: a gradient norm above ``exploding``, or not finite;
     * dead ReLUs: more than ``dead`` of a ReLU layer's units never active on the batch;
     * saturated activations: more than ``saturated`` of a sigmoid/tanh layer's outputs in the flat tails;
     * a too large step: an update/weight ratio (from ``update_ratios``, by layer name) above ``large_update``.
     """
     warnings = []
-    norms = [s["grad_norm"] for s in stats if s["grad_norm"] is not None and math.isfinite(s["grad_norm"])]
-    largest = max(norms, default=0.0)
+    measured = [s for s in stats if s["grad_norm"] is not None]
+    finite = [s for s in measured if math.isfinite(s["grad_norm"])]
+    top = max(finite, key=lambda s: s["grad_norm"], default=None)
+    largest = top["grad_norm"] if top is not None else 0.0
+    flat = bool(measured) and len(finite) == len(measured) and largest < vanishing
+    if flat:
+        names = ", ".join(f"'{s['name']}'" for s in measured)
+        warnings.append(f"layers {names}: no gradient reaches any layer (every norm < {vanishing:g}); the loss is "
+                        "flat where the model stands, typically an output saturated at probabilities 0 and 1 "
+                        "after a too-large step: lower the learning rate")
     for s in stats:
         name, g = s["name"], s["grad_norm"]
-        if g is not None:
+        if g is not None and not flat:
             if not math.isfinite(g) or g > exploding:
                 warnings.append(f"layer '{name}': exploding gradient (norm {g:.3g} > {exploding:g}); lower the "
                                 "learning rate, clip gradients (clipnorm=...) or normalise the inputs")
-            elif g < vanishing or (largest > 0 and g < relative_vanishing * largest):
-                warnings.append(f"layer '{name}': vanishing gradient (norm {g:.3g}, largest layer {largest:.3g}); "
-                                "try relu instead of sigmoid/tanh, a better initialiser or normalisation")
+            elif g < vanishing or g < relative_vanishing * largest:
+                warnings.append(f"layer '{name}': vanishing gradient (norm {g:.3g}, while layer '{top['name']}' "
+                                f"has {largest:.3g}); look for saturated sigmoid/tanh or dead ReLU layers above it, "
+                                "or try a better initialiser or normalisation")
         if s["dead_fraction"] is not None and s["dead_fraction"] > dead:
             warnings.append(f"layer '{name}': {s['dead_fraction']:.0%} of its ReLU units are dead (zero for every "
                             "sample); lower the learning rate or use leaky_relu")
