@@ -38,7 +38,8 @@ def register_layer_class(cls: type) -> str:
     with _LOCK:
         name = cls.__name__
         existing = LAYER_REGISTRY.get(name)
-        if existing is not None and _is_builtin(existing) and not _is_builtin(cls):
+        if existing is not None and _is_builtin(existing) and not (
+                existing.__module__ == cls.__module__ and existing.__qualname__ == cls.__qualname__):  # a reload
             name = f"{cls.__module__}>{cls.__qualname__}"
         LAYER_REGISTRY[name] = cls
         cls._registered_name = name
