@@ -6,8 +6,8 @@ import pytest
 
 import shendu
 from shendu.callbacks import CallbackList, Explain
-from shendu.layers import Dense
-from shendu.models import Sequential
+from shendu.layers import Dense, Input
+from shendu.models import Model, Sequential
 from shendu.optimizers import SGD
 from shendu.utils import explain_step, plot_explain
 from shendu.utils.explain import diagnose, layer_stats
@@ -198,3 +198,16 @@ def test_explain_step_needs_a_compiled_model():
     model = Sequential([Dense(1, input_dim=1)])
     with pytest.raises(RuntimeError, match="compile"):
         explain_step(model, np.zeros((1, 1)), np.zeros((1, 1)))
+
+
+def test_functional_models_get_weight_and_gradient_statistics():
+    x, y = _data()
+    shendu.seed(5)
+    inputs = Input(shape=(3,))
+    hidden = Dense(4, activation="relu", name="hidden")(inputs)
+    model = Model(inputs, Dense(1, name="out")(hidden))
+    model.compile(optimizer="adam", loss="mse")
+    stats = layer_stats(model, x, y)
+    assert [s["name"] for s in stats] == ["hidden", "out"]  # the InputLayer measures nothing: no row
+    assert all(s["grad_norm"] > 0 for s in stats)
+    assert stats[0]["output_shape"] is None and stats[1]["output_shape"] == (len(x), 1)

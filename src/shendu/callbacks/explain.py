@@ -14,7 +14,10 @@ keeps everything in ``records`` and ``warnings``.
 
 Cost: nothing unless you pass the callback to ``fit``. With it: one forward and backward pass on the small
 batch per measured epoch, one copy of the weights before the epoch's last step, and an integer comparison
-per step. (For a loader whose length is unknown the copy is made before every step.)
+per step. (For a loader whose length is unknown the copy is made before every step.) Measured on one CPU
+thread: a 784-128-10 MLP on 2,000 MNIST images (32 steps per epoch) trains in the same time with and without
+it; the article's 4-step epochs take about twice as long when measured every epoch, so pass ``every=``
+(``every=50``: no measurable cost).
 """
 
 from __future__ import annotations

@@ -123,6 +123,8 @@ def layer_stats(model: Any, x: Any, y: Any = None) -> list[dict[str, Any]]:
     stats = []
     for layer, out in zip(layers, outputs):
         weights = list(getattr(layer, "trainable_weights", []))
+        if out is None and not weights:
+            continue  # e.g. a functional model's InputLayer: nothing measured
         act = activation_name(layer)
         entry: dict[str, Any] = {"name": layer.name, "class": type(layer).__name__, "activation": act,
                                  "output_shape": None, "mean": None, "std": None, "dead_fraction": None,
