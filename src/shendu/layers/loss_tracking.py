@@ -8,8 +8,9 @@
   and ``activity_regularizer(y) / batch size`` of each output of a layer that has an activity regulariser.
 
 Reading ``losses`` is cheap enough to do every training step: the regularised weights and the layers below
-are found once and kept until the layer tree changes (see :func:`shendu.layers.tracking.structure_version`).
-Losses added in one thread are not seen by ``losses`` read in another.
+are found once and kept until the layer tree changes (see :func:`shendu.layers.tracking.structure_version`:
+assigning attributes, ``add_weight`` and ``trainable`` count; setting ``.trainable`` or ``.regularizer`` on
+a single Parameter afterwards does not). Losses added in one thread are not seen by ``losses`` read in another.
 """
 
 from __future__ import annotations
