@@ -350,3 +350,22 @@ def test_backup_and_restore_resumes_where_it_stopped(tmp_path):
     for a, b in zip(resumed.get_weights(), reference.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert not os.path.exists(tmp_path / "backup" / "backup.npz")  # deleted after a finished fit
+
+
+def test_callback_list_says_which_batch_hooks_are_listened_to():
+    class EndOnly(cbs.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            pass
+
+    class Keras2Style(cbs.Callback):
+        def on_batch_begin(self, batch, logs=None):  # the Keras 2 name of on_train_batch_begin
+            pass
+
+    plain = cbs.CallbackList([cbs.History()])
+    assert not any(plain.listens(h) for h in ("on_train_batch_begin", "on_train_batch_end", "on_test_batch_end"))
+    listening = cbs.CallbackList([EndOnly(), Keras2Style()])
+    assert listening.listens("on_train_batch_end") and listening.listens("on_train_batch_begin")
+    assert not listening.listens("on_test_batch_end") and listening.needs_batch_logs("train")
+    assert cbs.CallbackList([listening]).listens("on_train_batch_end")  # nested lists
+    with pytest.raises(ValueError, match="'on_epoch_end' is not a per-batch hook"):
+        listening.listens("on_epoch_end")
