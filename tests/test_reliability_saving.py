@@ -137,7 +137,12 @@ CAPPED_LOADER = textwrap.dedent('''
             outcome = (type(e).__name__, str(e))
         results.append({"path": path, "error": outcome[0], "message": outcome[1],
                         "seconds": time.perf_counter() - start})
-    results.append({"max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+    try:  # this process's own peak (ru_maxrss would include the parent's, inherited across fork + exec)
+        with open("/proc/self/status") as f:
+            peak_kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    results.append({"max_rss_mb": peak_kb / 1024})
     print(json.dumps(results))
 ''')
 
