@@ -40,7 +40,11 @@ __all__ = ["avg_pool1d", "avg_pool2d", "conv1d", "conv2d", "conv2d_transpose", "
 
 # ------------------------------------------------------------------ layers and activations
 def linear(x: Any, weight: Any, bias: Any = None) -> Tensor:
-    """x @ weight + bias in one fused op; ``weight`` is ``(in, out)``."""
+    """x @ weight + bias in one fused op; ``weight`` is ``(in, out)``.
+
+    Dtypes follow every shendu op (see :mod:`shendu.ops.linalg`): integer data takes the weight's float dtype;
+    float64 data with float32 weights computes in float64 (PyTorch would raise), with each gradient returned in
+    its own input's dtype. Give the data the model's dtype to stay in float32."""
     return nn.linear(x, weight, bias)
 
 

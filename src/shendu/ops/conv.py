@@ -39,6 +39,7 @@ from shendu.autograd.grad_mode import is_grad_enabled
 from shendu.autograd.op import Op, raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
+from shendu.ops.elementwise import match_dtypes
 from shendu.ops.reduce import reduce_sum
 from shendu.ops.shape import reshape, transpose
 
@@ -277,6 +278,7 @@ class Conv2DOp(Op):
         if x.ndim != 4 or tuple(x.shape[1:3]) != geo.in_hw:
             raise ValueError(f"conv2d: expected an NHWC input with spatial size {geo.in_hw}, got shape {x.shape}")
         _check_kernel("conv2d", x.shape, w, x.shape[3], geo, "input")
+        x, w = match_dtypes(x, w)  # the dtype rule of every product (see shendu.ops.linalg)
         cols = im2col(x, geo, COLS_POOL)
         y = conv_forward(cols, w, geo, x.shape[0])
         if is_grad_enabled():
@@ -324,6 +326,7 @@ class Conv2DTransposeOp(Op):
             raise ValueError(f"conv2d_transpose: kernel of shape {w.shape} does not fit an input of shape {x.shape}; "
                              f"the kernel is (KH, KW, out/groups, in) = ({geo.kernel[0]}, {geo.kernel[1]}, ?, "
                              f"{x.shape[3]}) (Keras's Conv2DTranspose layout)")
+        x, w = match_dtypes(x, w)
         y = conv_input_grad(x, w, geo)
         if b is not None:
             y += b

@@ -1,10 +1,19 @@
-"""Matrix products."""
+"""Matrix products.
+
+Dtypes: the products (matmul, linear, conv) follow the one rule of every shendu op with two operands,
+:func:`~shendu.ops.elementwise.match_dtypes`: an integer or boolean operand takes the float operand's dtype (so
+float32 weights never turn integer data into float64 work), and two float arrays of different precision promote
+to the wider one, as NumPy and PyTorch's elementwise ops do (float64 data @ float32 weights is float64; each
+gradient comes back in its own input's dtype). A Python scalar takes the dtype of the tensor it meets.
+PyTorch's matmul raises on mixed floats instead; shendu keeps one rule for all ops.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from shendu.autograd.op import Op
+from shendu.ops.elementwise import match_dtypes
 from shendu.ops.shape import reshape, sum_to, swapaxes
 
 
@@ -12,6 +21,7 @@ class MatMulOp(Op):
     """y = a @ b (1-D, 2-D, batched with broadcasting);   da = gy @ b^T,  db = a^T @ gy"""
 
     def forward(self, a, b):
+        a, b = match_dtypes(a, b)
         try:
             return a @ b
         except ValueError:  # diagnose only on failure: the checks cost nothing on the hot path

@@ -22,7 +22,7 @@ import numpy as np
 from shendu.autograd.op import Op, raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
-from shendu.ops.elementwise import sigmoid
+from shendu.ops.elementwise import match_dtypes, sigmoid
 from shendu.ops.reduce import log_softmax, softmax
 from shendu.ops.shape import expand_dims, reshape
 from shendu.random import get_rng
@@ -37,7 +37,7 @@ def _check_reduction(op: str, reduction: str) -> str:
 
 
 class LinearOp(Op):
-    """y = x @ W + b (x (..., in), W (in, out), b (out,) or None);
+    """y = x @ W + b (x (..., in), W (in, out), b (out,) or None; dtypes as matmul's, see shendu.ops.linalg);
     dx = gy @ W^T,  dW = x^T @ gy (summed over all leading axes),  db = sum(gy) over the leading axes"""
 
     def forward(self, x, w, b=None):
@@ -45,9 +45,14 @@ class LinearOp(Op):
             raise ValueError(f"linear: input of shape {x.shape} does not fit a kernel of shape {w.shape}; the kernel "
                              f"is (in, out) = ({x.shape[-1] if x.ndim else '?'}, units) (a PyTorch-style weight of "
                              "shape (out, in) needs a .T)")
+        x, w = match_dtypes(x, w)  # the dtype rule of every product (see shendu.ops.linalg)
         y = x @ w
         if b is not None:
-            y += b
+            if b.dtype == y.dtype:
+                y += b
+            else:
+                y, b = match_dtypes(y, b)
+                y = y + b
         return y
 
     def backward(self, gy, x, w, b, y):
