@@ -27,6 +27,7 @@ from shendu.autograd.op import raw
 from shendu.autograd.tensor import Tensor
 from shendu.layers.core import dropout_mask, positive_int, seeded_dropout
 from shendu.layers.layer import InputSpec, Layer
+from shendu.layers.registry import deserialize, serialize
 from shendu.ops import rnn as fused
 from shendu.random import get_rng
 from shendu.reference import rnn as reference
@@ -269,16 +270,12 @@ class GRU(_RNN):
 
 # ---------------------------------------------------------------------------- wrappers
 def _serialize_layer(layer: Layer) -> dict[str, Any]:
-    from shendu.layers import serialize
-
     return serialize(layer)
 
 
 def _deserialize_layer(config: Any) -> Layer:
     if isinstance(config, Layer):
         return config
-    from shendu.layers import deserialize
-
     return deserialize(config)
 
 
