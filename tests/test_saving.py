@@ -525,3 +525,19 @@ def test_hostile_npz_weights_are_refused_before_allocation(tmp_path):
     np.savez(path, np.array([{"a": 1}], dtype=object))
     with pytest.raises(FormatError, match="not a numeric one"):
         model.load_weights(path)
+
+
+class SavingTestFunctionalSubclass(Model):
+    """A functional model whose class adds nothing to Model's config."""
+
+
+def test_functional_subclass_without_config_is_stored_as_functional_and_loads_as_model(tmp_path):
+    a = Input(shape=(3,))
+    model = SavingTestFunctionalSubclass(a, Dense(2)(a))
+    path = str(tmp_path / "f.shendu")
+    model.save(path)
+    assert json.loads(_entries(path)["config.json"])["model"]["class_name"] == "Functional"
+    loaded = load_model(path)
+    x = np.ones((2, 3), dtype="float32")
+    assert type(loaded) is Model
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))

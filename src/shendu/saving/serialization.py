@@ -101,12 +101,23 @@ def serialize_model(model: Any) -> dict[str, Any]:
         config = model.get_config()
         _refuse_lambdas(config)
         spec["config"] = config
+        if _plain_functional(model, config):
+            spec["class_name"] = "Functional"
     except NotSerializable as e:
         spec["reason"] = str(e)
     except (NotImplementedError, TypeError, ValueError) as e:
         spec["reason"] = (f"model '{model.name}' ({type(model).__name__}) has no usable get_config ({e}); define "
                           "get_config()/from_config() and register the class with shendu.saving.register_serializable")
     return spec
+
+
+def _plain_functional(model: Any, config: Any) -> bool:
+    """A functional model whose class adds nothing to Model's config: stored as "Functional" (as format version 1
+    always did), so it loads as a plain Model without naming its class."""
+    base = known_class("Model", None)
+    cls = type(model)
+    return (base is not None and isinstance(config, dict) and "calls" in config and "input_layers" in config
+            and cls.get_config is base.get_config and cls.from_config.__func__ is base.from_config.__func__)
 
 
 def _shape_to_json(shape: Any) -> Any:
