@@ -10,7 +10,6 @@ the committed pictures cannot drift from the code that makes them.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import pathlib
 import re
@@ -35,12 +34,17 @@ def run_tutorial(path: str | os.PathLike, workdir: str | os.PathLike) -> dict[st
     """Run every code block of ``path`` in order, in one namespace, with ``workdir`` as the current folder;
     returns the namespace. A failing block raises an error that names it."""
     namespace: dict[str, Any] = {"__name__": "__tutorial__"}
-    with contextlib.chdir(workdir):
-        for i, block in enumerate(code_blocks(path)):
+    blocks = code_blocks(path)
+    previous = os.getcwd()
+    os.chdir(workdir)  # (contextlib.chdir needs Python 3.11; shendu supports 3.10)
+    try:
+        for i, block in enumerate(blocks):
             try:
                 exec(compile(block, f"{pathlib.Path(path).name}[block {i}]", "exec"), namespace)
             except Exception as e:
                 raise RuntimeError(f"{path}: code block {i} failed: {e!r}\n{block}") from e
+    finally:
+        os.chdir(previous)
     return namespace
 
 
