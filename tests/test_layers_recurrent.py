@@ -1,6 +1,9 @@
 """SimpleRNN, LSTM, GRU, Bidirectional and TimeDistributed layers: Keras semantics (return_sequences,
 return_state, go_backwards, initial_state, masks, dropout, stateful, configs) and PyTorch parity."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -103,7 +106,7 @@ def test_layer_gradcheck_through_weights(cls):
     assert shendu.gradcheck(lambda x, *ws: layer.stateless_call(list(ws), [], x)[0], x, *weights)
 
 
-def test_gru_reset_before_and_other_activations_use_the_reference_path():
+def test_gru_reset_before_and_other_activations_use_the_step_by_step_path():
     layer = _layer(GRU, reset_after=False, activation="softsign")
     layer(X)
     weights = [shendu.tensor(w.data, requires_grad=True) for w in layer.trainable_weights]
@@ -219,3 +222,21 @@ def test_recurrent_dropout_follows_the_layer_seed():
         return layer(x, training=True).detach().numpy()
 
     np.testing.assert_array_equal(run(1), run(2))
+
+
+def test_training_paths_do_not_depend_on_shendu_reference():
+    """reference/ exists to be read and to test against; every layer path (fused, and the step-by-step loops for
+    recurrent dropout, GRU(reset_after=False) and other activations) runs without importing it."""
+    code = """
+import sys
+import numpy as np
+import shendu
+from shendu.layers import GRU, LSTM, SimpleRNN
+x = np.random.default_rng(0).standard_normal((2, 4, 3)).astype("float32")
+for layer in (LSTM(5, recurrent_dropout=0.5), GRU(5, reset_after=False), SimpleRNN(5, activation="softsign"),
+              GRU(5, dropout=0.2, recurrent_dropout=0.3)):
+    layer(x, training=True).sum().backward()
+assert not [m for m in sys.modules if m.startswith("shendu.reference")], sorted(sys.modules)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -4,7 +4,7 @@
 Inputs are (batch, time, features). The layers run the fused sequence ops of :mod:`shendu.ops.rnn` (one GEMM
 for the input projection of all steps, a loop doing only the recurrent GEMM, a hand-written backward through
 time); activations those ops do not know, ``GRU(reset_after=False)`` and ``recurrent_dropout`` in training
-run the step-by-step versions of :mod:`shendu.reference.rnn` instead (same numbers, slower).
+run the step-by-step loops of :mod:`shendu.ops.rnn_steps` instead (same numbers, slower).
 Masks (from ``Embedding(mask_zero=True)`` or ``mask=``) make masked steps keep the previous state.
 
 >>> import numpy as np
@@ -29,8 +29,8 @@ from shendu.layers.core import dropout_mask, positive_int, seeded_dropout
 from shendu.layers.layer import InputSpec, Layer
 from shendu.layers.registry import deserialize, serialize
 from shendu.ops import rnn as fused
+from shendu.ops import rnn_steps
 from shendu.random import get_rng
-from shendu.reference import rnn as reference
 
 _WEIGHT_ARGS = ("kernel_initializer", "recurrent_initializer", "bias_initializer")
 _REGULARIZER_ARGS = ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer")
@@ -201,7 +201,7 @@ class SimpleRNN(_RNN):
         if rec_mask is None and self._fusable():
             return fused.simple_rnn(x, self.kernel, self.recurrent_kernel, self.bias, states[0], mask, act,
                                     self.zero_output_for_mask)
-        seq, h = reference.simple_rnn(x, self.kernel, self.recurrent_kernel, self.bias, states[0], mask,
+        seq, h = rnn_steps.simple_rnn(x, self.kernel, self.recurrent_kernel, self.bias, states[0], mask,
                                       self.activation, rec_mask)
         return _zero_masked(seq, mask, self.zero_output_for_mask), h
 
@@ -235,7 +235,7 @@ class LSTM(_RNN):
         if rec_mask is None and self._fusable():
             return fused.lstm(x, self.kernel, self.recurrent_kernel, self.bias, states[0], states[1], mask, act,
                               rec_act, self.zero_output_for_mask)
-        seq, h, c = reference.lstm(x, self.kernel, self.recurrent_kernel, self.bias, states[0], states[1], mask,
+        seq, h, c = rnn_steps.lstm(x, self.kernel, self.recurrent_kernel, self.bias, states[0], states[1], mask,
                                    self.activation, self.recurrent_activation, rec_mask)
         return _zero_masked(seq, mask, self.zero_output_for_mask), h, c
 
@@ -263,7 +263,7 @@ class GRU(_RNN):
         if rec_mask is None and self.reset_after and self._fusable():
             return fused.gru(x, self.kernel, self.recurrent_kernel, self.bias, states[0], mask, act, rec_act,
                              self.zero_output_for_mask)
-        seq, h = reference.gru(x, self.kernel, self.recurrent_kernel, self.bias, states[0], mask, self.activation,
+        seq, h = rnn_steps.gru(x, self.kernel, self.recurrent_kernel, self.bias, states[0], mask, self.activation,
                                self.recurrent_activation, self.reset_after, rec_mask)
         return _zero_masked(seq, mask, self.zero_output_for_mask), h
 

@@ -11,7 +11,7 @@ Each op takes ``x`` (batch, time, features), the initial state(s), ``kernel`` (i
 
 ``mask`` (batch, time), True for real steps: a masked step keeps the previous state (and, as Keras, outputs
 it again; ``zero_output_for_mask=True`` outputs zeros instead). The textbook versions, built from ordinary
-shendu ops so autograd differentiates them, are in :mod:`shendu.reference.rnn`; tests check both agree.
+shendu ops so autograd differentiates them, are in :mod:`shendu.ops.rnn_steps`; tests check both agree.
 The gate orders are Keras's: LSTM i, f, c, o; GRU z, r, h (``reset_after=True``: the recurrent bias is
 applied before the reset gate, as cuDNN and PyTorch do). These ops have first derivatives only.
 
@@ -61,7 +61,7 @@ ACTIVATIONS = {
 def _activation(name: str) -> tuple:
     if name not in ACTIVATIONS:
         raise ValueError(f"fused recurrent ops support the activations {sorted(ACTIVATIONS)}, got {name!r} "
-                         "(other activations run through shendu.reference.rnn)")
+                         "(other activations run through shendu.ops.rnn_steps)")
     return ACTIVATIONS[name]
 
 
@@ -69,7 +69,7 @@ def _activation(name: str) -> tuple:
 def _no_double_backward(op: str, *values: Any) -> None:
     if any(isinstance(v, Tensor) for v in values):
         raise NotImplementedError(f"{op}: double backward (create_graph=True) is not implemented for the fused "
-                                  f"recurrent ops; use shendu.reference.rnn for higher-order gradients")
+                                  f"recurrent ops; use shendu.ops.rnn_steps for higher-order gradients")
 
 
 def _check_shapes(op: str, x: Any, w: Any, u: Any, gates: int) -> int:
