@@ -122,27 +122,3 @@ def test_functional_dtype_stays_float32():
                  F.binary_cross_entropy_with_logits(x, np.ones((4, 3), np.float32))):
         assert loss.dtype == np.float32
 
-
-# ---------------------------------------------------------------------------- dtypes of the products (issue 13)
-@pytest.mark.parametrize("product", ["linear", "matmul"])
-def test_products_match_dtypes_like_every_op(product):
-    """One rule (shendu.ops.linalg): integer data takes the float weight's dtype; mixed floats promote."""
-    w = shendu.tensor(np.ones((3, 2)), dtype="float32", requires_grad=True)
-    b = shendu.tensor(np.ones(2), dtype="float32", requires_grad=True)
-    run = (lambda x: F.linear(x, w, b)) if product == "linear" else (lambda x: shendu.matmul(x, w) + b)
-    y = run(shendu.tensor(np.arange(6).reshape(2, 3)))  # int64 data: was computed (and returned) in float64
-    assert y.dtype == np.float32
-    np.testing.assert_array_equal(y.data, np.arange(6).reshape(2, 3) @ np.ones((3, 2)) + 1)
-    x64 = shendu.tensor(np.ones((2, 3)), dtype="float64", requires_grad=True)
-    y = run(x64)
-    assert y.dtype == np.float64 and y.dtype == (x64 + w[:, 0]).dtype  # as elementwise ops (and NumPy) promote
-    y.sum().backward()
-    assert x64.grad.dtype == np.float64 and w.grad.dtype == np.float32 and b.grad.dtype == np.float32
-    np.testing.assert_array_equal(w.grad.data, np.full((3, 2), 2.0))
-
-
-def test_linear_with_a_float64_bias_promotes_like_add():
-    x = shendu.tensor(np.ones((2, 3)), dtype="float32")
-    w = shendu.tensor(np.ones((3, 2)), dtype="float32")
-    y = F.linear(x, w, shendu.tensor(np.full(2, 0.5), dtype="float64"))
-    assert y.dtype == np.float64 and y.data.tolist() == [[3.5, 3.5], [3.5, 3.5]]
