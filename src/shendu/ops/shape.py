@@ -78,9 +78,9 @@ class BroadcastToOp(Op):
 def sum_keepdims(x: Any, axes: tuple[int, ...]) -> Any:
     """An array summed over ``axes`` (sorted, non-negative) with keepdims. For float arrays the two common cases
     (the last axis; every axis but the last, as in bias and batch-norm gradients) are a matrix-vector
-    product, which BLAS does several times faster than ``x.sum``."""
+    product, which BLAS does several times faster than ``x.sum`` (below ~8192 elements the overhead eats that)."""
     last = x.ndim - 1
-    if x.dtype.kind == "f" and x.flags.c_contiguous and x.size:
+    if x.size >= 8192 and x.dtype.kind == "f" and x.flags.c_contiguous:
         xp = get_array_module(x)
         if axes == (last,):
             return (x @ xp.ones(x.shape[-1], x.dtype))[..., None]
