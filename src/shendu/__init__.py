@@ -10,37 +10,36 @@ import numpy as _np
 
 from shendu import backend
 from shendu.autograd import (
-                             OP_REGISTRY,
-                             Op,
-                             Parameter,
-                             Tensor,
-                             enable_grad,
-                             grad,
-                             is_grad_enabled,
-                             no_grad,
-                             set_grad_enabled,
+    OP_REGISTRY,
+    Op,
+    Parameter,
+    Tensor,
+    enable_grad,
+    grad,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
 )
 from shendu.creation import (
-                             arange,
-                             eye,
-                             full,
-                             full_like,
-                             ones,
-                             ones_like,
-                             rand,
-                             rand_like,
-                             randn,
-                             randn_like,
-                             tensor,
-                             zeros,
-                             zeros_like,
+    arange,
+    eye,
+    full,
+    full_like,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randn,
+    randn_like,
+    tensor,
+    zeros,
+    zeros_like,
 )
 from shendu.ops import *  # noqa: F403 - the op functions: shendu.exp, shendu.matmul, ...
 from shendu.ops import __all__ as _op_names
 from shendu.random import seed
 from shendu.testing import gradcheck, gradgradcheck
-
-__version__ = "0.1.0"
+from shendu.version import __version__
 
 # dtype names, so PyTorch-style code can write dtype=shendu.float64 (NumPy dtypes underneath)
 float16, float32, float64 = _np.float16, _np.float32, _np.float64

@@ -58,9 +58,11 @@ from shendu.saving.serialization import (
 )
 from shendu.utils.atomic import atomic_write
 from shendu.utils.weights_io import load_arrays, save_arrays
+from shendu.version import __version__
 
 __all__ = ["FormatError", "atomic_write", "detect_format", "load_model", "load_model_and_training_state",
-           "load_weights", "read_training_state", "register_serializable", "restore", "save_model", "save_weights"]
+           "load_weights", "read_training_state", "register_serializable", "restore", "save_model", "save_weights",
+           "serialize_compile"]
 
 WEIGHT_FORMATS = (".safetensors", ".npz")
 #: suffixes of other frameworks' files: ``save`` refuses them rather than write a .shendu zip under that name
@@ -196,8 +198,6 @@ def save_model(model: Any, path: str | os.PathLike, overwrite: bool = True, incl
         raise FileExistsError(f"save: {path} exists; pass overwrite=True to replace it")
     if not model.built:
         raise ValueError(f"save: model '{model.name}' is not built yet; call it on data or build(input_shape) first")
-    import shendu
-
     architecture = serialize_model(model)
     if architecture["config"] is None:
         warnings.warn(f"save: {architecture.get('reason')}; {path} will hold the weights (and training state) "
@@ -205,13 +205,13 @@ def save_model(model: Any, path: str | os.PathLike, overwrite: bool = True, incl
     compile_config = None
     if getattr(model, "compiled", False) and model.optimizer is not None:
         try:
-            compile_config = serialize_compile(model)
+            compile_config = model.get_compile_config()
         except NotSerializable as e:
             warnings.warn(f"save: the compile arguments are not stored ({e}); compile the loaded model yourself",
                           stacklevel=3)
     entries = {
         "meta.json": encode_json({"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
-                                  "shendu_version": shendu.__version__, "numpy_version": np.__version__,
+                                  "shendu_version": __version__, "numpy_version": np.__version__,
                                   "created": datetime.datetime.now(datetime.timezone.utc).isoformat()}),
         "config.json": encode_json({"model": architecture, "compile": compile_config}),
         "weights.safetensors": encode_arrays(weight_arrays(model)),
