@@ -541,3 +541,27 @@ def test_functional_subclass_without_config_is_stored_as_functional_and_loads_as
     x = np.ones((2, 3), dtype="float32")
     assert type(loaded) is Model
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_a_metric_sharing_a_loss_class_name_reloads_as_the_metric(tmp_path):
+    """MeanSquaredError is both a Loss and a Metric class: each must come back as its own kind, or the reloaded
+    metric averages per batch instead of per sample."""
+    x = np.random.default_rng(0).normal(size=(10, 3)).astype(np.float32)
+    model = Sequential([Input((3,)), Dense(1)])
+    model.compile("sgd", loss=shendu.losses.MeanSquaredError(), metrics=[shendu.metrics.MeanSquaredError(),
+                                                                         shendu.metrics.MeanAbsoluteError()])
+    model.evaluate(x, x[:, :1], verbose=0)
+    config = model.get_compile_config()
+    assert config["loss"]["class_name"] == "MeanSquaredError" and config["optimizer"]["class_name"] == "SGD"
+    model.save(tmp_path / "m.shendu")
+    loaded = load_model(tmp_path / "m.shendu")
+    assert isinstance(loaded.get_compile_config(), dict)
+    metrics = loaded._train.metric_identifiers[0]
+    assert [type(m) for m in metrics] == [shendu.metrics.MeanSquaredError, shendu.metrics.MeanAbsoluteError]
+    assert isinstance(loaded._train.loss_identifier, shendu.losses.MeanSquaredError)
+    np.testing.assert_allclose(loaded.evaluate(x, x[:, :1], verbose=0), model.evaluate(x, x[:, :1], verbose=0),
+                               rtol=1e-6)
+
+
+def test_compile_config_is_none_before_compile():
+    assert Sequential([Input((3,)), Dense(1)]).get_compile_config() is None

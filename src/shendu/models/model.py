@@ -482,6 +482,15 @@ class Model(Layer):
             return graph_from_config(config, cls, custom_objects)
         return cls(**config)
 
+    def get_compile_config(self) -> dict[str, Any] | None:
+        """What ``compile`` was given, as JSON (Keras 3's name); None before ``compile``. A loss or metric that is
+        neither built in nor registered raises ``shendu.saving.NotSerializable``."""
+        if not self.compiled or self.optimizer is None:
+            return None
+        metrics, weighted = self._train.metric_identifiers
+        return saving.serialize_compile(self.optimizer, self._train.loss_identifier, self._train.loss_weights,
+                                        metrics, weighted)
+
     def save(self, filepath: str, overwrite: bool = True, include_optimizer: bool = True,
              data_loader: Any = None) -> None:
         """Write the whole model (architecture, weights, optimiser and training state) as one safe ``.shendu``

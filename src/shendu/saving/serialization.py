@@ -149,16 +149,16 @@ def serialize_identifier(value: Any, what: str) -> Any:
     raise NotSerializable(f"the {what} {value!r} is not a built-in or registered one, so it cannot be stored")
 
 
-def serialize_compile(model: Any) -> dict[str, Any] | None:
-    """What ``compile`` was given, as JSON (None when something in it is not serialisable)."""
+def serialize_compile(optimizer: Any, loss: Any, loss_weights: Any, metrics: Any,
+                      weighted_metrics: Any) -> dict[str, Any]:
+    """What ``compile`` was given, as JSON (``Model.get_compile_config`` calls this); raises
+    :class:`NotSerializable` for a loss or metric that is neither built in nor registered."""
 
-    state = model._train
-    metrics, weighted = state.metric_identifiers
-    return {"optimizer": optimizers.serialize(model.optimizer),
-            "loss": serialize_identifier(state.loss_identifier, "loss"),
-            "loss_weights": state.loss_weights,
+    return {"optimizer": optimizers.serialize(optimizer),
+            "loss": serialize_identifier(loss, "loss"),
+            "loss_weights": loss_weights,
             "metrics": serialize_identifier(metrics, "metric"),
-            "weighted_metrics": serialize_identifier(weighted, "metric")}
+            "weighted_metrics": serialize_identifier(weighted_metrics, "metric")}
 
 
 # ---------------------------------------------------------------------------- loading
@@ -248,23 +248,27 @@ def _json_to_shape(shape: Any) -> Any:
     raise ValueError(f"invalid shape {shape!r}")
 
 
-def deserialize_identifier(path: Any, value: Any, custom_objects: dict[str, type] | None) -> Any:
-    """Undo :func:`serialize_identifier`: names stay names, ``{"class_name", "config"}`` become objects."""
+def deserialize_identifier(path: Any, value: Any, custom_objects: dict[str, type] | None, kind: str) -> Any:
+    """Undo :func:`serialize_identifier`: names stay names, ``{"class_name", "config"}`` become objects.
+
+    ``kind`` is ``"loss"`` or ``"metric"``: the name is looked up among that kind's classes first, since a
+    loss and a metric may share a class name (``MeanSquaredError``) but not their behaviour."""
 
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, list):
-        return [deserialize_identifier(path, v, custom_objects) for v in value]
+        return [deserialize_identifier(path, v, custom_objects, kind) for v in value]
     if isinstance(value, dict) and "class_name" in value:
         name, config = _spec(path, value, "loss/metric")
-        cls = (custom_objects or {}).get(name) or _REGISTERED.get(name) or losses._CLASSES.get(name) \
-            or metrics._CLASSES.get(name)
+        tables = (losses._CLASSES, metrics._CLASSES) if kind == "loss" else (metrics._CLASSES, losses._CLASSES)
+        cls = (custom_objects or {}).get(name) or _REGISTERED.get(name) or tables[0].get(name) \
+            or tables[1].get(name)
         if cls is None:
-            raise fail(path, f"unknown loss/metric class {name!r}", "register it or pass custom_objects")
+            raise fail(path, f"unknown {kind} class {name!r}", "register it or pass custom_objects")
         return cls.from_config(config)
     if isinstance(value, dict):
-        return {k: deserialize_identifier(path, v, custom_objects) for k, v in value.items()}
-    raise fail(path, f"invalid loss/metric identifier {str(value)[:100]}")
+        return {k: deserialize_identifier(path, v, custom_objects, kind) for k, v in value.items()}
+    raise fail(path, f"invalid {kind} identifier {str(value)[:100]}")
 
 
 def compile_from_config(path: Any, model: Any, config: Any, custom_objects: dict[str, type] | None) -> None:
@@ -274,8 +278,8 @@ def compile_from_config(path: Any, model: Any, config: Any, custom_objects: dict
         raise fail(path, "training config: 'optimizer' must be an object")
     try:
         optimizer = optimizers.deserialize(config["optimizer"], custom_objects)
-        kwargs = {key: deserialize_identifier(path, config.get(key), custom_objects)
-                  for key in ("loss", "metrics", "weighted_metrics")}
+        kwargs = {key: deserialize_identifier(path, config.get(key), custom_objects, kind)
+                  for key, kind in (("loss", "loss"), ("metrics", "metric"), ("weighted_metrics", "metric"))}
         model.compile(optimizer=optimizer, loss_weights=config.get("loss_weights"), **kwargs)
     except FormatError:
         raise
