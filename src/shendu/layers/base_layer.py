@@ -61,7 +61,7 @@ from shendu import backend
 from shendu import regularizers as regularizers_module
 from shendu.autograd.tensor import Tensor
 from shendu.layers.build import wrap_build
-from shendu.layers.config import capture_arguments, unknown_kwargs_error
+from shendu.layers.config import capture_arguments, unknown_kwargs_error, with_constructor_arguments
 from shendu.layers.context import _CALL_IDS, _CONTEXT
 from shendu.layers.input_spec import InputSpec, shape_error
 from shendu.layers.loss_tracking import LossesMixin
@@ -303,14 +303,7 @@ class Layer(WeightsMixin, LossesMixin, SymbolicCallMixin):
         config: dict[str, Any] = {"name": self.name, "trainable": self._trainable, "dtype": self.dtype}
         if self._batch_input_shape is not None:
             config["batch_input_shape"] = list(self._batch_input_shape)
-        cls = type(self)
-        if cls.get_config is Layer.get_config and cls.__init__ is not Layer.__init__:
-            auto = self.__dict__.get("_auto_config")
-            if auto is None:
-                raise NotImplementedError(f"layer '{self.name}' ({cls.__name__}) was built from arguments that are "
-                                          "not plain JSON values; define get_config() (and from_config()) for it")
-            config = {**auto, **config}
-        return config
+        return with_constructor_arguments(self, config, Layer, "layer")
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Layer:

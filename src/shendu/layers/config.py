@@ -12,6 +12,19 @@ import json
 from typing import Any
 
 
+def with_constructor_arguments(obj: Any, config: dict[str, Any], base: type, kind: str) -> dict[str, Any]:
+    """``config`` plus the recorded constructor arguments of ``obj``, when its class subclasses ``base`` with an
+    ``__init__`` of its own but inherits ``base.get_config`` (Keras 3's automatic config); else ``config``."""
+    cls = type(obj)
+    if cls.get_config is not base.get_config or cls.__init__ is base.__init__:
+        return config
+    arguments = obj.__dict__.get("_auto_config")  # recorded by Layer.__new__ (capture_arguments)
+    if arguments is None:
+        raise NotImplementedError(f"{kind} '{obj.name}' ({cls.__name__}) was built from arguments that are not "
+                                  "plain JSON values; define get_config() (and from_config()) for it")
+    return {**arguments, **config}
+
+
 def capture_arguments(cls: type, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any] | None:
     """The constructor's arguments by name when all are plain JSON values, else None."""
     try:

@@ -30,6 +30,7 @@ from shendu import optimizers, saving
 from shendu.autograd.grad_mode import no_grad
 from shendu.autograd.tensor import Tensor
 from shendu.callbacks import CallbackList, History
+from shendu.layers.config import with_constructor_arguments
 from shendu.layers.layer import Layer, unique_name
 from shendu.models.compile_utils import CompiledLoss, CompiledMetrics
 from shendu.models.data_adapter import EpochIterator, check_data, flatten, train_validation_split, unpack_batch
@@ -465,14 +466,7 @@ class Model(Layer):
         records them); override ``get_config``/``from_config`` for anything else, as in Keras."""
         if self._graph is not None:
             return graph_config(self._graph, self.name)
-        config = super().get_config()
-        if type(self).get_config is Model.get_config and type(self).__init__ is not Model.__init__:
-            arguments = self.__dict__.get("_auto_config")  # recorded by Layer.__new__ for every subclass
-            if arguments is None:
-                raise NotImplementedError(f"model '{self.name}' ({type(self).__name__}) was built from arguments "
-                                          "that are not plain JSON values; define get_config() (and from_config())")
-            config = {**arguments, **config}
-        return config
+        return with_constructor_arguments(self, super().get_config(), Model, "model")
 
     @classmethod
     def from_config(cls, config: dict[str, Any], custom_objects: dict[str, type] | None = None) -> Model:

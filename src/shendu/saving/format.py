@@ -27,6 +27,7 @@ from shendu.utils.weights_io import (
     byte_limit,
     check_safetensors_header,
     decode_arrays,
+    decode_json_object,
     encode_arrays,
     fail,
     is_zip,
@@ -71,14 +72,7 @@ def encode_json(document: Any, indent: int | None = 1) -> bytes:
 
 def decode_json(path: Any, entry: str, data: bytes) -> dict[str, Any]:
     """Parse ``data`` as a JSON object, or raise FormatError naming ``path`` and ``entry``."""
-    try:
-        document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise fail(path, f"entry {entry} is not valid JSON ({type(e).__name__}: {str(e)[:200]})",
-                   "the file is corrupt") from None
-    if not isinstance(document, dict):
-        raise fail(path, f"entry {entry} must hold a JSON object, found {type(document).__name__}")
-    return document
+    return decode_json_object(path, f"entry {entry}", data)
 
 
 # ---------------------------------------------------------------------------- the zip

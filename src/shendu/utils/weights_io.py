@@ -91,14 +91,19 @@ def _header(path: Any, entry: str, data: bytes) -> dict[str, Any]:
     if size > MAX_HEADER_BYTES or size > len(data) - 8:
         raise fail(path, f"{entry} declares a header of {size} bytes but holds {len(data) - 8}",
                    "the file is truncated or corrupt")
+    return decode_json_object(path, f"{entry}'s header", bytes(data[8:8 + size]))
+
+
+def decode_json_object(path: Any, what: str, data: bytes) -> dict[str, Any]:
+    """Parse ``data`` as a JSON object, or raise FormatError naming ``path`` and ``what`` was read."""
     try:
-        header = json.loads(bytes(data[8:8 + size]).decode("utf-8"))
+        document = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise fail(path, f"{entry}: the header is not valid JSON ({type(e).__name__}: {str(e)[:200]})",
+        raise fail(path, f"{what} is not valid JSON ({type(e).__name__}: {str(e)[:200]})",
                    "the file is corrupt") from None
-    if not isinstance(header, dict):
-        raise fail(path, f"{entry}: the header must be a JSON object, found {type(header).__name__}")
-    return header
+    if not isinstance(document, dict):
+        raise fail(path, f"{what} must hold a JSON object, found {type(document).__name__}")
+    return document
 
 
 def check_safetensors_header(path: Any, entry: str, data: bytes) -> dict[str, tuple[np.dtype, tuple, int, int]]:
