@@ -23,7 +23,7 @@ RANKS: dict[str, int] = {
     "utils": 2, "data": 2, "datasets": 2, "reference": 2,
     "layers": 3,
     "losses": 4, "metrics": 4, "optimizers": 4,
-    "saving": 5, "interop": 5,
+    "saving": 5, "interop": 5, "export": 5,
     "callbacks": 6,
     "models": 7,
     "shendu": 99,  # the top-level __init__ re-exports everything

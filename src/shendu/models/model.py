@@ -30,6 +30,7 @@ from shendu import optimizers, saving
 from shendu.autograd.grad_mode import no_grad
 from shendu.autograd.tensor import Tensor
 from shendu.callbacks import CallbackList, History
+from shendu.export import EXPORT_FORMATS, export_onnx
 from shendu.layers.config import with_constructor_arguments
 from shendu.layers.layer import Layer, unique_name
 from shendu.models.compile_utils import CompiledLoss, CompiledMetrics
@@ -495,6 +496,21 @@ class Model(Layer):
     def save_weights(self, filepath: str, overwrite: bool = True) -> None:
         """Write the weights (``.safetensors`` or ``.npz``), atomically."""
         saving.save_weights(self, filepath, overwrite=overwrite)
+
+    def export(self, filepath: str, format: str = "onnx", verbose: bool | None = None,  # noqa: A002 - Keras's name
+               input_signature: Any = None, **kwargs: Any) -> None:
+        """Write the model for inference elsewhere (Keras 3's ``Model.export``); ``format="onnx"`` is the one
+        format, written atomically with a dynamic batch axis. ``input_signature``: shapes (or objects with
+        ``shape``/``dtype``/``name``) for the inputs, needed only when the model is not built; ``opset_version``
+        picks the ONNX opset (default :data:`shendu.export.DEFAULT_OPSET`). See ``docs/onnx.md``."""
+        if format != "onnx":
+            raise ValueError(f"Model.export: format {format!r} is not supported; shendu exports {list(EXPORT_FORMATS)} "
+                             "(Keras's 'tf_saved_model', 'openvino', 'litert' and 'torch' need their own runtimes)")
+        unknown = sorted(set(kwargs) - {"opset_version"})
+        if unknown:
+            raise TypeError(f"Model.export(format='onnx') got unexpected arguments {unknown}; it takes opset_version")
+        export_onnx(self, filepath, input_signature=input_signature, opset_version=kwargs.get("opset_version"),
+                    verbose=verbose)
 
     def load_weights(self, filepath: str, max_bytes: int | None = None) -> None:
         """Load weights from ``save_weights`` (``.safetensors``/``.npz``) or a ``.shendu`` model file (same
