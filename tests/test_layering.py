@@ -21,6 +21,9 @@ RANKS: dict[str, int] = {
     "autograd": 1, "ops": 1,
     "creation": 2, "functional": 2, "testing": 2, "initializers": 2, "activations": 2, "regularizers": 2,
     "utils": 2, "data": 2, "datasets": 2, "reference": 2,
+    # distribute sits low so that data (DataLoader's shard option), layers (synchronised BatchNormalization),
+    # callbacks (rank 0 writes) and models (fit) reach the ranks through it; it needs only autograd/ops/utils
+    "distribute": 2,
     "layers": 3,
     "losses": 4, "metrics": 4, "optimizers": 4,
     "saving": 5, "interop": 5, "export": 5,

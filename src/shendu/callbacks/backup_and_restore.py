@@ -6,6 +6,10 @@ shendu's random-generator state (the training thread's generator, see :mod:`shen
 starts again with the same callback it loads them and continues from the next epoch, so shuffling and dropout
 follow the same sequence as an uninterrupted run.
 The file is deleted when training finishes (``delete_checkpoint=True``).
+
+Under a distribution (:mod:`shendu.distribute`) only rank 0 writes and deletes the file; ranks that see it
+(a shared file system) load it, and ``fit`` then gives every rank rank 0's weights, optimiser state, random
+state and epoch, so a resume works with or without a shared file system.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 
 from shendu import random as shendu_random
 from shendu.callbacks.callback import Callback
+from shendu.distribute import is_chief
 from shendu.utils.weights_io import load_arrays, save_arrays
 
 
@@ -55,10 +60,12 @@ class BackupAndRestore(Callback):
         self._backup(epoch)
 
     def on_train_end(self, logs=None):
-        if self.delete_checkpoint and os.path.exists(self.path):  # an interrupted fit never gets here
+        if self.delete_checkpoint and is_chief() and os.path.exists(self.path):  # an interrupted fit never gets here
             os.remove(self.path)
 
     def _backup(self, completed_epoch: int) -> None:
+        if not is_chief():
+            return
         arrays: dict[str, Any] = {f"weights/{i:04d}": w for i, w in enumerate(self.model.get_weights())}
         meta: dict[str, Any] = {"epoch": completed_epoch, "rng": shendu_random.get_state()}
         optimizer = getattr(self.model, "optimizer", None)

@@ -6,10 +6,12 @@ import csv
 import os
 
 from shendu.callbacks.callback import Callback
+from shendu.distribute import is_chief
 
 
 class CSVLogger(Callback):
-    """Stream epoch results to ``filename``; ``append=True`` continues an existing file."""
+    """Stream epoch results to ``filename``; ``append=True`` continues an existing file. Under a distribution
+    (:mod:`shendu.distribute`) only rank 0 writes (the logs are already averaged over the ranks)."""
 
     def __init__(self, filename: str | os.PathLike, separator: str = ",", append: bool = False) -> None:
         super().__init__()
@@ -21,6 +23,8 @@ class CSVLogger(Callback):
         self._writer = None
 
     def on_train_begin(self, logs=None):
+        if not is_chief():
+            return
         exists = self.append and os.path.exists(self.filename) and os.path.getsize(self.filename) > 0
         self._append_header = not exists
         self._file = open(self.filename, "a" if self.append else "w", newline="", encoding="utf-8")  # noqa: SIM115
@@ -28,6 +32,8 @@ class CSVLogger(Callback):
         self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
+        if self._file is None:  # not rank 0
+            return
         logs = dict(logs or {})
         if self.keys is None:
             self.keys = sorted(logs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shendu.callbacks.monitor import MonitorCallback
+from shendu.distribute import is_chief
 
 
 class EarlyStopping(MonitorCallback):
@@ -11,6 +12,8 @@ class EarlyStopping(MonitorCallback):
     ``baseline``: training stops unless the value gets better than it (within ``patience`` epochs).
     ``restore_best_weights``: at the end, put back the weights of the best epoch.
     ``start_from_epoch``: epochs of warm-up during which nothing is monitored. Keras 3 semantics.
+    Under a distribution (:mod:`shendu.distribute`) the logs are averaged over the ranks and ``fit`` takes rank
+    0's decision on every rank, so all ranks stop at the same epoch; only rank 0 prints.
     """
 
     def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0, verbose: int = 0,
@@ -55,9 +58,9 @@ class EarlyStopping(MonitorCallback):
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):
-        if self.stopped_epoch > 0 and self.verbose > 0:
+        if self.stopped_epoch > 0 and self.verbose > 0 and is_chief():
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
-            if self.verbose > 0:
+            if self.verbose > 0 and is_chief():
                 print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
             self.model.set_weights(self.best_weights)

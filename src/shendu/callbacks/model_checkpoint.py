@@ -6,6 +6,7 @@ import os
 import warnings
 
 from shendu.callbacks.monitor import MonitorCallback
+from shendu.distribute import is_chief
 from shendu.saving import save_model
 
 
@@ -17,6 +18,8 @@ class ModelCheckpoint(MonitorCallback):
     improves (the file is then overwritten if the name has no fields). ``save_weights_only``: write
     ``model.save_weights`` (``.npz`` or ``.safetensors``, written atomically: temp file, then ``os.replace``);
     otherwise ``model.save``. ``initial_value_threshold``: the value to beat from the start.
+    Under a distribution (:mod:`shendu.distribute`) every rank decides alike (the logs are averaged over the
+    ranks) and only rank 0 prints and writes.
     """
 
     def __init__(self, filepath: str | os.PathLike, monitor: str = "val_loss", verbose: int = 0,
@@ -64,14 +67,16 @@ class ModelCheckpoint(MonitorCallback):
             if current is None:
                 return
             if not self._is_improvement(current, self.best):
-                if self.verbose > 0:
+                if self.verbose > 0 and is_chief():
                     print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {self.best}")
                 return
-            if self.verbose > 0:
+            if self.verbose > 0 and is_chief():
                 print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {self.best} to {current}, saving to {path}")
             self.best = current
-        elif self.verbose > 0:
+        elif self.verbose > 0 and is_chief():
             print(f"\nEpoch {epoch + 1}: saving model to {path}")
+        if not is_chief():
+            return
         directory = os.path.dirname(path)
         if directory:
             os.makedirs(directory, exist_ok=True)

@@ -16,6 +16,7 @@ from shendu.autograd.tensor import Tensor
 from shendu.backend import is_array
 from shendu.data.collate import default_collate
 from shendu.data.dataset import TensorDataset
+from shendu.distribute.data_parallel import shard_slice
 from shendu.random import get_rng
 
 
@@ -42,6 +43,12 @@ class DataLoader:
         target_transform: applied to the second field of a tuple batch (the targets).
         collate: turns a list of samples into a batch (default :func:`default_collate`); giving one makes
             the loader read samples one at a time.
+        shard: for data-parallel training (PyTorch's ``DistributedSampler``): a
+            :class:`shendu.distribute.DataParallel` or a ``(rank, world_size)`` pair. Every rank then walks the
+            same global batches of ``batch_size`` (the GLOBAL batch size, as in ``fit``) and gets its own
+            disjoint slice of each (``shard_slice``: the first ``batch_size % world_size`` ranks one sample
+            more). ``len(loader)`` stays the number of global batches, so all ranks take the same number of
+            steps. With a DataParallel and no ``seed``, the shuffling seed is rank 0's.
 
     Batches of an unshuffled TensorDataset are read-only views of its arrays: copy before changing them
     in place. :meth:`state_dict` / :meth:`load_state_dict` save and restore the epoch count, the
@@ -55,7 +62,8 @@ class DataLoader:
 
     def __init__(self, dataset: Any, batch_size: int = 32, shuffle: bool = False, drop_last: bool = False,
                  seed: int | None = None, transform: Callable | None = None,
-                 target_transform: Callable | None = None, collate: Callable[[list], Any] | None = None) -> None:
+                 target_transform: Callable | None = None, collate: Callable[[list], Any] | None = None,
+                 shard: Any = None) -> None:
         if isinstance(dataset, (tuple, Tensor)) or is_array(dataset):
             dataset = TensorDataset(*(dataset if isinstance(dataset, tuple) else (dataset,)))
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
@@ -71,6 +79,8 @@ class DataLoader:
         self.transform = transform
         self.target_transform = target_transform
         self.collate = collate
+        self.shard = shard
+        self._shard_position = self._check_shard(shard)
         self.epoch = 0  # completed passes over the data
         self._rng: np.random.Generator | None = np.random.default_rng(seed) if seed is not None else None
         self._order: np.ndarray | None = None  # this epoch's permutation (None: in order)
@@ -92,7 +102,12 @@ class DataLoader:
         transforms = self.transform is not None or self.target_transform is not None
         for k in range(self._position, n_batches):
             start = k * size  # slices past the end stop at n
-            batch = read(slice(start, start + size) if order is None else order[start:start + size])
+            if self._shard_position is not None:  # this rank's part of global batch k
+                part = shard_slice(min(size, len(self.dataset) - start), *self._shard_position)
+                start, size_k = start + part.start, part.stop - part.start
+            else:
+                size_k = size
+            batch = read(slice(start, start + size_k) if order is None else order[start:start + size_k])
             if k + 1 < n_batches:
                 self._position = k + 1
             else:  # the last batch is out: the epoch is over, even if the caller stops iterating here
@@ -136,9 +151,30 @@ class DataLoader:
         self._resume = self._position > 0
 
     # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _check_shard(shard: Any) -> tuple[int, int] | None:
+        """(rank, world_size) from ``shard``, or None for no sharding."""
+        if shard is None:
+            return None
+        if hasattr(shard, "rank") and hasattr(shard, "world_size"):
+            rank, size = shard.rank, shard.world_size
+        elif isinstance(shard, tuple) and len(shard) == 2:
+            rank, size = shard
+        else:
+            raise TypeError(f"DataLoader: shard must be a shendu.distribute.DataParallel or a (rank, world_size) "
+                            f"pair, got {type(shard).__name__}")
+        if not (isinstance(size, int) and size >= 1 and isinstance(rank, int) and 0 <= rank < size):
+            raise ValueError(f"DataLoader: shard needs 0 <= rank < world_size, got rank={rank!r}, "
+                             f"world_size={size!r}")
+        return rank, size
+
     def _generator(self) -> np.random.Generator:
         if self._rng is None:
-            self._rng = np.random.default_rng(int(get_rng().integers(2**63)))
+            seed = int(get_rng().integers(2**63))
+            comm = getattr(self.shard, "comm", None)
+            if comm is not None:  # every rank must walk the same order: take rank 0's seed
+                seed = comm.broadcast_object(seed)
+            self._rng = np.random.default_rng(seed)
         return self._rng
 
     def _batch_reader(self, in_order: bool) -> Callable[[slice | np.ndarray], Any]:

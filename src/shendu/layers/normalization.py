@@ -9,6 +9,7 @@ from shendu import ops
 from shendu import regularizers as regularizers_module
 from shendu.autograd.grad_mode import no_grad
 from shendu.autograd.tensor import Tensor
+from shendu.distribute import data_parallel, sync_batch_norm
 from shendu.layers.core import _serialize_constraint
 from shendu.layers.layer import InputSpec, Layer
 from shendu.ops import norm
@@ -88,6 +89,10 @@ class BatchNormalization(_Normalization):
     ``moving = momentum * moving + (1 - momentum) * batch_stat``. Inference: the moving statistics.
     (PyTorch's ``BatchNorm`` momentum is ``1 - momentum`` here and its running var is unbiased.)
 
+    With several ranks (:mod:`shendu.distribute`) each rank normalises by its own shard's statistics, as in
+    PyTorch and Keras; ``synchronized=True`` uses the moments of the whole global batch instead (all-reduced
+    through the current distribution, so N ranks then match one process on the global batch).
+
     >>> import numpy as np
     >>> bn = BatchNormalization()
     >>> y = bn(np.array([[0.0], [2.0]]), training=True)
@@ -121,7 +126,12 @@ class BatchNormalization(_Normalization):
     def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
         if training and self.trainable:
             gamma, beta = self.broadcastable(self.gamma), self.broadcastable(self.beta)
-            y, mean, var = norm.batch_norm_train(inputs, gamma, beta, self.reduce_axes, self.epsilon)
+            distribution = data_parallel.active() if self.synchronized else None
+            if distribution is not None:
+                y, mean, var = sync_batch_norm(inputs, gamma, beta, self.reduce_axes, self.epsilon,
+                                               distribution.comm)
+            else:
+                y, mean, var = norm.batch_norm_train(inputs, gamma, beta, self.reduce_axes, self.epsilon)
             with no_grad():
                 m = self.momentum
                 for moving, stat in ((self.moving_mean, mean), (self.moving_variance, var)):

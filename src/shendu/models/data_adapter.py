@@ -228,12 +228,17 @@ class EpochIterator:
     ``num_batches`` is the number of steps per epoch (None when unknown: a generator without
     ``steps_per_epoch``). With ``steps_per_epoch`` the underlying iterator carries over from one epoch to the
     next, as in Keras, and restarts once the data are exhausted.
+
+    ``shard`` (a :class:`shendu.distribute.DataParallel`): every rank walks the same global batches and yields
+    only its own slice of each (``batch_size`` stays the global batch size).
     """
 
     def __init__(self, x: Any, y: Any = None, sample_weight: Any = None, batch_size: int | None = 32,
                  shuffle: bool | str = False, steps_per_epoch: int | None = None,
-                 class_weight: dict[int, float] | None = None, float_dtype: Any = None, caller: str = "fit") -> None:
+                 class_weight: dict[int, float] | None = None, float_dtype: Any = None, caller: str = "fit",
+                 shard: Any = None) -> None:
         self.steps_per_epoch = steps_per_epoch
+        self.shard = shard
         self._plan: _ArrayPlan | None = None
         self._loader = None
         self._iterator: Iterator | None = None
@@ -267,6 +272,10 @@ class EpochIterator:
                 self._iterator = x
                 self.num_batches = steps_per_epoch
             elif hasattr(x, "__len__") and (hasattr(x, "__iter__") or hasattr(x, "__getitem__")):
+                if shard is not None and getattr(x, "shard", None) is not None:
+                    raise ValueError(f"{caller}: the DataLoader was built with shard=...; under a distribution "
+                                     f"{caller} shards every global batch itself. Build the loader without shard "
+                                     "(its batch_size is then the global batch size)")
                 self._loader = x  # a DataLoader, or a Keras-style Sequence/PyDataset (x[i] is batch i)
                 self.num_batches = steps_per_epoch or len(x)
             else:
@@ -286,6 +295,12 @@ class EpochIterator:
         return (unpack_batch(loader[i]) for i in range(len(loader)))
 
     def __iter__(self) -> Iterator[tuple[int, tuple]]:
+        if self.shard is not None:
+            shard = self.shard.shard
+            return ((step, shard(batch)) for step, batch in self._global_batches())
+        return self._global_batches()
+
+    def _global_batches(self) -> Iterator[tuple[int, tuple]]:
         if self.steps_per_epoch is None:
             if self._iterator is not None:
                 return enumerate(unpack_batch(b) for b in self._iterator)

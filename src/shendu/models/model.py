@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from shendu import optimizers, saving
+from shendu import distribute, optimizers, saving
 from shendu.autograd.grad_mode import no_grad
 from shendu.autograd.tensor import Tensor
 from shendu.callbacks import CallbackList, History
@@ -260,21 +260,56 @@ class Model(Layer):
         self._train.optimizer_ready = True
 
     def train_step(self, data: tuple) -> dict[str, float] | None:
-        """One optimisation step on a batch ``(x, y, sample_weight)``; returns None (logs are read lazily)."""
+        """One optimisation step on a batch ``(x, y, sample_weight)``; returns None (logs are read lazily).
+        Under a distribution the gradients are averaged over the ranks between backward and the step."""
         x, y, sample_weight = data
+        dist = self._train.distribution
+        if dist is not None:
+            if not self._train.distribution_ready:
+                self._prepare_distributed(dist, x)
+            if batch_size_of(x) == 0:  # an empty shard (a last batch smaller than the ranks): take part only
+                dist.allreduce_gradients(optimizer_params(self.optimizer), 0)
+                self.optimizer.step()
+                self.optimizer.zero_grad()
+                return None
         y_pred = self(x, training=True)
         loss = self.compute_loss(x, y, y_pred, sample_weight)
         if not self._train.optimizer_ready:
             self._attach_optimizer()
         loss.backward()
+        if dist is not None:
+            dist.allreduce_gradients(optimizer_params(self.optimizer), batch_size_of(x))
         self.optimizer.step()
         self.optimizer.zero_grad()
         if not self._train.compiled_metrics.empty:
             self._train.compiled_metrics.update(y, y_pred, sample_weight)
         return None
 
+    def _prepare_distributed(self, dist: Any, x: Any) -> None:
+        """Before the first distributed step: build the weights (from this batch's shapes), attach the optimiser,
+        check every rank built the same model, and broadcast rank 0's weights and optimiser state."""
+        if not self.built or not self.weights:
+            with no_grad():
+                self(x, training=False)
+        if not self._train.optimizer_ready:
+            self._attach_optimizer()
+        dist.prepare_model(self)
+        self._train.distribution_ready = True
+
+    def _reduce_over_ranks(self) -> None:
+        """Sum the running loss and the metric states over the ranks (the logs then cover all shards)."""
+        dist, state = self._train.distribution, self._train
+        if dist is None:
+            return
+        sums = dist.allreduce([state.loss_sum, state.loss_count, *state.output_loss_sums], average=False)
+        state.loss_sum, state.loss_count = float(sums[0]), int(sums[1])
+        state.output_loss_sums = [float(v) for v in sums[2:]]
+        dist.reduce_metrics(self.metrics)
+
     def test_step(self, data: tuple) -> dict[str, float] | None:
         x, y, sample_weight = data
+        if batch_size_of(x) == 0:  # an empty shard under a distribution: nothing to add
+            return None
         y_pred = self(x, training=False)
         self.compute_loss(x, y, y_pred, sample_weight, training=False)
         if not self._train.compiled_metrics.empty:
@@ -306,26 +341,49 @@ class Model(Layer):
         reject_unknown("fit", kwargs, _FIT_ARGS)
         self._assert_compiled("fit")
         verbose = verbosity(verbose)
+        dist = distribute.active()  # data parallel over ranks (shendu.distribute); None in one process
+        if dist is not None and not dist.is_chief:
+            verbose = 0  # only rank 0 prints
         if class_weight is not None and sample_weight is not None:
             raise ValueError("fit: give sample_weight or class_weight, not both")
         if validation_split and validation_data is None:
             (x, y, sample_weight), validation_data = train_validation_split(x, y, sample_weight, validation_split)
         dtype = self._float_dtype()
-        iterator = EpochIterator(x, y, sample_weight, batch_size, shuffle, steps_per_epoch, class_weight, dtype)
+        iterator = EpochIterator(x, y, sample_weight, batch_size, shuffle, steps_per_epoch, class_weight, dtype,
+                                 shard=dist)
         val_iterator = None
         if validation_data is not None:
             val_x, val_y, val_sw = (unpack_batch(tuple(validation_data)) if isinstance(validation_data, (tuple, list))
                                     else (validation_data, None, None))
             val_iterator = EpochIterator(val_x, val_y, val_sw, validation_batch_size or batch_size, False,
-                                         validation_steps, None, dtype, caller="fit (validation_data)")
+                                         validation_steps, None, dtype, caller="fit (validation_data)", shard=dist)
         callbacks = self._callback_list(callbacks, verbose, epochs, iterator.num_batches, add_history=True)
         self.stop_training = False
-        train_step = self.train_step
         begin_listeners = callbacks.listens("on_train_batch_begin")
         end_listeners = callbacks.listens("on_train_batch_end")
         callbacks.on_train_begin()
         start = self._initial_epoch if self._initial_epoch is not None else initial_epoch
         self._initial_epoch = None
+        self._train.distribution, self._train.distribution_ready = dist, False
+        if dist is not None:  # rank 0's resume point and random state (so all ranks shuffle alike)
+            start = dist.comm.broadcast_object(start)
+            dist.sync_random_state()
+        try:
+            epoch_logs = self._fit_epochs(callbacks, iterator, val_iterator, start, epochs, validation_freq,
+                                          begin_listeners, end_listeners)
+        finally:
+            self._train.distribution = None
+        callbacks.on_train_end(epoch_logs)
+        if callbacks.history is not None:
+            self.history = callbacks.history
+        return self.history
+
+    def _fit_epochs(self, callbacks: CallbackList, iterator: EpochIterator, val_iterator: EpochIterator | None,
+                    start: int, epochs: int, validation_freq: Any, begin_listeners: bool,
+                    end_listeners: bool) -> dict[str, float]:
+        """The epochs of ``fit``; returns the last epoch's logs."""
+        train_step = self.train_step
+        dist = self._train.distribution
         epoch_logs: dict[str, float] = {}
         for epoch in range(start, epochs):
             self.reset_metrics()
@@ -338,21 +396,26 @@ class Model(Layer):
                 logs = train_step(batch)
                 if end_listeners:
                     callbacks.on_train_batch_end(step, logs if logs is not None else self.get_metrics_result())
+                    if dist is not None:  # a batch callback may stop: every rank leaves at the same step
+                        self.stop_training = dist.agree(self.stop_training)
                 if self.stop_training:
                     break
             if step < 0 and epoch == start:
                 raise no_batches("fit")
+            if dist is not None:  # per-rank buffers (BatchNormalization's moving statistics): rank 0's, as
+                dist.broadcast_parameters(self.non_trainable_weights)  # PyTorch DDP's broadcast_buffers
+            if logs is None:
+                self._reduce_over_ranks()
             epoch_logs = dict(logs) if logs is not None else self.get_metrics_result()
             if val_iterator is not None and should_validate(epoch, validation_freq):
                 val_logs = self._evaluate_iterator(val_iterator, callbacks)
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             callbacks.on_epoch_end(epoch, epoch_logs)
+            if dist is not None:  # EarlyStopping and friends: rank 0's decision holds on every rank
+                self.stop_training = dist.agree(self.stop_training)
             if self.stop_training:
                 break
-        callbacks.on_train_end(epoch_logs)
-        if callbacks.history is not None:
-            self.history = callbacks.history
-        return self.history
+        return epoch_logs
 
     def _callback_list(self, callbacks: Any, verbose: int, epochs: int, steps: int | None,
                        add_history: bool = False) -> CallbackList:
@@ -379,6 +442,8 @@ class Model(Layer):
                     callbacks.on_test_batch_end(step, logs if logs is not None else self.get_metrics_result())
         if step < 0 and caller is not None:
             raise no_batches(caller)
+        if logs is None:
+            self._reduce_over_ranks()
         logs = dict(logs) if logs is not None else self.get_metrics_result()
         callbacks.on_test_end(logs)
         return logs
@@ -390,10 +455,16 @@ class Model(Layer):
         reject_unknown("evaluate", kwargs, ("x", "y", "batch_size", "verbose", "sample_weight", "steps",
                                             "callbacks", "return_dict"))
         self._assert_compiled("evaluate")
+        dist = distribute.active()  # each rank evaluates its shard; the results cover all of them
         iterator = EpochIterator(x, y, sample_weight, batch_size, False, steps, None, self._float_dtype(),
-                                 caller="evaluate")
-        callbacks = self._callback_list(callbacks, verbosity(verbose), 1, iterator.num_batches)
-        logs = self._evaluate_iterator(iterator, callbacks, caller="evaluate")
+                                 caller="evaluate", shard=dist)
+        verbose = 0 if dist is not None and not dist.is_chief else verbosity(verbose)
+        callbacks = self._callback_list(callbacks, verbose, 1, iterator.num_batches)
+        self._train.distribution = dist
+        try:
+            logs = self._evaluate_iterator(iterator, callbacks, caller="evaluate")
+        finally:
+            self._train.distribution = None
         return logs if return_dict else self._flatten_logs(logs)
 
     def _flatten_logs(self, logs: dict[str, float]) -> Any:
@@ -489,12 +560,17 @@ class Model(Layer):
     def save(self, filepath: str, overwrite: bool = True, include_optimizer: bool = True,
              data_loader: Any = None) -> None:
         """Write the whole model (architecture, weights, optimiser and training state) as one safe ``.shendu``
-        zip, atomically; ``shendu.models.load_model(filepath)`` rebuilds it. See ``shendu.saving``."""
+        zip, atomically; ``shendu.models.load_model(filepath)`` rebuilds it. See ``shendu.saving``.
+        Under a distribution (:mod:`shendu.distribute`) only rank 0 writes."""
+        if not distribute.is_chief():
+            return
         saving.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer,
                           data_loader=data_loader)
 
     def save_weights(self, filepath: str, overwrite: bool = True) -> None:
-        """Write the weights (``.safetensors`` or ``.npz``), atomically."""
+        """Write the weights (``.safetensors`` or ``.npz``), atomically (only rank 0 under a distribution)."""
+        if not distribute.is_chief():
+            return
         saving.save_weights(self, filepath, overwrite=overwrite)
 
     def export(self, filepath: str, format: str = "onnx", verbose: bool | None = None,  # noqa: A002 - Keras's name

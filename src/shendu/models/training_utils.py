@@ -27,6 +27,8 @@ class TrainingState:
         self.output_loss_sums: list[float] = []
         self.optimizer_ready = False
         self.output_names: list[str] | None = None
+        self.distribution: Any = None  # the DataParallel of the fit/evaluate running now (None: one process)
+        self.distribution_ready = False  # weights and optimiser state broadcast from rank 0 in this fit
 
     def reset_compiled(self) -> None:
         """Forget what depends on the layers (after add/pop): resolved again at the next batch."""
