@@ -36,6 +36,7 @@ from shendu.layers import (
     Conv1D,
     Conv2D,
     Conv2DTranspose,
+    Cropping2D,
     Dense,
     DepthwiseConv2D,
     Dot,
@@ -53,7 +54,12 @@ from shendu.layers import (
     Minimum,
     MultiHeadAttention,
     Multiply,
+    Normalization,
     Permute,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
     RepeatVector,
     Rescaling,
     Reshape,
@@ -61,6 +67,8 @@ from shendu.layers import (
     SimpleRNN,
     SpatialDropout2D,
     Subtract,
+    UpSampling2D,
+    ZeroPadding2D,
 )
 
 Converter = Callable[..., Any]
@@ -108,8 +116,12 @@ def activation(b: GraphBuilder, layer: Activation, x: str) -> str:
 
 @register_onnx_converter(Dropout)
 @register_onnx_converter(SpatialDropout2D)
+@register_onnx_converter(RandomFlip)
+@register_onnx_converter(RandomRotation)
+@register_onnx_converter(RandomTranslation)
+@register_onnx_converter(RandomZoom)
 def identity(b: GraphBuilder, layer: Any, x: str) -> str:
-    """Dropout is the identity at inference."""
+    """Dropout and the random augmentations are the identity at inference."""
     return x
 
 
@@ -157,6 +169,50 @@ def embedding(b: GraphBuilder, layer: Embedding, x: str) -> str:
     ids = b.cast(x, np.int64, "ids")
     return b.op("Gather", [b.const(weight(layer, "embeddings"), f"{layer.name}/embeddings"), ids], layer.name,
                 axis=0)
+
+
+@register_onnx_converter(Normalization)
+def normalization(b: GraphBuilder, layer: Normalization, x: str) -> str:
+    """y = (x - mean) / max(sqrt(var), eps), or x * std + mean with ``invert`` (statistics are constants)."""
+    mean, std = (to_numpy(v) for v in layer._statistics())
+    if layer.invert:
+        y = b.op("Mul", [x, b.const(std, f"{layer.name}/std")])
+        return b.op("Add", [y, b.const(mean, f"{layer.name}/mean")], layer.name)
+    y = b.op("Sub", [x, b.const(mean, f"{layer.name}/mean")])
+    return b.op("Mul", [y, b.const(1 / std, f"{layer.name}/inverse_std")], layer.name)
+
+
+def _spatial_axes(layer: Any) -> tuple[int, int]:
+    return (1, 2) if layer.data_format == "channels_last" else (2, 3)
+
+
+@register_onnx_converter(ZeroPadding2D)
+def zero_padding2d(b: GraphBuilder, layer: ZeroPadding2D, x: str) -> str:
+    begins, ends = [0] * 4, [0] * 4
+    for axis, (before, after) in zip(_spatial_axes(layer), layer.padding):
+        begins[axis], ends[axis] = before, after
+    return b.op("Pad", [x, b.ints(begins + ends)], layer.name, mode="constant")
+
+
+@register_onnx_converter(Cropping2D)
+def cropping2d(b: GraphBuilder, layer: Cropping2D, x: str) -> str:
+    axes = list(_spatial_axes(layer))
+    starts = [before for before, _ in layer.cropping]
+    ends = [-after if after else np.iinfo(np.int64).max for _, after in layer.cropping]
+    return b.op("Slice", [x, b.ints(starts), b.ints(ends), b.ints(axes)], layer.name)
+
+
+@register_onnx_converter(UpSampling2D)
+def up_sampling2d(b: GraphBuilder, layer: UpSampling2D, x: str) -> str:
+    """Resize by ``size``: nearest (each pixel repeated) or bilinear with half-pixel centres (TensorFlow's)."""
+    xc = _to_channels_first(b, layer, x, 2)
+    scales = b.const(np.asarray([1, 1, *layer.size], dtype=np.float32), f"{layer.name}/scales", np.float32)
+    if layer.interpolation == "nearest":
+        attrs = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
+    else:
+        attrs = {"mode": "linear", "coordinate_transformation_mode": "half_pixel"}
+    y = b.op("Resize", [xc, "", scales], layer.name, **attrs)
+    return _to_channels_last(b, layer, y, 2)
 
 
 # ---------------------------------------------------------------------------- normalisation

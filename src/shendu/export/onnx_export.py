@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from shendu.export.converters import CONVERTERS, where
+from shendu.export.converters import CONVERTERS, register_onnx_converter, where
 from shendu.export.graph import DEFAULT_OPSET, MIN_OPSET, GraphBuilder
-from shendu.layers import SymbolicTensor
+from shendu.layers import SymbolicTensor, TimeDistributed
 from shendu.utils.atomic import atomic_write_bytes
 from shendu.utils.tree import flatten, map_structure
 
@@ -79,6 +79,29 @@ def convert_layer(b: GraphBuilder, layer: Any, x: Any, args: tuple = (), kwargs:
                                   f"converter does not support" + (f" (it takes {sorted(accepted)})" if accepted
                                                                    else ""))
     return converter(b, layer, x, **extra)
+
+
+@register_onnx_converter(TimeDistributed)
+def time_distributed(b: GraphBuilder, layer: TimeDistributed, x: str) -> str:
+    """(batch, time, ...) folded to (batch * time, ...), the wrapped layer's converter, unfolded again (it is
+    registered here because it converts another layer)."""
+    shape = b.op("Shape", [x], "shape")
+    rest = b.op("Slice", [shape, b.ints([2]), b.ints([np.iinfo(np.int64).max])], "rest")
+    folded = b.op("Reshape", [x, b.op("Concat", [b.ints([-1]), rest], axis=0)], "folded")
+    inner = layer.layer
+    shape_in = b.shape_of(x)
+    if shape_in is not None:
+        b.shapes[folded] = (None, *shape_in[2:])
+    y = convert_layer(b, inner, folded)
+    if not isinstance(y, str):
+        raise NotImplementedError(f"ONNX export: {where(layer)} wraps a layer with several outputs")
+    out_rest = inner.compute_output_shape((None, *(shape_in[2:] if shape_in is not None else ())))[1:] \
+        if shape_in is not None else None
+    if out_rest is None or sum(d is None for d in out_rest) > 1:
+        raise NotImplementedError(f"ONNX export: {where(layer)} needs the static output shape of its layer")
+    batch_time = b.op("Slice", [shape, b.ints([0]), b.ints([2])], "batch_time")
+    target = b.op("Concat", [batch_time, b.ints([-1 if d is None else d for d in out_rest])], axis=0)
+    return b.op("Reshape", [y, target], layer.name)
 
 
 def convert_model(b: GraphBuilder, model: Any, inputs: list[str]) -> Any:
