@@ -29,7 +29,7 @@ import pytest
 import shendu
 import shendu.functional as F
 from shendu import distribute
-from shendu.callbacks import BackupAndRestore, Callback, CSVLogger, ModelCheckpoint
+from shendu.callbacks import BackupAndRestore, Callback, CSVLogger, EarlyStopping, ModelCheckpoint
 from shendu.data import DataLoader
 from shendu.layers import BatchNormalization, Dense, Input
 from shendu.models import Sequential
@@ -130,6 +130,10 @@ def worker(scenarios: list[str], out: Path) -> None:
         if scenario == "fit":
             weights, history = fit_run()
             save("fit", weights, {"history": history})
+        elif scenario == "early":  # rank 1 alone wants to stop after epoch 1: rank 0's decision holds everywhere
+            alone = [StopAfter(0)] if r == 1 else []
+            weights, history = fit_run(callbacks=[EarlyStopping(monitor="val_loss", min_delta=1.0)] + alone, epochs=6)
+            save("early", weights, {"epochs": [len(h) for h in dist.comm.allgather_object(history["loss"])]})
         elif scenario == "loop":
             shendu.seed(0)  # the loop form: the user seeds alike (or broadcasts), as with torch.distributed
             weights, mean_loss = loop_run(shard=dist)
@@ -212,7 +216,11 @@ def reference() -> dict:
     loop_weights, loop_loss = loop_run()
     shendu.seed(0)
     bn_weights, _ = fit_run(n=48, batch_norm=True)
-    return {"fit": (fit_weights, fit_history), "loop": (loop_weights, loop_loss), "bn": bn_weights}
+    shendu.seed(0)
+    early_weights, early_history = fit_run(callbacks=[EarlyStopping(monitor="val_loss", min_delta=1.0)], epochs=6)
+    assert len(early_history["loss"]) == 2
+    return {"fit": (fit_weights, fit_history), "loop": (loop_weights, loop_loss), "bn": bn_weights,
+            "early": early_weights}
 
 
 @needs_mpi
@@ -220,7 +228,7 @@ def reference() -> dict:
 def test_n_ranks_match_one_process(tmp_path, reference, ranks):
     """fit and the PyTorch-style loop on N ranks give one process's weights, metrics and History (n=3: shards
     of 3/3/2 samples and a last batch of 2 samples, so one rank gets none)."""
-    check(mpirun(ranks, "fit,loop", tmp_path))
+    check(mpirun(ranks, "fit,loop,early", tmp_path))
     weights, info = load(tmp_path, "fit")
     assert info["identical"], "the ranks' weights differ"
     expected_weights, expected_history = reference["fit"]
@@ -232,6 +240,9 @@ def test_n_ranks_match_one_process(tmp_path, reference, ranks):
     assert info["identical"]
     assert_weights_close(weights, reference["loop"][0])
     assert info["loss"] == pytest.approx(reference["loop"][1], rel=1e-5)
+    weights, info = load(tmp_path, "early")  # EarlyStopping stops every rank after epoch 2, as in one process
+    assert info["identical"] and info["epochs"] == [2] * ranks
+    assert_weights_close(weights, reference["early"])
 
 
 @needs_mpi
