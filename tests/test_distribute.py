@@ -103,6 +103,11 @@ class StopAfter(Callback):
             self.model.stop_training = True
 
 
+class StopAtBatch(Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        self.model.stop_training = True
+
+
 class RaiseOnRank(Callback):
     def __init__(self, rank: int) -> None:
         super().__init__()
@@ -134,6 +139,12 @@ def worker(scenarios: list[str], out: Path) -> None:
             alone = [StopAfter(0)] if r == 1 else []
             weights, history = fit_run(callbacks=[EarlyStopping(monitor="val_loss", min_delta=1.0)] + alone, epochs=6)
             save("early", weights, {"epochs": [len(h) for h in dist.comm.allgather_object(history["loss"])]})
+        elif scenario == "verbose":  # rank 0 alone prints (its bar listens to every batch); rank 1 alone stops
+            x, y = data()
+            model = make_model()
+            history = model.fit(x, y, batch_size=BATCH, epochs=2, verbose=2,
+                                callbacks=[StopAtBatch()] if r == 1 else [])
+            save("verbose", model.get_weights(), {"epochs": len(history.history["loss"])})
         elif scenario == "loop":
             shendu.seed(0)  # the loop form: the user seeds alike (or broadcasts), as with torch.distributed
             weights, mean_loss = loop_run(shard=dist)
@@ -228,7 +239,11 @@ def reference() -> dict:
 def test_n_ranks_match_one_process(tmp_path, reference, ranks):
     """fit and the PyTorch-style loop on N ranks give one process's weights, metrics and History (n=3: shards
     of 3/3/2 samples and a last batch of 2 samples, so one rank gets none)."""
-    check(mpirun(ranks, "fit,loop,early", tmp_path))
+    result = mpirun(ranks, "fit,loop,early,verbose", tmp_path)
+    check(result)
+    assert result.stdout.count("Epoch 1/2") == 1 and result.stdout.count("Epoch 2/2") == 1  # rank 0 prints
+    weights, info = load(tmp_path, "verbose")
+    assert info["identical"] and info["epochs"] == 2  # rank 0 did not stop, so no rank did
     weights, info = load(tmp_path, "fit")
     assert info["identical"], "the ranks' weights differ"
     expected_weights, expected_history = reference["fit"]

@@ -13,6 +13,7 @@ mpi4py is imported only when a ``Communicator`` is made: ``import shendu`` never
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import time
 import traceback
@@ -26,7 +27,10 @@ INSTALL_HINT = ('pip install "shendu[mpi]" (mpi4py plus the mpich wheel), or pip
 
 def mpi_available() -> bool:
     """Whether mpi4py can be imported (without initialising MPI)."""
-    return importlib.util.find_spec("mpi4py") is not None
+    try:
+        return importlib.util.find_spec("mpi4py") is not None
+    except (ImportError, ValueError):  # a broken or half-installed package
+        return False
 
 
 def load_mpi() -> Any:

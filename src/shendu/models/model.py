@@ -308,7 +308,7 @@ class Model(Layer):
 
     def test_step(self, data: tuple) -> dict[str, float] | None:
         x, y, sample_weight = data
-        if batch_size_of(x) == 0:  # an empty shard under a distribution: nothing to add
+        if self._train.distribution is not None and batch_size_of(x) == 0:  # an empty shard: nothing to add
             return None
         y_pred = self(x, training=False)
         self.compute_loss(x, y, y_pred, sample_weight, training=False)
@@ -365,12 +365,16 @@ class Model(Layer):
         start = self._initial_epoch if self._initial_epoch is not None else initial_epoch
         self._initial_epoch = None
         self._train.distribution, self._train.distribution_ready = dist, False
+        agree_each_batch = False
         if dist is not None:  # rank 0's resume point and random state (so all ranks shuffle alike)
             start = dist.comm.broadcast_object(start)
             dist.sync_random_state()
+            # batch callbacks differ between ranks (rank 0 alone has the progress bar): agree after every batch
+            # when any rank listens, so every rank makes the same collective calls
+            agree_each_batch = dist.allreduce(float(end_listeners), average=False) > 0
         try:
             epoch_logs = self._fit_epochs(callbacks, iterator, val_iterator, start, epochs, validation_freq,
-                                          begin_listeners, end_listeners)
+                                          begin_listeners, end_listeners, agree_each_batch)
         finally:
             self._train.distribution = None
         callbacks.on_train_end(epoch_logs)
@@ -380,7 +384,7 @@ class Model(Layer):
 
     def _fit_epochs(self, callbacks: CallbackList, iterator: EpochIterator, val_iterator: EpochIterator | None,
                     start: int, epochs: int, validation_freq: Any, begin_listeners: bool,
-                    end_listeners: bool) -> dict[str, float]:
+                    end_listeners: bool, agree_each_batch: bool = False) -> dict[str, float]:
         """The epochs of ``fit``; returns the last epoch's logs."""
         train_step = self.train_step
         dist = self._train.distribution
@@ -396,8 +400,8 @@ class Model(Layer):
                 logs = train_step(batch)
                 if end_listeners:
                     callbacks.on_train_batch_end(step, logs if logs is not None else self.get_metrics_result())
-                    if dist is not None:  # a batch callback may stop: every rank leaves at the same step
-                        self.stop_training = dist.agree(self.stop_training)
+                if agree_each_batch:  # a batch callback may stop: every rank leaves at the same step
+                    self.stop_training = dist.agree(self.stop_training)
                 if self.stop_training:
                     break
             if step < 0 and epoch == start:
