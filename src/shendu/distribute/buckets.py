@@ -12,8 +12,10 @@ The counts ``n_r`` (and a has-gradient flag per parameter) travel in the first b
 call. A parameter that got no gradient on any rank keeps ``.grad = None`` (the optimiser skips it, as it would
 in one process); one that got a gradient on some ranks only counts as zero on the others.
 
-Overlap with the backward pass is not done: on CPU the ranks have no idle core to progress the reduction on,
-and the benchmark measures the reduction at a few per cent of a step (see docs/distributed.md).
+Overlap with the backward pass is not done: on CPU every core computes during backward, so none is free to
+progress a non-blocking reduction (MPICH advances an ``Iallreduce`` only inside MPI calls, or on a thread of its
+own that needs a core), and the benchmark measures the reduction alone at a fraction of a step (see
+docs/distributed.md, "Scaling on one machine").
 """
 
 from __future__ import annotations
