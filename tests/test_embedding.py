@@ -10,7 +10,7 @@ from shendu.layers.embedding import Embedding
 from shendu.layers.masking import get_mask
 from shendu.layers.recurrent import LSTM
 from shendu.models import Sequential
-from shendu.ops.embedding import EmbeddingGradOp, embedding_lookup
+from shendu.ops.lookup import EmbeddingGradOp, embedding_lookup
 
 IDS = np.array([[1, 4, 1, 0], [3, 3, 3, 2]])
 

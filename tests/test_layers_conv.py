@@ -178,8 +178,8 @@ def test_unknown_keyword_is_rejected():
 
 def test_depthwise_conv2d_matches_per_channel_convolutions():
     x, k = _x(2, 5, 5, 3), _x(3, 3, 3, 2, seed=1)
-    y = shendu.ops.conv.depthwise_conv2d(x, k, padding="same")
+    y = shendu.ops.convolution.depthwise_conv2d(x, k, padding="same")
     for c in range(3):
         np.testing.assert_allclose(y[..., 2 * c:2 * c + 2],
-                                   shendu.ops.conv.conv2d(x[..., c:c + 1], k[:, :, c:c + 1], padding="same"),
+                                   shendu.ops.convolution.conv2d(x[..., c:c + 1], k[:, :, c:c + 1], padding="same"),
                                    rtol=1e-12)

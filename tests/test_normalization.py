@@ -7,7 +7,7 @@ import pytest
 
 import shendu
 from shendu.layers import BatchNormalization, LayerNormalization
-from shendu.ops import norm
+from shendu.ops import normalization as norm
 
 
 def _t64(*shape, seed=0, low=-2.0, high=2.0):

@@ -1,4 +1,4 @@
-"""Convolution ops (shendu.ops.conv): gradient checks incl. double backward, PyTorch forward/backward/double
+"""Convolution ops (shendu.ops.convolution): gradient checks incl. double backward, PyTorch forward/backward/double
 backward (HWIO -> OIHW kernels, NHWC <-> NCHW), agreement with the loop-level reference, errors."""
 
 import importlib.util
@@ -10,7 +10,7 @@ import pytest
 
 import shendu
 from shendu import reference
-from shendu.ops import conv
+from shendu.ops import convolution as conv
 
 if "optest" not in sys.modules:  # shared helpers, loaded by path (pytest runs with --import-mode=importlib)
     _spec = importlib.util.spec_from_file_location("optest", Path(__file__).with_name("optest.py"))

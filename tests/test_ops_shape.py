@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import shendu
-from shendu.ops import shape
-from shendu.ops.shape import IndexAddOp
+from shendu.ops import shaping as shape
+from shendu.ops.shaping import IndexAddOp
 
 if "optest" not in sys.modules:  # shared helpers, loaded by path (pytest runs with --import-mode=importlib)
     _spec = importlib.util.spec_from_file_location("optest", Path(__file__).with_name("optest.py"))

@@ -24,9 +24,9 @@ from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
 from shendu.ops import nn
 from shendu.ops.attention import scaled_dot_product_attention
-from shendu.ops.conv import conv1d, conv2d, conv2d_transpose, depthwise_conv2d
+from shendu.ops.convolution import conv1d, conv2d, conv2d_transpose, depthwise_conv2d
 from shendu.ops.elementwise import elu, relu, selu, sigmoid, silu, tanh
-from shendu.ops.embedding import embedding_lookup as embedding
+from shendu.ops.lookup import embedding_lookup as embedding
 from shendu.ops.pool import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
 from shendu.ops.rnn import gru, lstm, simple_rnn
 

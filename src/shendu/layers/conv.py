@@ -4,7 +4,7 @@ Conv2DTranspose.
 Kernels use Keras's layouts: Conv2D ``(KH, KW, C/groups, filters)``, Conv1D ``(K, C/groups, filters)``,
 DepthwiseConv2D ``(KH, KW, C, depth_multiplier)``, Conv2DTranspose ``(KH, KW, filters, C)``. Inputs are
 channels_last by default; ``data_format='channels_first'`` transposes in and out around the NHWC ops
-(:mod:`shendu.ops.conv`).
+(:mod:`shendu.ops.convolution`).
 
 >>> import numpy as np
 >>> layer = Conv2D(8, 3, padding="same", activation="relu", name="c")
@@ -25,8 +25,8 @@ from shendu.autograd.tensor import Tensor
 from shendu.layers.core import check_data_format, positive_int
 from shendu.layers.input_spec import InputSpec
 from shendu.layers.layer import Layer
-from shendu.ops import conv as conv_ops
-from shendu.ops.conv import int_tuple
+from shendu.ops import convolution as conv_ops
+from shendu.ops.convolution import int_tuple
 
 
 def check_padding(layer: str, padding: str, allowed: tuple[str, ...] = ("valid", "same")) -> str:

@@ -17,7 +17,7 @@ from shendu.autograd.op import raw
 from shendu.autograd.tensor import Tensor
 from shendu.layers.core import positive_int
 from shendu.layers.layer import InputSpec, Layer
-from shendu.ops.embedding import embedding_lookup
+from shendu.ops.lookup import embedding_lookup
 
 
 class Embedding(Layer):

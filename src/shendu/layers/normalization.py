@@ -12,7 +12,7 @@ from shendu.autograd.tensor import Tensor
 from shendu.distribute import data_parallel, sync_batch_norm
 from shendu.layers.core import _serialize_constraint
 from shendu.layers.layer import InputSpec, Layer
-from shendu.ops import norm
+from shendu.ops import normalization as norm
 
 
 def _axes(layer: Layer, axis: Any, ndim: int) -> tuple[int, ...]:

@@ -19,9 +19,9 @@ from shendu.backend import get_array_module
 from shendu.layers.conv import check_data_format, check_padding
 from shendu.layers.input_spec import InputSpec
 from shendu.layers.layer import Layer
-from shendu.ops import conv as conv_ops
+from shendu.ops import convolution as conv_ops
 from shendu.ops import pool as pool_ops
-from shendu.ops.conv import int_tuple
+from shendu.ops.convolution import int_tuple
 
 
 class _Pooling(Layer):

@@ -22,7 +22,7 @@ from shendu.backend import get_array_module
 from shendu.layers.core import check_data_format, seeded_dropout
 from shendu.layers.input_spec import InputSpec
 from shendu.layers.layer import Layer
-from shendu.ops.conv import int_tuple
+from shendu.ops.convolution import int_tuple
 
 
 def _spatial_axes(data_format: str) -> tuple[int, int]:

@@ -14,7 +14,7 @@ module shadows a builtin: inside them ``max(a, b)`` is always Python's (tests/te
 
 from shendu.ops.arithmetic import add, astype, div, mul, neg, power, sub
 from shendu.ops.attention import scaled_dot_product_attention
-from shendu.ops.conv import conv1d, conv2d, conv2d_transpose, depthwise_conv2d
+from shendu.ops.convolution import conv1d, conv2d, conv2d_transpose, depthwise_conv2d
 from shendu.ops.elementwise import (
                                     absolute,
                                     clip,
@@ -40,10 +40,10 @@ from shendu.ops.elementwise import (
                                     tanh,
                                     where,
 )
-from shendu.ops.embedding import embedding_lookup
+from shendu.ops.lookup import embedding_lookup
 from shendu.ops.linalg import matmul
 from shendu.ops.nn import dropout, linear, sigmoid_binary_cross_entropy, softmax_cross_entropy
-from shendu.ops.norm import NormalizeOp  # noqa: F401 - registers the fused normalisation op
+from shendu.ops.normalization import NormalizeOp  # noqa: F401 - registers the fused normalisation op
 from shendu.ops.pool import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
 from shendu.ops.reduce import (
     cumsum,
@@ -59,7 +59,7 @@ from shendu.ops.reduce import (
     var,
 )
 from shendu.ops.rnn import gru, lstm, simple_rnn
-from shendu.ops.shape import (
+from shendu.ops.shaping import (
                                     broadcast_to,
                                     concatenate,
                                     expand_dims,

@@ -13,7 +13,7 @@ import numpy as np
 from shendu import backend
 from shendu.autograd.op import Op, raw
 from shendu.backend import get_array_module
-from shendu.ops.shape import broadcast_error
+from shendu.ops.shaping import broadcast_error
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)

@@ -14,7 +14,7 @@ from typing import Any
 
 from shendu.autograd.op import Op
 from shendu.ops.elementwise import match_dtypes
-from shendu.ops.shape import reshape, sum_to, swapaxes
+from shendu.ops.shaping import reshape, sum_to, swapaxes
 
 
 class MatMulOp(Op):

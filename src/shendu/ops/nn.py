@@ -24,7 +24,7 @@ from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
 from shendu.ops.elementwise import match_dtypes, sigmoid
 from shendu.ops.reduce import log_softmax, softmax
-from shendu.ops.shape import expand_dims, reshape
+from shendu.ops.shaping import expand_dims, reshape
 from shendu.random import get_rng
 
 _REDUCTIONS = ("mean", "sum", "none")

@@ -28,7 +28,7 @@ from shendu.autograd.grad_mode import is_grad_enabled
 from shendu.autograd.op import Op, raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
-from shendu.ops.conv import (
+from shendu.ops.convolution import (
     ConvGeometry,
     _from_channels_last,
     _to_channels_last,
@@ -36,7 +36,7 @@ from shendu.ops.conv import (
     int_tuple,
     pad_input,
 )
-from shendu.ops.shape import IndexAddOp, reshape
+from shendu.ops.shaping import IndexAddOp, reshape
 
 
 def _window_taps(geo: ConvGeometry):

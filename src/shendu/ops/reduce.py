@@ -8,7 +8,7 @@ from shendu.autograd.op import Op, raw
 from shendu.backend import get_array_module
 from shendu.ops.arithmetic import astype
 from shendu.ops.elementwise import exp, where
-from shendu.ops.shape import broadcast_to, reshape
+from shendu.ops.shaping import broadcast_to, reshape
 
 
 def _normalize_axis(axis: Any, shape: tuple[int, ...], op: str) -> tuple[int, ...] | None:

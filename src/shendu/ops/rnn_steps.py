@@ -22,7 +22,7 @@ from shendu.autograd.op import raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
 from shendu.ops.elementwise import sigmoid, tanh, where
-from shendu.ops.shape import stack
+from shendu.ops.shaping import stack
 
 Activation = Callable[[Any], Any]
 

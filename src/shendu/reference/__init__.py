@@ -2,7 +2,7 @@
 
 Each function loops over output pixels and does the arithmetic of the definition, with NumPy only for the
 small per-pixel products. They are slow and exist to be read and to check the fast ops
-(:mod:`shendu.ops.conv`, :mod:`shendu.ops.pool`) against; the tests assert that both agree.
+(:mod:`shendu.ops.convolution`, :mod:`shendu.ops.pool`) against; the tests assert that both agree.
 Layouts are the fast ops': x (N, H, W, C), kernels (KH, KW, C/groups, O).
 """
 

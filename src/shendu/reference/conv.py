@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from shendu.ops.conv import ConvGeometry
+from shendu.ops.convolution import ConvGeometry
 
 
 def _geometry(x_shape: tuple, w_shape: tuple, strides: Any, padding: Any, dilation: Any, groups: int) -> ConvGeometry:

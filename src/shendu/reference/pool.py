@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from shendu.ops.conv import ConvGeometry
+from shendu.ops.convolution import ConvGeometry
 
 
 def _setup(x: np.ndarray, pool_size: Any, strides: Any, padding: Any, fill: float):

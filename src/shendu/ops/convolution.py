@@ -41,7 +41,7 @@ from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
 from shendu.ops.elementwise import match_dtypes
 from shendu.ops.reduce import reduce_sum
-from shendu.ops.shape import reshape, transpose
+from shendu.ops.shaping import reshape, transpose
 
 Pads = tuple[tuple[int, int], tuple[int, int]]
 

@@ -14,7 +14,7 @@ from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
 from shendu.ops.elementwise import sqrt
 from shendu.ops.reduce import mean, var
-from shendu.ops.shape import sum_keepdims, sum_to
+from shendu.ops.shaping import sum_keepdims, sum_to
 
 
 def _mean(x: Any, axes: tuple[int, ...]) -> Any:
