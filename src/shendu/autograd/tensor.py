@@ -14,6 +14,9 @@ import numpy as np
 from shendu import backend
 from shendu.autograd.grad_mode import is_grad_enabled
 
+#: the out-of-place op behind each in-place operator (see ``Tensor._inplace``)
+_INPLACE_OPS = {"add": "add", "subtract": "sub", "multiply": "mul", "divide": "div"}
+
 
 class Tensor:
     """An n-dimensional array that can record the operations applied to it.
@@ -219,6 +222,14 @@ class Tensor:
         self.data[ops.unwrap_index(key)] = value.data if isinstance(value, Tensor) else value
 
     def _inplace(self, other: Any, ufunc: str) -> Tensor:
+        """``x += y`` and friends. In grad mode, a tensor computed in a graph (``x = a * 2; x -= b``), or one that
+        meets an operand requiring grad, is treated as immutable, as Keras 3 code expects: the operator returns
+        the out-of-place result (Python rebinds the name; other references keep the old value) so gradients stay
+        right. Otherwise (no grad, or plain tensors) the data is changed in place and ``_version`` bumped; a leaf
+        that requires grad is still refused (as PyTorch does)."""
+        if is_grad_enabled() and not (self.requires_grad and self.creator is None) and (
+                self.requires_grad or (isinstance(other, Tensor) and other.requires_grad)):
+            return getattr(ops, _INPLACE_OPS[ufunc])(self, other)
         self._check_inplace(other)
         xp = backend.get_array_module(self.data)
         getattr(xp, ufunc)(self.data, other.data if isinstance(other, Tensor) else other, out=self.data)
