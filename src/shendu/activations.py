@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from shendu import ops
+from shendu.utils.custom_objects import get_registered_object, registered_name_of
 
 
 def linear(x: Any) -> Any:
@@ -117,10 +118,10 @@ def get(identifier: str | Callable | None) -> Callable:
     if identifier is None:
         return linear
     if isinstance(identifier, str):
-        fn = _BY_NAME.get(identifier.lower())
+        fn = _BY_NAME.get(identifier.lower()) or get_registered_object(identifier)
         if fn is None:
-            raise ValueError(f"unknown activation {identifier!r}; choose one of {sorted(_BY_NAME)} "
-                             "or pass a callable")
+            raise ValueError(f"unknown activation {identifier!r}; choose one of {sorted(_BY_NAME)}, pass a callable, "
+                             "or register your function with shendu.saving.register_keras_serializable()")
         return fn
     if isinstance(identifier, dict) and "class_name" in identifier:
         return get(identifier["class_name"])
@@ -130,13 +131,17 @@ def get(identifier: str | Callable | None) -> Callable:
 
 
 def serialize(activation: Callable | None) -> str:
-    """The name of a built-in activation (for configs)."""
+    """The name of a built-in activation, or the registered name (``'Custom>my_fn'``) of a function registered
+    with ``shendu.saving.register_keras_serializable`` (for configs)."""
     fn = get(activation)
     for name, known in _BY_NAME.items():
         if known is fn:
             return name
-    raise ValueError(f"cannot serialise the activation {activation!r}: only built-in activations have a name; "
-                     "use one of those or subclass Layer for a custom one")
+    registered = registered_name_of(fn)
+    if registered is not None:
+        return registered
+    raise ValueError(f"cannot serialise the activation {activation!r}: only built-in and registered activations "
+                     "have a name; decorate your function with @shendu.saving.register_keras_serializable()")
 
 
 def deserialize(name: str) -> Callable:

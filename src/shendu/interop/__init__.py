@@ -7,7 +7,8 @@
 Both return ``{shendu layer name: source key}`` so you can see what went where.
 """
 
-from shendu.interop.keras import load_keras_weights, read_keras_weights
+from shendu.interop.keras import load_keras_weights, read_keras_weights, save_keras_weights
 from shendu.interop.torch import load_torch_state_dict, read_state_dict
 
-__all__ = ["load_keras_weights", "load_torch_state_dict", "read_keras_weights", "read_state_dict"]
+__all__ = ["load_keras_weights", "load_torch_state_dict", "read_keras_weights", "read_state_dict",
+           "save_keras_weights"]

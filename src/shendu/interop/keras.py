@@ -179,3 +179,102 @@ def load_keras_weights(model: Any, path: str | os.PathLike, strict: bool = True,
     """
     groups = read_keras_weights(path)
     return load_groups(model, groups, _same, f"Keras file {os.fspath(path)!r}", strict, mapping)
+
+
+# ---------------------------------------------------------------------------- writing .weights.h5
+def keras_snake_case(name: str) -> str:
+    """Keras's ``to_snake_case``: the group name of a layer class in a ``.weights.h5`` file ('Conv2D' -> 'conv2d',
+    'SimpleRNN' -> 'simple_rnn')."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _is_model(layer: Any) -> bool:
+    return hasattr(layer, "compile") and hasattr(layer, "layers")
+
+
+def _children(layer: Any) -> list[tuple[str, Any]]:
+    """(attribute, layer or list of layers) in the order Keras walks them (``sorted(dir(obj))``): a Sequential's
+    or functional model's ``layers``; a subclassed model's layer attributes and ``layers``; a layer's layer
+    attributes."""
+    sequential = _is_model(layer) and hasattr(layer, "add") and hasattr(layer, "pop")
+    if sequential or (_is_model(layer) and getattr(layer, "inputs", None) is not None):
+        return [("layers", [lyr for lyr in layer.layers if not (sequential and _is_input(lyr))])]
+    out: list[tuple[str, Any]] = []
+    tracked = layer.__dict__.get("_tracked", {})
+    for name in tracked:
+        value = layer.__dict__.get(name)
+        if name.startswith("_") and _is_model(layer):
+            continue
+        if _is_layer(value) or (isinstance(value, (list, tuple, dict)) and any(map(_is_layer, _values(value)))):
+            out.append((name, value))
+    if _is_model(layer):
+        out.append(("layers", list(layer.layers)))
+    return sorted(out, key=lambda item: item[0])
+
+
+def _values(container: Any) -> list[Any]:
+    return list(container.values()) if isinstance(container, dict) else list(container)
+
+
+def _is_layer(value: Any) -> bool:
+    return hasattr(value, "_own_params") and hasattr(value, "weights")
+
+
+def _is_input(layer: Any) -> bool:
+    return type(layer).__name__ == "InputLayer"
+
+
+def _write_vars(group: Any, name: str, arrays: list[np.ndarray]) -> None:
+    variables = group.create_group("vars")
+    variables.attrs["name"] = name
+    for i, array in enumerate(arrays):
+        variables.create_dataset(str(i), data=array)
+
+
+def _write_layer(layer: Any, group: Any, visited: set[int]) -> None:
+    """One layer at ``group``, as Keras 3's ``_save_state`` writes it."""
+    visited.add(id(layer))
+    own = [np.asarray(p.numpy()) for p in layer._own_params()]
+    if type(layer).__name__ in _RNN_CLASSES and not _children(layer):  # Keras keeps an RNN's weights in its cell
+        _write_vars(group, layer.name, [])
+        _write_vars(group.create_group("cell"), f"{keras_snake_case(type(layer).__name__)}_cell", own)
+        return
+    _write_vars(group, layer.name, own)
+    for attribute, child in _children(layer):
+        if _is_layer(child):
+            if id(child) not in visited:
+                _write_layer(child, group.create_group(attribute), visited)
+            continue
+        used: dict[str, int] = {}
+        container = group.require_group(attribute) if any(id(c) not in visited for c in _values(child)
+                                                          if _is_layer(c)) else None
+        for item in _values(child):
+            if not _is_layer(item):
+                continue
+            key = keras_snake_case(type(item).__name__)
+            if key in used:
+                used[key] += 1
+                key = f"{key}_{used[key]}"
+            else:
+                used[key] = 0
+            if id(item) not in visited and container is not None:
+                _write_layer(item, container.create_group(key), visited)
+
+
+_RNN_CLASSES = ("LSTM", "GRU", "SimpleRNN")
+
+
+def save_keras_weights(model: Any, path: str | os.PathLike) -> None:
+    """Write ``model``'s weights as Keras 3's ``.weights.h5`` (what ``keras_model.save_weights`` writes), so Keras
+    itself can ``load_weights`` the file into the equivalent Keras model and shendu reads it back.
+
+    Layers are stored under ``layers/<snake_case class name>[_n]/vars/<i>`` (counters per class, in layer order;
+    an RNN's weights in its ``cell``; a nested model's layers under its own ``layers/``; other sublayers under
+    their attribute names), each ``vars`` group with the layer's name as attribute. The optimiser's state is not
+    written. Needs h5py; writes ``path`` directly (use :func:`shendu.utils.atomic.atomic_write` for atomicity).
+    """
+    h5py = _h5py()
+    with h5py.File(os.fspath(path), "w") as root:
+        _write_layer(model, root, set())

@@ -23,6 +23,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from shendu.utils.custom_objects import get_registered_object, registered_name_of
+
 #: every Layer subclass by its registered name (see the module docstring)
 LAYER_REGISTRY: dict[str, type] = {}
 _LOCK = threading.Lock()
@@ -47,20 +49,23 @@ def register_layer_class(cls: type) -> str:
 
 
 def registered_name(cls: type) -> str:
-    """The key ``cls`` is found under in :data:`LAYER_REGISTRY` (what ``serialize`` writes)."""
+    """What ``serialize`` writes for ``cls``: its registered name among the custom objects when it has one
+    (``'package>Name'``), else the key it is found under in :data:`LAYER_REGISTRY`."""
+    custom = registered_name_of(cls)
+    if custom is not None:
+        return custom
     name = cls.__dict__.get("_registered_name")
     return name if name is not None and LAYER_REGISTRY.get(name) is cls else cls.__name__
 
 
 def get_layer_class(name: Any, custom_objects: dict[str, type] | None = None) -> type | None:
-    """The class for ``name``: from ``custom_objects`` first, else the registry; None when unknown."""
+    """The class for ``name``: from ``custom_objects`` first (``'module>Name'`` also as ``{'Name': cls}``), then
+    the registered custom objects and open ``custom_object_scope``s, else the registry; None when unknown."""
     if not isinstance(name, str):
         return None
-    if custom_objects:
-        if name in custom_objects:
-            return custom_objects[name]
-        if ">" in name and name.rsplit(">", 1)[1] in custom_objects:  # 'module>Name' given as {'Name': cls}
-            return custom_objects[name.rsplit(">", 1)[1]]
+    found = get_registered_object(name, custom_objects)
+    if isinstance(found, type):
+        return found
     return LAYER_REGISTRY.get(name)
 
 

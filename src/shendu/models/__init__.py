@@ -8,10 +8,12 @@ from typing import Any
 
 from shendu import saving
 from shendu.callbacks import History
+from shendu.models.cloning import clone_model
 from shendu.models.model import Model
 from shendu.models.sequential import Sequential
+from shendu.saving import model_from_json
 
-__all__ = ["Model", "Sequential", "load_model"]
+__all__ = ["Model", "Sequential", "clone_model", "load_model", "model_from_json"]
 
 
 def load_model(filepath: str | os.PathLike, compile: bool = True,  # noqa: A002 (Keras's name)

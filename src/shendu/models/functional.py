@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shendu.autograd.tensor import Tensor
-from shendu.layers import LAYER_REGISTRY, InputLayer, Layer, SymbolicTensor, serialize
+from shendu.layers import InputLayer, Layer, SymbolicTensor, get_layer_class, serialize
 from shendu.models.data_adapter import flatten, map_structure
 from shendu.saving.budget import charge_weights
 
@@ -144,7 +144,7 @@ def deserialize_layer(spec: dict[str, Any], custom_objects: dict[str, type] | No
     ``"Functional"`` (how format version 1 named a functional model) means ``Model``.
     """
     name = "Model" if spec["class_name"] == "Functional" else spec["class_name"]
-    cls = (custom_objects or {}).get(name) or LAYER_REGISTRY.get(name)
+    cls = get_layer_class(name, custom_objects)
     if cls is None:
         raise ValueError(f"unknown layer class {name!r}; pass it in custom_objects={{'{name}': {name}}}")
     if "custom_objects" in inspect.signature(cls.from_config).parameters:
@@ -176,9 +176,18 @@ def graph_config(graph: FunctionalGraph, name: str) -> dict[str, Any]:
                       "kwargs": encode(node.kwargs), "outputs": len(outputs)})
         for sym in outputs:
             table[id(sym)] = len(table)
-    return {"name": name, "layers": [serialize(layer) for layer in graph.layers],
+    return {"name": name, "layers": [_layer_spec(layer) for layer in graph.layers],
             "input_layers": [t.node.layer.name for t in graph.input_list],
             "inputs": encode(graph.inputs), "calls": calls, "outputs": encode(graph.outputs)}
+
+
+def _layer_spec(layer: Layer) -> dict[str, Any]:
+    """``{"class_name", "config"}``, plus ``"name"`` when the layer's ``get_config`` leaves its name out (Keras
+    tolerates that; the calls refer to layers by name)."""
+    spec = serialize(layer)
+    if not isinstance(spec["config"], dict) or spec["config"].get("name") != layer.name:
+        spec["name"] = layer.name
+    return spec
 
 
 def is_graph_config(config: Any) -> bool:
@@ -199,9 +208,10 @@ def graph_from_config(config: dict[str, Any], make_model: Callable[..., Any],
     layers: dict[str, Layer] = {}
     for spec in layer_specs:
         layer = deserialize_layer(spec, custom_objects)
-        if layer.name in layers:
-            raise ValueError(f"functional config: two layers are named {layer.name!r}")
-        layers[layer.name] = layer
+        key = spec.get("name", layer.name)  # "name": the layer's get_config() left its name out
+        if key in layers:
+            raise ValueError(f"functional config: two layers are named {key!r}")
+        layers[key] = layer
 
     def layer_named(name: Any) -> Layer:
         if not isinstance(name, str) or name not in layers:

@@ -20,7 +20,18 @@ class _Shapes:
 
     def __init__(self) -> None:
         self.declared_input: tuple | None = None
+        self.input_tensor: SymbolicTensor | None = None  # the Input the stack was last built on
+        self.output_tensor: Any = None
         self.outputs: list[Any] = []
+
+
+def _earlier_call(layer: Layer, x: Any) -> Any:
+    """``layer(x)``, or the output of an earlier symbolic call on this very ``x`` (a rebuild after ``add``), so that
+    every layer's ``output`` hangs off the same ``Input`` however often the stack is rebuilt."""
+    for node, outputs in zip(layer.inbound_nodes, layer._symbolic_outputs):
+        if node.inputs is x and not node.args and not node.kwargs:
+            return outputs
+    return layer(x)
 
 
 class Sequential(Model):
@@ -55,6 +66,7 @@ class Sequential(Model):
             if self._layers:
                 raise ValueError(f"Sequential '{self.name}': an Input can only be added first")
             self._shapes.declared_input = layer.batch_shape
+            self._shapes.input_tensor = layer.output
         elif not isinstance(layer, Layer):
             raise TypeError(f"Sequential '{self.name}'.add(): expected a Layer, got {type(layer).__name__}; "
                             "e.g. model.add(Dense(1, input_dim=1))")
@@ -103,15 +115,30 @@ class Sequential(Model):
                              "layer input_shape=... (or input_dim=...), or call the model on data")
         if not self._layers:
             raise ValueError(f"Sequential '{self.name}' has no layers; add some before building it")
-        x = Input(batch_shape=tuple(input_shape))
+        source = self._shapes.input_tensor
+        if source is None or tuple(source.shape) != tuple(input_shape):
+            source = self._shapes.input_tensor = Input(batch_shape=tuple(input_shape))
+        x: Any = source
         shapes = []
         for layer in self._layers:
-            x = layer(x)
+            x = _earlier_call(layer, x)
             charge_weights(layer)
             shapes.append(x.shape if isinstance(x, SymbolicTensor) else [t.shape for t in x])
         self._shapes.outputs = shapes
+        self._shapes.output_tensor = x
         object.__setattr__(self, "_build_input_shape", tuple(input_shape))
         self.built = True
+
+    @property
+    def inputs(self) -> list[SymbolicTensor] | None:
+        """``[Input]`` the built stack starts from (Keras 3: a list), so ``Model(seq.inputs, layer.output)`` extracts
+        features; None before the model is built."""
+        return [self._shapes.input_tensor] if self.built and self._shapes.input_tensor is not None else None
+
+    @property
+    def outputs(self) -> list[Any] | None:
+        """``[the last layer's symbolic output]`` once built (Keras 3: a list); None before."""
+        return [self._shapes.output_tensor] if self.built and self._shapes.output_tensor is not None else None
 
     @property
     def output_names(self) -> list[str]:

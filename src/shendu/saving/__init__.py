@@ -51,20 +51,36 @@ from shendu.saving.format import (
 from shendu.saving.serialization import (
     NotSerializable,
     compile_from_config,
+    deserialize_keras_object,
     deserialize_model,
+    model_from_json,
+    model_to_json,
     register_serializable,
     serialize_compile,
+    serialize_keras_object,
     serialize_model,
 )
 from shendu.utils.atomic import atomic_write
+from shendu.utils.custom_objects import (
+    CustomObjectScope,
+    custom_object_scope,
+    get_custom_objects,
+    get_registered_name,
+    get_registered_object,
+    register_keras_serializable,
+)
 from shendu.utils.weights_io import load_arrays, save_arrays
 from shendu.version import __version__
 
-__all__ = ["FormatError", "atomic_write", "detect_format", "load_model", "load_model_and_training_state",
-           "load_weights", "read_training_state", "register_serializable", "restore", "save_model", "save_weights",
-           "serialize_compile"]
+__all__ = ["CustomObjectScope", "FormatError", "NotSerializable", "atomic_write", "custom_object_scope",
+           "deserialize_keras_object", "detect_format", "get_custom_objects", "get_registered_name",
+           "get_registered_object", "load_model", "load_model_and_training_state", "load_weights", "model_from_json",
+           "model_to_json", "read_training_state", "register_keras_serializable", "register_serializable", "restore",
+           "save_model", "save_weights", "serialize_compile", "serialize_keras_object"]
 
 WEIGHT_FORMATS = (".safetensors", ".npz")
+#: the suffix of Keras 3's weights files, which save_weights writes through h5py
+KERAS_WEIGHTS = ".weights.h5"
 #: suffixes of other frameworks' files: ``save`` refuses them rather than write a .shendu zip under that name
 FOREIGN_SUFFIXES = {".h5": "Keras HDF5", ".hdf5": "HDF5", ".keras": "Keras 3", ".pt": "PyTorch", ".pth": "PyTorch",
                     ".onnx": "ONNX", ".pkl": "pickle", ".pickle": "pickle", ".tflite": "TensorFlow Lite"}
@@ -102,13 +118,21 @@ def assign_weights(path: Any, model: Any, arrays: dict[str, np.ndarray], strict_
 
 
 def save_weights(model: Any, path: str | os.PathLike, overwrite: bool = True) -> None:
-    """Write the weights to ``.safetensors`` or ``.npz`` atomically."""
+    """Write the weights to ``.safetensors``, ``.npz`` or Keras 3's ``.weights.h5`` (through h5py; Keras itself
+    loads it into the equivalent Keras model, see :func:`shendu.interop.save_keras_weights`), atomically."""
     path = os.fspath(path)
-    if not path.endswith(WEIGHT_FORMATS):
-        raise ValueError(f"save_weights: {path!r} must end with one of {WEIGHT_FORMATS} (e.g. 'model.weights."
-                         "safetensors'); use model.save('model.shendu') for the whole model")
+    if not path.endswith((*WEIGHT_FORMATS, KERAS_WEIGHTS)):
+        raise ValueError(f"save_weights: {path!r} must end with one of {WEIGHT_FORMATS} or {KERAS_WEIGHTS!r} (e.g. "
+                         "'model.weights.safetensors', or 'model.weights.h5' for Keras's format); use "
+                         "model.save('model.shendu') for the whole model")
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"save_weights: {path} exists; pass overwrite=True to replace it")
+    if not model.built:
+        raise ValueError(f"save_weights: model '{model.name}' is not built yet, so it has no weights; call it on "
+                         "data or build(input_shape) first")
+    if path.endswith(KERAS_WEIGHTS):
+        atomic_write(path, lambda tmp: interop.save_keras_weights(model, tmp))
+        return
     save_arrays(path, weight_arrays(model))
 
 
@@ -185,7 +209,7 @@ def save_model(model: Any, path: str | os.PathLike, overwrite: bool = True, incl
     during ``fit`` pass it, since History records an epoch only after the other callbacks have seen it).
     """
     path = os.fspath(path)
-    if path.endswith(WEIGHT_FORMATS):
+    if path.endswith((*WEIGHT_FORMATS, KERAS_WEIGHTS)):
         raise ValueError(f"save: {path!r} names a weights file; use model.save_weights for it, or a name ending "
                          "in '.shendu' for the whole model")
     suffix = os.path.splitext(path)[1].lower()
@@ -193,7 +217,7 @@ def save_model(model: Any, path: str | os.PathLike, overwrite: bool = True, incl
         raise ValueError(f"save: {path!r} ends in {suffix!r}, the suffix of {FOREIGN_SUFFIXES[suffix]} files, but "
                          "shendu writes its own safe format (a zip of JSON and safetensors); name the file "
                          f"{os.path.splitext(os.path.basename(path))[0] + '.shendu'!r}. Keras and PyTorch weights "
-                         "can be read with model.load_weights, not written")
+                         "can be read with model.load_weights (and save_weights writes Keras's .weights.h5)")
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"save: {path} exists; pass overwrite=True to replace it")
     if not model.built:

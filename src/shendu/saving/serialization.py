@@ -21,14 +21,23 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 from typing import Any
 
-from shendu import losses, metrics, optimizers
+import numpy as np
+
+from shendu import activations, initializers, losses, metrics, optimizers, regularizers
 from shendu.layers import LAYER_REGISTRY, Layer
+from shendu.layers.registry import registered_name
 from shendu.saving.budget import check_implied_weights
 from shendu.saving.format import FormatError, fail
+from shendu.utils.custom_objects import (
+    custom_object_scope,
+    get_registered_object,
+    register_object,
+    registered_name_of,
+)
 
-_REGISTERED: dict[str, type] = {}
 #: shendu's model classes (and the v1 alias "Functional") -> the module that defines and registers them
 BUILTIN_MODELS = {"Sequential": "shendu.models", "Model": "shendu.models", "Functional": "shendu.models"}
 #: config keys whose lists hold layer specs (Sequential's and a functional model's "layers")
@@ -42,6 +51,10 @@ class NotSerializable(ValueError):
 def register_serializable(cls: type) -> type:
     """Class decorator: allow ``load_model`` to rebuild this (Layer, Model, Loss or Metric) class by name.
 
+    It registers the class in the one registry of custom objects (:mod:`shendu.utils.custom_objects`, also filled by
+    Keras's ``register_keras_serializable``) under its class name, or, for a layer named like one of shendu's
+    own, under its ``'module>Name'`` key (a built-in is never replaced).
+
     >>> from shendu.layers import Layer
     >>> @register_serializable
     ... class DocTwice(Layer):
@@ -50,19 +63,18 @@ def register_serializable(cls: type) -> type:
     >>> known_class("DocTwice", None) is DocTwice
     True
     """
-    _REGISTERED[cls.__name__] = cls
-    return cls
+    name = registered_name(cls) if isinstance(cls, type) and issubclass(cls, Layer) else cls.__name__
+    return register_object(cls, name)
 
 
 def known_class(name: Any, custom_objects: dict[str, type] | None) -> type | None:
-    """The class for ``name`` from ``custom_objects``, the registered classes or shendu's own layers and models;
-    else None."""
+    """The class for ``name`` from ``custom_objects``, the registered classes (and open ``custom_object_scope``s)
+    or shendu's own layers and models; else None."""
     if not isinstance(name, str):
         return None
-    if custom_objects and name in custom_objects:
-        return custom_objects[name]
-    if name in _REGISTERED:
-        return _REGISTERED[name]
+    found = get_registered_object(name, custom_objects)
+    if isinstance(found, type):
+        return found
     if name in BUILTIN_MODELS:
         name = "Model" if name == "Functional" else name
         if name not in LAYER_REGISTRY:
@@ -139,13 +151,17 @@ def serialize_identifier(value: Any, what: str) -> Any:
     if isinstance(value, dict):
         return {str(k): serialize_identifier(v, what) for k, v in value.items()}
     for module, base in ((losses, losses.Loss), (metrics, metrics.Metric)):
-        registry = {**module._CLASSES, **{k: c for k, c in _REGISTERED.items() if issubclass(c, base)}}
+        registry = module._CLASSES
         if isinstance(value, type) and registry.get(value.__name__) is value:
             return value.__name__
         if isinstance(value, base) and registry.get(type(value).__name__) is type(value):
             return {"class_name": type(value).__name__, "config": value.get_config()}
+        if isinstance(value, base) and registered_name_of(type(value)) is not None:
+            return {"class_name": registered_name_of(type(value)), "config": value.get_config()}
         if callable(value) and module._FUNCTIONS.get(getattr(value, "__name__", None)) is value:
             return value.__name__
+    if (isinstance(value, type) or callable(value)) and registered_name_of(value) is not None:
+        return registered_name_of(value)  # a registered Loss/Metric class or function
     raise NotSerializable(f"the {what} {value!r} is not a built-in or registered one, so it cannot be stored")
 
 
@@ -227,7 +243,8 @@ def deserialize_model(path: Any, spec: Any, custom_objects: dict[str, type] | No
     shape = spec.get("build_input_shape")
     _check_ints(path, shape, limit, "model input shape")
     try:
-        model = _from_config(cls, config, custom_objects)
+        with custom_object_scope(custom_objects):  # activations and the like find your functions by name
+            model = _from_config(cls, config, custom_objects)
         if not getattr(model, "built", True) and shape is not None:
             model.build(_json_to_shape(shape))
     except FormatError:
@@ -254,15 +271,18 @@ def deserialize_identifier(path: Any, value: Any, custom_objects: dict[str, type
     ``kind`` is ``"loss"`` or ``"metric"``: the name is looked up among that kind's classes first, since a
     loss and a metric may share a class name (``MeanSquaredError``) but not their behaviour."""
 
-    if value is None or isinstance(value, str):
+    if value is None:
         return value
+    if isinstance(value, str):  # a built-in name stays a name; a registered function or class becomes itself
+        builtin = any(value in (m._FUNCTIONS, m._CLASSES, m._ALIASES)[i] for m in (losses, metrics) for i in range(3))
+        found = None if builtin else get_registered_object(value, custom_objects)
+        return value if found is None else found
     if isinstance(value, list):
         return [deserialize_identifier(path, v, custom_objects, kind) for v in value]
     if isinstance(value, dict) and "class_name" in value:
         name, config = _spec(path, value, "loss/metric")
         tables = (losses._CLASSES, metrics._CLASSES) if kind == "loss" else (metrics._CLASSES, losses._CLASSES)
-        cls = (custom_objects or {}).get(name) or _REGISTERED.get(name) or tables[0].get(name) \
-            or tables[1].get(name)
+        cls = get_registered_object(name, custom_objects) or tables[0].get(name) or tables[1].get(name)
         if cls is None:
             raise fail(path, f"unknown {kind} class {name!r}", "register it or pass custom_objects")
         return cls.from_config(config)
@@ -287,3 +307,133 @@ def compile_from_config(path: Any, model: Any, config: Any, custom_objects: dict
         raise fail(path, f"cannot compile the model from the stored training config ({type(e).__name__}: "
                    f"{str(e)[:300]})", "load with compile=False to get the bare model") from None
 
+
+
+# ---------------------------------------------------------------------------- Keras 3's generic (de)serialisation
+def serialize_keras_object(obj: Any) -> Any:
+    """``obj`` as JSON in Keras 3's format: an object with ``get_config`` becomes ``{"module", "class_name",
+    "config", "registered_name"}``, a function ``{"module": "builtins", "class_name": "function", "config": its
+    registered name (or ``__name__``), "registered_name": "function"}``, an array ``{"class_name": "__numpy__",
+    ...}``; plain values, lists and dicts are kept (their items serialised).
+
+    >>> serialize_keras_object(activations.relu)["config"]
+    'relu'
+    """
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return {"class_name": "__numpy__", "config": {"value": obj.tolist(), "dtype": str(obj.dtype)}}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(serialize_keras_object(v) for v in obj)
+    if isinstance(obj, dict):
+        return {str(k): serialize_keras_object(v) for k, v in obj.items()}
+    if not isinstance(obj, type) and hasattr(obj, "get_config"):
+        cls = type(obj)
+        registered = registered_name_of(cls)
+        return {"module": None if registered is not None else cls.__module__, "class_name": cls.__name__,
+                "config": obj.get_config(), "registered_name": registered}
+    if callable(obj) and not isinstance(obj, type) and hasattr(obj, "__name__"):
+        name = registered_name_of(obj) or _builtin_function_name(obj)
+        if name is None:
+            raise NotSerializable(f"the function {obj.__name__!r} is neither built in nor registered; decorate it "
+                                  "with @shendu.saving.register_keras_serializable()")
+        return {"module": "builtins", "class_name": "function", "config": name, "registered_name": "function"}
+    raise NotSerializable(f"cannot serialise {obj!r}: it has no get_config() and is not a function")
+
+
+def _builtin_function_name(fn: Any) -> str | None:
+    """The name of one of shendu's activation, loss or metric functions, else None."""
+    name = getattr(fn, "__name__", None)
+    for table in (activations._BY_NAME, losses._FUNCTIONS, metrics._FUNCTIONS):
+        if table.get(name) is fn:
+            return name
+    return None
+
+
+def _builtin_class(name: str, module: Any) -> type | None:
+    """One of shendu's classes named ``name`` (layers and models, losses, metrics, initializers, regularizers);
+    ``module`` settles a name that is both a loss and a metric."""
+    layer = known_class(name, None)
+    if layer is not None:
+        return layer
+    tables = [losses._CLASSES, metrics._CLASSES]
+    if isinstance(module, str) and "metrics" in module:
+        tables.reverse()
+    for table in (*tables, initializers._CLASSES, regularizers._CLASSES):
+        if name in table:
+            return table[name]
+    return None
+
+
+def deserialize_keras_object(config: Any, custom_objects: dict[str, Any] | None = None, safe_mode: bool = True,
+                             **kwargs: Any) -> Any:
+    """Undo :func:`serialize_keras_object` (Keras 3's ``deserialize_keras_object``): classes are looked up by
+    ``registered_name`` then ``class_name`` among ``custom_objects``, the registered objects and shendu's own
+    classes, and rebuilt with ``from_config`` inside ``custom_object_scope(custom_objects)``; a string that names a
+    registered object becomes that object, any other string stays a string. Never imports modules named in the
+    config; ``safe_mode`` is accepted for Keras compatibility (shendu never deserialises code)."""
+    if config is None or isinstance(config, (bool, int, float)):
+        return config
+    if isinstance(config, str):
+        found = get_registered_object(config, custom_objects)
+        return config if found is None else found
+    if isinstance(config, (list, tuple)):
+        return type(config)(deserialize_keras_object(v, custom_objects) for v in config)
+    if not isinstance(config, dict):
+        raise TypeError(f"deserialize_keras_object: cannot read a {type(config).__name__}")
+    if "class_name" not in config:
+        return {k: deserialize_keras_object(v, custom_objects) for k, v in config.items()}
+    name, inner = config["class_name"], config.get("config")
+    if name == "__numpy__":
+        return np.asarray(inner["value"], dtype=inner["dtype"])
+    if name == "function":
+        fn = get_registered_object(inner, custom_objects)
+        if fn is None and isinstance(inner, str):
+            fn = activations._BY_NAME.get(inner) or losses._FUNCTIONS.get(inner) or metrics._FUNCTIONS.get(inner)
+        if fn is None:
+            raise ValueError(f"deserialize_keras_object: unknown function {inner!r}; register it with "
+                             "@shendu.saving.register_keras_serializable() or pass custom_objects")
+        return fn
+    cls = None
+    for key in (config.get("registered_name"), name):
+        if isinstance(key, str):
+            found = get_registered_object(key, custom_objects)
+            cls = found if isinstance(found, type) else None
+        if cls is not None:
+            break
+    module = config.get("module")
+    if cls is None and isinstance(name, str):
+        cls = _builtin_class(name, module)
+    if cls is None and isinstance(module, str) and "optimizers" in module:
+        return optimizers.deserialize({"class_name": name, "config": inner, "module": module}, custom_objects)
+    if cls is None:
+        raise ValueError(f"deserialize_keras_object: unknown class {name!r}; register it with "
+                         "@shendu.saving.register_keras_serializable() or pass custom_objects={'"
+                         f"{name}': {name}}}")
+    if not isinstance(inner, dict):
+        raise ValueError(f"deserialize_keras_object: the config of {name!r} must be a dict, got {inner!r}")
+    with custom_object_scope(custom_objects):
+        return _from_config(cls, inner, custom_objects)
+
+
+# ---------------------------------------------------------------------------- JSON architecture
+def model_to_json(model: Any, **kwargs: Any) -> str:
+    """The architecture of ``model`` as a JSON string (``Model.to_json``; weights are not included); ``kwargs``
+    go to ``json.dumps`` (``indent=2``). Raises :class:`NotSerializable` for a model without a usable config."""
+    spec = serialize_model(model)
+    if spec["config"] is None:
+        raise NotSerializable(spec.get("reason", f"model '{model.name}' has no config"))
+    return json.dumps(spec, **kwargs)
+
+
+def model_from_json(json_string: str, custom_objects: dict[str, Any] | None = None) -> Any:
+    """A new model (fresh weights) from :func:`model_to_json`'s string, as ``keras.models.model_from_json``; your
+    classes and functions by name in ``custom_objects`` (or registered). The same checks as a file's
+    architecture: known classes only, no ``Lambda``."""
+    try:
+        spec = json.loads(json_string)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"model_from_json: not a JSON string ({e})") from None
+    return deserialize_model("<json>", spec, custom_objects, limit=1 << 40)

@@ -1,5 +1,6 @@
-"""Utilities as Keras has them: ``to_categorical``, ``set_random_seed``, the progress bar used by ``fit``, and the
-pictures (``plot_history``, ``plot_model``, ``graph_to_dot``)."""
+"""Utilities as Keras has them: ``to_categorical``, ``set_random_seed``, ``PyDataset``, the registry of custom
+objects (``register_keras_serializable``, ``get_custom_objects``, ``custom_object_scope``), the progress bar used by
+``fit``, and the pictures (``plot_history``, ``plot_model``, ``graph_to_dot``)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,24 @@ from typing import Any
 import numpy as np
 
 from shendu.random import seed as _seed
+from shendu.utils.custom_objects import (
+    CustomObjectScope,
+    custom_object_scope,
+    get_custom_objects,
+    get_registered_name,
+    get_registered_object,
+    register_keras_serializable,
+)
 from shendu.utils.explain import explain_step, plot_explain
 from shendu.utils.plotting import graph_to_dot, model_to_dot, plot_history, plot_model
 from shendu.utils.progress import ProgressBar
+from shendu.utils.py_dataset import PyDataset, Sequence
 from shendu.utils.weights_io import load_weights_file, save_weights_file
 
-__all__ = ["ProgressBar", "explain_step", "graph_to_dot", "load_weights_file", "model_to_dot", "normalize",
-           "plot_explain", "plot_history", "plot_model", "save_weights_file", "set_random_seed", "to_categorical"]
+__all__ = ["CustomObjectScope", "ProgressBar", "PyDataset", "Sequence", "custom_object_scope", "explain_step",
+           "get_custom_objects", "get_registered_name", "get_registered_object", "graph_to_dot", "load_weights_file",
+           "model_to_dot", "normalize", "plot_explain", "plot_history", "plot_model", "register_keras_serializable",
+           "save_weights_file", "set_random_seed", "to_categorical"]
 
 
 def to_categorical(x: Any, num_classes: int | None = None) -> np.ndarray:
