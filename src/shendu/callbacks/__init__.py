@@ -12,7 +12,8 @@ from shendu.callbacks.learning_rate import LearningRateScheduler, ReduceLROnPlat
 from shendu.callbacks.model_checkpoint import ModelCheckpoint
 from shendu.callbacks.monitor import MonitorCallback
 from shendu.callbacks.progbar_logger import ProgbarLogger
+from shendu.callbacks.tensorboard import TensorBoard
 
 __all__ = ["BackupAndRestore", "CSVLogger", "Callback", "CallbackList", "EarlyStopping", "Explain", "History",
            "LambdaCallback", "LearningRateScheduler", "ModelCheckpoint", "MonitorCallback", "ProgbarLogger",
-           "ReduceLROnPlateau", "TerminateOnNaN"]
+           "ReduceLROnPlateau", "TensorBoard", "TerminateOnNaN"]
