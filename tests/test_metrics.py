@@ -1,6 +1,7 @@
 """shendu.metrics: Keras 3's documented values, NumPy references, state handling and name resolution."""
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -178,7 +179,9 @@ _KERAS_CASES = [
     ("RootMeanSquaredError", {}), ("Precision", {}), ("Recall", {}), ("Precision", {"thresholds": [0.3, 0.6]}),
     ("AUC", {}), ("AUC", {"curve": "PR"}), ("AUC", {"num_thresholds": 17, "summation_method": "minoring"}),
     ("F1Score", {}), ("F1Score", {"average": "macro", "threshold": 0.4}),
-    ("F1Score", {"average": "micro", "threshold": 0.4}), ("F1Score", {"average": "weighted"})]
+    ("F1Score", {"average": "micro", "threshold": 0.4}), ("F1Score", {"average": "weighted"}),
+    ("MeanAbsolutePercentageError", {}), ("MeanSquaredLogarithmicError", {}), ("LogCoshError", {}), ("Poisson", {}),
+    ("KLDivergence", {}), ("Hinge", {}), ("SquaredHinge", {}), ("CategoricalHinge", {})]
 
 
 def _keras_batch(name, rng):
@@ -208,6 +211,7 @@ def test_metrics_match_keras_itself():
             ours.update_state(y_true, y_pred, sample_weight=sample_weight)
         expected = np.asarray(keras.ops.convert_to_numpy(theirs.result()))
         np.testing.assert_allclose(ours.result(), expected, rtol=1e-5, atol=1e-6, err_msg=f"{name}{kwargs}")
+        assert ours.name == re.sub(r"_\d+$", "", theirs.name)  # Keras numbers a second instance's name
 
 
 def test_a_user_metric_named_like_a_built_in_does_not_replace_it():
@@ -235,3 +239,28 @@ def test_loss_objects_as_metrics_keep_their_names():
     logs = model.fit(x, y, verbose=0).history
     assert {"mean_squared_error", "mean_absolute_error"} <= set(logs)
     np.testing.assert_allclose(logs["mean_squared_error"], logs["loss"], rtol=1e-6)
+
+
+def test_add_variable_before_super_init_is_an_error():
+    class Forgot(metrics.Metric):
+        def __init__(self):
+            self.total = self.add_variable((), "zeros")
+
+    with pytest.raises(RuntimeError, match="super"):
+        Forgot()
+
+
+def test_shendu_style_metrics_keep_their_state_in_reset_state():
+    class Count(metrics.Metric):
+        def reset_state(self):
+            self.n = 0
+
+        def update_state(self, values):
+            self.n += len(values)
+
+        def result(self):
+            return float(self.n)
+
+    metric = Count()
+    metric.update_state([1, 2])
+    assert metric.result() == 2.0 and metric.variables == []

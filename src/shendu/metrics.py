@@ -18,10 +18,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from shendu import backend
+from shendu import backend, initializers
 from shendu import losses as _losses
 from shendu.autograd.grad_mode import no_grad
 from shendu.autograd.op import raw
+from shendu.autograd.tensor import Parameter
 from shendu.naming import snake_case
 
 EPSILON = _losses.EPSILON  # Keras's backend.epsilon()
@@ -123,13 +124,58 @@ def _loss_as_metric(loss_fn: Callable[..., Any]) -> Callable[..., np.ndarray]:
 
 
 # ------------------------------------------------------------------ base classes
-class Metric:
-    """Base class: ``update_state``, ``result``, ``reset_state``; state lives in plain NumPy values."""
+class _MetricType(type):
+    """Runs ``reset_state()`` once after construction for metrics that keep their state in plain attributes made
+    by ``reset_state`` (shendu's built-ins); a metric whose state was made with ``add_variable`` in ``__init__``
+    (Keras style) already has it, and ``reset_state`` is then never called before ``__init__`` has run."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        metric = super().__call__(*args, **kwargs)
+        if not metric.__dict__.get("_variables"):
+            metric.reset_state()
+        return metric
+
+
+class Metric(metaclass=_MetricType):
+    """Base class: ``update_state``, ``result``, ``reset_state`` (Keras 3's API).
+
+    State is either plain NumPy values that ``reset_state`` sets (shendu's built-ins), or variables made in
+    ``__init__`` with ``add_variable(shape, initializer, dtype, name)`` / ``add_weight`` as in Keras: non-trainable
+    ``Parameter``s (``assign``/``assign_add`` them in ``update_state``). The default ``reset_state`` sets every
+    variable, and those of metrics held as attributes, to zero.
+    """
 
     def __init__(self, name: str | None = None, dtype: Any = None) -> None:
         self.name = name or snake_case(type(self).__name__)
-        self.dtype = dtype
-        self.reset_state()
+        self.dtype = dtype if dtype is not None else "float32"
+        self._variables: list[Parameter] = []
+
+    def add_variable(self, shape: Any = (), initializer: Any = "zeros", dtype: Any = None, aggregation: str = "sum",
+                     name: str | None = None) -> Parameter:
+        """A state variable (a non-trainable Parameter) of ``shape`` filled by ``initializer``; Keras's signature
+        (``aggregation`` is accepted: shendu sums metric state over ranks)."""
+        if "_variables" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}: call super().__init__() before add_variable")
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        init = initializers.get(initializer if initializer is not None else "zeros")
+        variable = Parameter(np.asarray(init(shape, dtype or self.dtype)), requires_grad=False,
+                             name=f"{self.name}/{name}" if name else self.name)
+        self._variables.append(variable)
+        return variable
+
+    def add_weight(self, shape: Any = (), initializer: Any = None, dtype: Any = None,
+                   name: str | None = None) -> Parameter:
+        """Keras's alias of :meth:`add_variable`."""
+        return self.add_variable(shape=shape, initializer=initializer, dtype=dtype, name=name)
+
+    @property
+    def variables(self) -> list[Parameter]:
+        """The variables made by ``add_variable``, then those of metrics held as attributes."""
+        out = list(self.__dict__.get("_variables", ()))
+        for value in self.__dict__.values():
+            if isinstance(value, Metric) and value is not self:
+                out.extend(value.variables)
+        return out
 
     def update_state(self, *args: Any, **kwargs: Any) -> None:
         raise NotImplementedError(f"{type(self).__name__} must define update_state")
@@ -138,7 +184,9 @@ class Metric:
         raise NotImplementedError(f"{type(self).__name__} must define result")
 
     def reset_state(self) -> None:
-        raise NotImplementedError(f"{type(self).__name__} must define reset_state")
+        """Set every state variable to zero (metrics with plain state override this)."""
+        for variable in self.variables:
+            variable.data[...] = 0
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self.update_state(*args, **kwargs)
@@ -498,6 +546,18 @@ _LOSS_METRICS = {fn.__name__: _loss_as_metric(fn) for fn in (
     _losses.binary_crossentropy, _losses.categorical_crossentropy, _losses.sparse_categorical_crossentropy,
     _losses.kl_divergence, _losses.poisson, _losses.hinge, _losses.squared_hinge, _losses.categorical_hinge,
     _losses.log_cosh, _losses.mean_absolute_percentage_error, _losses.mean_squared_logarithmic_error)}
+MeanAbsolutePercentageError = _wrapper_class("MeanAbsolutePercentageError",
+                                             _LOSS_METRICS["mean_absolute_percentage_error"],
+                                             "mean_absolute_percentage_error")
+MeanSquaredLogarithmicError = _wrapper_class("MeanSquaredLogarithmicError",
+                                             _LOSS_METRICS["mean_squared_logarithmic_error"],
+                                             "mean_squared_logarithmic_error")
+LogCoshError = _wrapper_class("LogCoshError", _LOSS_METRICS["log_cosh"], "logcosh")
+Poisson = _wrapper_class("Poisson", _LOSS_METRICS["poisson"], "poisson")
+KLDivergence = _wrapper_class("KLDivergence", _LOSS_METRICS["kl_divergence"], "kl_divergence")
+Hinge = _wrapper_class("Hinge", _LOSS_METRICS["hinge"], "hinge")
+SquaredHinge = _wrapper_class("SquaredHinge", _LOSS_METRICS["squared_hinge"], "squared_hinge")
+CategoricalHinge = _wrapper_class("CategoricalHinge", _LOSS_METRICS["categorical_hinge"], "categorical_hinge")
 _FUNCTIONS = {fn.__name__: fn for fn in (
     accuracy, binary_accuracy, categorical_accuracy, sparse_categorical_accuracy, top_k_categorical_accuracy,
     sparse_top_k_categorical_accuracy, mean_absolute_error, mean_squared_error)}
@@ -505,7 +565,8 @@ _FUNCTIONS.update(_LOSS_METRICS)
 _CLASSES = {c.__name__: c for c in (
     Mean, Sum, MeanMetricWrapper, Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
     TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy, MeanAbsoluteError, MeanSquaredError,
-    RootMeanSquaredError, Precision, Recall, AUC, FBetaScore, F1Score)}
+    RootMeanSquaredError, Precision, Recall, AUC, FBetaScore, F1Score, MeanAbsolutePercentageError,
+    MeanSquaredLogarithmicError, LogCoshError, Poisson, KLDivergence, Hinge, SquaredHinge, CategoricalHinge)}
 _ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error", "mape": "mean_absolute_percentage_error",
             "msle": "mean_squared_logarithmic_error", "bce": "binary_crossentropy", "kld": "kl_divergence",
             "rmse": "RootMeanSquaredError", "root_mean_squared_error": "RootMeanSquaredError", "auc": "AUC",

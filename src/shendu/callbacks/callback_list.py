@@ -1,5 +1,6 @@
 """``CallbackList``: the callbacks of one ``fit``/``evaluate``/``predict`` call, each hook called on each in
-order. ``fit`` adds ``History`` (and ``ProgbarLogger`` when verbose)."""
+order. ``fit`` adds ``History`` (and ``ProgbarLogger`` when verbose). Every hook receives a dict of logs (``{}``
+where there are none, as in Keras 3)."""
 
 from __future__ import annotations
 
@@ -79,54 +80,56 @@ class CallbackList(Callback):
         """True when some callback listens to ``on_{mode}_batch_end`` (then the loop computes logs per step)."""
         return self.listens(f"on_{mode}_batch_end")
 
-    def _call(self, hook: str, *args: Any) -> None:
+    def _call(self, hook: str, *args: Any, logs: dict | None = None) -> None:
+        logs = {} if logs is None else logs  # Keras passes {} where there are no logs
         for cb in self.callbacks:
-            getattr(cb, hook)(*args)
+            getattr(cb, hook)(*args, logs)
 
     def _call_batch(self, hook: str, batch: int, logs: dict | None) -> None:
+        logs = {} if logs is None else logs
         for fn in self._batch_listeners[hook]:
             fn(batch, logs)
 
-    def on_train_begin(self, logs=None):
-        self._call("on_train_begin", logs)
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._call("on_train_begin", logs=logs)
 
-    def on_train_end(self, logs=None):
-        self._call("on_train_end", logs)
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self._call("on_train_end", logs=logs)
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._call("on_epoch_begin", epoch, logs)
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._call("on_epoch_begin", epoch, logs=logs)
 
-    def on_epoch_end(self, epoch, logs=None):
-        self._call("on_epoch_end", epoch, logs)
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._call("on_epoch_end", epoch, logs=logs)
 
-    def on_test_begin(self, logs=None):
-        self._call("on_test_begin", logs)
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        self._call("on_test_begin", logs=logs)
 
-    def on_test_end(self, logs=None):
-        self._call("on_test_end", logs)
+    def on_test_end(self, logs: dict | None = None) -> None:
+        self._call("on_test_end", logs=logs)
 
-    def on_predict_begin(self, logs=None):
-        self._call("on_predict_begin", logs)
+    def on_predict_begin(self, logs: dict | None = None) -> None:
+        self._call("on_predict_begin", logs=logs)
 
-    def on_predict_end(self, logs=None):
-        self._call("on_predict_end", logs)
+    def on_predict_end(self, logs: dict | None = None) -> None:
+        self._call("on_predict_end", logs=logs)
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         self._call_batch("on_train_batch_begin", batch, logs)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self._call_batch("on_train_batch_end", batch, logs)
 
-    def on_test_batch_begin(self, batch, logs=None):
+    def on_test_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         self._call_batch("on_test_batch_begin", batch, logs)
 
-    def on_test_batch_end(self, batch, logs=None):
+    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self._call_batch("on_test_batch_end", batch, logs)
 
-    def on_predict_batch_begin(self, batch, logs=None):
+    def on_predict_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         self._call_batch("on_predict_batch_begin", batch, logs)
 
-    def on_predict_batch_end(self, batch, logs=None):
+    def on_predict_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self._call_batch("on_predict_batch_end", batch, logs)
 
     def __iter__(self):

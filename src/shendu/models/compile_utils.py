@@ -58,10 +58,14 @@ class CompiledLoss:
             raise ValueError("compile: no loss given for any output; pass loss='mse' (or a dict per output)")
         self.multi = len(output_names) > 1
         self.single_fn = self.fns[0] if not self.multi and self.weights[0] == 1.0 else None
+        #: Keras's per-output loss trackers ('<output>_loss'), for models with several outputs
+        self.metrics = [metrics_module.Mean(name=f"{name}_loss") for name, fn in zip(output_names, self.fns)
+                        if fn is not None] if self.multi else []
 
-    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> tuple[Tensor, list[Tensor | None]]:
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Tensor:
+        """The total loss; with several outputs, each output's loss also updates its tracker in ``metrics``."""
         if self.single_fn is not None:
-            return self.single_fn(y_true, y_pred, sample_weight), []
+            return self.single_fn(y_true, y_pred, sample_weight)
         ys = split_outputs(y_true, self.output_names, "y")
         preds = split_outputs(y_pred, self.output_names, "model output")
         sws = split_outputs(sample_weight, self.output_names, "sample_weight", broadcast=True)
@@ -78,7 +82,15 @@ class CompiledLoss:
         if total is None:
             raise ValueError("no output received both a loss and a target y; check y against the model's outputs "
                              f"{self.output_names}")
-        return total, parts
+        n = _batch_size(preds)
+        trackers = iter(self.metrics)
+        for fn, part in zip(self.fns, parts):
+            if fn is not None and self.multi:
+                tracker = next(trackers)
+                if part is not None:
+                    tracker.total += float(part.data) * n
+                    tracker.count += n
+        return total
 
 
 def split_outputs(value: Any, output_names: list[str], what: str, broadcast: bool = False) -> list[Any]:
@@ -97,20 +109,50 @@ def split_outputs(value: Any, output_names: list[str], what: str, broadcast: boo
     raise ValueError(f"{what}: the model has {n} outputs {output_names}; pass a list or a dict keyed by output name")
 
 
-class CompiledMetrics:
-    """The metrics of every output, built at the first batch (when the output shapes are known)."""
+def output_names_of(y_pred: Any, default: list[str]) -> list[str]:
+    """Output names from the structure of a subclassed model's output: dict keys, ``output_<i>`` for a
+    list/tuple, else ``default``."""
+    if isinstance(y_pred, dict):
+        return list(y_pred)
+    if isinstance(y_pred, (list, tuple)):
+        return [f"output_{i}" for i in range(len(y_pred))]
+    return default
 
-    def __init__(self, metrics: Any, weighted_metrics: Any, output_names: list[str], loss_identifiers: list[Any]):
+
+class CompiledMetrics(metrics_module.Metric):
+    """The metrics given to ``compile`` as one metric named 'compile_metrics' (Keras 3's ``CompileMetrics``):
+    ``update_state(y, y_pred, sample_weight)`` updates each, ``result()`` is a dict of their results. The output
+    names and the metric objects are settled at the first update (when the output shapes are known)."""
+
+    def __init__(self, metrics: Any, weighted_metrics: Any, loss: Any = None,
+                 output_names: list[str] | None = None) -> None:
+        super().__init__(name="compile_metrics")
+        self.identifiers = (metrics, weighted_metrics)
+        self.loss = loss
+        self.output_names: list[str] | None = None
+        self.entries: list[tuple[int, bool, Any]] | None = None  # (output index, weighted, metric)
+        self.empty = not _metric_list(metrics) and not _metric_list(weighted_metrics) and not (
+            isinstance(metrics, dict) or isinstance(weighted_metrics, dict))
+        if output_names is not None:
+            self.configure(output_names)
+
+    def configure(self, output_names: list[str]) -> None:
+        """Spread the metrics over the outputs (checks their structure against the output names)."""
+        metrics, weighted = self.identifiers
         self.output_names = output_names
         self.specs = [_metric_list(m) for m in _per_output_metrics(metrics, output_names)]
-        self.weighted_specs = [_metric_list(m) for m in _per_output_metrics(weighted_metrics, output_names)]
-        self.loss_identifiers = loss_identifiers
-        self.metrics: list[tuple[int, bool, Any]] | None = None  # (output index, weighted, metric)
+        self.weighted_specs = [_metric_list(m) for m in _per_output_metrics(weighted, output_names)]
+        self.loss_identifiers = _per_output(self.loss, output_names, "loss")
         self.empty = not any(self.specs) and not any(self.weighted_specs)
+
+    @property
+    def metrics(self) -> list[Any]:
+        """The metric objects (empty before the first update)."""
+        return [m for _, _, m in self.entries or ()]
 
     def build(self, y_pred_list: list[Any]) -> None:
         multi = len(self.output_names) > 1
-        self.metrics = []
+        self.entries = []
         for weighted, specs in ((False, self.specs), (True, self.weighted_specs)):
             for k, identifiers in enumerate(specs):
                 shape = tuple(y_pred_list[k].shape) if y_pred_list[k] is not None else None
@@ -126,23 +168,27 @@ class CompiledMetrics:
                             metric.name = name
                         except AttributeError:
                             pass
-                    self.metrics.append((k, weighted, metric))
+                    self.entries.append((k, weighted, metric))
 
-    def update(self, y_true: Any, y_pred: Any, sample_weight: Any) -> None:
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        if self.output_names is None:
+            self.configure(output_names_of(y_pred, ["output"]))
+        if self.empty:
+            return
         preds = [_numpy(p) for p in split_outputs(y_pred, self.output_names, "model output")]
-        if self.metrics is None:
+        if self.entries is None:
             self.build(preds)
         ys = split_outputs(y_true, self.output_names, "y")
         sws = split_outputs(sample_weight, self.output_names, "sample_weight", broadcast=True)
-        for k, weighted, metric in self.metrics:
+        for k, weighted, metric in self.entries:
             if ys[k] is not None:
                 metric.update_state(_numpy(ys[k]), preds[k], _numpy(sws[k]) if weighted else None)
 
-    def results(self) -> dict[str, float]:
-        return {} if self.metrics is None else {m.name: float(m.result()) for _, _, m in self.metrics}
+    def result(self) -> dict[str, Any]:
+        return {m.name: m.result() for _, _, m in self.entries or ()}
 
-    def reset(self) -> None:
-        for _, _, metric in self.metrics or ():
+    def reset_state(self) -> None:
+        for _, _, metric in self.entries or ():
             metric.reset_state()
 
 
@@ -167,6 +213,13 @@ def _metric_list(value: Any) -> list[Any]:
     if value is None:
         return []
     return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _batch_size(preds: list[Any]) -> int:
+    for p in preds:
+        if p is not None and getattr(p, "ndim", 0):
+            return int(p.shape[0])
+    return 1
 
 
 def _numpy(x: Any) -> Any:

@@ -93,18 +93,48 @@ def _is_arrays(structure: Any) -> bool:
     return bool(leaves) and all(is_array_like(a) or isinstance(a, (list, float, int)) for a in leaves)
 
 
+def _from_foreign(leaf: Any) -> Any:
+    """A foreign array (a PyTorch tensor from a ``torch.utils.data.DataLoader``, anything with ``__array__``) as a
+    NumPy array; shendu's own arrays and Tensors pass unchanged."""
+    if is_array_like(leaf) or not hasattr(leaf, "__array__") or isinstance(leaf, (str, bytes)):
+        return leaf
+    if hasattr(leaf, "detach"):  # a torch tensor: off the graph and onto the CPU first
+        leaf = leaf.detach().cpu()
+    return np.asarray(leaf)
+
+
+def unpack_x_y_sample_weight(data: Any) -> tuple[Any, Any, Any]:
+    """Keras's ``unpack_x_y_sample_weight``: ``(x, y, sample_weight)`` from ``x``, ``(x,)``, ``(x, y)`` or
+    ``(x, y, sample_weight)``; a list is read as a tuple (as Keras does, e.g. a PyTorch DataLoader's ``[x, y]``)."""
+    if isinstance(data, list):
+        data = tuple(data)
+    if not isinstance(data, tuple):
+        return data, None, None
+    if len(data) == 1:
+        return data[0], None, None
+    if len(data) == 2:
+        return data[0], data[1], None
+    if len(data) == 3:
+        return data
+    raise ValueError(f"a data batch must be x, (x,), (x, y) or (x, y, sample_weight); got a "
+                     f"{type(data).__name__} of {len(data)} items")
+
+
+def pack_x_y_sample_weight(x: Any, y: Any = None, sample_weight: Any = None) -> Any:
+    """Keras's ``pack_x_y_sample_weight``: what ``train_step``/``test_step``/``predict_step`` receive, ``x`` alone
+    (``(x,)`` when x is a list or tuple of inputs), ``(x, y)`` or ``(x, y, sample_weight)``."""
+    if y is None and sample_weight is None:
+        return (x,) if isinstance(x, (list, tuple)) else x
+    if sample_weight is None:
+        return x, y
+    return x, y, sample_weight
+
+
 def unpack_batch(batch: Any) -> tuple[Any, Any, Any]:
-    """``(x, y, sample_weight)`` from what a generator or loader yields: a tuple of 1 to 3 items, or x alone."""
-    if isinstance(batch, tuple):
-        if len(batch) == 1:
-            return batch[0], None, None
-        if len(batch) == 2:
-            return batch[0], batch[1], None
-        if len(batch) == 3:
-            return batch
-        raise ValueError(f"a data batch must be x, (x,), (x, y) or (x, y, sample_weight); got a tuple of "
-                         f"{len(batch)} items")
-    return batch, None, None
+    """``(x, y, sample_weight)`` from what a generator or loader yields (see :func:`unpack_x_y_sample_weight`),
+    PyTorch tensors converted to NumPy arrays."""
+    x, y, sample_weight = unpack_x_y_sample_weight(batch)
+    return map_structure(_from_foreign, (x, y, sample_weight))
 
 
 def class_weight_to_sample_weight(y: Any, class_weight: dict[int, float]) -> np.ndarray:

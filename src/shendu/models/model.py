@@ -10,14 +10,16 @@ A model is also an ordinary callable: ``model(x)`` returns a Tensor, ``model.par
 PyTorch-style optimiser loop.
 
 ``fit`` is one short loop; everything else (history, progress bar, early stopping, checkpoints) is a
-callback. One training step is ``train_step((x, y, sample_weight))``::
+callback. The built-in step on a batch ``(x, y, sample_weight)``::
 
     y_pred = model(x, training=True)
-    loss = compiled_loss(y, y_pred, sample_weight) + sum(model.losses)   # regularisation penalties
+    loss = model.compute_loss(x, y, y_pred, sample_weight)   # compiled loss + sum(model.losses)
     loss.backward(); optimizer.step(); optimizer.zero_grad()
 
-The running loss is the mean of the batch losses weighted by batch size (Keras 3); metrics are updated
-on NumPy arrays, outside the graph. Override ``train_step``/``test_step`` to customise a step.
+As in Keras 3, an overridden ``train_step(data)``/``test_step(data)`` receives the data as the user passed it
+(``x``, ``(x, y)`` or ``(x, y, sample_weight)``) and returns its logs; ``metrics`` lists the loss tracker, the
+compiled metrics and the metrics held by the model and its layers (Keras 3's guide "Customizing what happens in
+fit()" runs unchanged but for ``v.grad`` in place of ``v.value.grad``).
 """
 
 from __future__ import annotations
@@ -33,20 +35,36 @@ from shendu.callbacks import CallbackList, History
 from shendu.export import EXPORT_FORMATS, export_onnx
 from shendu.layers.config import with_constructor_arguments
 from shendu.layers.layer import Layer, unique_name
-from shendu.models.compile_utils import CompiledLoss, CompiledMetrics
-from shendu.models.data_adapter import EpochIterator, check_data, flatten, train_validation_split, unpack_batch
+from shendu.models.compile_utils import output_names_of
+from shendu.models.data_adapter import (
+    EpochIterator,
+    pack_x_y_sample_weight,
+    train_validation_split,
+    unpack_batch,
+    unpack_x_y_sample_weight,
+)
 from shendu.models.functional import FunctionalGraph, graph_config, graph_from_config, is_graph_config
 from shendu.models.summary import print_summary
 from shendu.models.training_utils import (
     TrainingState,
+    accepts_training,
     batch_size_of,
     concat,
+    evaluate_batches,
+    flatten_logs,
     is_shape,
+    leaf_metrics,
+    metric_names_in_order,
+    metrics_result,
     no_batches,
+    one_batch,
     optimizer_params,
+    prepare_distributed,
     reject_unknown,
     should_validate,
+    step_function,
     to_numpy,
+    tracked_metrics,
     verbosity,
 )
 
@@ -139,38 +157,26 @@ class Model(Layer):
                 weighted_metrics: Any = None, run_eagerly: bool = False, steps_per_execution: int = 1,
                 jit_compile: Any = "auto", auto_scale_loss: bool = True, **kwargs: Any) -> None:
         """Configure training: ``optimizer`` (string, class or instance), ``loss`` (string, class, instance or
-        function; a list/dict for several outputs), ``metrics`` and ``loss_weights`` as in Keras.
-        (``run_eagerly``, ``jit_compile``, ``steps_per_execution`` and ``auto_scale_loss`` are accepted for
-        Keras compatibility; shendu always runs eagerly, one step at a time.)"""
+        function; a list/dict for several outputs; None to train on ``add_loss`` losses alone), ``metrics`` and
+        ``loss_weights`` as in Keras. (``run_eagerly``, ``jit_compile``, ``steps_per_execution`` and
+        ``auto_scale_loss`` are accepted for Keras compatibility; shendu always runs eagerly, one step at a time.)"""
         reject_unknown("compile", kwargs, ("optimizer", "loss", "loss_weights", "metrics", "weighted_metrics",
                                            "run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss"))
         if isinstance(optimizer, type):
             optimizer = optimizer()
         self.optimizer = optimizers.get(optimizer)
-        self._train.loss_identifier = loss
-        self._train.loss_weights = loss_weights
-        self._train.metric_identifiers = (metrics, weighted_metrics)
-        self._train.compiled_loss = None
-        self._train.compiled_metrics = None
-        self._train.optimizer_ready = False
+        self._train.configure(loss, loss_weights, metrics, weighted_metrics)
         self.compiled = True
-        if loss is not None and (self._graph is not None or self.built):
+        if self._graph is not None or self.built:
             self._resolve_compiled()
 
     def _resolve_compiled(self, y_pred: Any = None) -> None:
         """Resolve losses and metrics per output (needs the output names: at compile or at the first batch)."""
         names = self.output_names
         if self._graph is None and y_pred is not None and isinstance(y_pred, (list, tuple, dict)):
-            names = list(y_pred) if isinstance(y_pred, dict) else [f"output_{i}" for i in range(len(y_pred))]
+            names = output_names_of(y_pred, names)
             self._train.output_names = names
-        if self._train.loss_identifier is not None:
-            self._train.compiled_loss = CompiledLoss(self._train.loss_identifier, self._train.loss_weights, names)
-            identifiers = self._train.compiled_loss.identifiers
-        else:
-            identifiers = [None] * len(names)
-        metrics, weighted = self._train.metric_identifiers
-        self._train.compiled_metrics = CompiledMetrics(metrics, weighted, names, identifiers)
-        self._train.output_loss_sums = [0.0] * len(names)
+        self._train.resolve(names)
 
     def _assert_compiled(self, method: str) -> None:
         if not self.compiled:
@@ -178,76 +184,66 @@ class Model(Layer):
 
     # ------------------------------------------------------------------ metrics
     @property
-    def metrics_names(self) -> list[str]:
-        names = ["loss"]
-        if self._train.compiled_loss is not None and self._train.compiled_loss.multi:
-            names += [f"{n}_loss" for n, fn in zip(self.output_names, self._train.compiled_loss.fns) if fn is not None]
-        if self._train.compiled_metrics is not None and self._train.compiled_metrics.metrics is not None:
-            names += [m.name for _, _, m in self._train.compiled_metrics.metrics]
-        return names
+    def metrics(self) -> list[Any]:
+        """Keras 3's list: the loss tracker ('loss'), the compiled metrics (one 'compile_metrics' object whose
+        ``result()`` is a dict), the per-output loss trackers, then the metrics held as attributes by the model and
+        its layers. Override it to list your own trackers (they are then reset each epoch)."""
+        return self._train.metrics(self, Model) if self.compiled else tracked_metrics(self, Model)
 
     @property
-    def metrics(self) -> list[Any]:
-        """The compiled metric objects (after the first batch)."""
-        cm = self._train.compiled_metrics
-        return [] if cm is None or cm.metrics is None else [m for _, _, m in cm.metrics]
+    def metrics_names(self) -> list[str]:
+        """The names of the logs, in the order ``evaluate`` lists them: 'loss', the per-output losses, the compiled
+        metrics, then the other metrics."""
+        return metric_names_in_order(self.metrics)
 
     def reset_metrics(self) -> None:
-        self._train.loss_sum = 0.0
-        self._train.loss_count = 0
-        self._train.output_loss_sums = [0.0] * len(self._train.output_loss_sums)
-        if self._train.compiled_metrics is not None:
-            self._train.compiled_metrics.reset()
+        """Reset every metric in ``metrics`` (``fit`` and ``evaluate`` call it at the start of each epoch)."""
+        for metric in self.metrics:
+            metric.reset_state()
 
-    def get_metrics_result(self) -> dict[str, float]:
-        """The running loss and metrics, as the logs ``fit`` reports (keys sorted, as Keras 3 does)."""
-        count = self._train.loss_count or 1
-        logs = {"loss": self._train.loss_sum / count}
-        cl = self._train.compiled_loss
-        if cl is not None and cl.multi:
-            for name, fn, total in zip(self.output_names, cl.fns, self._train.output_loss_sums):
-                if fn is not None:
-                    logs[f"{name}_loss"] = total / count
-        if self._train.compiled_metrics is not None:
-            logs.update(self._train.compiled_metrics.results())
-        return dict(sorted(logs.items()))
+    def get_metrics_result(self) -> dict[str, Any]:
+        """The results of ``metrics`` as the logs ``fit`` reports: a dict result (the compiled metrics) merged in,
+        keys sorted and values as Python floats, as Keras 3 does."""
+        return metrics_result(self.metrics)
 
     # ------------------------------------------------------------------ one step
     def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
                      training: bool = True) -> Tensor:
-        """The compiled loss plus the regularisation losses (``self.losses``); tracks the running loss."""
-        state = self._train
-        if state.compiled_metrics is None:
+        """The compiled loss plus the losses of ``self.losses`` (regularisers, ``add_loss``). Keras 3's signature:
+        override it (``super()`` not required); the step adds what it returns to the 'loss' tracker."""
+        if not self._train.resolved:
             self._resolve_compiled(y_pred)
-        parts: list[Any] = []
-        if state.compiled_loss is not None:
+        loss = None
+        if self._train.compiled_loss is not None:
             if y is None:
                 raise ValueError(f"model '{self.name}': training and evaluation need targets y (fit(x, y), or "
                                  "batches (x, y) from the generator/loader)")
-            loss, parts = state.compiled_loss(y, y_pred, sample_weight)
-        else:
-            loss = None
+            loss = self._train.compiled_loss(y, y_pred, sample_weight)
         for extra in self.losses:  # weight penalties and the losses added in this forward pass
             loss = extra if loss is None else loss + extra
         if loss is None:
             raise ValueError(f"model '{self.name}': no loss to compute; pass loss=... to compile() (or add losses "
                              "with add_loss)")
-        n = x.shape[0] if type(x) is np.ndarray else (batch_size_of(x) if x is not None else 1)
-        state.loss_sum += float(loss.data) * n
-        state.loss_count += n
-        if parts:
-            for i, part in enumerate(parts):
-                if part is not None:
-                    state.output_loss_sums[i] += float(part.data) * n
         return loss
 
-    def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> None:
-        cm = self._train.compiled_metrics
-        if cm is None:
+    def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> dict[str, Any]:
+        """Update the compiled metrics with this batch and return ``get_metrics_result()`` (Keras 3)."""
+        self._update_compiled_metrics(y, y_pred, sample_weight)
+        return self.get_metrics_result()
+
+    def _update_compiled_metrics(self, y: Any, y_pred: Any, sample_weight: Any) -> None:
+        if not self._train.resolved:
             self._resolve_compiled(y_pred)
-            cm = self._train.compiled_metrics
-        if not cm.empty:
-            cm.update(y, y_pred, sample_weight)
+        cm = self._train.compiled_metrics
+        if cm is not None and not cm.empty:
+            cm.update_state(y, y_pred, sample_weight)
+
+    def _step_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any) -> dict[str, Any] | None:
+        """An overridden ``compute_metrics`` gives the step's logs; else None (logs are read lazily)."""
+        if type(self).compute_metrics is not Model.compute_metrics:
+            return self.compute_metrics(x, y, y_pred, sample_weight)
+        self._update_compiled_metrics(y, y_pred, sample_weight)
+        return None
 
     def _attach_optimizer(self) -> None:
         """Give the optimiser the model's trainable weights, unless it was created with some of them
@@ -259,21 +255,27 @@ class Model(Layer):
             opt.add_params(mine)
         self._train.optimizer_ready = True
 
-    def train_step(self, data: tuple) -> dict[str, float] | None:
-        """One optimisation step on a batch ``(x, y, sample_weight)``; returns None (logs are read lazily).
-        Under a distribution the gradients are averaged over the ranks between backward and the step."""
-        x, y, sample_weight = data
+    def train_step(self, data: Any) -> dict[str, Any]:
+        """One optimisation step on ``data`` as given to ``fit``: ``x``, ``(x, y)`` or ``(x, y, sample_weight)``;
+        returns the logs (Keras 3). Override it to customise training."""
+        logs = self._train_batch(*unpack_x_y_sample_weight(data))
+        return logs if logs is not None else self.get_metrics_result()
+
+    def _train_batch(self, x: Any, y: Any, sample_weight: Any) -> dict[str, Any] | None:
+        """The built-in step (None unless ``compute_metrics`` is overridden: logs are then read lazily). Under a
+        distribution the gradients are averaged over the ranks between backward and the step."""
         dist = self._train.distribution
         if dist is not None:
             if not self._train.distribution_ready:
-                self._prepare_distributed(dist, x)
+                prepare_distributed(self, dist, x)
             if batch_size_of(x) == 0:  # an empty shard (a last batch smaller than the ranks): take part only
                 dist.allreduce_gradients(optimizer_params(self.optimizer), 0)
                 self.optimizer.step()
                 self.optimizer.zero_grad()
                 return None
         y_pred = self(x, training=True)
-        loss = self.compute_loss(x, y, y_pred, sample_weight)
+        loss = self._compute_loss(x, y, y_pred, sample_weight, True)
+        self._train.track_loss(loss, x)
         if not self._train.optimizer_ready:
             self._attach_optimizer()
         loss.backward()
@@ -281,43 +283,34 @@ class Model(Layer):
             dist.allreduce_gradients(optimizer_params(self.optimizer), batch_size_of(x))
         self.optimizer.step()
         self.optimizer.zero_grad()
-        if not self._train.compiled_metrics.empty:
-            self._train.compiled_metrics.update(y, y_pred, sample_weight)
-        return None
+        return self._step_metrics(x, y, y_pred, sample_weight)
 
-    def _prepare_distributed(self, dist: Any, x: Any) -> None:
-        """Before the first distributed step: build the weights (from this batch's shapes), attach the optimiser,
-        check every rank built the same model, and broadcast rank 0's weights and optimiser state."""
-        if not self.built or not self.weights:
-            with no_grad():
-                self(x, training=False)
-        if not self._train.optimizer_ready:
-            self._attach_optimizer()
-        dist.prepare_model(self)
-        self._train.distribution_ready = True
+    def _compute_loss(self, x: Any, y: Any, y_pred: Any, sample_weight: Any, training: bool) -> Tensor:
+        """``compute_loss`` called as Keras 3 calls it (an override without ``training`` still works)."""
+        if type(self).compute_loss is Model.compute_loss or accepts_training(self.compute_loss):
+            return self.compute_loss(x, y, y_pred, sample_weight, training=training)
+        return self.compute_loss(x, y, y_pred, sample_weight)
 
     def _reduce_over_ranks(self) -> None:
-        """Sum the running loss and the metric states over the ranks (the logs then cover all shards)."""
-        dist, state = self._train.distribution, self._train
-        if dist is None:
-            return
-        sums = dist.allreduce([state.loss_sum, state.loss_count, *state.output_loss_sums], average=False)
-        state.loss_sum, state.loss_count = float(sums[0]), int(sums[1])
-        state.output_loss_sums = [float(v) for v in sums[2:]]
-        dist.reduce_metrics(self.metrics)
+        """Sum the metric states (the loss tracker's included) over the ranks: the logs then cover all shards."""
+        if self._train.distribution is not None:
+            self._train.distribution.reduce_metrics(leaf_metrics(self.metrics))
 
-    def test_step(self, data: tuple) -> dict[str, float] | None:
-        x, y, sample_weight = data
+    def test_step(self, data: Any) -> dict[str, Any]:
+        """The loss and metrics on ``data`` (``x``, ``(x, y)`` or ``(x, y, sample_weight)``); returns the logs."""
+        logs = self._test_batch(*unpack_x_y_sample_weight(data))
+        return logs if logs is not None else self.get_metrics_result()
+
+    def _test_batch(self, x: Any, y: Any, sample_weight: Any) -> dict[str, Any] | None:
         if self._train.distribution is not None and batch_size_of(x) == 0:  # an empty shard: nothing to add
             return None
         y_pred = self(x, training=False)
-        self.compute_loss(x, y, y_pred, sample_weight, training=False)
-        if not self._train.compiled_metrics.empty:
-            self._train.compiled_metrics.update(y, y_pred, sample_weight)
-        return None
+        self._train.track_loss(self._compute_loss(x, y, y_pred, sample_weight, False), x)
+        return self._step_metrics(x, y, y_pred, sample_weight)
 
     def predict_step(self, data: Any) -> Any:
-        x = data[0] if isinstance(data, tuple) else data
+        """The outputs on ``data`` (``x``, or ``(x,)`` when x is a tuple of inputs)."""
+        x, _, _ = unpack_x_y_sample_weight(data)
         return self(x, training=False)
 
     # ------------------------------------------------------------------ fit / evaluate / predict
@@ -386,7 +379,7 @@ class Model(Layer):
                     start: int, epochs: int, validation_freq: Any, begin_listeners: bool,
                     end_listeners: bool, agree_each_batch: bool = False) -> dict[str, float]:
         """The epochs of ``fit``; returns the last epoch's logs."""
-        train_step = self.train_step
+        step_fn = self._step_function("train")
         dist = self._train.distribution
         epoch_logs: dict[str, float] = {}
         for epoch in range(start, epochs):
@@ -397,7 +390,7 @@ class Model(Layer):
             for step, batch in iterator:
                 if begin_listeners:
                     callbacks.on_train_batch_begin(step)
-                logs = train_step(batch)
+                logs = step_fn(batch)
                 if end_listeners:
                     callbacks.on_train_batch_end(step, logs if logs is not None else self.get_metrics_result())
                 if agree_each_batch:  # a batch callback may stop: every rank leaves at the same step
@@ -408,11 +401,9 @@ class Model(Layer):
                 raise no_batches("fit")
             if dist is not None:  # per-rank buffers (BatchNormalization's moving statistics): rank 0's, as
                 dist.broadcast_parameters(self.non_trainable_weights)  # PyTorch DDP's broadcast_buffers
-            if logs is None:
-                self._reduce_over_ranks()
-            epoch_logs = dict(logs) if logs is not None else self.get_metrics_result()
+            epoch_logs = self._final_logs(logs)
             if val_iterator is not None and should_validate(epoch, validation_freq):
-                val_logs = self._evaluate_iterator(val_iterator, callbacks)
+                val_logs = evaluate_batches(self, val_iterator, callbacks)
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             callbacks.on_epoch_end(epoch, epoch_logs)
             if dist is not None:  # EarlyStopping and friends: rank 0's decision holds on every rank
@@ -421,36 +412,26 @@ class Model(Layer):
                 break
         return epoch_logs
 
+    def _step_function(self, mode: str) -> Any:
+        """What the loops call on each ``(x, y, sample_weight)`` batch (see :func:`step_function`)."""
+        custom = getattr(type(self), f"{mode}_step") is not getattr(Model, f"{mode}_step")
+        return step_function(getattr(self, f"{mode}_step") if custom else None,
+                             self._train_batch if mode == "train" else self._test_batch)
+
+    def _final_logs(self, logs: dict[str, Any] | None) -> dict[str, Any]:
+        """The logs of an epoch (or an evaluation) after its last step: the metrics' results (summed over the ranks
+        under a distribution), unless the step returned logs with other keys (a custom step): those, as Keras 3."""
+        if logs is not None and set(logs) != set(self.get_metrics_result()):
+            return dict(logs)
+        self._reduce_over_ranks()
+        return self.get_metrics_result()
+
     def _callback_list(self, callbacks: Any, verbose: int, epochs: int, steps: int | None,
                        add_history: bool = False) -> CallbackList:
         if isinstance(callbacks, CallbackList):
             return callbacks
         return CallbackList(callbacks, add_history=add_history, add_progbar=verbose != 0, model=self,
                             verbose=verbose, epochs=epochs, steps=steps)
-
-    def _evaluate_iterator(self, iterator: EpochIterator, callbacks: CallbackList,
-                           caller: str | None = None) -> dict[str, float]:
-        """Run ``test_step`` over the iterator; with ``caller``, no batch at all is an error."""
-        self.reset_metrics()
-        callbacks.on_test_begin()
-        end_listeners = callbacks.listens("on_test_batch_end")
-        begin_listeners = callbacks.listens("on_test_batch_begin")
-        logs = None
-        step = -1
-        with no_grad():
-            for step, batch in iterator:
-                if begin_listeners:
-                    callbacks.on_test_batch_begin(step)
-                logs = self.test_step(batch)
-                if end_listeners:
-                    callbacks.on_test_batch_end(step, logs if logs is not None else self.get_metrics_result())
-        if step < 0 and caller is not None:
-            raise no_batches(caller)
-        if logs is None:
-            self._reduce_over_ranks()
-        logs = dict(logs) if logs is not None else self.get_metrics_result()
-        callbacks.on_test_end(logs)
-        return logs
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None, verbose: Any = "auto",
                  sample_weight: Any = None, steps: int | None = None, callbacks: Any = None,
@@ -466,15 +447,10 @@ class Model(Layer):
         callbacks = self._callback_list(callbacks, verbose, 1, iterator.num_batches)
         self._train.distribution = dist
         try:
-            logs = self._evaluate_iterator(iterator, callbacks, caller="evaluate")
+            logs = evaluate_batches(self, iterator, callbacks, caller="evaluate")
         finally:
             self._train.distribution = None
-        return logs if return_dict else self._flatten_logs(logs)
-
-    def _flatten_logs(self, logs: dict[str, float]) -> Any:
-        order = [k for k in self.metrics_names if k in logs] + sorted(k for k in logs if k not in self.metrics_names)
-        values = [logs[k] for k in order]
-        return values[0] if len(values) == 1 else values
+        return logs if return_dict else flatten_logs(logs, self.metrics_names)
 
     def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto", steps: int | None = None,
                 callbacks: Any = None, **kwargs: Any) -> Any:
@@ -490,7 +466,7 @@ class Model(Layer):
             for step, (xb, _, _) in iterator:
                 if begin_listeners:
                     callbacks.on_predict_batch_begin(step)
-                out = to_numpy(self.predict_step(xb))
+                out = to_numpy(self.predict_step(pack_x_y_sample_weight(xb)))
                 chunks.append(out)
                 if end_listeners:
                     callbacks.on_predict_batch_end(step, {"outputs": out})
@@ -500,40 +476,30 @@ class Model(Layer):
         return concat(chunks)
 
     # ------------------------------------------------------------------ single batches
-    def _batch_iterator(self, x: Any, y: Any, sample_weight: Any, class_weight: Any = None,
-                        caller: str = "train_on_batch") -> tuple:
-        check_data(caller, x=x, y=y, sample_weight=sample_weight)  # before the batch size is read from x
-        size = batch_size_of(x) if flatten(x) else 1
-        it = EpochIterator(x, y, sample_weight, max(size, 1), False, None, class_weight, self._float_dtype(),
-                           caller=caller)
-        return next(iter(it))[1]
-
     def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None, class_weight: dict | None = None,
                        return_dict: bool = False) -> Any:
         """One gradient step on exactly this batch; returns its loss (and metrics), metrics reset first."""
         self._assert_compiled("train_on_batch")
         if class_weight is not None and sample_weight is not None:
             raise ValueError("train_on_batch: give sample_weight or class_weight, not both")
-        batch = self._batch_iterator(x, y, sample_weight, class_weight)
+        batch = one_batch(x, y, sample_weight, class_weight, self._float_dtype(), "train_on_batch")
         self.reset_metrics()
-        logs = self.train_step(batch)
-        logs = dict(logs) if logs is not None else self.get_metrics_result()
-        return logs if return_dict else self._flatten_logs(logs)
+        logs = self._final_logs(self._step_function("train")(batch))
+        return logs if return_dict else flatten_logs(logs, self.metrics_names)
 
     def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False) -> Any:
         """The loss (and metrics) on exactly this batch, without training."""
         self._assert_compiled("test_on_batch")
-        batch = self._batch_iterator(x, y, sample_weight, caller="test_on_batch")
+        batch = one_batch(x, y, sample_weight, None, self._float_dtype(), "test_on_batch")
         self.reset_metrics()
         with no_grad():
-            logs = self.test_step(batch)
-        logs = dict(logs) if logs is not None else self.get_metrics_result()
-        return logs if return_dict else self._flatten_logs(logs)
+            logs = self._final_logs(self._step_function("test")(batch))
+        return logs if return_dict else flatten_logs(logs, self.metrics_names)
 
     def predict_on_batch(self, x: Any) -> Any:
         """The outputs on exactly this batch, as NumPy."""
         with no_grad():
-            return to_numpy(self.predict_step(x))
+            return to_numpy(self.predict_step((x,)))
 
     # ------------------------------------------------------------------ weights on disk, summary
     def get_config(self) -> dict[str, Any]:

@@ -3,18 +3,24 @@ and small helpers (argument checks, batch sizes, conversions, the validation sch
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from typing import Any, Callable
 
 import numpy as np
 
 from shendu import backend
+from shendu.autograd.grad_mode import no_grad
 from shendu.autograd.tensor import Tensor
+from shendu.layers.tracking import structure_version
+from shendu.metrics import Mean, Metric
 from shendu.models.compile_utils import CompiledLoss, CompiledMetrics
-from shendu.models.data_adapter import flatten
+from shendu.models.data_adapter import EpochIterator, check_data, flatten, pack_x_y_sample_weight
 
 
 class TrainingState:
-    """What compile/fit keep between steps (a plain object, so the Layer registry does not walk it)."""
+    """What compile/fit keep between steps (a plain object, so the Layer registry does not walk it): Keras 3's loss
+    tracker (a ``Mean`` named 'loss', weighted by batch size), the compiled loss (with its per-output trackers) and
+    the compiled metrics (one ``CompiledMetrics`` named 'compile_metrics')."""
 
     def __init__(self) -> None:
         self.loss_identifier: Any = None
@@ -22,19 +28,155 @@ class TrainingState:
         self.metric_identifiers: tuple[Any, Any] = (None, None)
         self.compiled_loss: CompiledLoss | None = None
         self.compiled_metrics: CompiledMetrics | None = None
-        self.loss_sum = 0.0
-        self.loss_count = 0
-        self.output_loss_sums: list[float] = []
+        self.loss_tracker: Mean | None = None
+        self.resolved = False  # the loss and metrics are spread over the output names
         self.optimizer_ready = False
         self.output_names: list[str] | None = None
         self.distribution: Any = None  # the DataParallel of the fit/evaluate running now (None: one process)
         self.distribution_ready = False  # weights and optimiser state broadcast from rank 0 in this fit
+        self.metrics_cache: tuple[int, list[Any]] | None = None  # (structure version, metrics held by the layers)
+
+    def configure(self, loss: Any, loss_weights: Any, metrics: Any, weighted_metrics: Any) -> None:
+        """What ``compile`` was given; the per-output parts are settled by :meth:`resolve`."""
+        self.loss_identifier, self.loss_weights = loss, loss_weights
+        self.metric_identifiers = (metrics, weighted_metrics)
+        self.loss_tracker = Mean(name="loss")
+        self.reset_compiled()
+
+    def resolve(self, output_names: list[str]) -> None:
+        """Spread the loss and the metrics over the outputs (at compile, or at the first batch)."""
+        if self.loss_identifier is not None:
+            self.compiled_loss = CompiledLoss(self.loss_identifier, self.loss_weights, output_names)
+        if self.compiled_metrics is not None and self.compiled_metrics.output_names is None:
+            self.compiled_metrics.configure(output_names)
+        self.resolved = True
 
     def reset_compiled(self) -> None:
         """Forget what depends on the layers (after add/pop): resolved again at the next batch."""
+        metrics, weighted = self.metric_identifiers
         self.compiled_loss = None
-        self.compiled_metrics = None
+        self.compiled_metrics = None if metrics is None and weighted is None else CompiledMetrics(
+            metrics, weighted, loss=self.loss_identifier)
+        self.resolved = False
         self.optimizer_ready = False
+
+    def track_loss(self, loss: Any, x: Any) -> None:
+        """Add a batch's loss to the 'loss' tracker, weighted by the batch size (as Keras 3)."""
+        n = x.shape[0] if type(x) is np.ndarray else (batch_size_of(x) if x is not None else 1)
+        tracker = self.loss_tracker
+        if tracker is not None:
+            tracker.total += float(loss.data if isinstance(loss, Tensor) else loss) * n
+            tracker.count += n
+
+
+    def metrics(self, model: Any, model_cls: type) -> list[Any]:
+        """A compiled model's ``metrics`` in Keras 3's order: the loss tracker, the compiled metrics, the per-output
+        loss trackers, then the metrics its layers hold (that walk cached until the layer tree changes)."""
+        out: list[Any] = [self.loss_tracker]
+        if self.compiled_metrics is not None:
+            out.append(self.compiled_metrics)
+        if self.compiled_loss is not None:
+            out.extend(self.compiled_loss.metrics)
+        version = structure_version()
+        if self.metrics_cache is None or self.metrics_cache[0] != version:
+            self.metrics_cache = (version, tracked_metrics(model, model_cls))
+        return out + self.metrics_cache[1]
+
+
+def metrics_result(metrics: list[Any]) -> dict[str, Any]:
+    """Keras 3's ``get_metrics_result``: each metric's result by name (a dict result merged in), pythonified."""
+    logs: dict[str, Any] = {}
+    for metric in metrics:
+        result = metric.result()
+        if isinstance(result, dict):
+            logs.update(result)
+        else:
+            logs[metric.name] = result
+    return pythonify_logs(logs)
+
+
+def step_function(custom: Callable[[Any], Any] | None, built_in: Callable[..., Any]) -> Callable[[tuple], Any]:
+    """What the loops call on each ``(x, y, sample_weight)`` batch: an overridden ``train_step``/``test_step``
+    (``custom``) gets the data packed as the user passed it (Keras's ``pack_x_y_sample_weight``); else the built-in
+    step runs on the three parts. Logs come back pythonified, or None (then read lazily from the metrics)."""
+    if custom is None:
+        def run_built_in(batch: tuple) -> dict[str, Any] | None:
+            logs = built_in(*batch)
+            return None if logs is None else pythonify_logs(logs)
+
+        return run_built_in
+
+    def run_custom(batch: tuple) -> dict[str, Any] | None:
+        logs = custom(pack_x_y_sample_weight(*batch))
+        return pythonify_logs(logs) if isinstance(logs, dict) else None
+
+    return run_custom
+
+
+def tracked_metrics(model: Any, model_cls: type) -> list[Any]:
+    """The metrics held as attributes by ``model`` and its layers (Keras 3 reports them in the logs): the model's
+    own first, then each sublayer's in depth-first order; nested models (``model_cls``) keep theirs."""
+    found: list[Any] = []
+    seen: set[int] = set()
+    stack = [model]
+    visited: set[int] = set()
+    while stack:
+        layer = stack.pop()
+        if id(layer) in visited:
+            continue
+        visited.add(id(layer))
+        if layer is model or not isinstance(layer, model_cls):
+            for value in vars(layer).values():
+                for item in (value if isinstance(value, (list, tuple)) else (value,)):
+                    if isinstance(item, Metric) and id(item) not in seen:
+                        seen.add(id(item))
+                        found.append(item)
+            stack.extend(reversed(list(layer.children())))
+    return found
+
+
+def leaf_metrics(metrics: list[Any]) -> list[Any]:
+    """``metrics`` with the compiled-metrics container replaced by the metrics it holds."""
+    out: list[Any] = []
+    for m in metrics:
+        out.extend(m.metrics if isinstance(m, CompiledMetrics) else [m])
+    return out
+
+
+def metric_names_in_order(metrics: list[Any]) -> list[str]:
+    """The names evaluate's list follows (Keras 3's order): the loss, the per-output losses, the compiled metrics,
+    then the others."""
+    first = [m.name for m in metrics if m.name == "loss" and isinstance(m, Mean)][:1]
+    losses = [m.name for m in metrics if m.name.endswith("_loss") and isinstance(m, Mean)]
+    names = first + losses
+    for m in leaf_metrics(metrics):
+        if m.name not in names:
+            names.append(m.name)
+    return names
+
+
+def pythonify_logs(logs: dict[str, Any]) -> dict[str, Any]:
+    """Keras's ``pythonify_logs``: nested dicts flattened, keys sorted, scalars (Tensors, arrays) as floats."""
+    out: dict[str, Any] = {}
+    for key, value in sorted(logs.items()):
+        if isinstance(value, dict):
+            out.update(pythonify_logs(value))
+            continue
+        if isinstance(value, Tensor):
+            value = backend.to_numpy(value.data)
+        if isinstance(value, (np.ndarray, np.generic, int, float)) and np.ndim(value) == 0:
+            value = float(value)
+        out[key] = value
+    return out
+
+
+def accepts_training(fn: Any) -> bool:
+    """Whether ``fn`` takes a ``training`` argument (``compute_loss`` overrides written before Keras 3.3 do not)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return True
+    return "training" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def reject_unknown(method: str, kwargs: dict[str, Any], valid: tuple[str, ...]) -> None:
@@ -100,3 +242,55 @@ def concat(chunks: list[Any]) -> Any:
     if isinstance(first, list):
         return [np.concatenate([c[i] for c in chunks]) for i in range(len(first))]
     return np.concatenate(chunks)
+
+
+def prepare_distributed(model: Any, dist: Any, x: Any) -> None:
+    """Before the first distributed step: build the weights (from this batch's shapes), attach the optimiser,
+    check every rank built the same model, and broadcast rank 0's weights and optimiser state."""
+    if not model.built or not model.weights:
+        with no_grad():
+            model(x, training=False)
+    if not model._train.optimizer_ready:
+        model._attach_optimizer()
+    dist.prepare_model(model)
+    model._train.distribution_ready = True
+
+
+def evaluate_batches(model: Any, iterator: EpochIterator, callbacks: Any, caller: str | None = None) -> dict[str, Any]:
+    """Run the test step over the iterator with the ``on_test_*`` hooks; returns the logs. With ``caller``, no batch
+    at all is an error."""
+    model.reset_metrics()
+    callbacks.on_test_begin()
+    end_listeners = callbacks.listens("on_test_batch_end")
+    begin_listeners = callbacks.listens("on_test_batch_begin")
+    step_fn = model._step_function("test")
+    logs = None
+    step = -1
+    with no_grad():
+        for step, batch in iterator:
+            if begin_listeners:
+                callbacks.on_test_batch_begin(step)
+            logs = step_fn(batch)
+            if end_listeners:
+                callbacks.on_test_batch_end(step, logs if logs is not None else model.get_metrics_result())
+    if step < 0 and caller is not None:
+        raise no_batches(caller)
+    logs = model._final_logs(logs)
+    callbacks.on_test_end(logs)
+    return logs
+
+
+def one_batch(x: Any, y: Any, sample_weight: Any, class_weight: Any, float_dtype: Any, caller: str) -> tuple:
+    """``(x, y, sample_weight)`` of exactly the data given (``train_on_batch``/``test_on_batch``), checked and cast
+    as ``fit`` does."""
+    check_data(caller, x=x, y=y, sample_weight=sample_weight)  # before the batch size is read from x
+    size = batch_size_of(x) if flatten(x) else 1
+    it = EpochIterator(x, y, sample_weight, max(size, 1), False, None, class_weight, float_dtype, caller=caller)
+    return next(iter(it))[1]
+
+
+def flatten_logs(logs: dict[str, Any], names: list[str]) -> Any:
+    """``evaluate``'s list: the values in the order of ``names``, then the other keys sorted; one value alone."""
+    order = [k for k in names if k in logs] + sorted(k for k in logs if k not in names)
+    values = [logs[k] for k in order]
+    return values[0] if len(values) == 1 else values

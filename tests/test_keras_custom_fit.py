@@ -1,0 +1,539 @@
+"""Customising training as Keras 3 on the PyTorch backend does it (the "Customizing what happens in fit() with
+PyTorch" guide): what ``train_step`` receives, ``compute_loss`` overrides, ``self.metrics`` trackers, training on
+``add_loss`` alone, a GAN with two optimisers, Keras-style metrics with variables, PyTorch DataLoaders, callback
+logs and metrics held by layers. Keras 3 itself is the oracle where numbers can be compared."""
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+keras = pytest.importorskip("keras")
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+if keras.backend.backend() != "torch":  # pragma: no cover - another backend was chosen before us
+    pytest.skip("these comparisons need Keras on its PyTorch backend", allow_module_level=True)
+
+import shendu  # noqa: E402
+from shendu import layers, metrics  # noqa: E402
+from shendu.callbacks import Callback  # noqa: E402
+from shendu.models import Model, Sequential  # noqa: E402
+
+
+def _data(n=32, d=3, k=1, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    y = (x @ rng.normal(size=(d, k)) + 0.1).astype(np.float32)
+    return x, y
+
+
+def _functional(cls_ours, cls_theirs, units=1, d=3):
+    """The same functional model (a Model subclass) in shendu and in Keras, with the same initial weights."""
+    shendu.seed(0)
+    inp = layers.Input((d,))
+    ours = cls_ours(inp, layers.Dense(units)(layers.Dense(4, activation="tanh")(inp)))
+    kin = keras.Input((d,))
+    theirs = cls_theirs(kin, keras.layers.Dense(units)(keras.layers.Dense(4, activation="tanh")(kin)))
+    theirs.set_weights(ours.get_weights())
+    return ours, theirs
+
+
+def _close(ours, theirs, rtol=1e-5):
+    assert sorted(ours) == sorted(theirs)
+    for key in theirs:
+        np.testing.assert_allclose(ours[key], theirs[key], rtol=rtol, atol=1e-6, err_msg=key)
+
+
+# ---------------------------------------------------------------- what train_step receives
+def _recording(base):
+    class Recording(base):
+        seen: list = []
+
+        def train_step(self, data):
+            type(self).seen.append((type(data).__name__, len(data) if isinstance(data, tuple) else None))
+            return super().train_step(data)
+
+        def test_step(self, data):
+            type(self).seen.append(("test", type(data).__name__, len(data) if isinstance(data, tuple) else None))
+            return super().test_step(data)
+
+    return Recording
+
+
+def test_train_step_receives_the_data_as_given():
+    Ours, Theirs = _recording(Model), _recording(keras.Model)
+    x, y = _data(8)
+    ours, theirs = _functional(Ours, Theirs)
+    for model in (ours, theirs):
+        model.compile("sgd", "mse")
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+        model.fit(x, y, sample_weight=np.ones(8, np.float32), batch_size=8, epochs=1, verbose=0)
+        model.evaluate(x, y, batch_size=8, verbose=0)
+    assert Ours.seen == Theirs.seen == [("tuple", 2), ("tuple", 3), ("test", "tuple", 2)]
+
+
+def test_train_step_unpacks_x_y_and_a_generator_of_x_y_sample_weight():
+    class TwoOrThree(Model):
+        def train_step(self, data):
+            if len(data) == 3:
+                x, y, sample_weight = data
+            else:
+                (x, y), sample_weight = data, None
+            self.zero_grad()
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(y=y, y_pred=y_pred, sample_weight=sample_weight)
+            loss.backward()
+            with shendu.no_grad():
+                self.optimizer.apply([v.grad for v in self.trainable_weights], self.trainable_weights)
+            return {"step_loss": loss}  # not the metrics' keys: the epoch logs are the last step's (Keras 3)
+
+    x, y = _data(16)
+    model, _ = _functional(TwoOrThree, keras.Model)
+    model.compile("sgd", "mse")
+    history = model.fit(((x[i:i + 4], y[i:i + 4], np.ones(4, np.float32)) for i in range(0, 16, 4)),
+                        steps_per_epoch=4, epochs=1, verbose=0)
+    assert list(history.history) == ["step_loss"] and np.isfinite(history.history["step_loss"][0])
+    later = model.fit(x, y, batch_size=4, epochs=3, verbose=0).history["step_loss"]
+    assert later[-1] < history.history["step_loss"][0]
+
+
+# ---------------------------------------------------------------- the guide's custom train_step on self.metrics
+class OursGuide(Model):
+    def train_step(self, data):
+        x, y = data
+        self.zero_grad()
+        y_pred = self(x, training=True)
+        loss = self.compute_loss(y=y, y_pred=y_pred)
+        loss.backward()
+        trainable_weights = [v for v in self.trainable_weights]
+        gradients = [v.grad for v in trainable_weights]
+        with shendu.no_grad():
+            self.optimizer.apply(gradients, trainable_weights)
+        for metric in self.metrics:
+            if metric.name == "loss":
+                metric.update_state(loss)
+            else:
+                metric.update_state(y, y_pred)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        x, y = data
+        y_pred = self(x, training=False)
+        loss = self.compute_loss(y=y, y_pred=y_pred)
+        for metric in self.metrics:
+            if metric.name == "loss":
+                metric.update_state(loss)
+            else:
+                metric.update_state(y, y_pred)
+        return {m.name: m.result() for m in self.metrics}
+
+
+class TheirsGuide(keras.Model):
+    def train_step(self, data):
+        x, y = data
+        self.zero_grad()
+        y_pred = self(x, training=True)
+        loss = self.compute_loss(y=y, y_pred=y_pred)
+        loss.backward()
+        trainable_weights = [v for v in self.trainable_weights]
+        gradients = [v.value.grad for v in trainable_weights]
+        with torch.no_grad():
+            self.optimizer.apply(gradients, trainable_weights)
+        for metric in self.metrics:
+            if metric.name == "loss":
+                metric.update_state(loss)
+            else:
+                metric.update_state(y, y_pred)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        x, y = data
+        y_pred = self(x, training=False)
+        loss = self.compute_loss(y=y, y_pred=y_pred)
+        for metric in self.metrics:
+            if metric.name == "loss":
+                metric.update_state(loss)
+            else:
+                metric.update_state(y, y_pred)
+        return {m.name: m.result() for m in self.metrics}
+
+
+def test_custom_train_step_updating_self_metrics_fills_history_and_evaluate():
+    x, y = _data(32)
+    ours, theirs = _functional(OursGuide, TheirsGuide)
+    for model in (ours, theirs):
+        model.compile(optimizer=model is ours and shendu.optimizers.SGD(0.05) or keras.optimizers.SGD(0.05),
+                      loss="mse", metrics=["mae"])
+    h1 = ours.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0).history
+    h2 = theirs.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0).history
+    assert sorted(h1) == sorted(h2) == ["loss", "mae"]
+    _close(h1, h2)
+    assert [m.name for m in ours.metrics] == [m.name for m in theirs.metrics] == ["loss", "compile_metrics"]
+    np.testing.assert_allclose(ours.evaluate(x, y, batch_size=8, verbose=0),
+                               theirs.evaluate(x, y, batch_size=8, verbose=0), rtol=1e-5)
+    _close(ours.evaluate(x, y, verbose=0, return_dict=True), theirs.evaluate(x, y, verbose=0, return_dict=True))
+    _close(ours.get_metrics_result(), {k: float(v) for k, v in theirs.get_metrics_result().items()})
+    ours.reset_metrics()
+    assert ours.get_metrics_result() == {"loss": 0.0, "mae": 0.0}
+
+
+def _own_trackers(base, mean, mae, mse, no_grad, grad_of):
+    class OwnTrackers(base):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.loss_tracker = mean(name="loss")
+            self.mae_metric = mae(name="mae")
+            self.loss_fn = mse()
+
+        def train_step(self, data):
+            x, y = data
+            self.zero_grad()
+            y_pred = self(x, training=True)
+            loss = self.loss_fn(y, y_pred)
+            loss.backward()
+            trainable_weights = [v for v in self.trainable_weights]
+            with no_grad():
+                self.optimizer.apply([grad_of(v) for v in trainable_weights], trainable_weights)
+            self.loss_tracker.update_state(loss)
+            self.mae_metric.update_state(y, y_pred)
+            return {"loss": self.loss_tracker.result(), "mae": self.mae_metric.result()}
+
+        @property
+        def metrics(self):
+            return [self.loss_tracker, self.mae_metric]
+
+    return OwnTrackers
+
+
+def test_own_trackers_listed_by_a_metrics_override_are_reset_each_epoch():
+    x, y = _data(32)
+    Ours = _own_trackers(Model, metrics.Mean, metrics.MeanAbsoluteError, shendu.losses.MeanSquaredError,
+                         shendu.no_grad, lambda v: v.grad)
+    Theirs = _own_trackers(keras.Model, keras.metrics.Mean, keras.metrics.MeanAbsoluteError,
+                           keras.losses.MeanSquaredError, torch.no_grad, lambda v: v.value.grad)
+    ours, theirs = _functional(Ours, Theirs)
+    ours.compile(optimizer=shendu.optimizers.Adam(0.01))  # no loss: the step computes its own
+    theirs.compile(optimizer=keras.optimizers.Adam(0.01))
+    h1 = ours.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0).history
+    h2 = theirs.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0).history
+    _close(h1, h2, rtol=1e-4)
+    assert h1["loss"][0] > h1["loss"][-1]
+
+
+# ---------------------------------------------------------------- compute_loss and add_loss
+def _compute_loss_model(base, mean_fn):
+    class CustomLoss(base):
+        def compute_loss(self, x, y, y_pred, sample_weight, training=True):
+            return mean_fn(abs(y_pred - y)) * 2.0
+
+    return CustomLoss
+
+
+def test_compute_loss_overridden_without_super():
+    x, y = _data(32)
+    ours, theirs = _functional(_compute_loss_model(Model, shendu.ops.mean),
+                               _compute_loss_model(keras.Model, keras.ops.mean))
+    ours.compile(shendu.optimizers.SGD(0.05), loss="mse", metrics=["mse"])
+    theirs.compile(keras.optimizers.SGD(0.05), loss="mse", metrics=["mse"])
+    h1 = ours.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
+    h2 = theirs.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
+    _close(h1, h2)
+    _close(ours.evaluate(x, y, verbose=0, return_dict=True), theirs.evaluate(x, y, verbose=0, return_dict=True))
+
+
+def test_a_compute_loss_without_the_training_argument_still_works():
+    class Old(Model):
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None):
+            return shendu.ops.mean((y_pred - y) ** 2)
+
+    x, y = _data(16)
+    model, _ = _functional(Old, keras.Model)
+    model.compile("sgd")
+    reference, _ = _functional(Model, keras.Model)
+    reference.compile("sgd", "mse")
+    np.testing.assert_allclose(model.evaluate(x, y, verbose=0), reference.evaluate(x, y, verbose=0), rtol=1e-6)
+
+
+def _add_loss_model(base, layers_module, ops):
+    class WithAddLoss(base):
+        def __init__(self):
+            super().__init__()
+            self.dense = layers_module.Dense(2)
+
+        def call(self, x):
+            out = self.dense(x)
+            self.add_loss(ops.mean(ops.square(out - 1.0)))
+            return out
+
+    return WithAddLoss
+
+
+def test_compile_without_loss_trains_on_add_loss_alone():
+    x, _ = _data(16)
+    shendu.seed(0)
+    ours = _add_loss_model(Model, layers, shendu.ops)()
+    theirs = _add_loss_model(keras.Model, keras.layers, keras.ops)()
+    ours(x[:1])
+    theirs(x[:1])
+    theirs.set_weights(ours.get_weights())
+    ours.compile(shendu.optimizers.SGD(0.1))
+    theirs.compile(keras.optimizers.SGD(0.1))
+    h1 = ours.fit(x, batch_size=8, epochs=3, shuffle=False, verbose=0).history
+    h2 = theirs.fit(x, batch_size=8, epochs=3, shuffle=False, verbose=0).history
+    _close(h1, h2)
+    assert h1["loss"][-1] < h1["loss"][0]
+    np.testing.assert_allclose(ours.evaluate(x, verbose=0), theirs.evaluate(x, verbose=0), rtol=1e-5)
+
+
+def test_no_loss_at_all_is_refused_with_a_hint():
+    x, y = _data(8)
+    model, _ = _functional(Model, keras.Model)
+    model.compile("sgd")
+    with pytest.raises(ValueError, match="no loss to compute"):
+        model.fit(x, y, verbose=0)
+
+
+# ---------------------------------------------------------------- a GAN: two optimisers in one train_step
+class GAN(Model):
+    """The guide's GAN, written for shendu as for Keras on PyTorch (``v.grad`` for ``v.value.grad``)."""
+
+    def __init__(self, discriminator, generator, latent_dim):
+        super().__init__()
+        self.discriminator = discriminator
+        self.generator = generator
+        self.latent_dim = latent_dim
+        self.d_loss_tracker = metrics.Mean(name="d_loss")
+        self.g_loss_tracker = metrics.Mean(name="g_loss")
+        self.built = True
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker]
+
+    def compile(self, d_optimizer, g_optimizer, loss_fn):
+        super().compile()
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+        self.loss_fn = loss_fn
+
+    def train_step(self, real_images):
+        if isinstance(real_images, (tuple, list)):
+            real_images = real_images[0]
+        batch_size = real_images.shape[0]
+        rng = np.random.default_rng(len(self.d_optimizer.params) + self.d_optimizer.iterations)
+        latent = rng.normal(size=(batch_size, self.latent_dim)).astype(np.float32)
+        generated = self.generator(latent)
+        combined = shendu.concatenate([generated, shendu.tensor(real_images)], axis=0)
+        labels = np.concatenate([np.ones((batch_size, 1)), np.zeros((batch_size, 1))]).astype(np.float32)
+
+        self.zero_grad()
+        d_loss = self.loss_fn(labels, self.discriminator(combined))
+        d_loss.backward()
+        grads = [v.grad for v in self.discriminator.trainable_weights]
+        with shendu.no_grad():
+            self.d_optimizer.apply(grads, self.discriminator.trainable_weights)
+
+        latent = rng.normal(size=(batch_size, self.latent_dim)).astype(np.float32)
+        misleading = np.zeros((batch_size, 1), np.float32)
+        self.zero_grad()
+        g_loss = self.loss_fn(misleading, self.discriminator(self.generator(latent)))
+        g_loss.backward()
+        grads = [v.grad for v in self.generator.trainable_weights]
+        with shendu.no_grad():
+            self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights))
+
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        return {"d_loss": self.d_loss_tracker.result(), "g_loss": self.g_loss_tracker.result()}
+
+
+def test_a_gan_with_two_optimisers_trains_each_network_with_its_own():
+    shendu.seed(0)
+    latent_dim = 4
+    discriminator = Sequential([layers.Input((6,)), layers.Dense(8, activation="relu"), layers.Dense(1)],
+                               name="discriminator")
+    generator = Sequential([layers.Input((latent_dim,)), layers.Dense(8, activation="relu"), layers.Dense(6)],
+                           name="generator")
+    gan = GAN(discriminator, generator, latent_dim)
+    gan.compile(d_optimizer=shendu.optimizers.Adam(0.003), g_optimizer=shendu.optimizers.Adam(0.003),
+                loss_fn=shendu.losses.BinaryCrossentropy(from_logits=True))
+    d_before = [w.copy() for w in discriminator.get_weights()]
+    g_before = [w.copy() for w in generator.get_weights()]
+    real = np.random.default_rng(1).normal(loc=2.0, size=(64, 6)).astype(np.float32)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.from_numpy(real)), batch_size=16)
+    history = gan.fit(loader, epochs=3, verbose=0).history
+    assert sorted(history) == ["d_loss", "g_loss"] and len(history["d_loss"]) == 3
+    assert all(np.isfinite(history["d_loss"])) and all(np.isfinite(history["g_loss"]))
+    assert {id(p) for p in gan.d_optimizer.params} == {id(p) for p in discriminator.trainable_weights}
+    assert {id(p) for p in gan.g_optimizer.params} == {id(p) for p in generator.trainable_weights}
+    assert gan.d_optimizer.iterations == gan.g_optimizer.iterations == 12
+    assert all(not np.allclose(a, b) for a, b in zip(d_before, discriminator.get_weights()))
+    assert all(not np.allclose(a, b) for a, b in zip(g_before, generator.get_weights()))
+
+
+def test_the_generator_step_leaves_the_discriminator_alone():
+    shendu.seed(0)
+    discriminator = Sequential([layers.Input((3,)), layers.Dense(1)])
+    generator = Sequential([layers.Input((2,)), layers.Dense(3)])
+    d_opt, g_opt = shendu.optimizers.SGD(0.1), shendu.optimizers.SGD(0.1)
+    d_before = [w.copy() for w in discriminator.get_weights()]
+    discriminator.zero_grad()
+    generator.zero_grad()
+    loss = shendu.ops.mean(discriminator(generator(np.ones((4, 2), np.float32))))
+    loss.backward()
+    with shendu.no_grad():
+        g_opt.apply([v.grad for v in generator.trainable_weights], generator.trainable_weights)
+    for a, b in zip(d_before, discriminator.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert d_opt.iterations == 0 and g_opt.iterations == 1
+
+
+# ---------------------------------------------------------------- data loaders, callbacks, metrics in layers
+def test_a_pytorch_dataloader_batch_list_is_x_and_y():
+    x, y = _data(32)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y)),
+                                         batch_size=8, shuffle=False)
+    assert isinstance(next(iter(loader)), list)
+    ours, theirs = _functional(Model, keras.Model)
+    ours.compile(shendu.optimizers.SGD(0.05), "mse", metrics=["mae"])
+    theirs.compile(keras.optimizers.SGD(0.05), "mse", metrics=["mae"])
+    _close(ours.fit(loader, epochs=2, verbose=0, shuffle=False).history,
+           theirs.fit(loader, epochs=2, verbose=0, shuffle=False).history)
+    _close(ours.evaluate(loader, verbose=0, return_dict=True), theirs.evaluate(loader, verbose=0, return_dict=True))
+    np.testing.assert_allclose(ours.predict(loader, verbose=0), theirs.predict(loader, verbose=0), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_shendu_dataloader_of_list_samples_is_x_and_y():
+    class Pairs(shendu.data.Dataset):
+        def __init__(self, x, y):
+            self.x, self.y = x, y
+
+        def __len__(self):
+            return len(self.x)
+
+        def __getitem__(self, i):
+            return [self.x[i], self.y[i]]
+
+    x, y = _data(32)
+    loader = shendu.data.DataLoader(Pairs(x, y), batch_size=8)
+    assert isinstance(next(iter(loader)), list)
+    model, _ = _functional(Model, keras.Model)
+    reference, _ = _functional(Model, keras.Model)
+    for m in (model, reference):
+        m.compile(shendu.optimizers.SGD(0.05), "mse")
+    _close(model.fit(loader, epochs=2, verbose=0).history,
+           reference.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history, rtol=1e-6)
+
+
+class _Recorder:
+    HOOKS = ("on_train_begin", "on_epoch_begin", "on_train_batch_begin", "on_test_begin", "on_test_batch_begin",
+             "on_predict_begin", "on_predict_batch_begin", "on_predict_end")
+
+    @classmethod
+    def make(cls, base):
+        class Recorder(base):
+            def __init__(self):
+                super().__init__()
+                self.seen = {}
+
+        for hook in cls.HOOKS:
+            def record(self, *args, _hook=hook, **kwargs):
+                self.seen.setdefault(_hook, kwargs["logs"] if "logs" in kwargs else args[-1])
+            setattr(Recorder, hook, record)
+        return Recorder
+
+
+def test_callbacks_receive_empty_dicts_where_keras_passes_them():
+    x, y = _data(16)
+    ours, theirs = _functional(Model, keras.Model)
+    ours.compile("sgd", "mse")
+    theirs.compile("sgd", "mse")
+    recorders = []
+    for model, base in ((ours, Callback), (theirs, keras.callbacks.Callback)):
+        recorder = _Recorder.make(base)()
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0, validation_data=(x, y), callbacks=[recorder])
+        model.predict(x, verbose=0, callbacks=[recorder])
+        recorders.append(recorder.seen)
+    assert recorders[0] == recorders[1]
+    assert all(v == {} for v in recorders[0].values()) and len(recorders[0]) == len(_Recorder.HOOKS)
+
+
+def _activity_layer(base, mean):
+    class ActivityMean(base):
+        def __init__(self):
+            super().__init__()
+            self.mean_activity = mean(name="mean_activity")
+
+        def call(self, x):
+            self.mean_activity.update_state(x)
+            return x
+
+    return ActivityMean
+
+
+def test_a_metric_held_by_a_layer_is_reported():
+    x, y = _data(16)
+    shendu.seed(0)
+    inp = layers.Input((3,))
+    ours = Model(inp, layers.Dense(1)(_activity_layer(layers.Layer, metrics.Mean)()(inp)))
+    kin = keras.Input((3,))
+    theirs = keras.Model(kin, keras.layers.Dense(1)(_activity_layer(keras.layers.Layer, keras.metrics.Mean)()(kin)))
+    theirs.set_weights(ours.get_weights())
+    ours.compile(shendu.optimizers.SGD(0.05), "mse")
+    theirs.compile(keras.optimizers.SGD(0.05), "mse")
+    assert [m.name for m in ours.metrics] == [m.name for m in theirs.metrics] == ["loss", "mean_activity"]
+    _close(ours.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history,
+           theirs.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history)
+    np.testing.assert_allclose(ours.evaluate(x, y, verbose=0), theirs.evaluate(x, y, verbose=0), rtol=1e-5)
+
+
+def test_metrics_held_by_a_subclassed_model_are_reported_and_reset():
+    class Tracked(Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = layers.Dense(1)
+            self.calls = metrics.Sum(name="calls")
+
+        def call(self, x):
+            self.calls.update_state(1.0)
+            return self.dense(x)
+
+    x, y = _data(16)
+    model = Tracked()
+    model(x[:1])  # built before fit: the build's own call is not counted in the first epoch
+    model.compile("sgd", "mse", metrics=["mae"])
+    history = model.fit(x, y, batch_size=8, epochs=2, verbose=0).history
+    assert sorted(history) == ["calls", "loss", "mae"] and history["calls"] == [2.0, 2.0]
+    assert model.metrics_names == ["loss", "mae", "calls"]
+    assert model.evaluate(x, y, batch_size=4, verbose=0)[2] == 4.0
+
+
+def _compute_metrics_model(base, mean):
+    class ExtraMetric(base):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.prediction_mean = mean(name="prediction_mean")
+
+        def compute_metrics(self, x, y, y_pred, sample_weight=None):
+            results = super().compute_metrics(x, y, y_pred, sample_weight)
+            self.prediction_mean.update_state(y_pred)
+            results["prediction_mean"] = self.prediction_mean.result()
+            return results
+
+    return ExtraMetric
+
+
+def test_compute_metrics_overridden_with_super_adds_to_the_logs():
+    x, y = _data(32)
+    ours, theirs = _functional(_compute_metrics_model(Model, metrics.Mean),
+                               _compute_metrics_model(keras.Model, keras.metrics.Mean))
+    ours.compile(shendu.optimizers.SGD(0.05), "mse", metrics=["mae"])
+    theirs.compile(keras.optimizers.SGD(0.05), "mse", metrics=["mae"])
+    h1 = ours.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
+    h2 = theirs.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
+    assert sorted(h1) == ["loss", "mae", "prediction_mean"]
+    _close(h1, h2)
+    _close(ours.evaluate(x, y, verbose=0, return_dict=True), theirs.evaluate(x, y, verbose=0, return_dict=True))
