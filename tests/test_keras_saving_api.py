@@ -425,3 +425,42 @@ def test_clone_model_subclassed_goes_through_its_config():
     assert [w.shape for w in clone.weights] == [w.shape for w in model.weights]
     with pytest.raises(ValueError, match="subclassed"):
         models.clone_model(model, clone_function=lambda layer: layer)
+
+
+def test_subclassed_model_weights_h5_goes_both_ways_with_keras(tmp_path):
+    keras = pytest.importorskip("keras")
+    pytest.importorskip("h5py")
+
+    class Ours(models.Model):
+        def __init__(self):
+            super().__init__()
+            self.body = layers.Dense(3, activation="relu")
+            self.head = layers.Dense(1)
+            self.extra = [layers.Dense(2)]
+
+        def call(self, x):
+            return self.head(self.extra[0](self.body(x)))
+
+    class Theirs(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.body = keras.layers.Dense(3, activation="relu")
+            self.head = keras.layers.Dense(1)
+            self.extra = [keras.layers.Dense(2)]
+
+        def call(self, x):
+            return self.head(self.extra[0](self.body(x)))
+
+    x = _x(4, 5)
+    ours, theirs = Ours(), Theirs()
+    ours(x)
+    theirs(x)
+    ours.save_weights(tmp_path / "ours.weights.h5")
+    theirs.load_weights(tmp_path / "ours.weights.h5")  # Keras reads ours: 'body/vars', 'extra/dense/vars', ...
+    np.testing.assert_allclose(theirs.predict(x, verbose=0), ours.predict(x, verbose=0), atol=1e-6)
+    theirs.save_weights(tmp_path / "theirs.weights.h5")
+    assert _h5_paths(tmp_path / "ours.weights.h5") == _h5_paths(tmp_path / "theirs.weights.h5")
+    again = Ours()
+    again(x)
+    again.load_weights(tmp_path / "theirs.weights.h5")  # and shendu reads Keras's
+    np.testing.assert_allclose(again.predict(x, verbose=0), ours.predict(x, verbose=0), atol=1e-6)

@@ -1,4 +1,5 @@
-"""Load Keras weights (``.weights.h5``, ``.keras``, and legacy Keras 2 ``.h5``) into the equivalent shendu model.
+"""Load Keras weights (``.weights.h5``, ``.keras``, and legacy Keras 2 ``.h5``) into the equivalent shendu model, and
+write a shendu model's weights as Keras 3's ``.weights.h5`` (:func:`save_keras_weights`).
 
 shendu's layers use Keras's weight layouts (Dense kernel (in, out), Conv kernels HWIO, LSTM gates i, f, c, o,
 GRU z, r, h with the (2, 3*units) bias of ``reset_after``, BatchNormalization gamma, beta, moving_mean,
@@ -6,7 +7,8 @@ moving_variance), so loading is matching, not converting. Files are read with ``
 ``.keras`` archive's ``config.json`` is never executed, only its ``model.weights.h5`` is read).
 
 Keras 3 stores a layer's variables under ``layers/<class name>[_n]/vars/<i>`` (an LSTM's under ``.../cell/vars``,
-a Bidirectional's under ``forward_layer/`` and ``backward_layer/``, a nested model's under ``layers/<model>/layers/``)
+a Bidirectional's under ``forward_layer/`` and ``backward_layer/``, a nested model's under ``layers/<model>/layers/``,
+a subclassed model's layer attributes under ``<attribute>/`` and its lists under ``<attribute>/<class name>[_n]``)
 with the layer's name as an attribute; Keras 2 files list ``layer_names`` and each layer's ``weight_names``. Each
 Keras layer becomes one group (nested models are flattened, as shendu's layers are), matched to the shendu
 layers in order (a layer with the same name is preferred; see :mod:`shendu.interop._common`).
@@ -58,20 +60,29 @@ def _collect(group: Any) -> list[np.ndarray]:
 
 
 def _keras3_groups(root: Any, prefix: str = "") -> list[Group]:
-    """One group per layer under ``layers/`` (nested models flattened), in Keras's naming order."""
-    if "layers" not in root:
-        return []
+    """One group per layer (nested models flattened), in the order Keras walks a model: a subclassed model's
+    layer attributes (``<attribute>/vars``) sorted by name around its ``layers/`` list, whose entries go in
+    Keras's naming order. The optimiser's state is skipped."""
+    entries: list[tuple[str, str, Any, str | None]] = []  # (attribute, path, group, kind)
+    for key in root:
+        child = root[key]
+        if key in ("vars", "optimizer") or not hasattr(child, "keys"):
+            continue
+        if key == "layers" or not ("vars" in child or "layers" in child):  # a list of layers: '<attr>/<class>_n'
+            entries += [(key, f"{key}/{item}", child[item], re.sub(r"_\d+$", "", item))
+                        for item in sorted(child, key=_keras_order)
+                        if hasattr(child[item], "keys") and ("vars" in child[item] or "layers" in child[item])]
+        else:
+            entries.append((key, key, child, None))
+    entries.sort(key=lambda e: e[0])  # attributes by name, as Keras walks them; stable within a list
     groups = []
-    layers = root["layers"]
-    for key in sorted(layers, key=_keras_order):
-        layer = layers[key]
+    for _, path, layer, kind in entries:
         if "layers" in layer:  # a nested model
-            groups += _keras3_groups(layer, f"{prefix}layers/{key}/")
+            groups += _keras3_groups(layer, f"{prefix}{path}/")
             continue
         name = layer["vars"].attrs.get("name") if "vars" in layer else None
-        kind = re.sub(r"_\d+$", "", key)
         arrays = _collect(layer)
-        groups.append(Group(f"{prefix}layers/{key}", {str(i): a for i, a in enumerate(arrays)},
+        groups.append(Group(f"{prefix}{path}", {str(i): a for i, a in enumerate(arrays)},
                             name=_text(name), kind=kind))
     return groups
 
