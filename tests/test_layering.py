@@ -17,9 +17,9 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "shendu"
 
 RANKS: dict[str, int] = {
-    "backend": 0, "naming": 0, "random": 0, "version": 0,
+    "backend": 0, "naming": 0, "rng": 0, "version": 0,
     "autograd": 1, "ops": 1,
-    "creation": 2, "functional": 2, "testing": 2, "initializers": 2, "activations": 2, "regularizers": 2,
+    "creation": 2, "random": 2, "functional": 2, "testing": 2, "initializers": 2, "activations": 2, "regularizers": 2,
     "utils": 2, "data": 2, "datasets": 2, "reference": 2,
     # distribute sits low so that data (DataLoader's shard option), layers (synchronised BatchNormalization),
     # callbacks (rank 0 writes) and models (fit) reach the ranks through it; it needs only autograd/ops/utils

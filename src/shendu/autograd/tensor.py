@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from shendu import backend
-from shendu.autograd.grad_mode import is_grad_enabled
+from shendu.autograd.grad_mode import is_grad_enabled, no_grad
 
 #: the out-of-place op behind each in-place operator (see ``Tensor._inplace``)
 _INPLACE_OPS = {"add": "add", "subtract": "sub", "multiply": "mul", "divide": "div"}
@@ -606,6 +606,49 @@ class Parameter(Tensor):
 
     def __repr__(self) -> str:
         return "Parameter(" + super().__repr__()[len("tensor("):]
+
+    # ------------------------------------------------ Keras 3's Variable API (``keras.Variable`` is Parameter)
+    @property
+    def value(self) -> Parameter:
+        """The weight as a tensor for computations: the Parameter itself, so gradients reach it (as Keras's
+        ``variable.value`` on the PyTorch backend)."""
+        return self
+
+    @property
+    def path(self) -> str | None:
+        """Keras's ``variable.path``: the weight's name, ``'layer/name'`` for a layer's weight."""
+        return self.name
+
+    def _assign_value(self, value: Any, broadcast: bool = False) -> Any:
+        data = value.data if isinstance(value, Tensor) else value
+        data = backend.as_array(data, dtype=self.dtype, device=backend.device_of(self.data))
+        shape = np.broadcast_shapes(data.shape, self.shape) if broadcast and data.ndim <= self.ndim else data.shape
+        if shape != self.shape:
+            raise ValueError(f"cannot assign a value of shape {data.shape} to the weight {self.name!r} of shape "
+                             f"{self.shape}; the shapes must be equal" + (" (or broadcast)" if broadcast else ""))
+        return data
+
+    def assign(self, value: Any) -> Parameter:
+        """Replace the data in place by ``value`` (same shape; cast to this dtype). Like an optimiser step it is
+        not recorded in any graph and bumps ``_version``, so a graph that saved the old value refuses backward."""
+        data = self._assign_value(value)
+        with no_grad():
+            self.copy_(data)
+        return self
+
+    def assign_add(self, delta: Any) -> Parameter:
+        """``self.assign(self + delta)``, in place."""
+        data = self._assign_value(delta, broadcast=True)
+        with no_grad():
+            self._inplace(data, "add")
+        return self
+
+    def assign_sub(self, delta: Any) -> Parameter:
+        """``self.assign(self - delta)``, in place."""
+        data = self._assign_value(delta, broadcast=True)
+        with no_grad():
+            self._inplace(data, "subtract")
+        return self
 
 
 from shendu import ops  # noqa: E402  (ops import Tensor; the operators above look ops up at call time)

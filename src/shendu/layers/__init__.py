@@ -7,6 +7,7 @@ layer from it; every ``Layer`` subclass is found by its registered name (``LAYER
 
 from __future__ import annotations
 
+from shendu.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from shendu.layers.attention import MultiHeadAttention
 from shendu.layers.conv import Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
 from shendu.layers.core import Activation, Dense, Dropout, Flatten, Lambda, Permute, RepeatVector, Reshape
@@ -73,6 +74,7 @@ Convolution1D, Convolution2D, Convolution2DTranspose, SeparableConvolution2D = (
 __all__ = [
     "AvgPool1D", "AvgPool2D", "Convolution1D", "Convolution2D", "Convolution2DTranspose", "GlobalAvgPool1D",
     "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D", "MaxPool1D", "MaxPool2D", "SeparableConvolution2D",
+    "ELU", "LeakyReLU", "PReLU", "ReLU", "Softmax",
     "Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "BatchNormalization",
     "Bidirectional", "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose", "Cropping2D", "Dense",
     "DepthwiseConv2D", "Dot", "Dropout", "Embedding", "Flatten", "GRU", "GlobalAveragePooling1D",

@@ -10,38 +10,66 @@ Python's builtin names. The public ``sum``, ``max``, ``min``, ``abs`` and ``pow`
 ``shendu.sum`` and the Tensor methods) are bound only here, in the package namespace, to functions that the
 ops modules define as ``reduce_sum``, ``reduce_max``, ``reduce_min``, ``absolute`` and ``power``. So no ops
 module shadows a builtin: inside them ``max(a, b)`` is always Python's (tests/test_op_registry.py checks it).
+
+Keras 3. This package is also ``keras.ops`` for ``import shendu as keras``: its functions take Keras 3's names
+and signatures (``add(x1, x2)``, ``reshape(x, newshape)``, ``clip(x, x_min, x_max)``, ``ones(shape)``, ...);
+``ops/core.py`` adds the Keras names the table has no op for (``shape``, ``cast``, ``one_hot``, ``argmax``,
+``conv``, ``norm``, ``convert_to_tensor``, ...) and ``ops/creation.py`` the creation functions. No submodule
+takes a name that ``keras.ops`` uses for a function. Differences from Keras: given only NumPy arrays, an op
+returns a NumPy array (ops also run on raw arrays inside backward); ``gelu`` defaults to the exact form and
+``var``/``std`` take ``ddof`` before ``keepdims`` (PyTorch/NumPy), so pass ``keepdims=`` by keyword.
 """
 
 from shendu.ops.arithmetic import add, astype, div, mul, neg, power, sub
 from shendu.ops.attention import scaled_dot_product_attention
 from shendu.ops.convolution import conv1d, conv2d, conv2d_transpose, depthwise_conv2d
-from shendu.ops.elementwise import (
-                                    absolute,
-                                    clip,
-                                    cos,
-                                    elu,
-                                    erf,
-                                    exp,
-                                    gelu,
-                                    leaky_relu,
-                                    log,
-                                    log1p,
-                                    maximum,
-                                    minimum,
-                                    relu,
-                                    selu,
-                                    sigmoid,
-                                    sign,
-                                    silu,
-                                    sin,
-                                    softplus,
-                                    sqrt,
-                                    swish,
-                                    tanh,
-                                    where,
+from shendu.ops.core import (
+    argmax,
+    argmin,
+    cast,
+    conv,
+    convert_to_numpy,
+    convert_to_tensor,
+    divide,
+    is_tensor,
+    multiply,
+    negative,
+    norm,
+    one_hot,
+    shape,
+    square,
+    stop_gradient,
+    subtract,
+    true_divide,
 )
-from shendu.ops.lookup import embedding_lookup
+from shendu.ops.creation import arange, eye, full, full_like, ones, ones_like, zeros, zeros_like
+from shendu.ops.elementwise import (
+    absolute,
+    clip,
+    cos,
+    elu,
+    erf,
+    exp,
+    gelu,
+    leaky_relu,
+    log,
+    log1p,
+    maximum,
+    minimum,
+    relu,
+    selu,
+    sigmoid,
+    sign,
+    silu,
+    sin,
+    softplus,
+    sqrt,
+    swish,
+    tanh,
+    where,
+)
 from shendu.ops.linalg import matmul
+from shendu.ops.lookup import embedding_lookup
 from shendu.ops.nn import dropout, linear, sigmoid_binary_cross_entropy, softmax_cross_entropy
 from shendu.ops.normalization import NormalizeOp  # noqa: F401 - registers the fused normalisation op
 from shendu.ops.pool import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
@@ -60,29 +88,30 @@ from shendu.ops.reduce import (
 )
 from shendu.ops.rnn import gru, lstm, simple_rnn
 from shendu.ops.shaping import (
-                                    broadcast_to,
-                                    concatenate,
-                                    expand_dims,
-                                    flatten,
-                                    gather,
-                                    getitem,
-                                    pad,
-                                    permute,
-                                    repeat,
-                                    reshape,
-                                    split,
-                                    squeeze,
-                                    stack,
-                                    sum_to,
-                                    swapaxes,
-                                    take,
-                                    take_along_axis,
-                                    tile,
-                                    transpose,
-                                    unwrap_index,
+    broadcast_to,
+    concatenate,
+    expand_dims,
+    flatten,
+    gather,
+    getitem,
+    pad,
+    permute,
+    repeat,
+    reshape,
+    split,
+    squeeze,
+    stack,
+    sum_to,
+    swapaxes,
+    take,
+    take_along_axis,
+    tile,
+    transpose,
+    unwrap_index,
 )
 
 sum, max, min, abs, pow = reduce_sum, reduce_max, reduce_min, absolute, power  # NumPy names (see above)
+amax, amin = reduce_max, reduce_min  # Keras's (NumPy's) other names for them
 clamp = clip  # PyTorch names
 unsqueeze = expand_dims
 expand = broadcast_to
@@ -91,6 +120,9 @@ __all__ = [
     "avg_pool1d", "avg_pool2d", "conv1d", "conv2d", "conv2d_transpose", "depthwise_conv2d", "embedding_lookup",
     "gru", "lstm", "max_pool1d", "max_pool2d", "scaled_dot_product_attention", "simple_rnn",
     "clamp", "expand", "unsqueeze",
+    "absolute", "amax", "amin", "arange", "argmax", "argmin", "cast", "conv", "convert_to_numpy", "convert_to_tensor",
+    "divide", "eye", "full", "full_like", "is_tensor", "multiply", "negative", "norm", "one_hot", "ones", "ones_like",
+    "power", "shape", "square", "stop_gradient", "subtract", "true_divide", "zeros", "zeros_like",
     "abs", "add", "astype", "broadcast_to", "clip", "concatenate", "cos", "cumsum", "div", "dropout", "elu",
     "erf", "exp", "expand_dims", "flatten", "gather", "gelu", "getitem", "leaky_relu", "linear", "log", "log1p",
     "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "mul", "neg", "pad",

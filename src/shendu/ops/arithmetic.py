@@ -117,24 +117,24 @@ class AstypeOp(Op):
         return astype(gy, self.in_dtype)
 
 
-def add(a: Any, b: Any) -> Any:
-    """a + b, broadcasting."""
-    return AddOp()(a, b)
+def add(x1: Any, x2: Any) -> Any:
+    """x1 + x2, broadcasting (Keras: ``ops.add``)."""
+    return AddOp()(x1, x2)
 
 
-def sub(a: Any, b: Any) -> Any:
-    """a - b, broadcasting."""
-    return SubOp()(a, b)
+def sub(x1: Any, x2: Any) -> Any:
+    """x1 - x2, broadcasting (Keras: ``ops.subtract``)."""
+    return SubOp()(x1, x2)
 
 
-def mul(a: Any, b: Any) -> Any:
-    """a * b, broadcasting."""
-    return MulOp()(a, b)
+def mul(x1: Any, x2: Any) -> Any:
+    """x1 * x2, broadcasting (Keras: ``ops.multiply``)."""
+    return MulOp()(x1, x2)
 
 
-def div(a: Any, b: Any) -> Any:
-    """a / b, broadcasting."""
-    return DivOp()(a, b)
+def div(x1: Any, x2: Any) -> Any:
+    """x1 / x2, broadcasting (Keras: ``ops.divide``)."""
+    return DivOp()(x1, x2)
 
 
 def neg(x: Any) -> Any:
@@ -142,9 +142,9 @@ def neg(x: Any) -> Any:
     return NegOp()(x)
 
 
-def power(a: Any, b: Any) -> Any:
-    """a ** b (b a tensor or a scalar)."""
-    return PowOp()(a, b)
+def power(x1: Any, x2: Any) -> Any:
+    """x1 ** x2 (x2 a tensor or a scalar)."""
+    return PowOp()(x1, x2)
 
 
 def astype(x: Any, dtype: Any) -> Any:

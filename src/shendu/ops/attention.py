@@ -21,7 +21,7 @@ import numpy as np
 from shendu.autograd.op import Op, raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
-from shendu.random import get_rng
+from shendu.rng import get_rng
 
 
 def _t(a: Any) -> Any:

@@ -454,9 +454,9 @@ def silu(x: Any) -> Any:
 swish = silu
 
 
-def leaky_relu(x: Any, alpha: float = 0.2) -> Any:
-    """x if x > 0 else alpha * x (Keras's default alpha=0.2; PyTorch's negative_slope is 0.01)."""
-    return LeakyReluOp(alpha)(x)
+def leaky_relu(x: Any, negative_slope: float = 0.2) -> Any:
+    """x if x > 0 else negative_slope * x (Keras's ``ops.leaky_relu`` default 0.2; PyTorch's is 0.01)."""
+    return LeakyReluOp(negative_slope)(x)
 
 
 def elu(x: Any, alpha: float = 1.0) -> Any:
@@ -474,23 +474,28 @@ def gelu(x: Any, approximate: bool | str = False) -> Any:
     return (GeluTanhOp() if approximate in (True, "tanh") else GeluOp())(x)
 
 
-def clip(x: Any, min: Any = None, max: Any = None) -> Any:  # noqa: A002 - NumPy names
-    """Clamp x to [min, max] (either may be None; tensor bounds broadcast and are constants: no gradient)."""
-    if min is None and max is None:
-        raise ValueError("clip: give at least one of min and max")
-    return ClipOp(raw(min), raw(max))(x)
+def clip(x: Any, x_min: Any = None, x_max: Any = None) -> Any:
+    """Clamp x to [x_min, x_max] (either may be None; tensor bounds broadcast and are constants: no gradient)."""
+    if x_min is None and x_max is None:
+        raise ValueError("clip: give at least one of x_min and x_max")
+    return ClipOp(raw(x_min), raw(x_max))(x)
 
 
-def maximum(a: Any, b: Any) -> Any:
-    """Elementwise max(a, b), broadcasting."""
-    return MaximumOp()(a, b)
+def maximum(x1: Any, x2: Any) -> Any:
+    """Elementwise max(x1, x2), broadcasting."""
+    return MaximumOp()(x1, x2)
 
 
-def minimum(a: Any, b: Any) -> Any:
-    """Elementwise min(a, b), broadcasting."""
-    return MinimumOp()(a, b)
+def minimum(x1: Any, x2: Any) -> Any:
+    """Elementwise min(x1, x2), broadcasting."""
+    return MinimumOp()(x1, x2)
 
 
-def where(cond: Any, a: Any, b: Any) -> Any:
-    """a where cond is true, else b (cond is not differentiated)."""
-    return WhereOp()(raw(cond), a, b)
+def where(condition: Any, x1: Any = None, x2: Any = None) -> Any:
+    """x1 where condition is true, else x2 (condition is not differentiated). With neither x1 nor x2, the indices
+    where condition is true, one array per axis (NumPy's ``nonzero``, as Keras's ``ops.where``)."""
+    if x1 is None and x2 is None:
+        return get_array_module(raw(condition)).nonzero(raw(condition))
+    if x1 is None or x2 is None:
+        raise ValueError("where: give both x1 and x2, or neither (for the indices where condition is true)")
+    return WhereOp()(raw(condition), x1, x2)

@@ -64,6 +64,6 @@ def _lifted_shape(a: Any, b: Any, gy: Any) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def matmul(a: Any, b: Any) -> Any:
+def matmul(x1: Any, x2: Any) -> Any:
     """Matrix product a @ b with NumPy's rules for 1-D and batched operands."""
-    return MatMulOp()(a, b)
+    return MatMulOp()(x1, x2)

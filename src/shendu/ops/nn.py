@@ -6,7 +6,7 @@
   (softmax(z) - t) / n, with softmax reused from the forward.
 * ``SigmoidBinaryCrossEntropyOp``: binary cross-entropy from logits, stable for any |z|.
 * ``MeanSquaredErrorOp``: mean((p - t)^2) in one op (the loss of the seed program: a few microseconds).
-* ``DropoutOp``: inverted dropout, the mask drawn from ``shendu.random.get_rng()``.
+* ``DropoutOp``: inverted dropout, the mask drawn from ``shendu.rng.get_rng()``.
 
 Backward rules run on raw arrays in an ordinary backward. With ``create_graph=True`` the engine passes
 Tensors; the rules are then the same formulas written with differentiable shendu ops (the cross-entropy
@@ -25,7 +25,7 @@ from shendu.backend import get_array_module
 from shendu.ops.elementwise import match_dtypes, sigmoid
 from shendu.ops.reduce import log_softmax, softmax
 from shendu.ops.shaping import expand_dims, reshape
-from shendu.random import get_rng
+from shendu.rng import get_rng
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -233,7 +233,7 @@ class MeanSquaredErrorOp(Op):
 
 
 class DropoutOp(Op):
-    """y = x * m / (1 - rate) with m ~ Bernoulli(1 - rate) (from shendu.random.get_rng(), shaped
+    """y = x * m / (1 - rate) with m ~ Bernoulli(1 - rate) (from shendu.rng.get_rng(), shaped
     ``noise_shape`` and broadcast);   dx = gy * m / (1 - rate)"""
 
     def __init__(self, rate: float, noise_shape: Sequence[int] | None = None) -> None:

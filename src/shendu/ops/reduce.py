@@ -7,7 +7,7 @@ from typing import Any
 from shendu.autograd.op import Op, raw
 from shendu.backend import get_array_module
 from shendu.ops.arithmetic import astype
-from shendu.ops.elementwise import exp, where
+from shendu.ops.elementwise import exp, maximum, minimum, where
 from shendu.ops.shaping import broadcast_to, reshape
 
 
@@ -254,8 +254,9 @@ def std(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
     return StdOp(axis, ddof, keepdims)(x)
 
 
-def reduce_max(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """Maximum over ``axis``; the gradient goes to the maximal elements, split evenly between ties.
+def reduce_max(x: Any, axis: Any = None, keepdims: bool = False, initial: Any = None) -> Any:
+    """Maximum over ``axis`` (and ``initial``, when given); the gradient goes to the maximal elements, split
+    evenly between ties.
 
     >>> import shendu
     >>> x = shendu.tensor([1.0, 3.0, 3.0], requires_grad=True)
@@ -263,16 +264,20 @@ def reduce_max(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     >>> x.grad
     tensor([0. , 0.5, 0.5])
     """
-    return MaxOp(axis, keepdims)(x)
+    y = MaxOp(axis, keepdims)(x)
+    return y if initial is None else maximum(y, initial)
 
 
-def reduce_min(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """Minimum over ``axis``; the gradient goes to the minimal elements, split evenly between ties."""
-    return MinOp(axis, keepdims)(x)
+def reduce_min(x: Any, axis: Any = None, keepdims: bool = False, initial: Any = None) -> Any:
+    """Minimum over ``axis`` (and ``initial``, when given); the gradient goes to the minimal elements, split
+    evenly between ties."""
+    y = MinOp(axis, keepdims)(x)
+    return y if initial is None else minimum(y, initial)
 
 
-def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """Product over ``axis``; gradients (and second derivatives) stay right when elements are zero.
+def prod(x: Any, axis: Any = None, keepdims: bool = False, dtype: Any = None) -> Any:
+    """Product over ``axis`` (of ``x`` cast to ``dtype`` when given); gradients (and second derivatives) stay
+    right when elements are zero.
 
     >>> import shendu
     >>> x = shendu.tensor([2.0, 0.0, 3.0], requires_grad=True)
@@ -280,6 +285,8 @@ def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     >>> x.grad
     tensor([0., 6., 0.])
     """
+    if dtype is not None:
+        x = astype(x, dtype)
     return ProdOp(axis, keepdims)(x)
 
 
@@ -298,6 +305,6 @@ def log_softmax(x: Any, axis: int = -1) -> Any:
     return LogSoftmaxOp(axis)(x)
 
 
-def cumsum(x: Any, axis: int | None = None) -> Any:
-    """Cumulative sum along ``axis`` (over the flattened tensor when None)."""
-    return CumsumOp(axis)(x)
+def cumsum(x: Any, axis: int | None = None, dtype: Any = None) -> Any:
+    """Cumulative sum along ``axis`` (over the flattened tensor when None), of ``x`` cast to ``dtype`` if given."""
+    return CumsumOp(axis)(x if dtype is None else astype(x, dtype))

@@ -233,9 +233,9 @@ def _unwrap_one(k: Any) -> Any:
     return k
 
 
-def reshape(x: Any, shape: Any) -> Any:
+def reshape(x: Any, newshape: Any) -> Any:
     """x with a new shape (one entry may be -1)."""
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    shape = (newshape,) if isinstance(newshape, int) else tuple(newshape)
     if raw(x).shape == shape:
         return x
     if not isinstance(x, Tensor):  # a raw array (an ordinary backward pass): skip the op machinery
@@ -321,9 +321,9 @@ def concatenate(xs: Sequence[Any], axis: int = 0) -> Any:
     return ConcatenateOp(axis)(*xs)
 
 
-def stack(xs: Sequence[Any], axis: int = 0) -> Any:
+def stack(x: Sequence[Any], axis: int = 0) -> Any:
     """Join tensors along a new axis."""
-    return StackOp(axis)(*xs)
+    return StackOp(axis)(*x)
 
 
 def split(x: Any, indices_or_sections: int | Sequence[int], axis: int = 0) -> list[Any]:
@@ -383,9 +383,9 @@ def repeat(x: Any, repeats: int | Sequence[int], axis: int | None = None) -> Any
     return take(x, np.repeat(np.arange(n), repeats), axis)
 
 
-def tile(x: Any, reps: int | Sequence[int]) -> Any:
+def tile(x: Any, repeats: int | Sequence[int]) -> Any:
     """Repeat the whole tensor ``reps`` times along each axis (np.tile)."""
-    reps = (reps,) if isinstance(reps, int) else tuple(reps)
+    reps = (repeats,) if isinstance(repeats, int) else tuple(repeats)
     shape = raw(x).shape
     if len(reps) > len(shape):
         x = reshape(x, (1,) * (len(reps) - len(shape)) + shape)

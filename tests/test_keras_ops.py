@@ -1,0 +1,213 @@
+"""``shendu.ops`` as Keras 3's ``keras.ops``: the names, signatures and values of Keras 3 itself (PyTorch backend).
+
+Skipped when Keras is not installed."""
+
+import inspect
+import os
+import types
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+keras = pytest.importorskip("keras")
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+if keras.backend.backend() != "torch":  # pragma: no cover - another backend was chosen before us
+    pytest.skip("these comparisons need Keras on its PyTorch backend", allow_module_level=True)
+
+import shendu  # noqa: E402
+from shendu import ops  # noqa: E402
+
+#: the keras.ops functions that the Keras 3 guides use, and that shendu.ops takes with Keras's parameters
+KERAS_OPS = [
+    "abs", "absolute", "add", "amax", "amin", "arange", "argmax", "argmin", "broadcast_to", "cast", "clip",
+    "concatenate", "conv", "convert_to_numpy", "cumsum", "convert_to_tensor", "cos", "divide", "elu", "erf", "exp",
+    "expand_dims", "full", "full_like", "is_tensor", "leaky_relu", "log", "log1p", "log_softmax", "logsumexp",
+    "matmul", "max", "maximum", "mean", "min", "minimum", "multiply", "negative", "norm", "one_hot", "ones",
+    "ones_like", "power", "prod", "relu", "repeat", "reshape", "selu", "shape", "sigmoid", "sign", "silu", "sin",
+    "softmax", "softplus", "split", "sqrt", "square", "squeeze", "stack", "stop_gradient", "subtract", "sum",
+    "swapaxes", "swish", "take", "tanh", "tile", "transpose", "true_divide", "where", "zeros", "zeros_like",
+]
+#: names whose parameters differ on purpose (see shendu/ops/__init__.py): ours come first, Keras's follow
+DIFFERENT = {"eye", "gelu", "pad", "std", "take_along_axis", "var"}
+
+
+def _parameters(fn) -> list[tuple[str, object]]:
+    return [(p.name, p.default) for p in inspect.signature(fn).parameters.values()
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+@pytest.mark.parametrize("name", KERAS_OPS)
+def test_keras_parameters_are_accepted_by_name_and_position(name):
+    ours, theirs = _parameters(getattr(ops, name)), _parameters(getattr(keras.ops, name))
+    # Keras's parameters, in Keras's order and with Keras's defaults, lead ours (ours may add more after them,
+    # and may give a default where Keras has none: ``clip(x, x_min=0.0)``, PyTorch's ``ones()``)
+    signature = f"ops.{name}{inspect.signature(getattr(ops, name))}"
+    assert [n for n, _ in ours[:len(theirs)]] == [n for n, _ in theirs], signature
+    for (_, our_default), (param, default) in zip(ours, theirs):
+        assert default is inspect.Parameter.empty or our_default == default, (name, param, our_default, default)
+
+
+def test_no_keras_op_is_shadowed_by_a_submodule():
+    for name in dir(keras.ops):
+        if not name.startswith("_") and callable(getattr(keras.ops, name)) and hasattr(ops, name):
+            assert not isinstance(getattr(ops, name), types.ModuleType), f"shendu.ops.{name} is a module"
+    x = shendu.ones((2, 3))
+    assert ops.shape(x) == (2, 3) and ops.shape(np.zeros((4,))) == (4,)
+
+
+def test_keras_is_shendu_ops_itself():
+    import shendu as keras_like
+    assert keras_like.ops is ops and keras_like.ops.matmul is shendu.matmul
+
+
+def _np(x):
+    return np.asarray(keras.ops.convert_to_numpy(x)) if not isinstance(x, shendu.Tensor) else x.numpy()
+
+
+def _compare(ours, theirs, rtol=1e-5, atol=1e-6):
+    ours = ours if isinstance(ours, (tuple, list)) else [ours]
+    theirs = theirs if isinstance(theirs, (tuple, list)) else [theirs]
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        a = a.numpy() if isinstance(a, shendu.Tensor) else np.asarray(a)
+        b = np.asarray(keras.ops.convert_to_numpy(b))
+        assert a.shape == b.shape, (a.shape, b.shape)
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((3, 4)).astype(np.float32)
+Y = RNG.standard_normal((3, 4)).astype(np.float32)
+W = RNG.standard_normal((4, 5)).astype(np.float32)
+P = np.abs(X) + 0.5
+CASES = {
+    "ones": lambda m: m.ones(shape=(2, 3)),
+    "zeros": lambda m: m.zeros((2, 3), dtype="int32"),
+    "full": lambda m: m.full((2,), 3.0),
+    "ones_like": lambda m, t: m.ones_like(t(X)),
+    "arange": lambda m: m.arange(1, 7, 2, dtype="int32"),
+    "arange_float": lambda m: m.arange(0.5, 3.0),
+    "square": lambda m, t: m.square(t(X)),
+    "one_hot": lambda m, t: m.one_hot(t(np.array([0, 2, 1, -1])), 3),
+    "one_hot_axis0": lambda m, t: m.one_hot(t(np.array([0, 2])), 3, axis=0),
+    "argmax": lambda m, t: m.argmax(t(X), axis=1),
+    "argmin_flat": lambda m, t: m.argmin(t(X)),
+    "argmax_keepdims": lambda m, t: m.argmax(t(X), axis=0, keepdims=True),
+    "cast": lambda m, t: m.cast(t(X * 3), "int32"),
+    "multiply": lambda m, t: m.multiply(t(X), t(Y)),
+    "add": lambda m, t: m.add(t(X), 2.0),
+    "subtract": lambda m, t: m.subtract(t(X), t(Y)),
+    "divide": lambda m, t: m.divide(t(X), t(P)),
+    "negative": lambda m, t: m.negative(t(X)),
+    "mean": lambda m, t: m.mean(t(X), axis=1, keepdims=True),
+    "sum": lambda m, t: m.sum(t(X), axis=0),
+    "max": lambda m, t: m.max(t(X), axis=-1),
+    "max_initial": lambda m, t: m.max(t(X), axis=-1, initial=0.5),
+    "min": lambda m, t: m.min(t(X), axis=1, keepdims=True),
+    "min_all": lambda m, t: m.min(t(X)),
+    "prod": lambda m, t: m.prod(t(X), axis=0, dtype="float64"),
+    "cumsum": lambda m, t: m.cumsum(t(X), axis=1),
+    "expand_dims": lambda m, t: m.expand_dims(t(X), 1),
+    "squeeze": lambda m, t: m.squeeze(t(X[:1]), axis=0),
+    "concatenate": lambda m, t: m.concatenate([t(X), t(Y)], axis=-1),
+    "stack": lambda m, t: m.stack([t(X), t(Y)], axis=1),
+    "reshape": lambda m, t: m.reshape(t(X), (4, -1)),
+    "transpose": lambda m, t: m.transpose(t(X)),
+    "transpose_axes": lambda m, t: m.transpose(t(X[None]), axes=(2, 0, 1)),
+    "matmul": lambda m, t: m.matmul(t(X), t(W)),
+    "softmax": lambda m, t: m.softmax(t(X)),
+    "log_softmax": lambda m, t: m.log_softmax(t(X), axis=0),
+    "sigmoid": lambda m, t: m.sigmoid(t(X)),
+    "relu": lambda m, t: m.relu(t(X)),
+    "leaky_relu": lambda m, t: m.leaky_relu(t(X)),
+    "logsumexp": lambda m, t: m.logsumexp(t(X), axis=1),
+    "where": lambda m, t: m.where(t(X > 0), t(X), t(Y)),
+    "where_indices": lambda m, t: m.stack(list(m.where(t(X > 0))), axis=0),
+    "clip": lambda m, t: m.clip(t(X), -0.5, 0.5),
+    "sqrt": lambda m, t: m.sqrt(t(P)),
+    "exp": lambda m, t: m.exp(t(X)),
+    "log": lambda m, t: m.log(t(P)),
+    "abs": lambda m, t: m.abs(t(X)),
+    "absolute": lambda m, t: m.absolute(t(X)),
+    "maximum": lambda m, t: m.maximum(t(X), t(Y)),
+    "minimum": lambda m, t: m.minimum(t(X), 0.0),
+    "tanh": lambda m, t: m.tanh(t(X)),
+    "take": lambda m, t: m.take(t(X), t(np.array([2, 0])), axis=1),
+    "take_flat": lambda m, t: m.take(t(X), t(np.array([5, 0]))),
+    "norm": lambda m, t: m.norm(t(X)),
+    "norm_axis": lambda m, t: m.norm(t(X), axis=-1, keepdims=True),
+    "norm_l1": lambda m, t: m.norm(t(X), ord=1, axis=0),
+    "norm_inf": lambda m, t: m.norm(t(X), ord=np.inf, axis=1),
+    "norm_3": lambda m, t: m.norm(t(X), ord=3, axis=1),
+    "norm_fro": lambda m, t: m.norm(t(X), ord="fro", axis=(0, 1)),
+    "split": lambda m, t: m.split(t(X), 2, axis=1),
+    "tile": lambda m, t: m.tile(t(X), (2, 1)),
+    "repeat": lambda m, t: m.repeat(t(X), 2, axis=0),
+    "power": lambda m, t: m.power(t(P), 2.5),
+    "amax": lambda m, t: m.amax(t(X), axis=0),
+    "elu": lambda m, t: m.elu(t(X), alpha=0.5),
+    "softplus": lambda m, t: m.softplus(t(X)),
+    "silu": lambda m, t: m.silu(t(X)),
+}
+CONV_X = RNG.standard_normal((2, 7, 6, 3)).astype(np.float32)
+CONV_K = RNG.standard_normal((3, 2, 3, 4)).astype(np.float32)
+CONV_X1 = RNG.standard_normal((2, 9, 3)).astype(np.float32)
+CONV_K1 = RNG.standard_normal((3, 3, 5)).astype(np.float32)
+CASES.update({
+    "conv2d": lambda m, t: m.conv(t(CONV_X), t(CONV_K)),
+    "conv2d_same_strided": lambda m, t: m.conv(t(CONV_X), t(CONV_K), strides=2, padding="same"),
+    "conv2d_dilated": lambda m, t: m.conv(t(CONV_X), t(CONV_K), dilation_rate=2),
+    "conv1d": lambda m, t: m.conv(t(CONV_X1), t(CONV_K1), padding="same"),
+})
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_values_match_keras(case):
+    fn = CASES[case]
+    if fn.__code__.co_argcount == 1:
+        ours, theirs = fn(ops), fn(keras.ops)
+    else:
+        ours, theirs = fn(ops, ops.convert_to_tensor), fn(keras.ops, keras.ops.convert_to_tensor)
+    _compare(ours, theirs)
+    if isinstance(ours, shendu.Tensor):  # the same dtype as Keras's result
+        assert ours.dtype == np.dtype(str(theirs.dtype).removeprefix("torch.")), case
+
+
+def test_gradients_flow_through_the_keras_names():
+    x = shendu.tensor(X, requires_grad=True)
+    loss = ops.sum(ops.square(ops.multiply(x, 2.0))) + ops.mean(ops.norm(x, axis=1)) \
+        + ops.sum(ops.subtract(ops.divide(x, 2.0), ops.negative(x)))
+    loss.backward()
+    expected = 8 * X + (X / np.linalg.norm(X, axis=1, keepdims=True)) / 3 + 1.5
+    np.testing.assert_allclose(x.grad, expected, rtol=1e-5)
+    y = shendu.tensor(X, requires_grad=True)
+    ops.sum(ops.cast(y, "float64")).backward()
+    np.testing.assert_array_equal(y.grad, np.ones_like(X))
+
+
+def test_conversions():
+    t = ops.convert_to_tensor([1.0, 2.0])
+    assert isinstance(t, shendu.Tensor) and t.dtype == np.float32 and ops.is_tensor(t) and not ops.is_tensor(X)
+    assert ops.convert_to_tensor(t) is t and ops.convert_to_tensor(t, "float64").dtype == np.float64
+    assert isinstance(ops.convert_to_numpy(t), np.ndarray) and ops.convert_to_numpy([1, 2]).tolist() == [1, 2]
+    x = shendu.tensor(X, requires_grad=True)
+    assert not ops.stop_gradient(x * 2).requires_grad
+    with pytest.raises(ValueError, match="sparse"):
+        ops.convert_to_tensor(X, sparse=True)
+
+
+def test_errors_name_what_is_supported():
+    with pytest.raises(ValueError, match="3-D convolutions"):
+        ops.conv(np.zeros((1, 2, 2, 2, 1)), np.zeros((1, 1, 1, 1, 1)))
+    with pytest.raises(ValueError, match="Frobenius"):
+        ops.norm(X, ord=1)
+    with pytest.raises(ValueError, match="both x1 and x2"):
+        ops.where(X > 0, X)
+
+
+def test_creation_takes_keras_and_pytorch_shapes():
+    assert shendu.ones(shape=(2, 3)).shape == (2, 3) and shendu.zeros(shape=4).shape == (4,)
+    assert shendu.ones(2, 3).shape == (2, 3) and shendu.zeros([2, 3]).shape == (2, 3) and shendu.ones().shape == ()
+    assert ops.ones is shendu.ones and ops.arange(3, step=None).numpy().tolist() == [0, 1, 2]
