@@ -44,7 +44,7 @@ def test_register_keras_serializable_names_classes_and_functions_like_keras(clea
         return x / 2
 
     @saving.register_keras_serializable()
-    class Scale(layers.Layer):
+    class ApiScale(layers.Layer):
         def __init__(self, factor=2.0, **kwargs):
             super().__init__(**kwargs)
             self.factor = factor
@@ -53,15 +53,15 @@ def test_register_keras_serializable_names_classes_and_functions_like_keras(clea
             return x * self.factor
 
     assert saving.get_registered_name(halve) == "Pk>halve"
-    assert saving.get_registered_name(Scale) == "Custom>Scale"
+    assert saving.get_registered_name(ApiScale) == "Custom>ApiScale"
     assert saving.get_registered_object("Pk>halve") is halve
-    assert saving.get_custom_objects()["Custom>Scale"] is Scale
+    assert saving.get_custom_objects()["Custom>ApiScale"] is ApiScale
     assert saving.get_registered_name(len) == "len"  # unregistered: its __name__, as Keras
     # Keras's own registry gives the same names for the same decorations
     assert keras.saving.get_registered_name(keras.saving.register_keras_serializable(package="Pk", name="halve")(
         lambda x: x / 2)) == "Pk>halve"
     # the same objects through shendu.utils, as keras.utils has them
-    assert utils.get_registered_object("Custom>Scale") is Scale and utils.get_custom_objects() is \
+    assert utils.get_registered_object("Custom>ApiScale") is ApiScale and utils.get_custom_objects() is \
         saving.get_custom_objects()
     with pytest.raises(ValueError, match="get_config"):
         saving.register_keras_serializable()(type("NoConfig", (), {}))
@@ -71,12 +71,12 @@ def test_register_keras_serializable_names_classes_and_functions_like_keras(clea
 
 def test_register_serializable_is_the_same_registry(clean_registry):
     @saving.register_serializable
-    class Twice(layers.Layer):
+    class ApiTwice(layers.Layer):
         def call(self, x):
             return x * 2
 
-    assert saving.get_custom_objects()["Twice"] is Twice
-    assert saving.get_registered_object("Twice") is Twice
+    assert saving.get_custom_objects()["ApiTwice"] is ApiTwice
+    assert saving.get_registered_object("ApiTwice") is ApiTwice
 
 
 def test_custom_object_scope_nests_and_is_per_thread(clean_registry):
@@ -139,7 +139,7 @@ def test_serialize_keras_object_uses_keras_dict_format(clean_registry):
 
 def test_deserialize_keras_object_finds_registered_and_scoped_classes(clean_registry):
     @saving.register_keras_serializable(package="Mine")
-    class Offset(layers.Layer):
+    class ApiOffset(layers.Layer):
         def __init__(self, shift=1.0, **kwargs):
             super().__init__(**kwargs)
             self.shift = shift
@@ -147,20 +147,20 @@ def test_deserialize_keras_object_finds_registered_and_scoped_classes(clean_regi
         def call(self, x):
             return x + self.shift
 
-    config = saving.serialize_keras_object(Offset(4.0))
-    assert config["registered_name"] == "Mine>Offset" and config["config"]["shift"] == 4.0
+    config = saving.serialize_keras_object(ApiOffset(4.0))
+    assert config["registered_name"] == "Mine>ApiOffset" and config["config"]["shift"] == 4.0
     assert saving.deserialize_keras_object(config).shift == 4.0
 
-    class Loose(layers.Layer):
+    class ApiLoose(layers.Layer):
         def __init__(self, k=1, **kwargs):
             super().__init__(**kwargs)
             self.k = k
 
-    spec = saving.serialize_keras_object(Loose(k=5))
-    with pytest.raises(ValueError, match="unknown class 'Loose'"):
+    spec = saving.serialize_keras_object(ApiLoose(k=5))
+    with pytest.raises(ValueError, match="unknown class 'ApiLoose'"):
         saving.deserialize_keras_object(spec)
-    assert saving.deserialize_keras_object(spec, custom_objects={"Loose": Loose}).k == 5
-    with saving.custom_object_scope({"Loose": Loose}):
+    assert saving.deserialize_keras_object(spec, custom_objects={"ApiLoose": ApiLoose}).k == 5
+    with saving.custom_object_scope({"ApiLoose": ApiLoose}):
         assert saving.deserialize_keras_object(spec).k == 5
     with pytest.raises(saving.NotSerializable, match="register"):
         saving.serialize_keras_object(lambda x: x)
@@ -215,7 +215,7 @@ def test_an_unregistered_activation_says_how_to_register_it():
 
 def test_load_model_when_get_config_omits_the_name(tmp_path, clean_registry):
     @saving.register_keras_serializable(package="NoName")
-    class Shift(layers.Layer):
+    class ApiShift(layers.Layer):
         def __init__(self, amount, **kwargs):
             super().__init__(**kwargs)
             self.amount = amount
@@ -229,9 +229,9 @@ def test_load_model_when_get_config_omits_the_name(tmp_path, clean_registry):
     x = _x(5, 3)
     inp = layers.Input((3,))
     hidden = layers.Dense(4)(inp)
-    out = layers.Dense(1)(layers.Concatenate()([Shift(2.0)(hidden), Shift(-1.0)(hidden)]))
+    out = layers.Dense(1)(layers.Concatenate()([ApiShift(2.0)(hidden), ApiShift(-1.0)(hidden)]))
     functional = models.Model(inp, out)
-    seq = models.Sequential([layers.Input((3,)), layers.Dense(4), Shift(0.5), layers.Dense(1)])
+    seq = models.Sequential([layers.Input((3,)), layers.Dense(4), ApiShift(0.5), layers.Dense(1)])
     for i, model in enumerate((functional, seq)):
         model.save(tmp_path / f"m{i}.shendu")
         loaded = models.load_model(tmp_path / f"m{i}.shendu")
@@ -268,7 +268,7 @@ def test_model_to_json_and_model_from_json(clean_registry):
     assert [type(lyr).__name__ for lyr in rebuilt.layers] == [type(lyr).__name__ for lyr in model.layers]
     assert not any(np.array_equal(a, b) for a, b in zip(rebuilt.get_weights()[:1], model.get_weights()[:1]))
 
-    class Gain(layers.Layer):
+    class ApiGain(layers.Layer):
         def __init__(self, gain=2.0, **kwargs):
             super().__init__(**kwargs)
             self.gain = gain
@@ -276,11 +276,11 @@ def test_model_to_json_and_model_from_json(clean_registry):
         def call(self, x):
             return x * self.gain
 
-    seq = models.Sequential([layers.Input((3,)), layers.Dense(2), Gain(3.0)])
+    seq = models.Sequential([layers.Input((3,)), layers.Dense(2), ApiGain(3.0)])
     text = saving.model_to_json(seq, indent=2)
-    with pytest.raises(saving.FormatError, match="unknown layer class 'Gain'"):
+    with pytest.raises(saving.FormatError, match="unknown layer class 'ApiGain'"):
         models.model_from_json(text)
-    rebuilt = models.model_from_json(text, custom_objects={"Gain": Gain})
+    rebuilt = models.model_from_json(text, custom_objects={"ApiGain": ApiGain})
     assert rebuilt.layers[-1].gain == 3.0 and rebuilt.built
     with pytest.raises(ValueError, match="not a JSON string"):
         models.model_from_json("{nope")
@@ -409,7 +409,7 @@ def test_clone_model_functional_keeps_sharing_and_takes_clone_and_call_functions
 
 
 def test_clone_model_subclassed_goes_through_its_config():
-    class Small(models.Model):
+    class ApiSmall(models.Model):
         def __init__(self, units=3, **kwargs):
             super().__init__(**kwargs)
             self.units = units
@@ -418,10 +418,10 @@ def test_clone_model_subclassed_goes_through_its_config():
         def call(self, x):
             return self.dense(x)
 
-    model = Small(units=4)
+    model = ApiSmall(units=4)
     model(_x(2, 5))
     clone = models.clone_model(model)
-    assert isinstance(clone, Small) and clone.units == 4 and clone.built
+    assert isinstance(clone, ApiSmall) and clone.units == 4 and clone.built
     assert [w.shape for w in clone.weights] == [w.shape for w in model.weights]
     with pytest.raises(ValueError, match="subclassed"):
         models.clone_model(model, clone_function=lambda layer: layer)
@@ -431,7 +431,7 @@ def test_subclassed_model_weights_h5_goes_both_ways_with_keras(tmp_path):
     keras = pytest.importorskip("keras")
     pytest.importorskip("h5py")
 
-    class Ours(models.Model):
+    class ApiOurs(models.Model):
         def __init__(self):
             super().__init__()
             self.body = layers.Dense(3, activation="relu")
@@ -441,7 +441,7 @@ def test_subclassed_model_weights_h5_goes_both_ways_with_keras(tmp_path):
         def call(self, x):
             return self.head(self.extra[0](self.body(x)))
 
-    class Theirs(keras.Model):
+    class ApiTheirs(keras.Model):
         def __init__(self):
             super().__init__()
             self.body = keras.layers.Dense(3, activation="relu")
@@ -452,7 +452,7 @@ def test_subclassed_model_weights_h5_goes_both_ways_with_keras(tmp_path):
             return self.head(self.extra[0](self.body(x)))
 
     x = _x(4, 5)
-    ours, theirs = Ours(), Theirs()
+    ours, theirs = ApiOurs(), ApiTheirs()
     ours(x)
     theirs(x)
     ours.save_weights(tmp_path / "ours.weights.h5")
@@ -460,7 +460,7 @@ def test_subclassed_model_weights_h5_goes_both_ways_with_keras(tmp_path):
     np.testing.assert_allclose(theirs.predict(x, verbose=0), ours.predict(x, verbose=0), atol=1e-6)
     theirs.save_weights(tmp_path / "theirs.weights.h5")
     assert _h5_paths(tmp_path / "ours.weights.h5") == _h5_paths(tmp_path / "theirs.weights.h5")
-    again = Ours()
+    again = ApiOurs()
     again(x)
     again.load_weights(tmp_path / "theirs.weights.h5")  # and shendu reads Keras's
     np.testing.assert_allclose(again.predict(x, verbose=0), ours.predict(x, verbose=0), atol=1e-6)

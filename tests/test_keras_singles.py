@@ -57,7 +57,7 @@ def test_sequential_inputs_survive_add_one_by_one_and_are_none_before_build():
 
 
 # ---------------------------------------------------------------------------- x -= y inside call
-class Centre(layers.Layer):
+class SinglesCentre(layers.Layer):
     """Keras 3 code written for immutable tensors: ``x -= mean`` on an intermediate."""
 
     def build(self, input_shape):
@@ -76,7 +76,7 @@ def test_inplace_operators_on_intermediates_inside_call_train():
     keras = pytest.importorskip("keras")
     from keras import ops as kops
 
-    class KerasCentre(keras.layers.Layer):
+    class KerasSinglesCentre(keras.layers.Layer):
         def build(self, input_shape):
             self.scale = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="scale")
 
@@ -89,8 +89,8 @@ def test_inplace_operators_on_intermediates_inside_call_train():
             return x
 
     x = _x(4, 3)
-    ours = models.Sequential([layers.Input((3,)), Centre()])
-    theirs = keras.Sequential([keras.Input((3,)), KerasCentre()])
+    ours = models.Sequential([layers.Input((3,)), SinglesCentre()])
+    theirs = keras.Sequential([keras.Input((3,)), KerasSinglesCentre()])
     np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-6)
     ours.compile("sgd", "mse")
     before = ours.get_weights()[0].copy()
@@ -110,7 +110,7 @@ def test_inplace_operators_on_intermediates_inside_call_train():
 
 
 # ---------------------------------------------------------------------------- PyDataset
-class Batches(utils.PyDataset):
+class SinglesBatches(utils.PyDataset):
     def __init__(self, x, y, batch_size, **kwargs):
         super().__init__(**kwargs)
         self.x, self.y, self.batch_size = x, y, batch_size
@@ -129,7 +129,7 @@ class Batches(utils.PyDataset):
 
 def test_pydataset_feeds_fit_evaluate_and_predict_like_the_arrays():
     x, y = _x(50, 3), _x(50, 1, seed=1)
-    data = Batches(x, y, 16, workers=4, use_multiprocessing=True, max_queue_size=5)
+    data = SinglesBatches(x, y, 16, workers=4, use_multiprocessing=True, max_queue_size=5)
     assert (data.workers, data.use_multiprocessing, data.max_queue_size, data.num_batches) == (4, True, 5, 4)
 
     def model():
@@ -147,16 +147,16 @@ def test_pydataset_feeds_fit_evaluate_and_predict_like_the_arrays():
     assert from_dataset.predict(data, verbose=0).shape == (50, 1)
     assert utils.Sequence is utils.PyDataset
     with pytest.raises(ValueError, match="workers"):
-        Batches(x, y, 16, workers=0)
+        SinglesBatches(x, y, 16, workers=0)
 
 
 def test_a_pydataset_without_getitem_says_what_to_define():
-    class Empty(utils.PyDataset):
+    class SinglesEmpty(utils.PyDataset):
         def __len__(self):
             return 1
 
     with pytest.raises(NotImplementedError, match="__getitem__"):
-        Empty()[0]
+        SinglesEmpty()[0]
 
 
 # ---------------------------------------------------------------------------- TensorBoard
