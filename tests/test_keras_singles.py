@@ -6,6 +6,8 @@ from __future__ import annotations
 import glob
 import os
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -114,14 +116,20 @@ class SinglesBatches(utils.PyDataset):
     def __init__(self, x, y, batch_size, **kwargs):
         super().__init__(**kwargs)
         self.x, self.y, self.batch_size = x, y, batch_size
-        self.epochs_ended = 0
+        self.epochs_begun = self.epochs_ended = 0
+        self.threads = set()
 
     def __len__(self):
         return -(-len(self.x) // self.batch_size)
 
     def __getitem__(self, index):
+        self.threads.add(threading.current_thread().name)
+        time.sleep(0.001 * (index % 3))  # batches finish out of order in the worker threads
         part = slice(index * self.batch_size, (index + 1) * self.batch_size)
         return self.x[part], self.y[part]
+
+    def on_epoch_begin(self):
+        self.epochs_begun += 1
 
     def on_epoch_end(self):
         self.epochs_ended += 1
@@ -142,9 +150,13 @@ def test_pydataset_feeds_fit_evaluate_and_predict_like_the_arrays():
     h1 = from_dataset.fit(data, epochs=3, verbose=0)
     h2 = from_arrays.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0)
     np.testing.assert_allclose(h1.history["loss"], h2.history["loss"], rtol=1e-5)
-    assert data.epochs_ended >= 2  # called between epochs
+    assert data.epochs_begun == data.epochs_ended == 3  # Keras's hooks, once per epoch
+    assert len(data.threads) > 1 and all(name.startswith("PyDataset") for name in data.threads)
     assert np.isclose(from_dataset.evaluate(data, verbose=0), from_arrays.evaluate(x, y, verbose=0), rtol=1e-5)
     assert from_dataset.predict(data, verbose=0).shape == (50, 1)
+    serial = SinglesBatches(x, y, 16)
+    assert serial.workers == 1 and [b[0].shape[0] for b in serial] == [16, 16, 16, 2]
+    assert serial.threads == {threading.current_thread().name} and serial.epochs_ended == 1
     assert utils.Sequence is utils.PyDataset
     with pytest.raises(ValueError, match="workers"):
         SinglesBatches(x, y, 16, workers=0)

@@ -1,10 +1,11 @@
 """``PyDataset``: Keras 3's base class for Python datasets that ``fit``/``evaluate``/``predict`` take as ``x``.
 
 Subclass it, call ``super().__init__(**kwargs)``, and define ``__len__`` (the number of batches) and
-``__getitem__(i)`` (batch ``i``: ``x``, ``(x, y)`` or ``(x, y, sample_weight)``); ``on_epoch_end`` runs between
-epochs (shuffle there). shendu's data adapter reads batch ``i`` as ``dataset[i]`` for ``i`` in
-``range(len(dataset))``, in the calling thread: ``workers``, ``use_multiprocessing`` and ``max_queue_size`` are
-accepted and kept for Keras compatibility, but batches are not prefetched in parallel.
+``__getitem__(i)`` (batch ``i``: ``x``, ``(x, y)`` or ``(x, y, sample_weight)``). Iterating it (what the data
+adapter does once per epoch) calls ``on_epoch_begin()``, yields batches ``0 .. len - 1`` in order and then calls
+``on_epoch_end()`` (shuffle there), as Keras does. With ``workers > 1`` the batches are read by that many threads,
+at most ``max_queue_size`` ahead of the consumer (so ``__getitem__`` must be thread-safe, as in Keras);
+``use_multiprocessing=True`` is accepted and also uses threads (shendu never pickles a dataset into processes).
 
 >>> import numpy as np
 >>> class Squares(PyDataset):
@@ -24,6 +25,9 @@ accepted and kept for Keras compatibility, but batches are not prefetched in par
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 __all__ = ["PyDataset", "Sequence"]
@@ -42,7 +46,7 @@ class PyDataset:
 
     @property
     def workers(self) -> int:
-        """The ``workers`` given (kept for Keras compatibility; batches are read in the calling thread)."""
+        """How many threads read batches (1: the calling thread)."""
         return self.__dict__.get("_workers", 1)
 
     @workers.setter
@@ -51,7 +55,7 @@ class PyDataset:
 
     @property
     def use_multiprocessing(self) -> bool:
-        """The ``use_multiprocessing`` given (kept for Keras compatibility)."""
+        """The ``use_multiprocessing`` given (accepted; shendu reads batches with threads either way)."""
         return self.__dict__.get("_use_multiprocessing", False)
 
     @use_multiprocessing.setter
@@ -60,7 +64,7 @@ class PyDataset:
 
     @property
     def max_queue_size(self) -> int:
-        """The ``max_queue_size`` given (kept for Keras compatibility)."""
+        """How many batches the worker threads may read ahead of the consumer."""
         return self.__dict__.get("_max_queue_size", 10)
 
     @max_queue_size.setter
@@ -75,17 +79,37 @@ class PyDataset:
         """The number of batches in an epoch."""
         raise NotImplementedError(f"{type(self).__name__} must define __len__() returning the number of batches")
 
+    def __iter__(self) -> Iterator[Any]:
+        """One epoch: ``on_epoch_begin()``, every batch in order (read by ``workers`` threads when more than one),
+        then ``on_epoch_end()``."""
+        self.on_epoch_begin()
+        n = len(self)
+        if self.workers <= 1:
+            for i in range(n):
+                yield self[i]
+        else:
+            with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="PyDataset") as pool:
+                ahead = max(self.max_queue_size, self.workers)
+                pending: deque = deque(pool.submit(self.__getitem__, i) for i in range(min(ahead, n)))
+                submitted = len(pending)
+                while pending:
+                    batch = pending.popleft().result()
+                    if submitted < n:
+                        pending.append(pool.submit(self.__getitem__, submitted))
+                        submitted += 1
+                    yield batch
+        self.on_epoch_end()
+
     @property
     def num_batches(self) -> int | None:
         """The number of batches (``len(self)``), as Keras names it."""
         return len(self)
 
     def on_epoch_begin(self) -> None:
-        """Keras's start-of-epoch hook, kept so Keras subclasses that override or call it work; shendu's data
-        adapter calls only :meth:`on_epoch_end` (between epochs)."""
+        """Called at the start of every epoch (when iteration begins); override it if needed."""
 
     def on_epoch_end(self) -> None:
-        """Called between epochs (shuffle here); override it if needed."""
+        """Called at the end of every epoch (after the last batch); shuffle here."""
 
 
 #: Keras 3 keeps ``keras.utils.Sequence`` as another name for ``PyDataset``
