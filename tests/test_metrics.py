@@ -241,6 +241,59 @@ def test_loss_objects_as_metrics_keep_their_names():
     np.testing.assert_allclose(logs["mean_squared_error"], logs["loss"], rtol=1e-6)
 
 
+class BinaryTruePositives(metrics.Metric):
+    """Keras's documented custom metric: state made in ``__init__`` with ``add_variable``."""
+
+    def __init__(self, name="binary_true_positives", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.true_positives = self.add_variable(shape=(), initializer="zeros", name="true_positives")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        values = (np.asarray(y_true, bool) & np.asarray(y_pred, bool)).astype(self.dtype)
+        if sample_weight is not None:
+            values = values * np.broadcast_to(np.asarray(sample_weight, self.dtype), values.shape)
+        self.true_positives.assign(self.true_positives + shendu.ops.sum(values))
+
+    def result(self):
+        return self.true_positives
+
+
+def test_a_keras_style_metric_with_variables_made_in_init():
+    metric = BinaryTruePositives()
+    assert [v.shape for v in metric.variables] == [()] and not metric.true_positives.requires_grad
+    metric.update_state([1, 1, 0, 1], [1, 0, 1, 1])
+    assert float(metric.result()) == 2.0
+    metric.update_state([1, 1], [1, 1], sample_weight=[0.5, 0.25])
+    assert float(metric.result()) == 2.75
+    metric.reset_state()
+    assert float(metric.result()) == 0.0
+    assert float(metric([1], [1])) == 1.0  # __call__: update, then the result
+
+
+def test_add_weight_initializers_dtypes_and_default_reset_of_nested_metrics():
+    class Counts(metrics.Metric):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.counts = self.add_weight(shape=(3,), initializer="ones", dtype="float64", name="counts")
+            self.inner = metrics.Mean(name="inner")
+
+        def update_state(self, values):
+            self.counts.assign(self.counts + np.asarray(values, np.float64))
+            self.inner.update_state(values)
+
+        def result(self):
+            return {"counts": self.counts, "inner": self.inner.result()}
+
+    metric = Counts(name="counts_metric")
+    assert metric.dtype == "float32" and metric.counts.dtype == np.float64
+    np.testing.assert_array_equal(metric.counts.numpy(), [1.0, 1.0, 1.0])
+    metric.update_state([1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(metric.result()["counts"].numpy(), [2.0, 3.0, 4.0])
+    metric.reset_state()  # Keras's default: every variable to zero
+    np.testing.assert_array_equal(metric.counts.numpy(), [0.0, 0.0, 0.0])
+    assert metric.get_config() == {"name": "counts_metric", "dtype": "float32"}
+
+
 def test_add_variable_before_super_init_is_an_error():
     class Forgot(metrics.Metric):
         def __init__(self):

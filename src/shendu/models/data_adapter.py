@@ -277,6 +277,7 @@ class EpochIterator:
         batch_size = 32 if batch_size is None else batch_size
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        x, y, sample_weight = map_structure(_from_foreign, (x, y, sample_weight))  # PyTorch tensors: arrays
         check_data(caller, x=x, y=y, sample_weight=sample_weight)
         if _is_arrays(x):
             x, y, sample_weight = map_structure(lambda a: _as_float(a, float_dtype), (x, y, sample_weight))

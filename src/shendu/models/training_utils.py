@@ -159,6 +159,9 @@ def pythonify_logs(logs: dict[str, Any]) -> dict[str, Any]:
     """Keras's ``pythonify_logs``: nested dicts flattened, keys sorted, scalars (Tensors, arrays) as floats."""
     out: dict[str, Any] = {}
     for key, value in sorted(logs.items()):
+        if type(value) is float:  # the common case, kept cheap: the loggers ask for logs after every batch
+            out[key] = value
+            continue
         if isinstance(value, dict):
             out.update(pythonify_logs(value))
             continue
