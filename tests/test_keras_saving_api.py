@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -464,3 +465,33 @@ def test_subclassed_model_weights_h5_goes_both_ways_with_keras(tmp_path):
     again(x)
     again.load_weights(tmp_path / "theirs.weights.h5")  # and shendu reads Keras's
     np.testing.assert_allclose(again.predict(x, verbose=0), ours.predict(x, verbose=0), atol=1e-6)
+
+
+def test_registered_losses_and_metrics_survive_save_and_load(tmp_path, clean_registry):
+    @saving.register_keras_serializable(package="Fit")
+    def squared(y_true, y_pred):
+        return shendu.mean((y_true - y_pred) ** 2, axis=-1)
+
+    @saving.register_keras_serializable(package="Fit")
+    class WeightedAbs(shendu.losses.Loss):
+        def __init__(self, weight=1.0, **kwargs):
+            super().__init__(**kwargs)
+            self.weight = weight
+
+        def call(self, y_true, y_pred):
+            return self.weight * shendu.mean(shendu.abs(y_true - y_pred), axis=-1)
+
+        def get_config(self):
+            return {**super().get_config(), "weight": self.weight}
+
+    x, y = _x(8, 3), _x(8, 1, seed=1)
+    for i, loss in enumerate((squared, WeightedAbs(2.0))):
+        model = models.Sequential([layers.Input((3,)), layers.Dense(1)])
+        model.compile("adam", loss, metrics=[squared])
+        model.fit(x, y, epochs=1, verbose=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # save warns when it cannot store the compile arguments
+            model.save(tmp_path / f"m{i}.shendu")
+        loaded = models.load_model(tmp_path / f"m{i}.shendu")
+        assert loaded.get_compile_config()["loss"] == model.get_compile_config()["loss"]
+        np.testing.assert_allclose(loaded.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0), rtol=1e-6)
