@@ -584,3 +584,55 @@ def test_pytorch_tensors_given_as_arrays():
            reference.fit(x, y, batch_size=8, shuffle=False, verbose=0).history, rtol=1e-6)
     np.testing.assert_allclose(model.predict(torch.from_numpy(x), verbose=0), reference.predict(x, verbose=0),
                                rtol=1e-6)
+
+
+def _documented_compute_loss(base, ops, mean):
+    class MyModel(base):
+        """Keras 3's ``compute_loss`` docstring example: its own tracker, reset_metrics and metrics."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.loss_tracker = mean(name="loss")
+
+        def compute_loss(self, x, y, y_pred, sample_weight, training=True):
+            loss = ops.mean((y_pred - y) ** 2)
+            self.loss_tracker.update_state(loss)
+            return loss
+
+        def reset_metrics(self):
+            self.loss_tracker.reset_state()
+
+        @property
+        def metrics(self):
+            return [self.loss_tracker]
+
+    return MyModel
+
+
+def test_keras_documented_compute_loss_example():
+    x, y = _data(32)
+    ours, theirs = _functional(_documented_compute_loss(Model, shendu.ops, metrics.Mean),
+                               _documented_compute_loss(keras.Model, keras.ops, keras.metrics.Mean))
+    ours.compile(shendu.optimizers.SGD(0.05), loss="mse")
+    theirs.compile(keras.optimizers.SGD(0.05), loss="mse")
+    history = ours.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
+    _close(history, theirs.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history)
+    assert ours.loss_tracker.result() == pytest.approx(history["loss"][-1])  # the logs are its results
+
+
+def _predict_step_model(base):
+    class Doubled(base):
+        def predict_step(self, data):
+            x = data[0] if isinstance(data, tuple) else data
+            return self(x, training=False) * 2.0
+
+    return Doubled
+
+
+def test_predict_step_overridden():
+    x, _ = _data(10)
+    ours, theirs = _functional(_predict_step_model(Model), _predict_step_model(keras.Model))
+    np.testing.assert_allclose(ours.predict(x, batch_size=4, verbose=0), theirs.predict(x, batch_size=4, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours.predict_on_batch(x), keras.ops.convert_to_numpy(theirs.predict_on_batch(x)),
+                               rtol=1e-5, atol=1e-6)
