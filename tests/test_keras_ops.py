@@ -28,6 +28,12 @@ KERAS_OPS = [
     "ones_like", "power", "prod", "relu", "repeat", "reshape", "selu", "shape", "sigmoid", "sign", "silu", "sin",
     "softmax", "softplus", "split", "sqrt", "square", "squeeze", "stack", "stop_gradient", "subtract", "sum",
     "swapaxes", "swish", "take", "tanh", "tile", "transpose", "true_divide", "where", "zeros", "zeros_like",
+    "all", "any", "argsort", "average_pool", "binary_crossentropy", "categorical_crossentropy", "ceil", "cond", "dot",
+    "dtype", "equal", "flip", "floor", "fori_loop", "greater", "greater_equal", "hard_sigmoid", "hard_silu",
+    "hard_swish", "isfinite", "isinf", "isnan", "less", "less_equal", "log10", "log2", "log_sigmoid", "logical_and",
+    "logical_not", "logical_or", "logical_xor", "max_pool", "moments", "ndim", "normalize", "not_equal", "ravel",
+    "reciprocal", "relu6", "round", "rsqrt", "size", "softsign", "sort", "sparse_categorical_crossentropy", "top_k",
+    "tril", "triu", "unstack", "vectorized_map", "while_loop",
 ]
 #: names whose parameters differ on purpose (see shendu/ops/__init__.py): ours come first, Keras's follow
 DIFFERENT = {"eye", "gelu", "pad", "std", "take_along_axis", "var"}
@@ -78,6 +84,10 @@ def _compare(ours, theirs, rtol=1e-5, atol=1e-6):
 
 
 RNG = np.random.default_rng(0)
+CONV_X = RNG.standard_normal((2, 7, 6, 3)).astype(np.float32)
+CONV_K = RNG.standard_normal((3, 2, 3, 4)).astype(np.float32)
+CONV_X1 = RNG.standard_normal((2, 9, 3)).astype(np.float32)
+CONV_K1 = RNG.standard_normal((3, 3, 5)).astype(np.float32)
 X = RNG.standard_normal((3, 4)).astype(np.float32)
 Y = RNG.standard_normal((3, 4)).astype(np.float32)
 W = RNG.standard_normal((4, 5)).astype(np.float32)
@@ -151,10 +161,58 @@ CASES = {
     "softplus": lambda m, t: m.softplus(t(X)),
     "silu": lambda m, t: m.silu(t(X)),
 }
-CONV_X = RNG.standard_normal((2, 7, 6, 3)).astype(np.float32)
-CONV_K = RNG.standard_normal((3, 2, 3, 4)).astype(np.float32)
-CONV_X1 = RNG.standard_normal((2, 9, 3)).astype(np.float32)
-CONV_K1 = RNG.standard_normal((3, 3, 5)).astype(np.float32)
+LABELS = np.array([0, 2, 1])
+ONE_HOT = np.eye(4, dtype=np.float32)[[0, 2, 1]]
+PROBS = np.exp(X) / np.exp(X).sum(-1, keepdims=True)
+CASES.update({
+    "reciprocal": lambda m, t: m.reciprocal(t(P)),
+    "rsqrt": lambda m, t: m.rsqrt(t(P)),
+    "log2": lambda m, t: m.log2(t(P)),
+    "log10": lambda m, t: m.log10(t(P)),
+    "dot": lambda m, t: m.dot(t(X), t(W)),
+    "dot_scalar": lambda m, t: m.dot(t(X), t(np.float32(2.0))),
+    "ravel": lambda m, t: m.ravel(t(X)),
+    "flip": lambda m, t: m.flip(t(X), axis=1),
+    "flip_all": lambda m, t: m.flip(t(X)),
+    "tril": lambda m, t: m.tril(t(X), k=1),
+    "triu": lambda m, t: m.triu(t(X[None]), k=-1),
+    "unstack": lambda m, t: m.unstack(t(X), axis=1),
+    "moments": lambda m, t: m.moments(t(X), axes=[0], keepdims=True),
+    "normalize": lambda m, t: m.normalize(t(X), axis=0),
+    "relu6": lambda m, t: m.relu6(t(X * 4)),
+    "hard_sigmoid": lambda m, t: m.hard_sigmoid(t(X * 3)),
+    "hard_silu": lambda m, t: m.hard_silu(t(X * 3)),
+    "softsign": lambda m, t: m.softsign(t(X)),
+    "log_sigmoid": lambda m, t: m.log_sigmoid(t(X * 10)),
+    "binary_crossentropy": lambda m, t: m.binary_crossentropy(t((X > 0).astype("float32")), t(PROBS)),
+    "binary_crossentropy_logits": lambda m, t: m.binary_crossentropy(t((X > 0).astype("float32")), t(X * 5),
+                                                                      from_logits=True),
+    "categorical_crossentropy": lambda m, t: m.categorical_crossentropy(t(ONE_HOT), t(PROBS)),
+    "categorical_crossentropy_logits": lambda m, t: m.categorical_crossentropy(t(ONE_HOT), t(X), from_logits=True),
+    "sparse_categorical_crossentropy": lambda m, t: m.sparse_categorical_crossentropy(t(LABELS), t(PROBS)),
+    "sparse_categorical_crossentropy_logits": lambda m, t: m.sparse_categorical_crossentropy(t(LABELS), t(X),
+                                                                                              from_logits=True),
+    "equal": lambda m, t: m.equal(t(X > 0), t(Y > 0)),
+    "greater": lambda m, t: m.greater(t(X), t(Y)),
+    "less_equal": lambda m, t: m.less_equal(t(X), 0.0),
+    "logical_and": lambda m, t: m.logical_and(t(X > 0), t(Y > 0)),
+    "logical_not": lambda m, t: m.logical_not(t(X > 0)),
+    "isnan": lambda m, t: m.isnan(t(np.array([1.0, np.nan], dtype=np.float32))),
+    "floor": lambda m, t: m.floor(t(X * 3)),
+    "ceil": lambda m, t: m.ceil(t(X * 3)),
+    "round": lambda m, t: m.round(t(X * 3)),
+    "round_decimals": lambda m, t: m.round(t(X), decimals=2),
+    "all": lambda m, t: m.all(t(X > -1), axis=1),
+    "any": lambda m, t: m.any(t(X > 1), keepdims=True),
+    "sort": lambda m, t: m.sort(t(X), axis=0),
+    "argsort": lambda m, t: m.argsort(t(X)),
+    "top_k": lambda m, t: m.top_k(t(X), 2),
+    "max_pool": lambda m, t: m.max_pool(t(CONV_X), 2),
+    "max_pool_same": lambda m, t: m.max_pool(t(CONV_X), (3, 2), strides=2, padding="same"),
+    "average_pool": lambda m, t: m.average_pool(t(CONV_X), 2, strides=1),
+    "average_pool_same_1d": lambda m, t: m.average_pool(t(CONV_X1), 2, padding="same"),
+    "vectorized_map": lambda m, t: m.vectorized_map(lambda row: m.sum(m.square(row)), t(X)),
+})
 CASES.update({
     "conv2d": lambda m, t: m.conv(t(CONV_X), t(CONV_K)),
     "conv2d_same_strided": lambda m, t: m.conv(t(CONV_X), t(CONV_K), strides=2, padding="same"),
@@ -185,6 +243,26 @@ def test_gradients_flow_through_the_keras_names():
     y = shendu.tensor(X, requires_grad=True)
     ops.sum(ops.cast(y, "float64")).backward()
     np.testing.assert_array_equal(y.grad, np.ones_like(X))
+
+
+def test_eager_control_flow_and_introspection():
+    assert ops.cond(ops.convert_to_tensor(True), lambda: 1, lambda: 2) == 1
+    assert ops.fori_loop(0, 4, lambda i, v: v + i, 10) == 16
+    assert ops.while_loop(lambda a, b: a < 5, lambda a, b: (a + 1, b * 2), (0, 1)) == (5, 32)
+    assert ops.while_loop(lambda a: a < 100, lambda a: a + 1, 0, maximum_iterations=7) == 7
+    x = ops.convert_to_tensor(X)
+    assert ops.size(x) == 12 and ops.ndim(x) == 2 and ops.dtype(x) == keras.ops.dtype(keras.ops.convert_to_tensor(X))
+    assert "round" not in shendu.__all__ and shendu.ops.round is ops.around  # star imports keep the builtin
+
+
+def test_sort_and_top_k_pass_gradients_to_the_entries():
+    x = shendu.tensor(X, requires_grad=True)
+    values, indices = ops.top_k(x, 2)
+    (ops.sum(values) + ops.sum(ops.sort(x, axis=0)[0])).backward()
+    expected = np.zeros_like(X)
+    np.put_along_axis(expected, indices.numpy().astype(int), 1.0, axis=-1)
+    expected[np.argmin(X, axis=0), np.arange(4)] += 1.0
+    np.testing.assert_array_equal(x.grad, expected)
 
 
 def test_conversions():

@@ -54,7 +54,8 @@ int32, int64, bool_ = _np.int32, _np.int64, _np.bool_
 __all__ = ["OP_REGISTRY", "Op", "Parameter", "Tensor", "Variable", "__version__", "arange", "backend", "bool_",
            "enable_grad", "eye", "float16", "float32", "float64", "full", "full_like", "grad", "gradcheck",
            "gradgradcheck", "int32", "int64", "is_grad_enabled", "no_grad", "ones", "ones_like", "rand", "rand_like",
-           "randn", "randn_like", "seed", "set_grad_enabled", "tensor", "zeros", "zeros_like", *_op_names]
+           "randn", "randn_like", "seed", "set_grad_enabled", "tensor", "zeros", "zeros_like",
+           *(n for n in _op_names if n not in ("all", "any", "round"))]  # star imports keep those builtins
 
 #: subpackages loaded on first use, so ``import shendu`` stays light and ``shendu.layers.Dense`` just works
 _SUBMODULES = frozenset({"activations", "callbacks", "data", "datasets", "export", "functional", "initializers",

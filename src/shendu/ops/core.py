@@ -9,17 +9,21 @@ raw arrays inside backward); ``convert_to_tensor`` makes a Tensor of anything.
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Sequence
 
 import numpy as np
 
 from shendu import backend
 from shendu.autograd.op import raw
 from shendu.autograd.tensor import Tensor
-from shendu.ops.arithmetic import astype, div, mul, neg, power, sub
+from shendu.ops.arithmetic import add, astype, div, mul, neg, power, sub
 from shendu.ops.convolution import conv1d, conv2d
-from shendu.ops.elementwise import absolute, sqrt
-from shendu.ops.reduce import reduce_max, reduce_min, reduce_sum
+from shendu.ops.elementwise import absolute, clip, log, maximum, relu, softplus, sqrt, where
+from shendu.ops.linalg import matmul
+from shendu.ops.pool import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
+from shendu.ops.reduce import log_softmax, mean, reduce_max, reduce_min, reduce_sum, var
+from shendu.ops.shaping import getitem, reshape, split, squeeze, stack, take_along_axis
 
 subtract, multiply, divide, true_divide, negative = sub, mul, div, div, neg  # Keras's (NumPy's) names
 
@@ -131,3 +135,273 @@ def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> A
     if ord == 1:
         return reduce_sum(magnitude, axis=axes, keepdims=keepdims)
     return power(reduce_sum(power(magnitude, ord), axis=axes, keepdims=keepdims), 1.0 / ord)
+
+
+# ------------------------------------------------------------------ more math, built from the ops (gradients flow)
+def reciprocal(x: Any) -> Any:
+    """y = 1 / x."""
+    return div(1.0, x)
+
+
+def rsqrt(x: Any) -> Any:
+    """y = 1 / sqrt(x)."""
+    return div(1.0, sqrt(x))
+
+
+def log2(x: Any) -> Any:
+    """y = log(x) / log(2)."""
+    return mul(log(x), 1.0 / math.log(2.0))
+
+
+def log10(x: Any) -> Any:
+    """y = log(x) / log(10)."""
+    return mul(log(x), 1.0 / math.log(10.0))
+
+
+def dot(x1: Any, x2: Any) -> Any:
+    """``matmul``, or a product when either is a scalar (Keras's ``ops.dot``)."""
+    if len(shape(x1)) == 0 or len(shape(x2)) == 0:
+        return mul(x1, x2)
+    return matmul(x1, x2)
+
+
+def ravel(x: Any) -> Any:
+    """``x`` flattened to one axis."""
+    return reshape(x, (-1,))
+
+
+def flip(x: Any, axis: int | Sequence[int] | None = None) -> Any:
+    """``x`` with the order of its entries reversed along ``axis`` (all axes when None)."""
+    ndim = len(shape(x))
+    axes = range(ndim) if axis is None else [axis] if isinstance(axis, int) else axis
+    flipped = {a % ndim for a in axes}
+    return getitem(x, tuple(slice(None, None, -1) if a in flipped else slice(None) for a in range(ndim)))
+
+
+def _triangle(x: Any, k: int, lower: bool) -> Any:
+    xp = backend.get_array_module(raw(x))
+    rows, cols = shape(x)[-2:]
+    mask = xp.tri(rows, cols, k, dtype=bool) if lower else ~xp.tri(rows, cols, k - 1, dtype=bool)
+    return where(mask, x, xp.zeros((), dtype=raw(x).dtype))
+
+
+def tril(x: Any, k: int = 0) -> Any:
+    """``x`` with the entries above the k-th diagonal zeroed (over the last two axes)."""
+    return _triangle(x, k, lower=True)
+
+
+def triu(x: Any, k: int = 0) -> Any:
+    """``x`` with the entries below the k-th diagonal zeroed (over the last two axes)."""
+    return _triangle(x, k, lower=False)
+
+
+def unstack(x: Any, num: int | None = None, axis: int = 0) -> list[Any]:
+    """The slices of ``x`` along ``axis``, as a list (``num``, when given, must equal their count)."""
+    count = shape(x)[axis]
+    if num is not None and num != count:
+        raise ValueError(f"unstack: num={num} but axis {axis} has {count} entries")
+    return [squeeze(part, axis=axis) for part in split(x, count, axis=axis)]
+
+
+def moments(x: Any, axes: int | Sequence[int], keepdims: bool = False, synchronized: bool = False) -> tuple:
+    """(mean, variance) of ``x`` over ``axes`` (``synchronized`` has no meaning on one device)."""
+    axes = (axes,) if isinstance(axes, int) else tuple(axes)
+    return mean(x, axis=axes, keepdims=keepdims), var(x, axis=axes, keepdims=keepdims)
+
+
+def normalize(x: Any, axis: int = -1, order: int = 2, epsilon: float | None = None) -> Any:
+    """x / max(norm(x, order, axis), epsilon), epsilon 1e-12 by default."""
+    size = norm(x, ord=order, axis=axis, keepdims=True)
+    return div(x, maximum(size, 1e-12 if epsilon is None else epsilon))
+
+
+def relu6(x: Any) -> Any:
+    """y = min(max(x, 0), 6)."""
+    return clip(x, 0.0, 6.0)
+
+
+def hard_sigmoid(x: Any) -> Any:
+    """y = relu6(x + 3) / 6."""
+    return mul(relu6(add(x, 3.0)), 1.0 / 6.0)
+
+
+def hard_silu(x: Any) -> Any:
+    """y = x * hard_sigmoid(x)."""
+    return mul(x, hard_sigmoid(x))
+
+
+hard_swish = hard_silu
+
+
+def softsign(x: Any) -> Any:
+    """y = x / (1 + |x|)."""
+    return div(x, add(absolute(x), 1.0))
+
+
+def log_sigmoid(x: Any) -> Any:
+    """y = log(sigmoid(x)) = -softplus(-x), computed stably."""
+    return neg(softplus(neg(x)))
+
+
+def max_pool(inputs: Any, pool_size: Any, strides: Any = None, padding: str = "valid",
+             data_format: str | None = None) -> Any:
+    """Keras's max pooling of 3-D (N, L, C) or 4-D (N, H, W, C) inputs; ``strides`` default to ``pool_size``."""
+    pool = {3: max_pool1d, 4: max_pool2d}.get(len(shape(inputs)))
+    if pool is None:
+        raise ValueError(f"max_pool: inputs must be 3-D or 4-D, got shape {shape(inputs)}")
+    return pool(inputs, pool_size, strides, padding.lower(), data_format=data_format or "channels_last")
+
+
+def average_pool(inputs: Any, pool_size: Any, strides: Any = None, padding: str = "valid",
+                 data_format: str | None = None) -> Any:
+    """Keras's average pooling of 3-D or 4-D inputs ('same' padding leaves the padding out of the mean)."""
+    pool = {3: avg_pool1d, 4: avg_pool2d}.get(len(shape(inputs)))
+    if pool is None:
+        raise ValueError(f"average_pool: inputs must be 3-D or 4-D, got shape {shape(inputs)}")
+    return pool(inputs, pool_size, strides, padding.lower(), data_format=data_format or "channels_last")
+
+
+_EPSILON = 1e-7  # Keras's backend epsilon, which its cross-entropies clip probabilities with
+
+
+def binary_crossentropy(target: Any, output: Any, from_logits: bool = False) -> Any:
+    """Elementwise -(t log p + (1 - t) log(1 - p)); with logits, max(x, 0) - x t + log(1 + exp(-|x|))."""
+    if from_logits:
+        return add(sub(relu(output), mul(output, target)), softplus(neg(absolute(output))))
+    p = clip(output, _EPSILON, 1.0 - _EPSILON)
+    return neg(add(mul(target, log(p)), mul(sub(1.0, target), log(sub(1.0, p)))))
+
+
+def categorical_crossentropy(target: Any, output: Any, from_logits: bool = False, axis: int = -1) -> Any:
+    """-sum(t log p, axis): ``output`` as probabilities (scaled to sum to 1 and clipped, as Keras does) or as
+    logits (``from_logits=True``, through log_softmax)."""
+    if from_logits:
+        log_p = log_softmax(output, axis=axis)
+    else:
+        p = div(output, reduce_sum(output, axis=axis, keepdims=True))
+        log_p = log(clip(p, _EPSILON, 1.0 - _EPSILON))
+    return neg(reduce_sum(mul(target, log_p), axis=axis))
+
+
+def sparse_categorical_crossentropy(target: Any, output: Any, from_logits: bool = False, axis: int = -1) -> Any:
+    """``categorical_crossentropy`` with integer class labels ``target`` in place of one-hot vectors."""
+    if axis not in (-1, len(shape(output)) - 1):
+        raise ValueError("sparse_categorical_crossentropy: only the last axis holds the classes in shendu")
+    labels = raw(target).astype("int64")
+    if from_logits:
+        log_p = log_softmax(output, axis=-1)
+    else:
+        p = div(output, reduce_sum(output, axis=-1, keepdims=True))
+        log_p = log(clip(p, _EPSILON, 1.0 - _EPSILON))
+    return neg(squeeze(take_along_axis(log_p, labels[..., None], axis=-1), axis=-1))
+
+
+# ------------------------------------------------------------------ comparisons and other results without gradient
+def _no_grad_result(array: Any) -> Tensor:
+    return Tensor(array)
+
+
+def _binary(fn_name: str) -> Any:
+    def compare(x1: Any, x2: Any) -> Tensor:
+        xp = backend.get_array_module(raw(x1), raw(x2))
+        return _no_grad_result(getattr(xp, fn_name)(raw(x1), raw(x2)))
+
+    compare.__name__ = compare.__qualname__ = fn_name
+    compare.__doc__ = f"NumPy's ``{fn_name}``, elementwise with broadcasting (no gradient)."
+    return compare
+
+
+equal, not_equal, greater, greater_equal = (_binary(n) for n in ("equal", "not_equal", "greater", "greater_equal"))
+less, less_equal, logical_and, logical_or = (_binary(n) for n in ("less", "less_equal", "logical_and", "logical_or"))
+logical_xor = _binary("logical_xor")
+
+
+def _unary(fn_name: str) -> Any:
+    def apply(x: Any) -> Tensor:
+        return _no_grad_result(getattr(backend.get_array_module(raw(x)), fn_name)(raw(x)))
+
+    apply.__name__ = apply.__qualname__ = fn_name
+    apply.__doc__ = f"NumPy's ``{fn_name}``, elementwise (no gradient)."
+    return apply
+
+
+logical_not, isnan, isinf, isfinite = (_unary(n) for n in ("logical_not", "isnan", "isinf", "isfinite"))
+floor, ceil = _unary("floor"), _unary("ceil")
+
+
+def around(x: Any, decimals: int = 0) -> Tensor:
+    """``x`` rounded to ``decimals`` (halves to even, as NumPy; no gradient)."""
+    return _no_grad_result(backend.get_array_module(raw(x)).round(raw(x), decimals))
+
+
+def reduce_all(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Whether every entry (along ``axis``) is true."""
+    return _no_grad_result(backend.get_array_module(raw(x)).all(raw(x), axis=axis, keepdims=keepdims))
+
+
+def reduce_any(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Whether some entry (along ``axis``) is true."""
+    return _no_grad_result(backend.get_array_module(raw(x)).any(raw(x), axis=axis, keepdims=keepdims))
+
+
+def argsort(x: Any, axis: int = -1) -> Tensor:
+    """The indices that sort ``x`` along ``axis`` (stable), as int32."""
+    return _index_result(backend.get_array_module(raw(x)).argsort(raw(x), axis=axis, kind="stable"))
+
+
+def sort(x: Any, axis: int = -1) -> Any:
+    """``x`` sorted along ``axis``; gradients go back to the entries' places."""
+    return take_along_axis(x, raw(argsort(x, axis=axis)), axis=axis)
+
+
+def top_k(x: Any, k: int, sorted: bool = True) -> tuple[Any, Tensor]:  # noqa: A002 - Keras's name
+    """(values, indices) of the ``k`` largest entries along the last axis, largest first (ties: lower index
+    first); gradients flow to the values' places."""
+    indices = backend.get_array_module(raw(x)).argsort(-raw(x), axis=-1, kind="stable")[..., :k]
+    return take_along_axis(x, indices, axis=-1), _index_result(indices)
+
+
+def size(x: Any) -> int:
+    """The number of entries of ``x``."""
+    return int(np.prod(shape(x)))
+
+
+def ndim(x: Any) -> int:
+    """The number of axes of ``x``."""
+    return len(shape(x))
+
+
+def dtype(x: Any) -> str:
+    """The dtype of ``x`` by name (``'float32'``), as Keras's ``ops.dtype``."""
+    return str(raw(x).dtype)
+
+
+def cond(pred: Any, true_fn: Any, false_fn: Any) -> Any:
+    """``true_fn()`` if ``pred`` else ``false_fn()`` (eager: a Python ``if``)."""
+    return true_fn() if bool(raw(pred)) else false_fn()
+
+
+def fori_loop(lower: int, upper: int, body_fun: Any, init_val: Any) -> Any:
+    """``val = body_fun(i, val)`` for i in range(lower, upper), from ``init_val``."""
+    val = init_val
+    for i in range(int(raw(lower)), int(raw(upper))):
+        val = body_fun(i, val)
+    return val
+
+
+def while_loop(cond: Any, body: Any, loop_vars: Any, maximum_iterations: int | None = None) -> Any:
+    """``loop_vars = body(*loop_vars)`` while ``cond(*loop_vars)`` (at most ``maximum_iterations`` times); a
+    single loop variable may be passed bare, as in Keras."""
+    single = not isinstance(loop_vars, (tuple, list))
+    state = (loop_vars,) if single else tuple(loop_vars)
+    steps = 0
+    while (maximum_iterations is None or steps < maximum_iterations) and bool(raw(cond(*state))):
+        result = body(*state)
+        state = (result,) if single else tuple(result)
+        steps += 1
+    return state[0] if single else type(loop_vars)(state)
+
+
+def vectorized_map(function: Any, elements: Any) -> Any:
+    """``function`` applied to each slice of ``elements`` along its first axis, the results stacked."""
+    return stack([function(e) for e in unstack(elements)], axis=0)
