@@ -22,7 +22,8 @@ from shendu import ops  # noqa: E402
 #: the keras.ops functions that the Keras 3 guides use, and that shendu.ops takes with Keras's parameters
 KERAS_OPS = [
     "abs", "absolute", "add", "amax", "amin", "arange", "argmax", "argmin", "broadcast_to", "cast", "clip",
-    "concatenate", "conv", "convert_to_numpy", "cumsum", "convert_to_tensor", "cos", "divide", "elu", "erf", "exp",
+    "concatenate", "conv", "convert_to_numpy", "convert_to_tensor", "cos", "cumsum", "divide", "elu", "erf", "exp",
+    "eye", "std", "take_along_axis", "var",
     "expand_dims", "full", "full_like", "is_tensor", "leaky_relu", "log", "log1p", "log_softmax", "logsumexp",
     "matmul", "max", "maximum", "mean", "min", "minimum", "multiply", "negative", "norm", "one_hot", "ones",
     "ones_like", "power", "prod", "relu", "repeat", "reshape", "selu", "shape", "sigmoid", "sign", "silu", "sin",
@@ -36,7 +37,7 @@ KERAS_OPS = [
     "tril", "triu", "unstack", "vectorized_map", "while_loop",
 ]
 #: names whose parameters differ on purpose (see shendu/ops/__init__.py): ours come first, Keras's follow
-DIFFERENT = {"eye", "gelu", "pad", "std", "take_along_axis", "var"}
+DIFFERENT = {"gelu", "pad"}
 
 
 def _parameters(fn) -> list[tuple[str, object]]:
@@ -211,6 +212,11 @@ CASES.update({
     "max_pool_same": lambda m, t: m.max_pool(t(CONV_X), (3, 2), strides=2, padding="same"),
     "average_pool": lambda m, t: m.average_pool(t(CONV_X), 2, strides=1),
     "average_pool_same_1d": lambda m, t: m.average_pool(t(CONV_X1), 2, padding="same"),
+    "eye": lambda m: m.eye(3, 4, k=1),
+    "var": lambda m, t: m.var(t(X), 1, True),
+    "std": lambda m, t: m.std(t(X), axis=0),
+    "take_along_axis": lambda m, t: m.take_along_axis(t(X), t(np.argsort(X, axis=1)), axis=1),
+    "take_along_axis_flat": lambda m, t: m.take_along_axis(t(X), t(np.array([3, 0, 11]))),
     "vectorized_map": lambda m, t: m.vectorized_map(lambda row: m.sum(m.square(row)), t(X)),
 })
 CASES.update({

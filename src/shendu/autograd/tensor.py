@@ -374,10 +374,10 @@ class Tensor:
         return ops.mean(self, axis, keepdims)
 
     def var(self, axis=None, ddof=0, keepdims=False):
-        return ops.var(self, axis, ddof, keepdims)
+        return ops.var(self, axis, keepdims=keepdims, ddof=ddof)
 
     def std(self, axis=None, ddof=0, keepdims=False):
-        return ops.std(self, axis, ddof, keepdims)
+        return ops.std(self, axis, keepdims=keepdims, ddof=ddof)
 
     def max(self, axis=None, keepdims=False):
         return ops.max(self, axis, keepdims)

@@ -87,10 +87,11 @@ def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None, re
     return _make(values.astype(dtype) if dtype is not None else values, requires_grad, device)
 
 
-def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False,
+def eye(N: int, M: int | None = None, k: int = 0, dtype: Any = None, requires_grad: bool = False,  # noqa: N803
         device: str | None = None) -> Tensor:
-    """The identity matrix (n x m)."""
-    return _make(_xp(device).eye(n, m, dtype=_float(dtype)), requires_grad, device)
+    """An N x M matrix (M = N by default) of ones on the k-th diagonal (k > 0 above the main one), zeros elsewhere
+    (Keras's and NumPy's names)."""
+    return _make(_xp(device).eye(N, M, k, dtype=_float(dtype)), requires_grad, device)
 
 
 def rand(*shape: Any, dtype: Any = None, requires_grad: bool = False, device: str | None = None) -> Tensor:

@@ -244,12 +244,12 @@ def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     return MeanOp(axis, keepdims)(x)
 
 
-def var(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
+def var(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Any:
     """Variance over ``axis`` (``ddof=0``: the population variance, as NumPy; PyTorch's default is ddof=1)."""
     return VarOp(axis, ddof, keepdims)(x)
 
 
-def std(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
+def std(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Any:
     """Standard deviation over ``axis`` (``ddof`` as in :func:`var`)."""
     return StdOp(axis, ddof, keepdims)(x)
 

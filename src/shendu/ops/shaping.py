@@ -361,9 +361,12 @@ def take(x: Any, indices: Any, axis: int | None = None) -> Any:
     return getitem(x, (slice(None),) * (axis % raw(x).ndim) + (indices,))
 
 
-def take_along_axis(x: Any, indices: Any, axis: int) -> Any:
-    """out[i][j][k] = x[i][indices[i][j][k]][k] for axis=1 (np.take_along_axis, PyTorch's gather)."""
+def take_along_axis(x: Any, indices: Any, axis: int | None = None) -> Any:
+    """out[i][j][k] = x[i][indices[i][j][k]][k] for axis=1 (np.take_along_axis, PyTorch's gather); with ``axis``
+    None, over the flattened ``x``."""
     idx = raw(indices)
+    if axis is None:
+        x, idx, axis = reshape(x, (-1,)), idx.reshape(-1), 0
     xp = get_array_module(idx)
     ndim = idx.ndim
     axis %= ndim
