@@ -15,9 +15,16 @@ Keras 3. This package is also ``keras.ops`` for ``import shendu as keras``: its 
 and signatures (``add(x1, x2)``, ``reshape(x, newshape)``, ``clip(x, x_min, x_max)``, ``ones(shape)``, ...);
 ``ops/core.py`` adds the Keras names the table has no op for (``shape``, ``cast``, ``one_hot``, ``argmax``,
 ``conv``, ``norm``, ``convert_to_tensor``, ...) and ``ops/creation.py`` the creation functions. No submodule
-takes a name that ``keras.ops`` uses for a function. Differences from Keras: given only NumPy arrays, an op
-returns a NumPy array (ops also run on raw arrays inside backward); ``gelu`` defaults to the exact form and
-``var``/``std`` take ``ddof`` before ``keepdims`` (PyTorch/NumPy), so pass ``keepdims=`` by keyword.
+takes a name that ``keras.ops`` uses for a function. Differences from Keras (tests/test_keras_ops.py checks the
+rest against Keras itself):
+
+* given only NumPy arrays, an op returns a NumPy array (ops also run on raw arrays inside backward); functions
+  without a gradient (``argmax``, ``one_hot``, comparisons, ...) and ``convert_to_tensor`` return Tensors;
+* ``gelu`` defaults to the exact form (Keras's ``ops.gelu``: the tanh form; ``keras.activations.gelu``: exact);
+* ``arange`` of integers gives int64 (NumPy, PyTorch), Keras int32; ``pad`` has no ``mode``;
+* ``cond``, ``fori_loop``, ``while_loop`` and ``vectorized_map`` run eagerly, as Python loops;
+* ``shendu.ops.nn`` and ``shendu.ops.linalg`` are modules of the table, not Keras's ``ops.nn``/``ops.linalg``
+  namespaces: use the functions from ``ops`` itself.
 """
 
 from shendu.ops.arithmetic import add, astype, div, mul, neg, power, sub
