@@ -55,12 +55,14 @@ from shendu.models.training_utils import (
     is_shape,
     leaf_metrics,
     metric_names_in_order,
+    metric_states,
     metrics_result,
     no_batches,
     one_batch,
     optimizer_params,
     prepare_distributed,
     reject_unknown,
+    restore_metric_states,
     should_validate,
     step_function,
     to_numpy,
@@ -107,10 +109,12 @@ class Model(Layer):
         return self._graph.run(inputs, training)
 
     def build(self, input_shape: Any = None) -> None:
-        """Build a subclassed model by running it once on zeros of ``input_shape`` (batch axis None)."""
+        """Build a subclassed model by running it once on zeros of ``input_shape`` (batch axis None); the metrics its
+        layers hold keep their state (that trial call is not counted, as in Keras)."""
         if self._graph is not None or input_shape is None or self.__dict__.get("_building"):
             return
         object.__setattr__(self, "_building", True)
+        states = metric_states(tracked_metrics(self, Model))
         try:
             def zeros(shape: Any) -> Tensor:
                 return Tensor._wrap(np.zeros(tuple(1 if d is None else d for d in shape), dtype=self._dtype))
@@ -118,6 +122,7 @@ class Model(Layer):
             with no_grad():
                 self.call(zeros(input_shape) if is_shape(input_shape) else [zeros(s) for s in input_shape])
         finally:
+            restore_metric_states(states)
             object.__setattr__(self, "_building", False)
 
     @property

@@ -3,6 +3,7 @@ and small helpers (argument checks, batch sizes, conversions, the validation sch
 
 from __future__ import annotations
 
+import copy
 import inspect
 from typing import Any, Callable
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from shendu import backend
 from shendu.autograd.grad_mode import no_grad
-from shendu.autograd.tensor import Tensor
+from shendu.autograd.tensor import Parameter, Tensor
 from shendu.layers.tracking import structure_version
 from shendu.metrics import Mean, Metric
 from shendu.models.compile_utils import CompiledLoss, CompiledMetrics
@@ -133,6 +134,25 @@ def tracked_metrics(model: Any, model_cls: type) -> list[Any]:
                         found.append(item)
             stack.extend(reversed(list(layer.children())))
     return found
+
+
+def metric_states(metrics: list[Any]) -> list[tuple[Any, dict[str, Any], list[Any]]]:
+    """What ``metrics`` (and the metrics they hold) hold now, for :func:`restore_metric_states`: their plain
+    attributes (copied) and their variables' values."""
+    states = []
+    for m in metrics:
+        attrs = {k: copy.deepcopy(v) for k, v in vars(m).items() if not isinstance(v, (Parameter, Metric, list))}
+        states.append((m, attrs, [v.data.copy() for v in m.variables]))
+        states.extend(metric_states([v for v in vars(m).values() if isinstance(v, Metric) and v is not m]))
+    return states
+
+
+def restore_metric_states(states: list[tuple[Any, dict[str, Any], list[Any]]]) -> None:
+    """Put back what :func:`metric_states` saw (variables written in place, so references to them stay valid)."""
+    for m, attrs, values in states:
+        m.__dict__.update(attrs)
+        for variable, value in zip(m.variables, values):
+            variable.data[...] = value
 
 
 def leaf_metrics(metrics: list[Any]) -> list[Any]:
