@@ -495,3 +495,41 @@ def test_registered_losses_and_metrics_survive_save_and_load(tmp_path, clean_reg
         loaded = models.load_model(tmp_path / f"m{i}.shendu")
         assert loaded.get_compile_config()["loss"] == model.get_compile_config()["loss"]
         np.testing.assert_allclose(loaded.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0), rtol=1e-6)
+
+
+def _layer_zoo(keras, kind):
+    """(shendu model, the equivalent Keras model, input) for the .weights.h5 round trips."""
+    if kind == "conv":
+        x = _x(2, 8, 8, 3)
+        return (models.Sequential([layers.Input((8, 8, 3)), layers.Conv2D(4, 3), layers.MaxPooling2D(),
+                                   layers.Flatten(), layers.Dense(2)]),
+                keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3), keras.layers.MaxPooling2D(),
+                                  keras.layers.Flatten(), keras.layers.Dense(2)]), x)
+    if kind == "embedding":
+        x = np.random.default_rng(0).integers(0, 10, (2, 5))
+        return (models.Sequential([layers.Input((5,), dtype="int32"), layers.Embedding(10, 4),
+                                   layers.LayerNormalization(), layers.SimpleRNN(3)]),
+                keras.Sequential([keras.Input((5,), dtype="int32"), keras.layers.Embedding(10, 4),
+                                  keras.layers.LayerNormalization(), keras.layers.SimpleRNN(3)]), x)
+    if kind == "attention":
+        inp, kinp = layers.Input((5, 4)), keras.Input((5, 4))
+        return (models.Model(inp, layers.MultiHeadAttention(2, 3, value_dim=2)(inp, inp)),
+                keras.Model(kinp, keras.layers.MultiHeadAttention(2, 3, value_dim=2)(kinp, kinp)), _x(2, 5, 4))
+    return (models.Sequential([layers.Input((5, 4)), layers.TimeDistributed(layers.Dense(2))]),
+            keras.Sequential([keras.Input((5, 4)), keras.layers.TimeDistributed(keras.layers.Dense(2))]),
+            _x(2, 5, 4))
+
+
+@pytest.mark.parametrize("kind", ["conv", "embedding", "attention", "time_distributed"])
+def test_weights_h5_of_more_layer_kinds_goes_both_ways_with_keras(tmp_path, kind):
+    keras = pytest.importorskip("keras")
+    pytest.importorskip("h5py")
+    ours, theirs, x = _layer_zoo(keras, kind)
+    ours.save_weights(tmp_path / "ours.weights.h5")
+    theirs.load_weights(tmp_path / "ours.weights.h5")
+    np.testing.assert_allclose(theirs.predict(x, verbose=0), ours.predict(x, verbose=0), atol=1e-5)
+    theirs.save_weights(tmp_path / "theirs.weights.h5")
+    assert _h5_paths(tmp_path / "ours.weights.h5") == _h5_paths(tmp_path / "theirs.weights.h5")
+    again = _layer_zoo(keras, kind)[0]
+    again.load_weights(tmp_path / "theirs.weights.h5")
+    np.testing.assert_allclose(again.predict(x, verbose=0), ours.predict(x, verbose=0), atol=1e-6)

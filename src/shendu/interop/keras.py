@@ -47,7 +47,8 @@ def _vars(group: Any) -> list[np.ndarray]:
     return [np.asarray(variables[k]) for k in sorted(variables, key=int)]
 
 
-_SUBLAYER_ORDER = ("cell", "forward_layer", "backward_layer", "layer")
+_SUBLAYER_ORDER = ("cell", "forward_layer", "backward_layer", "layer",
+                   "query_dense", "key_dense", "value_dense", "output_dense")  # MultiHeadAttention: q, k, v, o
 
 
 def _collect(group: Any) -> list[np.ndarray]:
@@ -252,6 +253,14 @@ def _write_layer(layer: Any, group: Any, visited: set[int]) -> None:
         _write_vars(group, layer.name, [])
         _write_vars(group.create_group("cell"), f"{keras_snake_case(type(layer).__name__)}_cell", own)
         return
+    if type(layer).__name__ == "MultiHeadAttention" and own:  # Keras: four EinsumDense sublayers, q, k, v, o
+        _write_vars(group, layer.name, [])
+        per = len(own) // 4  # kernel, and bias when use_bias
+        for i, (key, name) in enumerate(_MHA_PARTS):
+            _write_vars(group.create_group(key), name, own[i * per:(i + 1) * per])
+        for key, name in (("_softmax", "softmax"), ("_dropout_layer", "dropout")):
+            _write_vars(group.create_group(key), name, [])
+        return
     _write_vars(group, layer.name, own)
     for attribute, child in _children(layer):
         if _is_layer(child):
@@ -275,6 +284,8 @@ def _write_layer(layer: Any, group: Any, visited: set[int]) -> None:
 
 
 _RNN_CLASSES = ("LSTM", "GRU", "SimpleRNN")
+_MHA_PARTS = (("query_dense", "query"), ("key_dense", "key"), ("value_dense", "value"),
+              ("output_dense", "attention_output"))
 
 
 def save_keras_weights(model: Any, path: str | os.PathLike) -> None:
