@@ -533,3 +533,25 @@ def test_weights_h5_of_more_layer_kinds_goes_both_ways_with_keras(tmp_path, kind
     again = _layer_zoo(keras, kind)[0]
     again.load_weights(tmp_path / "theirs.weights.h5")
     np.testing.assert_allclose(again.predict(x, verbose=0), ours.predict(x, verbose=0), atol=1e-6)
+
+
+def test_clone_model_recursive_reaches_the_layers_of_nested_models():
+    inner = models.Sequential([layers.Dense(3), layers.Dense(3)], name="inner")
+    inp = layers.Input((4,))
+    model = models.Model(inp, layers.Dense(1)(inner(inp)))
+    renamed = []
+
+    def clone_function(layer):
+        renamed.append(layer.name)
+        return type(layer).from_config(layer.get_config())
+
+    flat = models.clone_model(model, clone_function=clone_function)
+    assert "inner" in renamed and not set(lyr.name for lyr in inner.layers) & set(renamed)
+    renamed.clear()
+    deep = models.clone_model(model, clone_function=clone_function, recursive=True)
+    assert {lyr.name for lyr in inner.layers} <= set(renamed) and "inner" not in renamed
+    assert isinstance(deep.layers[1], models.Sequential) and deep.layers[1] is not inner
+    for clone in (flat, deep):
+        clone.set_weights(model.get_weights())
+        x = _x(3, 4)
+        np.testing.assert_allclose(clone.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
