@@ -9,8 +9,8 @@ Three ways to make one, as in Keras:
 A model is also an ordinary callable: ``model(x)`` returns a Tensor, ``model.parameters()`` feeds a
 PyTorch-style optimiser loop.
 
-``fit`` is one short loop; everything else (history, progress bar, early stopping, checkpoints) is a
-callback. The built-in step on a batch ``(x, y, sample_weight)``::
+``fit`` is one short loop (``training_utils.fit_epochs``); everything else (history, progress bar, early
+stopping, checkpoints) is a callback. The built-in step on a batch ``(x, y, sample_weight)``::
 
     y_pred = model(x, training=True)
     loss = model.compute_loss(x, y, y_pred, sample_weight)   # compiled loss + sum(model.losses)
@@ -51,19 +51,18 @@ from shendu.models.training_utils import (
     batch_size_of,
     concat,
     evaluate_batches,
+    fit_epochs,
     flatten_logs,
     is_shape,
     leaf_metrics,
     metric_names_in_order,
     metric_states,
     metrics_result,
-    no_batches,
     one_batch,
     optimizer_params,
     prepare_distributed,
     reject_unknown,
     restore_metric_states,
-    should_validate,
     step_function,
     to_numpy,
     tracked_metrics,
@@ -371,51 +370,14 @@ class Model(Layer):
             # when any rank listens, so every rank makes the same collective calls
             agree_each_batch = dist.allreduce(float(end_listeners), average=False) > 0
         try:
-            epoch_logs = self._fit_epochs(callbacks, iterator, val_iterator, start, epochs, validation_freq,
-                                          begin_listeners, end_listeners, agree_each_batch)
+            epoch_logs = fit_epochs(self, callbacks, iterator, val_iterator, start, epochs, validation_freq,
+                                    begin_listeners, end_listeners, agree_each_batch)
         finally:
             self._train.distribution = None
         callbacks.on_train_end(epoch_logs)
         if callbacks.history is not None:
             self.history = callbacks.history
         return self.history
-
-    def _fit_epochs(self, callbacks: CallbackList, iterator: EpochIterator, val_iterator: EpochIterator | None,
-                    start: int, epochs: int, validation_freq: Any, begin_listeners: bool,
-                    end_listeners: bool, agree_each_batch: bool = False) -> dict[str, float]:
-        """The epochs of ``fit``; returns the last epoch's logs."""
-        step_fn = self._step_function("train")
-        dist = self._train.distribution
-        epoch_logs: dict[str, float] = {}
-        for epoch in range(start, epochs):
-            self.reset_metrics()
-            callbacks.on_epoch_begin(epoch)
-            logs = None
-            step = -1
-            for step, batch in iterator:
-                if begin_listeners:
-                    callbacks.on_train_batch_begin(step)
-                logs = step_fn(batch)
-                if end_listeners:
-                    callbacks.on_train_batch_end(step, logs if logs is not None else self.get_metrics_result())
-                if agree_each_batch:  # a batch callback may stop: every rank leaves at the same step
-                    self.stop_training = dist.agree(self.stop_training)
-                if self.stop_training:
-                    break
-            if step < 0 and epoch == start:
-                raise no_batches("fit")
-            if dist is not None:  # per-rank buffers (BatchNormalization's moving statistics): rank 0's, as
-                dist.broadcast_parameters(self.non_trainable_weights)  # PyTorch DDP's broadcast_buffers
-            epoch_logs = self._final_logs(logs)
-            if val_iterator is not None and should_validate(epoch, validation_freq):
-                val_logs = evaluate_batches(self, val_iterator, callbacks)
-                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-            callbacks.on_epoch_end(epoch, epoch_logs)
-            if dist is not None:  # EarlyStopping and friends: rank 0's decision holds on every rank
-                self.stop_training = dist.agree(self.stop_training)
-            if self.stop_training:
-                break
-        return epoch_logs
 
     def _step_function(self, mode: str) -> Any:
         """What the loops call on each ``(x, y, sample_weight)`` batch (see :func:`step_function`)."""

@@ -1,5 +1,7 @@
-"""What ``Model``'s compile/fit/evaluate/predict share besides the loops: the training state kept between steps
-and small helpers (argument checks, batch sizes, conversions, the validation schedule, joining predictions)."""
+"""What ``Model``'s compile/fit/evaluate/predict are made of: the training state kept between steps (loss tracker,
+compiled loss and metrics), the epoch loops of ``fit`` and ``evaluate``, the step function (built-in or a user's
+``train_step``/``test_step``), Keras 3's log handling, and small helpers (argument checks, batch sizes,
+conversions, the validation schedule, joining predictions)."""
 
 from __future__ import annotations
 
@@ -277,6 +279,45 @@ def prepare_distributed(model: Any, dist: Any, x: Any) -> None:
         model._attach_optimizer()
     dist.prepare_model(model)
     model._train.distribution_ready = True
+
+
+def fit_epochs(model: Any, callbacks: Any, iterator: EpochIterator, val_iterator: EpochIterator | None, start: int,
+               epochs: int, validation_freq: Any, begin_listeners: bool, end_listeners: bool,
+               agree_each_batch: bool = False) -> dict[str, Any]:
+    """The epochs of ``Model.fit`` (one loop: the rest is callbacks); returns the last epoch's logs. Per-batch
+    hooks are called only when some callback listens (``begin_listeners``/``end_listeners``)."""
+    step_fn = model._step_function("train")
+    dist = model._train.distribution
+    epoch_logs: dict[str, Any] = {}
+    for epoch in range(start, epochs):
+        model.reset_metrics()
+        callbacks.on_epoch_begin(epoch)
+        logs = None
+        step = -1
+        for step, batch in iterator:
+            if begin_listeners:
+                callbacks.on_train_batch_begin(step)
+            logs = step_fn(batch)
+            if end_listeners:
+                callbacks.on_train_batch_end(step, logs if logs is not None else model.get_metrics_result())
+            if agree_each_batch:  # a batch callback may stop: every rank leaves at the same step
+                model.stop_training = dist.agree(model.stop_training)
+            if model.stop_training:
+                break
+        if step < 0 and epoch == start:
+            raise no_batches("fit")
+        if dist is not None:  # per-rank buffers (BatchNormalization's moving statistics): rank 0's, as
+            dist.broadcast_parameters(model.non_trainable_weights)  # PyTorch DDP's broadcast_buffers
+        epoch_logs = model._final_logs(logs)
+        if val_iterator is not None and should_validate(epoch, validation_freq):
+            val_logs = evaluate_batches(model, val_iterator, callbacks)
+            epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+        callbacks.on_epoch_end(epoch, epoch_logs)
+        if dist is not None:  # EarlyStopping and friends: rank 0's decision holds on every rank
+            model.stop_training = dist.agree(model.stop_training)
+        if model.stop_training:
+            break
+    return epoch_logs
 
 
 def evaluate_batches(model: Any, iterator: EpochIterator, callbacks: Any, caller: str | None = None) -> dict[str, Any]:
