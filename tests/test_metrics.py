@@ -289,8 +289,10 @@ def test_add_weight_initializers_dtypes_and_default_reset_of_nested_metrics():
     np.testing.assert_array_equal(metric.counts.numpy(), [1.0, 1.0, 1.0])
     metric.update_state([1.0, 2.0, 3.0])
     np.testing.assert_array_equal(metric.result()["counts"].numpy(), [2.0, 3.0, 4.0])
-    metric.reset_state()  # Keras's default: every variable to zero
+    assert metric.result()["inner"] == 2.0
+    metric.reset_state()  # Keras's default: every variable to zero, held metrics reset
     np.testing.assert_array_equal(metric.counts.numpy(), [0.0, 0.0, 0.0])
+    assert metric.inner.count == 0 and metric.result()["inner"] == 0.0
     assert metric.get_config() == {"name": "counts_metric", "dtype": "float32"}
 
 

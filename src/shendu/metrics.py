@@ -184,9 +184,13 @@ class Metric(metaclass=_MetricType):
         raise NotImplementedError(f"{type(self).__name__} must define result")
 
     def reset_state(self) -> None:
-        """Set every state variable to zero (metrics with plain state override this)."""
-        for variable in self.variables:
+        """Set every state variable to zero and reset the metrics held as attributes (Keras's default; metrics
+        with plain state override this)."""
+        for variable in self.__dict__.get("_variables", ()):
             variable.data[...] = 0
+        for value in list(self.__dict__.values()):
+            if isinstance(value, Metric) and value is not self:
+                value.reset_state()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self.update_state(*args, **kwargs)
