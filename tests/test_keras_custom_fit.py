@@ -642,3 +642,95 @@ def test_predict_step_overridden():
                                rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(ours.predict_on_batch(x), keras.ops.convert_to_numpy(theirs.predict_on_batch(x)),
                                rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- the guide's programs with `import shendu as keras`
+GUIDE_PROGRAM = '''
+import numpy as np
+import torch
+
+import shendu as keras  # was: import keras
+
+
+class CustomModel(keras.Model):
+    def train_step(self, data):
+        x, y = data
+        self.zero_grad()
+        y_pred = self(x, training=True)
+        loss = self.compute_loss(y=y, y_pred=y_pred)
+        loss.backward()
+        trainable_weights = [v for v in self.trainable_weights]
+        gradients = [v.value.grad for v in trainable_weights]
+        with torch.no_grad():
+            self.optimizer.apply(gradients, trainable_weights)
+        for metric in self.metrics:
+            if metric.name == "loss":
+                metric.update_state(loss)
+            else:
+                metric.update_state(y, y_pred)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        x, y = data
+        y_pred = self(x, training=False)
+        loss = self.compute_loss(y=y, y_pred=y_pred)
+        for metric in self.metrics:
+            if metric.name == "loss":
+                metric.update_state(loss)
+            else:
+                metric.update_state(y, y_pred)
+        return {m.name: m.result() for m in self.metrics}
+
+
+inputs = keras.Input(shape=(32,))
+outputs = keras.layers.Dense(1)(inputs)
+model = CustomModel(inputs, outputs)
+model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+x = np.random.random((1000, 32))
+y = np.random.random((1000, 1))
+history = model.fit(x, y, epochs=3, verbose=0)
+results = model.evaluate(x, y, verbose=0)
+
+
+class LowLevelModel(keras.Model):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.mae_metric = keras.metrics.MeanAbsoluteError(name="mae")
+        self.loss_fn = keras.losses.MeanSquaredError()
+
+    def train_step(self, data):
+        x, y = data
+        self.zero_grad()
+        y_pred = self(x, training=True)
+        loss = self.loss_fn(y, y_pred)
+        loss.backward()
+        trainable_weights = [v for v in self.trainable_weights]
+        gradients = [v.value.grad for v in trainable_weights]
+        with torch.no_grad():
+            self.optimizer.apply(gradients, trainable_weights)
+        self.loss_tracker.update_state(loss)
+        self.mae_metric.update_state(y, y_pred)
+        return {"loss": self.loss_tracker.result(), "mae": self.mae_metric.result()}
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.mae_metric]
+
+
+inputs = keras.Input(shape=(32,))
+outputs = keras.layers.Dense(1)(inputs)
+low_level = LowLevelModel(inputs, outputs)
+low_level.compile(optimizer="adam")
+low_level_history = low_level.fit(x, y, epochs=5, verbose=0)
+'''
+
+
+def test_the_guides_programs_run_with_shendu_imported_as_keras():
+    namespace: dict = {}
+    exec(compile(GUIDE_PROGRAM, "guide", "exec"), namespace)
+    history, results = namespace["history"].history, namespace["results"]
+    assert sorted(history) == ["loss", "mae"] and len(history["loss"]) == 3
+    assert history["loss"][-1] < history["loss"][0] and len(results) == 2 and np.all(np.isfinite(results))
+    low_level = namespace["low_level_history"].history
+    assert sorted(low_level) == ["loss", "mae"] and low_level["loss"][-1] < low_level["loss"][0]
