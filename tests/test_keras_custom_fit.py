@@ -297,7 +297,8 @@ def test_no_loss_at_all_is_refused_with_a_hint():
 
 # ---------------------------------------------------------------- a GAN: two optimisers in one train_step
 class GAN(Model):
-    """The guide's GAN, written for shendu as for Keras on PyTorch (``v.grad`` for ``v.value.grad``)."""
+    """The guide's GAN with ``keras`` = shendu: ``keras.random`` noise from a SeedGenerator, ``keras.ops`` in place of
+    the guide's torch tensor calls, ``v.value.grad`` and ``torch.no_grad()`` as written."""
 
     def __init__(self, discriminator, generator, latent_dim):
         super().__init__()
@@ -306,6 +307,7 @@ class GAN(Model):
         self.latent_dim = latent_dim
         self.d_loss_tracker = metrics.Mean(name="d_loss")
         self.g_loss_tracker = metrics.Mean(name="g_loss")
+        self.seed_generator = shendu.random.SeedGenerator(1337)
         self.built = True
 
     @property
@@ -319,26 +321,29 @@ class GAN(Model):
         self.loss_fn = loss_fn
 
     def train_step(self, real_images):
+        ops = shendu.ops
         if isinstance(real_images, (tuple, list)):
             real_images = real_images[0]
         batch_size = real_images.shape[0]
-        rng = np.random.default_rng(len(self.d_optimizer.params) + self.d_optimizer.iterations)
-        latent = rng.normal(size=(batch_size, self.latent_dim)).astype(np.float32)
-        generated = self.generator(latent)
-        combined = shendu.concatenate([generated, shendu.tensor(real_images)], axis=0)
-        labels = np.concatenate([np.ones((batch_size, 1)), np.zeros((batch_size, 1))]).astype(np.float32)
+        random_latent_vectors = shendu.random.normal(shape=(batch_size, self.latent_dim), seed=self.seed_generator)
+        generated_images = self.generator(random_latent_vectors)
+        combined_images = ops.concatenate([generated_images, ops.convert_to_tensor(real_images)], axis=0)
+        labels = ops.concatenate([ops.ones((batch_size, 1)), ops.zeros((batch_size, 1))], axis=0)
+        labels += 0.05 * shendu.random.uniform(labels.shape, seed=self.seed_generator)
 
         self.zero_grad()
-        d_loss = self.loss_fn(labels, self.discriminator(combined))
+        predictions = self.discriminator(combined_images)
+        d_loss = self.loss_fn(labels, predictions)
         d_loss.backward()
-        grads = [v.grad for v in self.discriminator.trainable_weights]
-        with shendu.no_grad():
+        grads = [v.value.grad for v in self.discriminator.trainable_weights]
+        with torch.no_grad():
             self.d_optimizer.apply(grads, self.discriminator.trainable_weights)
 
-        latent = rng.normal(size=(batch_size, self.latent_dim)).astype(np.float32)
-        misleading = np.zeros((batch_size, 1), np.float32)
+        random_latent_vectors = shendu.random.normal(shape=(batch_size, self.latent_dim), seed=self.seed_generator)
+        misleading_labels = ops.zeros((batch_size, 1))
         self.zero_grad()
-        g_loss = self.loss_fn(misleading, self.discriminator(self.generator(latent)))
+        predictions = self.discriminator(self.generator(random_latent_vectors))
+        g_loss = self.loss_fn(misleading_labels, predictions)
         g_loss.backward()
         grads = [v.grad for v in self.generator.trainable_weights]
         with shendu.no_grad():
@@ -371,6 +376,18 @@ def test_a_gan_with_two_optimisers_trains_each_network_with_its_own():
     assert gan.d_optimizer.iterations == gan.g_optimizer.iterations == 12
     assert all(not np.allclose(a, b) for a, b in zip(d_before, discriminator.get_weights()))
     assert all(not np.allclose(a, b) for a, b in zip(g_before, generator.get_weights()))
+
+
+def test_noisy_binary_labels_of_the_gan_trick_are_accepted_as_in_keras():
+    rng = np.random.default_rng(0)
+    labels = np.concatenate([np.ones((8, 1)), np.zeros((8, 1))]).astype(np.float32)
+    labels += 0.05 * rng.random(labels.shape).astype(np.float32)
+    logits = rng.normal(size=(16, 1)).astype(np.float32)
+    ours = shendu.losses.BinaryCrossentropy(from_logits=True)(labels, logits)
+    theirs = keras.losses.BinaryCrossentropy(from_logits=True)(labels, logits)
+    np.testing.assert_allclose(float(ours), float(theirs), rtol=1e-5)
+    with pytest.raises(ValueError, match="probabilities"):  # a label of 2 is still refused
+        shendu.losses.BinaryCrossentropy(from_logits=True)(labels * 2, logits)
 
 
 def test_the_generator_step_leaves_the_discriminator_alone():

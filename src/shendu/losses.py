@@ -173,8 +173,14 @@ def _smooth_binary(y_true: Any, label_smoothing: float) -> Any:
     return y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing if label_smoothing else y_true
 
 
+#: how far outside [0, 1] binary targets may stray: labels with a little added noise, the trick of Keras's GAN
+#: examples (``labels += 0.05 * uniform(...)``), are accepted, as Keras accepts them
+LABEL_NOISE_MARGIN = 0.1
+
+
 def _check_binary_targets(name: str, y_true: Any) -> None:
-    """Targets of a binary cross-entropy must be probabilities in [0, 1] (hard 0/1 labels or soft labels).
+    """Targets of a binary cross-entropy must be probabilities in [0, 1] (hard 0/1 labels or soft labels), up to
+    :data:`LABEL_NOISE_MARGIN` outside for noisy labels.
 
     Keras accepts anything here, and a label of 2 or -1 then trains on a meaningless (even negative) loss;
     shendu refuses it. The check is one min and one max over the batch's targets (O(batch), a few µs), done
@@ -184,7 +190,7 @@ def _check_binary_targets(name: str, y_true: Any) -> None:
     if values.size == 0:
         return
     low, high = values.min(), values.max()
-    if low >= 0 and high <= 1:
+    if low >= -LABEL_NOISE_MARGIN and high <= 1 + LABEL_NOISE_MARGIN:
         return
     values = np.asarray(to_numpy(values), dtype=np.float64)
     if np.isnan(values).any():
@@ -206,7 +212,8 @@ def _check_binary_targets(name: str, y_true: Any) -> None:
 def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False, label_smoothing: float = 0.0,
                         axis: int = -1) -> Tensor:
     """mean(-(t log p + (1 - t) log(1 - p)), axis), p clipped to [eps, 1 - eps] (or sigmoid of logits, stably);
-    label smoothing: t <- t (1 - s) + s / 2. Targets outside [0, 1] raise a ValueError."""
+    label smoothing: t <- t (1 - s) + s / 2. Targets outside [0, 1] (by more than ``LABEL_NOISE_MARGIN``) raise a
+    ValueError."""
     y_true, y_pred = _prepare("binary_crossentropy", y_true, y_pred)
     _check_binary_targets("binary_crossentropy", y_true)
     y_true = _smooth_binary(y_true, label_smoothing)
