@@ -30,7 +30,7 @@ KERAS_OPS = [
     "softmax", "softplus", "split", "sqrt", "square", "squeeze", "stack", "stop_gradient", "subtract", "sum",
     "swapaxes", "swish", "take", "tanh", "tile", "transpose", "true_divide", "where", "zeros", "zeros_like",
     "all", "any", "argsort", "average_pool", "binary_crossentropy", "categorical_crossentropy", "ceil", "cond", "dot",
-    "dtype", "equal", "flip", "floor", "fori_loop", "greater", "greater_equal", "hard_sigmoid", "hard_silu",
+    "dtype", "einsum", "equal", "flip", "floor", "fori_loop", "greater", "greater_equal", "hard_sigmoid", "hard_silu",
     "hard_swish", "isfinite", "isinf", "isnan", "less", "less_equal", "log10", "log2", "log_sigmoid", "logical_and",
     "logical_not", "logical_or", "logical_xor", "max_pool", "moments", "ndim", "normalize", "not_equal", "ravel",
     "reciprocal", "relu6", "round", "rsqrt", "size", "softsign", "sort", "sparse_categorical_crossentropy", "top_k",

@@ -1,4 +1,4 @@
-"""matmul: 1-D, 2-D, batched and broadcast operands; gradients, double backward, PyTorch, float32, errors."""
+"""matmul and einsum: 1-D, 2-D, batched and broadcast operands; gradients, double backward, PyTorch, float32, errors."""
 
 import importlib.util
 import sys
@@ -27,6 +27,14 @@ MATMUL_SHAPES = [
 TABLE = [
     OpCase("MatMulOp", shendu.matmul, torch and torch.matmul, MATMUL_SHAPES),
     OpCase("MatMulOp", lambda a, b: a @ b, lambda a, b: a @ b, [((2, 3), (3, 2))], name="matmul-operator"),
+    OpCase("EinsumOp", lambda a, b: shendu.einsum("...ij,jk->...ik", a, b),
+           torch and (lambda a, b: torch.einsum("...ij,jk->...ik", a, b)), [((2, 3), (3, 4)), ((2, 2, 3), (3, 4))],
+           name="einsum-matmul"),
+    OpCase("EinsumOp", lambda a, b: shendu.einsum("bqhd,bkhd->bhqk", a, b),
+           torch and (lambda a, b: torch.einsum("bqhd,bkhd->bhqk", a, b)), [((2, 3, 2, 4), (2, 5, 2, 4))],
+           name="einsum-attention"),
+    OpCase("EinsumOp", lambda a, b: shendu.einsum("ij,kl->", a, b),
+           torch and (lambda a, b: torch.einsum("ij,kl->", a, b)), [((2, 3), (4, 5))], name="einsum-separate-sums"),
 ]
 
 GRADCHECK_CASES = optest.gradcheck_cases(TABLE)

@@ -126,7 +126,7 @@ from shendu.ops.elementwise import (
     tanh,
     where,
 )
-from shendu.ops.linalg import matmul
+from shendu.ops.linalg import einsum, matmul
 from shendu.ops.lookup import embedding_lookup
 from shendu.ops.nn import dropout, linear, sigmoid_binary_cross_entropy, softmax_cross_entropy
 from shendu.ops.normalization import NormalizeOp  # noqa: F401 - registers the fused normalisation op
@@ -182,6 +182,7 @@ __all__ = [
     "absolute", "amax", "amin", "arange", "argmax", "argmin", "cast", "conv", "convert_to_numpy", "convert_to_tensor",
     "divide", "eye", "full", "full_like", "is_tensor", "multiply", "negative", "norm", "one_hot", "ones", "ones_like",
     "power", "shape", "square", "stop_gradient", "subtract", "true_divide", "zeros", "zeros_like",
+    "einsum",
     "all", "any", "around", "argsort", "average_pool", "binary_crossentropy", "categorical_crossentropy", "ceil",
     "cond", "dot", "dtype", "equal", "flip", "floor", "fori_loop", "greater", "greater_equal", "hard_sigmoid",
     "hard_silu", "hard_swish", "isfinite", "isinf", "isnan", "less", "less_equal", "log10", "log2", "log_sigmoid",

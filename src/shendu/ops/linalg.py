@@ -10,11 +10,12 @@ PyTorch's matmul raises on mixed floats instead; shendu keeps one rule for all o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
-from shendu.autograd.op import Op
+from shendu.autograd.op import Op, raw
+from shendu.backend import get_array_module
 from shendu.ops.elementwise import match_dtypes
-from shendu.ops.shaping import reshape, sum_to, swapaxes
+from shendu.ops.shaping import broadcast_to, reshape, sum_to, swapaxes
 
 
 class MatMulOp(Op):
@@ -67,3 +68,63 @@ def _lifted_shape(a: Any, b: Any, gy: Any) -> tuple[int, ...]:
 def matmul(x1: Any, x2: Any) -> Any:
     """Matrix product a @ b with NumPy's rules for 1-D and batched operands."""
     return MatMulOp()(x1, x2)
+
+
+def _parse_einsum(subscripts: str, ndims: Sequence[int]) -> tuple[list[str], str]:
+    """Each operand's letters and the output's, with ``...`` written out as letters the subscripts do not use
+    (right-aligned, as NumPy broadcasts) and the implicit output (letters used once, sorted) made explicit."""
+    subscripts = subscripts.replace(" ", "")
+    inputs, arrow, output = subscripts.partition("->")
+    operands = inputs.split(",")
+    if len(operands) != len(ndims):
+        raise ValueError(f"einsum: {subscripts!r} names {len(operands)} operands, got {len(ndims)}")
+    spare = [c for c in "ZYXWVUTSRQPONMLKJIHGFEDCBAzyxwvutsrqponmlkjihgfedcba" if c not in subscripts]
+    width = max((n - len(s.replace("...", "")) for s, n in zip(operands, ndims) if "..." in s), default=0)
+    ellipsis = "".join(spare[:width])
+    expanded = [s.replace("...", ellipsis[width - (n - len(s.replace("...", ""))):]) for s, n in zip(operands, ndims)]
+    if not arrow:
+        counts = {c: "".join(expanded).count(c) for c in "".join(expanded)}
+        output = ellipsis + "".join(sorted(c for c, k in counts.items() if k == 1 and c not in ellipsis))
+    return expanded, output.replace("...", ellipsis)
+
+
+class EinsumOp(Op):
+    """y = einsum(subscripts, x_1, ..., x_n);   dx_i = einsum(out, x_others -> letters of x_i) gy, broadcast
+    along the letters that only x_i has (summed in the forward)"""
+
+    def __init__(self, subscripts: str) -> None:
+        self.subscripts = subscripts
+
+    def forward(self, *xs):
+        xs = match_dtypes(*xs) if len(xs) == 2 else xs  # the products' dtype rule (module docstring)
+        self.letters, self.output = _parse_einsum(self.subscripts, [x.ndim for x in xs])
+        return get_array_module(*xs).einsum(self.subscripts, *xs)
+
+    def backward(self, gy, *xs_y):
+        xs = xs_y[:-1]
+        grads = []
+        for i, letters in enumerate(self.letters):
+            if not self.needs_grad[i]:
+                grads.append(None)
+                continue
+            if len(set(letters)) != len(letters):
+                raise NotImplementedError(f"einsum: no gradient for an operand with a repeated letter ({letters!r}, "
+                                          "a diagonal); take the diagonal with another op first")
+            others = [s for j, s in enumerate(self.letters) if j != i]
+            elsewhere = set(self.output).union(*others)
+            kept = "".join(c for c in letters if c in elsewhere)
+            spec = ",".join([self.output, *others]) + "->" + kept
+            g = einsum(spec, gy, *(x for j, x in enumerate(xs) if j != i))
+            if kept != letters:  # letters summed within x_i alone: the gradient is the same along them
+                g = reshape(g, tuple(n if c in elsewhere else 1 for c, n in zip(letters, raw(xs[i]).shape)))
+                g = broadcast_to(g, raw(xs[i]).shape)
+            grads.append(g)
+        return tuple(grads)
+
+
+def einsum(subscripts: str, *operands: Any, **kwargs: Any) -> Any:
+    """Einstein summation, NumPy's ``einsum`` (``'ij,jk->ik'``, ``'...ij,jk'``, implicit outputs); gradients
+    flow to every operand without a repeated letter. Keyword arguments are refused (none are needed)."""
+    if kwargs:
+        raise TypeError(f"einsum: unexpected keyword arguments {sorted(kwargs)}")
+    return EinsumOp(subscripts)(*operands)
