@@ -23,7 +23,7 @@ from shendu import ops  # noqa: E402
 KERAS_OPS = [
     "abs", "absolute", "add", "amax", "amin", "arange", "argmax", "argmin", "broadcast_to", "cast", "clip",
     "concatenate", "conv", "convert_to_numpy", "convert_to_tensor", "cos", "cumsum", "divide", "elu", "erf", "exp",
-    "eye", "std", "take_along_axis", "var",
+    "eye", "pad", "std", "take_along_axis", "var",
     "expand_dims", "full", "full_like", "is_tensor", "leaky_relu", "log", "log1p", "log_softmax", "logsumexp",
     "matmul", "max", "maximum", "mean", "min", "minimum", "multiply", "negative", "norm", "one_hot", "ones",
     "ones_like", "power", "prod", "relu", "repeat", "reshape", "selu", "shape", "sigmoid", "sign", "silu", "sin",
@@ -37,7 +37,7 @@ KERAS_OPS = [
     "tril", "triu", "unstack", "vectorized_map", "while_loop",
 ]
 #: names whose parameters differ on purpose (see shendu/ops/__init__.py): ours come first, Keras's follow
-DIFFERENT = {"gelu", "pad"}
+DIFFERENT = {"gelu"}
 
 
 def _parameters(fn) -> list[tuple[str, object]]:
@@ -213,6 +213,9 @@ CASES.update({
     "average_pool": lambda m, t: m.average_pool(t(CONV_X), 2, strides=1),
     "average_pool_same_1d": lambda m, t: m.average_pool(t(CONV_X1), 2, padding="same"),
     "eye": lambda m: m.eye(3, 4, k=1),
+    "pad": lambda m, t: m.pad(t(X), ((1, 2), (0, 1)), constant_values=0.5),
+    "pad_reflect": lambda m, t: m.pad(t(X), ((2, 1), (1, 3)), mode="reflect"),
+    "pad_symmetric": lambda m, t: m.pad(t(X[None]), ((0, 0), (1, 1), (1, 1)), mode="symmetric"),
     "var": lambda m, t: m.var(t(X), 1, True),
     "std": lambda m, t: m.std(t(X), axis=0),
     "take_along_axis": lambda m, t: m.take_along_axis(t(X), t(np.argsort(X, axis=1)), axis=1),
@@ -269,6 +272,20 @@ def test_sort_and_top_k_pass_gradients_to_the_entries():
     np.put_along_axis(expected, indices.numpy().astype(int), 1.0, axis=-1)
     expected[np.argmin(X, axis=0), np.arange(4)] += 1.0
     np.testing.assert_array_equal(x.grad, expected)
+
+
+def test_reflect_padding_passes_gradients_to_the_repeated_entries():
+    x = shendu.tensor(X, requires_grad=True)
+    ops.sum(ops.pad(x, ((0, 0), (1, 1)), mode="reflect")).backward()
+    expected = np.ones_like(X)
+    expected[:, 1] += 1.0  # column 1 is reflected before column 0, column 2 after column 3
+    expected[:, 2] += 1.0
+    np.testing.assert_array_equal(x.grad, expected)
+    for mode in ("symmetric", "edge", "wrap"):  # wider than Keras's PyTorch backend gets right: NumPy is the oracle
+        np.testing.assert_array_equal(ops.pad(shendu.tensor(X), ((2, 2), (3, 1)), mode=mode).numpy(),
+                                      np.pad(X, ((2, 2), (3, 1)), mode=mode))
+    with pytest.raises(ValueError, match="mode"):
+        ops.pad(X, 1, mode="mirror")
 
 
 def test_conversions():

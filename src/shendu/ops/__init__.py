@@ -21,7 +21,7 @@ rest against Keras itself):
 * given only NumPy arrays, an op returns a NumPy array (ops also run on raw arrays inside backward); functions
   without a gradient (``argmax``, ``one_hot``, comparisons, ...) and ``convert_to_tensor`` return Tensors;
 * ``gelu`` defaults to the exact form (Keras's ``ops.gelu``: the tanh form; ``keras.activations.gelu``: exact);
-* ``arange`` of integers gives int64 (NumPy, PyTorch), Keras int32; ``pad`` has no ``mode``;
+* ``arange`` of integers gives int64 (NumPy, PyTorch), Keras int32;
 * ``cond``, ``fori_loop``, ``while_loop`` and ``vectorized_map`` run eagerly, as Python loops;
 * ``shendu.ops.nn`` and ``shendu.ops.linalg`` are modules of the table, not Keras's ``ops.nn``/``ops.linalg``
   namespaces: use the functions from ``ops`` itself.

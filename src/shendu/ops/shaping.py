@@ -342,9 +342,22 @@ def split(x: Any, indices_or_sections: int | Sequence[int], axis: int = 0) -> li
     return [getitem(x, lead + (slice(a, b),)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def pad(x: Any, pad_width: Any, constant_values: float = 0.0) -> Any:
-    """Pad with a constant; ``pad_width`` as in NumPy (int, (before, after) or one pair per axis)."""
-    return PadOp(pad_width, constant_values)(x)
+def pad(x: Any, pad_width: Any, mode: str = "constant", constant_values: float | None = None) -> Any:
+    """Pad ``x``; ``pad_width`` as in NumPy (int, (before, after) or one pair per axis). ``mode`` 'constant' (with
+    ``constant_values``, default 0), or 'reflect', 'symmetric', 'edge', 'wrap' (NumPy's): those gather entries of
+    ``x`` along each axis, so gradients add up where an entry is repeated."""
+    if mode == "constant":
+        return PadOp(pad_width, 0.0 if constant_values is None else constant_values)(x)
+    if mode not in ("reflect", "symmetric", "edge", "wrap"):
+        raise ValueError(f"pad: mode must be 'constant', 'reflect', 'symmetric', 'edge' or 'wrap', got {mode!r}")
+    if constant_values is not None:
+        raise ValueError(f"pad: constant_values is for mode='constant', not {mode!r}")
+    shape = raw(x).shape
+    widths = np.broadcast_to(np.asarray(pad_width, dtype=int), (len(shape), 2))
+    for axis, (n, (before, after)) in enumerate(zip(shape, widths)):
+        if before or after:
+            x = take(x, np.pad(np.arange(n), (int(before), int(after)), mode=mode), axis=axis)
+    return x
 
 
 def getitem(x: Any, key: Any) -> Any:
