@@ -131,8 +131,7 @@ class CompiledMetrics(metrics_module.Metric):
         self.loss = loss
         self.output_names: list[str] | None = None
         self.entries: list[tuple[int, bool, Any]] | None = None  # (output index, weighted, metric)
-        self.empty = not _metric_list(metrics) and not _metric_list(weighted_metrics) and not (
-            isinstance(metrics, dict) or isinstance(weighted_metrics, dict))
+        self.empty = not _metric_list(metrics) and not _metric_list(weighted_metrics)  # a dict counts as given
         if output_names is not None:
             self.configure(output_names)
 

@@ -2,8 +2,10 @@
 
 Accepted inputs (Keras's): NumPy arrays (or Tensors); lists/tuples/dicts of them for models with several
 inputs or outputs; a Python generator (or any iterator) yielding ``(x, y)``, ``(x, y, sample_weight)`` or ``x``;
-a re-iterable loader with ``__len__`` such as ``shendu.data.DataLoader`` (iterated afresh every epoch), or a
-Keras-style ``Sequence`` (``__len__`` batches, ``seq[i]`` is batch i, ``on_epoch_end()`` between epochs).
+a re-iterable loader with ``__len__`` such as ``shendu.data.DataLoader`` or ``torch.utils.data.DataLoader``
+(iterated afresh every epoch), or a Keras-style ``Sequence`` (``__len__`` batches, ``seq[i]`` is batch i,
+``on_epoch_end()`` between epochs). As in Keras, a batch that is a list (``[x, y]`` from a DataLoader) is read as a
+tuple, and PyTorch tensors (in batches or given as arrays) become NumPy arrays.
 
 Arrays are batched by one precomputed plan per epoch: with ``shuffle`` a permutation drawn from
 ``shendu.random.get_rng()`` (so ``shendu.seed`` makes the order reproducible), the last partial batch kept.
