@@ -751,3 +751,11 @@ def test_the_guides_programs_run_with_shendu_imported_as_keras():
     assert history["loss"][-1] < history["loss"][0] and len(results) == 2 and np.all(np.isfinite(results))
     low_level = namespace["low_level_history"].history
     assert sorted(low_level) == ["loss", "mae"] and low_level["loss"][-1] < low_level["loss"][0]
+
+
+def test_a_metric_assigned_after_the_metrics_were_listed_is_listed():
+    model, _ = _functional(Model, keras.Model)
+    model.compile("sgd", "mse")
+    assert [m.name for m in model.metrics] == ["loss"]
+    model.extra = metrics.Mean(name="extra")
+    assert [m.name for m in model.metrics] == ["loss", "extra"]

@@ -35,6 +35,7 @@ from shendu.callbacks import CallbackList, History
 from shendu.export import EXPORT_FORMATS, export_onnx
 from shendu.layers.config import with_constructor_arguments
 from shendu.layers.layer import Layer, unique_name
+from shendu.metrics import Metric
 from shendu.models.compile_utils import output_names_of
 from shendu.models.data_adapter import (
     EpochIterator,
@@ -98,6 +99,11 @@ class Model(Layer):
             shapes = [t.shape for t in self._graph.input_list]
             object.__setattr__(self, "_build_input_shape", shapes[0] if len(shapes) == 1 else shapes)
             self.built = True
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, Metric) and "_train" in self.__dict__:  # a new tracker: list the metrics afresh
+            self._train.metrics_cache = None
+        super().__setattr__(name, value)
 
     # ------------------------------------------------------------------ forward
     def call(self, inputs: Any, training: bool | None = None) -> Any:
