@@ -97,3 +97,16 @@ def test_a_layer_weight_is_assigned_keras_style():
     layer.kernel.assign(np.eye(3, 2))
     layer.bias.assign_add([1.0, -1.0])
     np.testing.assert_allclose(layer(np.ones((1, 3))).numpy(), [[2.0, 0.0]])
+
+
+def test_variable_takes_keras_constructor_arguments():
+    v = keras.Variable(initializer=keras.initializers.get("ones"), shape=(2, 2), trainable=False, name="counts")
+    assert v.shape == (2, 2) and v.dtype == np.float32 and not v.requires_grad and not v.trainable
+    assert keras.Variable(np.zeros(3, dtype=np.float32)).requires_grad
+    assert keras.Variable(keras.initializers.Zeros(), shape=(3,), dtype="float64").dtype == np.float64
+    with pytest.raises(TypeError, match=r"initializers.get\('zeros'\)"):
+        keras.Variable(initializer="zeros", shape=(2,))
+    with pytest.raises(ValueError, match="needs shape="):
+        keras.Variable(keras.initializers.Zeros())
+    with pytest.raises(ValueError, match=r"shape=\(4,\)"):
+        keras.Variable(np.zeros(3), shape=(4,))

@@ -594,12 +594,35 @@ class Tensor:
 
 
 class Parameter(Tensor):
-    """A leaf tensor that is a trainable weight: ``requires_grad=True`` by default."""
+    """A leaf tensor that is a trainable weight: ``requires_grad=True`` by default.
+
+    It is also Keras 3's ``keras.Variable``: ``Variable(initializer, shape=None, dtype=None, trainable=True,
+    name=None)`` works, the initializer a value or a callable ``initializer(shape, dtype)`` such as
+    ``shendu.initializers.GlorotUniform()``; and it has ``assign``, ``assign_add``, ``assign_sub``, ``value``.
+    """
 
     __slots__ = ("trainable", "regularizer", "constraint")
 
-    def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = True, name: str | None = None) -> None:
+    def __init__(self, data: Any = None, dtype: Any = None, requires_grad: bool = True, name: str | None = None, *,
+                 initializer: Any = None, shape: Any = None, trainable: bool | None = None) -> None:
+        if initializer is not None:
+            if data is not None:
+                raise TypeError("Parameter: give the initial value once, as data or as initializer")
+            data = initializer
+        if isinstance(data, str):
+            raise TypeError(f"Parameter: the initializer {data!r} is a name; pass the initializer object, e.g. "
+                            f"shendu.initializers.get({data!r}), with shape=")
+        if callable(data) and not isinstance(data, Tensor):
+            if shape is None:
+                raise ValueError("Parameter: an initializer needs shape=")
+            data = data(tuple(shape), dtype=backend.default_float_dtype() if dtype is None else dtype)
+        if data is None:
+            raise TypeError("Parameter: give the initial value (data, or initializer= as in keras.Variable)")
+        if trainable is not None:
+            requires_grad = trainable
         super().__init__(data, dtype=dtype, requires_grad=requires_grad, name=name)
+        if shape is not None and self.shape != tuple(shape):
+            raise ValueError(f"Parameter: the initial value has shape {self.shape}, but shape={tuple(shape)}")
         self.trainable = requires_grad
         self.regularizer = None
         self.constraint = None
