@@ -121,11 +121,15 @@ class Model(Layer):
         object.__setattr__(self, "_building", True)
         states = metric_states(tracked_metrics(self, Model))
         try:
-            def zeros(shape: Any) -> Tensor:
-                return Tensor._wrap(np.zeros(tuple(1 if d is None else d for d in shape), dtype=self._dtype))
+            def zeros(shapes: Any) -> Any:  # one shape, a list of shapes, or a dict of them (named inputs)
+                if is_shape(shapes):
+                    return Tensor._wrap(np.zeros(tuple(1 if d is None else d for d in shapes), dtype=self._dtype))
+                if isinstance(shapes, dict):
+                    return {key: zeros(shape) for key, shape in shapes.items()}
+                return [zeros(shape) for shape in shapes]
 
             with no_grad():
-                self.call(zeros(input_shape) if is_shape(input_shape) else [zeros(s) for s in input_shape])
+                self.call(zeros(input_shape))
         finally:
             restore_metric_states(states)
             object.__setattr__(self, "_building", False)
@@ -499,6 +503,10 @@ class Model(Layer):
         metrics, weighted = self._train.metric_identifiers
         return saving.serialize_compile(self.optimizer, self._train.loss_identifier, self._train.loss_weights,
                                         metrics, weighted)
+
+    def to_json(self, **kwargs: Any) -> str:
+        """The architecture as a JSON string (Keras's ``to_json``); ``shendu.models.model_from_json`` rebuilds it."""
+        return saving.model_to_json(self, **kwargs)
 
     def save(self, filepath: str, overwrite: bool = True, include_optimizer: bool = True,
              data_loader: Any = None) -> None:
