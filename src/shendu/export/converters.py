@@ -23,6 +23,7 @@ from shendu.backend import to_numpy
 from shendu.export.activations import emit_activation, rnn_activation
 from shendu.export.graph import GraphBuilder
 from shendu.layers import (
+    ELU,
     GRU,
     LSTM,
     Activation,
@@ -48,6 +49,7 @@ from shendu.layers import (
     GlobalMaxPooling1D,
     GlobalMaxPooling2D,
     LayerNormalization,
+    LeakyReLU,
     Maximum,
     MaxPooling1D,
     MaxPooling2D,
@@ -56,15 +58,18 @@ from shendu.layers import (
     Multiply,
     Normalization,
     Permute,
+    PReLU,
     RandomFlip,
     RandomRotation,
     RandomTranslation,
     RandomZoom,
+    ReLU,
     RepeatVector,
     Rescaling,
     Reshape,
     SeparableConv2D,
     SimpleRNN,
+    Softmax,
     SpatialDropout2D,
     Subtract,
     UpSampling2D,
@@ -112,6 +117,45 @@ def dense(b: GraphBuilder, layer: Dense, x: str) -> str:
 @register_onnx_converter(Activation)
 def activation(b: GraphBuilder, layer: Activation, x: str) -> str:
     return _activate(b, layer, x)
+
+
+@register_onnx_converter(ReLU)
+def relu(b: GraphBuilder, layer: ReLU, x: str) -> str:
+    """y = x if x >= threshold else negative_slope * (x - threshold), then min(y, max_value) (the layer's call)."""
+    if layer.negative_slope == 0.0 and layer.threshold == 0.0:
+        y = b.op("Relu", [x], layer.name)
+    else:
+        above = b.op("GreaterOrEqual", [x, b.scalar(layer.threshold)], "above_threshold")
+        below = b.op("Mul", [b.op("Sub", [x, b.scalar(layer.threshold)]), b.scalar(layer.negative_slope)])
+        y = b.op("Where", [above, x, below], layer.name)
+    return y if layer.max_value is None else b.op("Min", [y, b.scalar(layer.max_value)], layer.name)
+
+
+@register_onnx_converter(LeakyReLU)
+def leaky_relu(b: GraphBuilder, layer: LeakyReLU, x: str) -> str:
+    return b.op("LeakyRelu", [x], layer.name, alpha=float(layer.negative_slope))
+
+
+@register_onnx_converter(ELU)
+def elu(b: GraphBuilder, layer: ELU, x: str) -> str:
+    return b.op("Elu", [x], layer.name, alpha=float(layer.alpha))
+
+
+@register_onnx_converter(Softmax)
+def softmax(b: GraphBuilder, layer: Softmax, x: str) -> str:
+    """Softmax over one axis; over a tuple of axes exp(x - max) / sum(exp(x - max)) (a mask is refused: the
+    converter takes no ``mask`` argument)."""
+    if isinstance(layer.axis, int):
+        return b.op("Softmax", [x], layer.name, axis=layer.axis)
+    axes = list(layer.axis)
+    shifted = b.op("Exp", [b.op("Sub", [x, b.reduce("ReduceMax", x, axes, True, "max")])])
+    return b.op("Div", [shifted, b.reduce("ReduceSum", shifted, axes, True, "sum")], layer.name)
+
+
+@register_onnx_converter(PReLU)
+def prelu(b: GraphBuilder, layer: PReLU, x: str) -> str:
+    """y = x if x >= 0 else alpha * x (alpha of shape input_shape[1:], 1 on shared axes, broadcasts over the batch)."""
+    return b.op("PRelu", [x, b.const(weight(layer, "alpha"), f"{layer.name}/alpha")], layer.name)
 
 
 @register_onnx_converter(Dropout)
