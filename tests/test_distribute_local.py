@@ -189,3 +189,36 @@ def test_fit_refuses_a_loader_sharded_twice(loopback):
         model.fit(loader, epochs=1, verbose=0)
     plain = DataLoader((np.ones((8, 3), np.float32), np.zeros((8, 2), np.float32)), batch_size=4)
     assert np.isfinite(model.fit(plain, epochs=1, verbose=0).history["loss"][0])
+
+
+class _KerasStyleMean(shendu.metrics.Metric):
+    """A Keras-style metric: its state is made in __init__ with add_variable."""
+
+    def __init__(self, name="keras_style_mean"):
+        super().__init__(name=name)
+        self.total = self.add_variable((), name="total")
+        self.count = self.add_variable((), name="count")
+        self.peak = self.add_variable((), name="peak", aggregation="mean")
+        self.local = self.add_variable((), name="local", aggregation="none")
+
+    def update_state(self, values):
+        self.total.assign_add(float(np.sum(values)))
+        self.count.assign_add(float(np.size(values)))
+        self.peak.assign(float(np.max(values)))
+        self.local.assign(1.0)
+
+    def result(self):
+        return self.total.numpy() / self.count.numpy()
+
+
+def test_keras_style_metric_variables_are_combined_by_their_aggregation(loopback):
+    """Variables made with add_variable were skipped: each rank reported its own shard's mean, silently."""
+    dist = loopback(world_size=3)
+    metric = _KerasStyleMean()
+    metric.update_state(np.array([1.0, 2.0, 6.0]))
+    dist.reduce_metrics([metric])
+    assert (float(metric.total.numpy()), float(metric.count.numpy())) == (27.0, 9.0)  # summed over 3 ranks
+    assert float(metric.peak.numpy()) == 6.0 and float(metric.local.numpy()) == 1.0  # mean; left alone
+    assert metric.result() == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="aggregation must be one of"):
+        metric.add_variable((), aggregation="max")

@@ -123,6 +123,9 @@ def _loss_as_metric(loss_fn: Callable[..., Any]) -> Callable[..., np.ndarray]:
     return fn
 
 
+AGGREGATIONS = ("sum", "mean", "none", "only_first_replica")  # Keras 3's names for combining state over replicas
+
+
 # ------------------------------------------------------------------ base classes
 class _MetricType(type):
     """Runs ``reset_state()`` once after construction for metrics that keep their state in plain attributes made
@@ -149,18 +152,24 @@ class Metric(metaclass=_MetricType):
         self.name = name or snake_case(type(self).__name__)
         self.dtype = dtype if dtype is not None else "float32"
         self._variables: list[Parameter] = []
+        self._aggregations: list[str] = []
 
     def add_variable(self, shape: Any = (), initializer: Any = "zeros", dtype: Any = None, aggregation: str = "sum",
                      name: str | None = None) -> Parameter:
-        """A state variable (a non-trainable Parameter) of ``shape`` filled by ``initializer``; Keras's signature
-        (``aggregation`` is accepted: shendu sums metric state over ranks)."""
+        """A state variable (a non-trainable Parameter) of ``shape`` filled by ``initializer``; Keras's signature.
+        ``aggregation`` says how data-parallel training (``shendu.distribute``) combines it over the ranks:
+        ``"sum"`` (counts and totals), ``"mean"``, or ``"none"``/``"only_first_replica"`` (left as each rank has it)."""
         if "_variables" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() before add_variable")
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"{type(self).__name__}.add_variable: aggregation must be one of {AGGREGATIONS}, "
+                             f"got {aggregation!r}")
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
         init = initializers.get(initializer if initializer is not None else "zeros")
         variable = Parameter(np.asarray(init(shape, dtype or self.dtype)), requires_grad=False,
                              name=f"{self.name}/{name}" if name else self.name)
         self._variables.append(variable)
+        self._aggregations.append(aggregation)
         return variable
 
     def add_weight(self, shape: Any = (), initializer: Any = None, dtype: Any = None,
@@ -175,6 +184,14 @@ class Metric(metaclass=_MetricType):
         for value in self.__dict__.values():
             if isinstance(value, Metric) and value is not self:
                 out.extend(value.variables)
+        return out
+
+    def variable_aggregations(self) -> list[tuple[Parameter, str]]:
+        """Each variable of :attr:`variables` with its ``aggregation`` (how ranks combine it)."""
+        out = list(zip(self.__dict__.get("_variables", ()), self.__dict__.get("_aggregations", ())))
+        for value in self.__dict__.values():
+            if isinstance(value, Metric) and value is not self:
+                out.extend(value.variable_aggregations())
         return out
 
     def update_state(self, *args: Any, **kwargs: Any) -> None:

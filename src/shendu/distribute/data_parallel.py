@@ -192,14 +192,19 @@ class DataParallel:
         """Sum the states of ``metrics`` over the ranks, in place: each then reports the whole data set's result.
 
         A metric's state is what ``reset_state`` sets to zero (``total``/``count``, confusion counts...); the
-        sums of these are exact for every shendu metric (means, confusion-based metrics, AUC)."""
+        sums of these are exact for every shendu metric (means, confusion-based metrics, AUC). A Keras-style
+        metric's variables (``add_variable``) are combined by their ``aggregation``: summed, averaged, or left
+        as each rank has them (``"none"``, ``"only_first_replica"``)."""
         layout: list[tuple[Any, str, Any]] = []
         for metric in metrics:
             for name in _state_names(metric):
                 layout.append((metric, name, np.shape(getattr(metric, name))))
-        if not layout:
+        variables = [(v, a) for metric in metrics for v, a in getattr(metric, "variable_aggregations", list)()
+                     if a in ("sum", "mean")]
+        if not layout and not variables:
             return
-        flat = np.concatenate([np.asarray(getattr(m, n), np.float64).reshape(-1) for m, n, _ in layout])
+        flat = np.concatenate([np.asarray(getattr(m, n), np.float64).reshape(-1) for m, n, _ in layout]
+                              + [np.asarray(v.data, np.float64).reshape(-1) for v, _ in variables])
         self.comm.allreduce_(flat)
         offset = 0
         for metric, name, shape in layout:
@@ -207,6 +212,11 @@ class DataParallel:
             value = flat[offset:offset + size]
             offset += size
             setattr(metric, name, float(value[0]) if shape == () else value.reshape(shape).copy())
+        for variable, aggregation in variables:
+            size = variable.data.size
+            value = flat[offset:offset + size].reshape(variable.data.shape)
+            offset += size
+            variable.data[...] = value / self.world_size if aggregation == "mean" else value
 
     def agree(self, flag: bool, root: int = 0) -> bool:
         """Rank ``root``'s decision on every rank (e.g. EarlyStopping's stop), so no rank leaves the loop alone."""
@@ -217,7 +227,10 @@ class DataParallel:
 
 
 def _state_names(metric: Any) -> list[str]:
-    """The attributes that ``reset_state`` sets to numeric zeros: a metric's summable state."""
+    """The attributes that ``reset_state`` sets to numeric zeros: a metric's summable state. A Keras-style metric
+    keeps its state in variables instead (combined by their aggregation in ``reduce_metrics``)."""
+    if getattr(metric, "variables", None):
+        return []
     fresh = copy.deepcopy(metric)
     fresh.reset_state()
     names = []
