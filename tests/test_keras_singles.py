@@ -247,3 +247,16 @@ def test_to_json_round_trips_through_model_from_json():
     clone.set_weights(model.get_weights())
     x = np.ones((2, 3), dtype="float32")
     np.testing.assert_allclose(clone.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("data", [np.ones(2), (np.ones(2),), (np.ones(2), np.zeros(2)),
+                                  (np.ones(2), np.zeros(2), np.full(2, 0.5)), [np.ones(2), np.zeros(2)]])
+def test_utils_pack_and_unpack_x_y_sample_weight_match_keras(data):
+    keras = pytest.importorskip("keras")
+    ours = utils.unpack_x_y_sample_weight(data)
+    theirs = keras.utils.unpack_x_y_sample_weight(tuple(data) if isinstance(data, list) else data)
+    assert len(ours) == len(theirs) == 3
+    for a, b in zip(ours, theirs):
+        assert (a is None and b is None) or np.array_equal(a, b)
+    packed, expected = utils.pack_x_y_sample_weight(*ours), keras.utils.pack_x_y_sample_weight(*theirs)
+    assert type(packed) is type(expected) and len(np.atleast_1d(packed)) == len(np.atleast_1d(expected))

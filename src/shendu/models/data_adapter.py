@@ -26,6 +26,7 @@ from shendu.autograd.tensor import Tensor
 from shendu.backend import is_array
 from shendu.random import get_rng
 from shendu.utils import tree
+from shendu.utils.batches import unpack_x_y_sample_weight
 
 #: data sets up to this size are permuted once per epoch into reused buffers (batches are then views)
 PERMUTE_IN_PLACE_BYTES = 64 * 2**20
@@ -103,33 +104,6 @@ def _from_foreign(leaf: Any) -> Any:
     if hasattr(leaf, "detach"):  # a torch tensor: off the graph and onto the CPU first
         leaf = leaf.detach().cpu()
     return np.asarray(leaf)
-
-
-def unpack_x_y_sample_weight(data: Any) -> tuple[Any, Any, Any]:
-    """Keras's ``unpack_x_y_sample_weight``: ``(x, y, sample_weight)`` from ``x``, ``(x,)``, ``(x, y)`` or
-    ``(x, y, sample_weight)``; a list is read as a tuple (as Keras does, e.g. a PyTorch DataLoader's ``[x, y]``)."""
-    if isinstance(data, list):
-        data = tuple(data)
-    if not isinstance(data, tuple):
-        return data, None, None
-    if len(data) == 1:
-        return data[0], None, None
-    if len(data) == 2:
-        return data[0], data[1], None
-    if len(data) == 3:
-        return data
-    raise ValueError(f"a data batch must be x, (x,), (x, y) or (x, y, sample_weight); got a "
-                     f"{type(data).__name__} of {len(data)} items")
-
-
-def pack_x_y_sample_weight(x: Any, y: Any = None, sample_weight: Any = None) -> Any:
-    """Keras's ``pack_x_y_sample_weight``: what ``train_step``/``test_step``/``predict_step`` receive, ``x`` alone
-    (``(x,)`` when x is a list or tuple of inputs), ``(x, y)`` or ``(x, y, sample_weight)``."""
-    if y is None and sample_weight is None:
-        return (x,) if isinstance(x, (list, tuple)) else x
-    if sample_weight is None:
-        return x, y
-    return x, y, sample_weight
 
 
 def unpack_batch(batch: Any) -> tuple[Any, Any, Any]:

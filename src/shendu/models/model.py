@@ -37,13 +37,7 @@ from shendu.layers.config import with_constructor_arguments
 from shendu.layers.layer import Layer, unique_name
 from shendu.metrics import Metric
 from shendu.models.compile_utils import output_names_of
-from shendu.models.data_adapter import (
-    EpochIterator,
-    pack_x_y_sample_weight,
-    train_validation_split,
-    unpack_batch,
-    unpack_x_y_sample_weight,
-)
+from shendu.models.data_adapter import EpochIterator, train_validation_split, unpack_batch
 from shendu.models.functional import FunctionalGraph, graph_config, graph_from_config, is_graph_config
 from shendu.models.summary import print_summary
 from shendu.models.training_utils import (
@@ -69,6 +63,7 @@ from shendu.models.training_utils import (
     tracked_metrics,
     verbosity,
 )
+from shendu.utils.batches import pack_x_y_sample_weight, unpack_x_y_sample_weight
 
 _FIT_ARGS = ("x", "y", "batch_size", "epochs", "verbose", "callbacks", "validation_split", "validation_data",
              "shuffle", "class_weight", "sample_weight", "initial_epoch", "steps_per_epoch", "validation_steps",

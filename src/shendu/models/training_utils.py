@@ -17,7 +17,8 @@ from shendu.autograd.tensor import Parameter, Tensor
 from shendu.layers.tracking import structure_version
 from shendu.metrics import Mean, Metric
 from shendu.models.compile_utils import CompiledLoss, CompiledMetrics
-from shendu.models.data_adapter import EpochIterator, check_data, flatten, pack_x_y_sample_weight
+from shendu.models.data_adapter import EpochIterator, check_data, flatten
+from shendu.utils.batches import pack_x_y_sample_weight
 
 
 class TrainingState:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from shendu.random import seed as _seed
+from shendu.utils.batches import pack_x_y_sample_weight, unpack_x_y_sample_weight
 from shendu.utils.custom_objects import (
     CustomObjectScope,
     custom_object_scope,
@@ -25,8 +26,9 @@ from shendu.utils.weights_io import load_weights_file, save_weights_file
 
 __all__ = ["CustomObjectScope", "ProgressBar", "PyDataset", "Sequence", "custom_object_scope", "explain_step",
            "get_custom_objects", "get_registered_name", "get_registered_object", "graph_to_dot", "load_weights_file",
-           "model_to_dot", "normalize", "plot_explain", "plot_history", "plot_model", "register_keras_serializable",
-           "save_weights_file", "set_random_seed", "to_categorical"]
+           "model_to_dot", "normalize", "pack_x_y_sample_weight", "plot_explain", "plot_history", "plot_model",
+           "register_keras_serializable", "save_weights_file", "set_random_seed", "to_categorical",
+           "unpack_x_y_sample_weight"]
 
 
 def to_categorical(x: Any, num_classes: int | None = None) -> np.ndarray:
