@@ -294,12 +294,22 @@ def test_kill_during_save_keeps_the_old_file_and_the_next_save_cleans_up(tmp_pat
 # ---------------------------------------------------------------------------- names and formats
 def test_save_refuses_other_frameworks_suffixes_with_a_hint(tmp_path):
     model = Sequential([Dense(2, input_dim=3)])
-    for name in ("m.h5", "m.keras", "m.pt", "m.HDF5"):
+    for name in ("m.h5", "m.pt", "m.HDF5"):
         with pytest.raises(ValueError, match=r"suffix of .* files.*name the file 'm.shendu'"):
             model.save(str(tmp_path / name))
     assert os.listdir(tmp_path) == []
     with pytest.raises(ValueError, match=r"must end with one of \('.safetensors', '.npz'\)"):
         model.save_weights(str(tmp_path / "m.h5"))
+
+
+def test_save_under_keras_suffix_says_what_it_wrote_and_loads_back(tmp_path):
+    """Keras 3 programs write model.save('m.keras') and load_model('m.keras'): that round trip works, and the
+    warning says the file is shendu's format, which Keras itself cannot read."""
+    model = Sequential([Dense(2, input_dim=3)])
+    path = str(tmp_path / "m.keras")
+    with pytest.warns(UserWarning, match=r"shendu's own format .* not Keras's \.keras format"):
+        model.save(path)
+    np.testing.assert_array_equal(load_model(path).get_weights()[0], model.get_weights()[0])
 
 
 def test_load_weights_detects_the_format_from_the_bytes_not_the_name(tmp_path):

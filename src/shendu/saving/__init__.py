@@ -82,8 +82,12 @@ WEIGHT_FORMATS = (".safetensors", ".npz")
 #: the suffix of Keras 3's weights files, which save_weights writes through h5py
 KERAS_WEIGHTS = ".weights.h5"
 #: suffixes of other frameworks' files: ``save`` refuses them rather than write a .shendu zip under that name
-FOREIGN_SUFFIXES = {".h5": "Keras HDF5", ".hdf5": "HDF5", ".keras": "Keras 3", ".pt": "PyTorch", ".pth": "PyTorch",
+FOREIGN_SUFFIXES = {".h5": "Keras HDF5", ".hdf5": "HDF5", ".pt": "PyTorch", ".pth": "PyTorch",
                     ".onnx": "ONNX", ".pkl": "pickle", ".pickle": "pickle", ".tflite": "TensorFlow Lite"}
+#: Keras 3's model suffix: Keras programs save and reload under it (``model.save("m.keras")`` then
+#: ``load_model("m.keras")``), so ``save`` writes shendu's format under that name and says so (loading reads the
+#: format from the bytes); Keras itself cannot read such a file
+KERAS_MODEL = ".keras"
 
 
 # ---------------------------------------------------------------------------- weights
@@ -218,6 +222,10 @@ def save_model(model: Any, path: str | os.PathLike, overwrite: bool = True, incl
                          "shendu writes its own safe format (a zip of JSON and safetensors); name the file "
                          f"{os.path.splitext(os.path.basename(path))[0] + '.shendu'!r}. Keras and PyTorch weights "
                          "can be read with model.load_weights (and save_weights writes Keras's .weights.h5)")
+    if suffix == KERAS_MODEL:
+        warnings.warn(f"save: {path!r} is written in shendu's own format (a zip of JSON and safetensors), not Keras's "
+                      ".keras format: shendu.models.load_model reads it back, Keras cannot. For Keras, save the "
+                      "weights with model.save_weights('...weights.h5')", UserWarning, stacklevel=3)
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"save: {path} exists; pass overwrite=True to replace it")
     if not model.built:
