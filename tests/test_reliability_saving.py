@@ -346,3 +346,14 @@ def test_v1_fixtures_load_in_a_fresh_process_through_shendu_saving():
                             env=CHILD_ENV)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["Sequential", "Model"]
+
+
+def test_load_model_of_a_real_keras_file_says_what_it_is_and_what_to_do(tmp_path):
+    import zipfile
+
+    path = tmp_path / "real.keras"
+    with zipfile.ZipFile(path, "w") as archive:  # the entries Keras 3 writes
+        for name in ("metadata.json", "config.json", "model.weights.h5"):
+            archive.writestr(name, b"{}")
+    with pytest.raises(FormatError, match=r"Keras 3 \.keras file .* call model\.load_weights"):
+        load_model(str(path))

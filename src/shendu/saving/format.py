@@ -38,6 +38,7 @@ __all__ = ["ENTRIES", "FORMAT_NAME", "FORMAT_VERSION", "FormatError", "READABLE_
            "decode_arrays", "decode_json", "encode_arrays", "encode_json", "fail", "is_container", "read_container",
            "write_container"]
 
+KERAS_ENTRIES = ("metadata.json", "model.weights.h5")  # what a Keras 3 .keras zip holds beside config.json
 FORMAT_NAME = "shendu.model"
 FORMAT_VERSION = 1
 #: the versions this release reads (a newer file is rejected: it may hold things this version cannot honour)
@@ -106,6 +107,9 @@ def _check_names(path: Any, infos: list[zipfile.ZipInfo]) -> None:
         if name in seen:
             raise fail(path, f"the zip holds the entry {name!r} twice", "refusing an ambiguous file")
         seen.add(name)
+        if name in KERAS_ENTRIES:
+            raise fail(path, f"this is a Keras 3 .keras file (it holds {name!r}), not a shendu model",
+                       "build the same model in shendu and call model.load_weights(path): it reads the Keras weights")
         if name not in ENTRIES:
             raise fail(path, f"unexpected entry {name!r} in the zip", f"a .shendu file holds only {list(ENTRIES)}")
     missing = [name for name in REQUIRED_ENTRIES if name not in seen]
