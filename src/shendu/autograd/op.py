@@ -40,6 +40,14 @@ from shendu.autograd.tensor import Tensor
 #: a built-in op that shares its name.
 OP_REGISTRY: dict[str, type[Op]] = {}
 
+#: set by ``shendu.layers`` when it is imported: ``handler(op, inputs)`` records an op called on a functional
+#: model's symbolic tensors as a node of its graph (autograd ranks below layers, so layers registers itself)
+symbolic_handler: Any = None
+
+
+def _is_symbolic(inputs: tuple) -> bool:
+    return any(getattr(x, "is_symbolic", False) for x in inputs)
+
 
 class Op:
     """Base class: subclasses define ``forward`` and ``backward`` (see the module docstring)."""
@@ -72,7 +80,12 @@ class Op:
             if isinstance(x, Tensor):
                 break
         else:  # raw arrays in (a backward without create_graph): raw array out, nothing recorded
-            return self.forward(*inputs)
+            try:  # (free when nothing raises: the hot path of every backward stays as it was)
+                return self.forward(*inputs)
+            except Exception:
+                if symbolic_handler is not None and _is_symbolic(inputs):
+                    return symbolic_handler(self, inputs)
+                raise
         # one pass over the inputs collects what forward and backward need. A NumPy scalar meeting a tensor
         # acts like a Python scalar (as in PyTorch): np.float64 must not turn float32 data into float64
         arrays, needs_grad, versions, generation, record = [], [], [], 0, False

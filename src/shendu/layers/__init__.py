@@ -41,6 +41,7 @@ from shendu.layers.merge import (
     subtract,
 )
 from shendu.layers.normalization import BatchNormalization, LayerNormalization
+from shendu.layers.op_layer import OpLayer  # (also registers how ops record themselves on symbolic tensors)
 from shendu.layers.pooling import (
     AveragePooling1D,
     AveragePooling2D,
@@ -75,7 +76,7 @@ __all__ = [
     "AvgPool1D", "AvgPool2D", "Convolution1D", "Convolution2D", "Convolution2DTranspose", "GlobalAvgPool1D",
     "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D", "MaxPool1D", "MaxPool2D", "SeparableConvolution2D",
     "ELU", "LeakyReLU", "PReLU", "ReLU", "Softmax",
-    "Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "BatchNormalization",
+    "Activation", "Add", "OpLayer", "Average", "AveragePooling1D", "AveragePooling2D", "BatchNormalization",
     "Bidirectional", "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose", "Cropping2D", "Dense",
     "DepthwiseConv2D", "Dot", "Dropout", "Embedding", "Flatten", "GRU", "GlobalAveragePooling1D",
     "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Input", "InputLayer", "InputSpec",

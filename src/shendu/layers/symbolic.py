@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from shendu import backend
+from shendu.autograd import op as op_module
+from shendu.autograd.op import Op
 from shendu.autograd.tensor import Tensor
 from shendu.layers.registry import LAYER_REGISTRY
+from shendu.ops.arithmetic import AddOp, DivOp, MulOp, NegOp, SubOp
 from shendu.utils.tree import flatten, map_structure
 
 #: the former name of :func:`shendu.utils.tree.flatten` (``None`` is a leaf here)
@@ -31,6 +35,41 @@ def _is_structure(x: Any) -> bool:
     """A list/tuple of inputs (Tensors, arrays, symbolic tensors), as opposed to nested numbers."""
     return isinstance(x, (list, tuple)) and any(
         isinstance(v, (Tensor, SymbolicTensor)) or backend.is_array(v) for v in flatten(x))
+
+
+class _UfuncOp(Op):
+    """A comparison or logical ufunc of NumPy (no gradient), recorded on symbolic tensors."""
+
+    differentiable = False
+
+    def __init__(self, name: str) -> None:
+        self.keras_name = name
+
+    def forward(self, *arrays: Any) -> Any:
+        return getattr(backend.get_array_module(*arrays), self.keras_name)(*arrays)
+
+
+_UFUNC_OPS = {"add": AddOp, "subtract": SubOp, "multiply": MulOp, "true_divide": DivOp, "divide": DivOp,
+              "negative": NegOp}
+_COMPARISONS = {"equal", "not_equal", "greater", "greater_equal", "less", "less_equal", "logical_and",
+                "logical_or", "logical_xor", "logical_not"}
+
+
+def symbolic_refusal(what: str | None = None) -> TypeError:
+    """The error for a function that cannot run on a functional model's SymbolicTensor: it names the outermost
+    ``shendu.ops`` function on the call stack (the one the program called) and says which layers to use."""
+    if what is None:
+        what = "this function"
+        frame = sys._getframe(1)
+        while frame is not None:
+            module = frame.f_globals.get("__name__", "")
+            if module.startswith("shendu.ops") or module.startswith("shendu.functional"):
+                what = f"ops.{frame.f_code.co_name}"
+            frame = frame.f_back
+    return TypeError(f"{what} cannot run on a functional model's symbolic tensor (keras.Input(...) and the layers "
+                     "after it): it needs the values. Use a layer there instead (layers.Activation, layers.Reshape, "
+                     "layers.Concatenate, ..., or a Layer subclass whose call() uses the op; layers.Lambda works "
+                     "too but is refused by model.save)")
 
 
 class Node(NamedTuple):
@@ -65,6 +104,8 @@ class SymbolicTensor:
     it and its output ``index`` in that node."""
 
     __slots__ = ("shape", "dtype", "node", "index", "name")
+    #: how an op that meets this placeholder knows to record itself in the graph (see ``layers.op_layer``)
+    is_symbolic = True
 
     def __init__(self, shape: tuple, dtype: Any, node: Node | None = None, index: int = 0,
                  name: str | None = None) -> None:
@@ -80,27 +121,52 @@ class SymbolicTensor:
         source = f", from={self.node.layer.name!r}" if self.node is not None else ""
         return f"<SymbolicTensor shape={self.shape}, dtype={self.dtype}{source}>"
 
-    def _merge(self, other: Any, layer_name: str, symbol: str, reverse: bool = False) -> SymbolicTensor:
-        """``a + b``, ``a - b``, ``a * b`` of two SymbolicTensors record an Add/Subtract/Multiply layer."""
-        if not isinstance(other, SymbolicTensor):
-            raise TypeError(f"SymbolicTensor {symbol} {type(other).__name__}: only two SymbolicTensors combine with "
-                            f"{symbol} (as a {layer_name} layer); for constants use a layer, e.g. "
-                            f"Lambda(lambda t: t {symbol} c)(x)")
-        return LAYER_REGISTRY[layer_name]()([other, self] if reverse else [self, other])
+    def _merge(self, other: Any, layer_name: str, op: Any, reverse: bool = False) -> SymbolicTensor:
+        """``a + b``, ``a - b``, ``a * b`` of two SymbolicTensors record an Add/Subtract/Multiply layer; with a
+        constant (or ``/``), the op itself is recorded (as ``keras.ops`` on symbolic tensors)."""
+        if isinstance(other, SymbolicTensor) and layer_name:
+            return LAYER_REGISTRY[layer_name]()([other, self] if reverse else [self, other])
+        return op_module.symbolic_handler(op, (other, self) if reverse else (self, other))
 
     def __add__(self, other: Any) -> SymbolicTensor:
-        return self._merge(other, "Add", "+")
+        return self._merge(other, "Add", AddOp())
+
+    def __radd__(self, other: Any) -> SymbolicTensor:
+        return self._merge(other, "Add", AddOp(), reverse=True)
 
     def __sub__(self, other: Any) -> SymbolicTensor:
-        return self._merge(other, "Subtract", "-")
+        return self._merge(other, "Subtract", SubOp())
 
     def __rsub__(self, other: Any) -> SymbolicTensor:
-        return self._merge(other, "Subtract", "-", reverse=True)
+        return self._merge(other, "Subtract", SubOp(), reverse=True)
 
     def __mul__(self, other: Any) -> SymbolicTensor:
-        return self._merge(other, "Multiply", "*")
+        return self._merge(other, "Multiply", MulOp())
 
-    __radd__, __rmul__ = __add__, __mul__
+    def __rmul__(self, other: Any) -> SymbolicTensor:
+        return self._merge(other, "Multiply", MulOp(), reverse=True)
+
+    def __truediv__(self, other: Any) -> SymbolicTensor:
+        return self._merge(other, "", DivOp())
+
+    def __rtruediv__(self, other: Any) -> SymbolicTensor:
+        return self._merge(other, "", DivOp(), reverse=True)
+
+    def __neg__(self) -> SymbolicTensor:
+        return op_module.symbolic_handler(NegOp(), (self,))
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        """A NumPy ufunc met this placeholder (``array + x``, or an op function that calls NumPy directly, as the
+        comparisons do): arithmetic and comparisons are recorded as ops; anything else is refused, clearly."""
+        if method == "__call__" and not kwargs:
+            if ufunc.__name__ in _UFUNC_OPS:
+                return op_module.symbolic_handler(_UFUNC_OPS[ufunc.__name__](), inputs)
+            if ufunc.__name__ in _COMPARISONS:
+                return op_module.symbolic_handler(_UfuncOp(ufunc.__name__), inputs)
+        raise symbolic_refusal(f"numpy.{ufunc.__name__}")
+
+    def __array__(self, *args: Any, **kwargs: Any) -> Any:
+        raise symbolic_refusal()
 
     def __len__(self) -> int:
         raise TypeError("a SymbolicTensor has no length yet: it stands for data that will flow through the model")

@@ -304,7 +304,8 @@ def _no_grad_result(array: Any) -> Tensor:
 def _binary(fn_name: str) -> Any:
     def compare(x1: Any, x2: Any) -> Tensor:
         xp = backend.get_array_module(raw(x1), raw(x2))
-        return _no_grad_result(getattr(xp, fn_name)(raw(x1), raw(x2)))
+        y = getattr(xp, fn_name)(raw(x1), raw(x2))
+        return y if getattr(y, "is_symbolic", False) else _no_grad_result(y)  # (recorded on symbolic tensors)
 
     compare.__name__ = compare.__qualname__ = fn_name
     compare.__doc__ = f"NumPy's ``{fn_name}``, elementwise with broadcasting (no gradient)."

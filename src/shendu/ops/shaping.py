@@ -241,15 +241,18 @@ def reshape(x: Any, newshape: Any) -> Any:
     if not isinstance(x, Tensor):  # a raw array (an ordinary backward pass): skip the op machinery
         try:
             return x.reshape(shape)
-        except ValueError:
-            pass  # let the op raise its readable error
+        except (ValueError, AttributeError):
+            pass  # let the op raise its readable error (or record itself, on a functional model's symbolic tensor)
     return ReshapeOp(shape)(x)
 
 
 def transpose(x: Any, axes: Sequence[int] | None = None) -> Any:
     """Permute the axes (reverse them when ``axes`` is None)."""
     if not isinstance(x, Tensor) and axes is not None and len(axes) == x.ndim:  # raw array: a plain view
-        return x.transpose(axes)
+        try:
+            return x.transpose(axes)
+        except AttributeError:
+            pass  # a functional model's symbolic tensor: the op records itself
     return TransposeOp(None if axes is None else tuple(axes))(x)
 
 
@@ -268,16 +271,28 @@ def _shape_probe(shape: tuple[int, ...]) -> np.ndarray:
     return np.broadcast_to(np.empty((), dtype=bool), shape)
 
 
+#: stands for a symbolic tensor's unknown (None) size while NumPy works out a new shape
+_UNKNOWN = 2**31 - 1
+
+
+def _new_shape(shape: tuple, change: Any) -> tuple:
+    """``change`` applied to a probe of ``shape``; an unknown (None) size of a functional model's symbolic tensor
+    comes back as -1, for reshape to infer."""
+    if None not in shape:
+        return change(_shape_probe(shape)).shape
+    probe = _shape_probe(tuple(_UNKNOWN if d is None else d for d in shape))
+    return tuple(-1 if d == _UNKNOWN else d for d in change(probe).shape)
+
+
 def expand_dims(x: Any, axis: int | Sequence[int]) -> Any:
     """Insert size-1 axes at ``axis``."""
-    shape = np.expand_dims(_shape_probe(raw(x).shape), axis).shape
-    return reshape(x, shape)
+    return reshape(x, _new_shape(raw(x).shape, lambda a: np.expand_dims(a, axis)))
 
 
 def squeeze(x: Any, axis: int | Sequence[int] | None = None) -> Any:
     """Remove size-1 axes (all of them, or those in ``axis``)."""
     try:
-        shape = np.squeeze(_shape_probe(raw(x).shape), axis).shape
+        shape = _new_shape(raw(x).shape, lambda a: np.squeeze(a, axis))
     except ValueError:
         raise ValueError(f"squeeze: axis {axis} of a tensor of shape {raw(x).shape} is not of size 1") from None
     return reshape(x, shape)
