@@ -1,8 +1,11 @@
 """``keras.ops`` functions on a functional model's symbolic tensors (issue 11): each call becomes a node of the
 graph (an ``OpLayer``), trains through fit with the op's own gradient, and matches Keras 3 on the same weights."""
 
+import json
 import os
 import re
+import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -11,6 +14,7 @@ import shendu
 from shendu import layers, ops
 from shendu.autograd.tensor import Tensor
 from shendu.layers import OpLayer
+from shendu.saving import FormatError
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -150,12 +154,101 @@ def test_unsupported_function_says_which_and_what_to_use():
         ops.argmax(h, axis=-1)
 
 
-def test_save_is_weights_only_with_a_clear_message(tmp_path):
-    model = _program(shendu)
-    with pytest.warns(UserWarning, match=r"layer 'relu(_\d+)?' records ops\.relu .*Use a layer instead"):
-        model.save(tmp_path / "m.shendu")
-    with pytest.raises(ValueError, match=r"ops\.relu"):
+def _constants_program():
+    inp = shendu.Input((8,))
+    x = layers.Dense(4)(inp)
+    x = x * 2.0 + 1.0
+    x = ops.clip(x, -1.5, 1.5)
+    x = ops.reshape(x, (-1, 2, 2))
+    x = ops.transpose(x, axes=(0, 2, 1))
+    x = ops.cast(x, "float64")
+    out = ops.reshape(x, (-1, 4))
+    return shendu.Model(inp, out)
+
+
+@pytest.mark.parametrize("make", [lambda: _program(shendu), _constants_program], ids=["issue", "constants"])
+@pytest.mark.parametrize("how", ["save", "json"])
+def test_models_with_ops_round_trip(tmp_path, make, how):
+    model = make()
+    model.compile(optimizer="adam", loss="mse")
+    x, _ = _data(32)
+    y = np.random.default_rng(1).normal(size=model.predict(x, verbose=0).shape).astype("float32")
+    model.fit(x, y, epochs=1, verbose=0)
+    if how == "save":
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no "weights only" warning any more
+            model.save(tmp_path / "m.shendu")
+        loaded = shendu.models.load_model(tmp_path / "m.shendu")
+    else:
+        loaded = shendu.models.model_from_json(model.to_json())
+        loaded.set_weights(model.get_weights())
+        loaded.compile(optimizer="adam", loss="mse")
+    assert [type(layer).__name__ for layer in loaded.layers] == [type(layer).__name__ for layer in model.layers]
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    first = loaded.evaluate(x, y, verbose=0)
+    loaded.fit(x, y, epochs=20, verbose=0)
+    assert loaded.evaluate(x, y, verbose=0) < first
+
+
+def test_constants_survive_the_round_trip():
+    model = shendu.models.model_from_json(_constants_program().to_json())
+    ops_by_class = {type(layer.op).__name__: layer.op for layer in model.layers if isinstance(layer, OpLayer)}
+    assert (ops_by_class["ClipOp"].lo, ops_by_class["ClipOp"].hi) == (-1.5, 1.5)
+    assert ops_by_class["TransposeOp"].axes == (0, 2, 1)
+    assert np.dtype(ops_by_class["AstypeOp"].dtype) == np.float64
+    x, _ = _data(4)
+    kernel, bias = model.layers[1].get_weights()
+    v = np.clip((x @ kernel + bias) * 2 + 1, -1.5, 1.5).reshape(-1, 2, 2).transpose(0, 2, 1).reshape(-1, 4)
+    out = model.predict(x, verbose=0)
+    np.testing.assert_allclose(out, v, rtol=1e-6)
+
+
+@pytest.mark.parametrize("change", [
+    lambda c: c.update(op="os.system"),
+    lambda c: c.update(op="NoSuchOp"),
+    lambda c: c["op_config"].update(shape={"__numpy__": [1, 2]}),
+    lambda c: c["op_config"].update(shape={"tuple": [1], "code": "x"}),
+    lambda c: c["op_config"].update(evil=1),
+    lambda c: c["op_config"].update(shape={"dtype": "object"}),
+], ids=["module", "unknown", "non-json", "extra-key", "extra-arg", "dtype"])
+def test_hostile_op_configs_are_refused(tmp_path, change):
+    _program(shendu).save(tmp_path / "m.shendu")
+    with zipfile.ZipFile(tmp_path / "m.shendu") as z:
+        entries = {name: z.read(name) for name in z.namelist()}
+    key = next(k for k, v in entries.items() if b'"OpLayer"' in v)
+    doc = json.loads(entries[key])
+
+    def patch(value):
+        if isinstance(value, dict):
+            if value.get("class_name") == "OpLayer" and value["config"].get("op") == "ReshapeOp":
+                change(value["config"])
+            for v in value.values():
+                patch(v)
+        elif isinstance(value, list):
+            for v in value:
+                patch(v)
+
+    patch(doc)
+    entries[key] = json.dumps(doc).encode()
+    with zipfile.ZipFile(tmp_path / "bad.shendu", "w") as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    with pytest.raises(FormatError):
+        shendu.models.load_model(tmp_path / "bad.shendu")
+    with pytest.raises(FormatError):
+        shendu.models.model_from_json(json.dumps(doc) if "class_name" in doc and "config" in doc else
+                                      json.dumps(doc.get("architecture", doc)))
+
+
+def test_an_op_with_a_non_json_argument_saves_weights_only_with_a_clear_message(tmp_path):
+    inp = shendu.Input((4,))
+    out = ops.pad(layers.Dense(4)(inp), np.array([[0, 0], [1, 1]]))
+    model = shendu.Model(inp, out)
+    with pytest.raises(ValueError, match=r"ops\.pad .*Use a layer instead"):
         model.layers[2].get_config()
+    with pytest.warns(UserWarning, match=r"records ops\.pad .*Use a layer instead"):
+        model.save(tmp_path / "m.shendu")
 
 
 def test_eager_paths_unchanged():

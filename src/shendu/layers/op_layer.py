@@ -7,19 +7,26 @@ op as a template and calls a fresh copy of it on each call (an op keeps per-call
 predict and evaluate run through it with the op's own gradient. Its output shape comes from running it on zeros
 (batch 1), as for any layer without ``compute_output_shape``.
 
-An OpLayer is not serialised: ``get_config`` raises, naming the op and the layer to use instead.
+An OpLayer is serialised as data, never code: its config names the op class (a key of ``shendu.OP_REGISTRY``,
+shendu's own ops only) and the op's constructor arguments, read back from the attributes of the same names as JSON
+values (tuples and NumPy dtypes tagged, so they come back as they were). ``from_config`` looks the class up in the
+registry only and calls its constructor with those values; an unknown op or a value of another kind is refused.
+Constants the op got as inputs (the ``2.0`` of ``x * 2.0``) are part of the node's inputs, which the functional
+model's config stores. An op whose constructor takes something else (an array, a slice, a function) makes
+``get_config`` raise, naming the op and the layer to use instead.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import re
 from typing import Any
 
 import numpy as np
 
 from shendu.autograd import op as op_module
-from shendu.autograd.op import Op
+from shendu.autograd.op import OP_REGISTRY, Op
 from shendu.layers.layer import Layer
 from shendu.layers.names import unique_name
 
@@ -56,11 +63,101 @@ class OpLayer(Layer):
             return super()._infer_output(inputs, args, kwargs)
 
     def get_config(self) -> dict[str, Any]:
-        raise ValueError(f"layer '{self.name}' records ops.{op_name(self.op)} called on a functional model's "
-                         "symbolic tensors; shendu does not serialise these. Use a "
-                         "layer instead (layers.Activation, layers.ReLU, layers.Reshape, layers.Concatenate, "
-                         "layers.Add, ..., or a Layer subclass with get_config()), or save only the weights "
-                         "(save_weights / get_weights).")
+        config: dict[str, Any] = {"name": self.name, "trainable": self._trainable, "dtype": self.dtype}
+        config["op"] = type(self.op).__name__
+        config["op_config"] = op_config(self.op, self.name)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> OpLayer:
+        config = dict(config)
+        op = op_from_config(config.pop("op", None), config.pop("op_config", None))
+        return cls(op, **config)
+
+
+def _refuse(op: Op, layer_name: str, why: str) -> ValueError:
+    return ValueError(f"layer '{layer_name}' records ops.{op_name(op)} called on a functional model's symbolic "
+                      f"tensors, and {why}, so shendu cannot serialise it. Use a layer instead (layers.Activation, "
+                      "layers.ReLU, layers.Reshape, layers.Concatenate, layers.Add, ..., or a Layer subclass with "
+                      "get_config()), or save only the weights (save_weights / get_weights).")
+
+
+def _constructor_parameters(cls: type) -> list[inspect.Parameter]:
+    if cls.__init__ is Op.__init__:
+        return []
+    return [p for p in inspect.signature(cls.__init__).parameters.values() if p.name != "self"]
+
+
+def _encode(value: Any) -> Any:
+    """A constructor argument as JSON (tuples and dtypes tagged); raises TypeError for anything else."""
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
+        return value.item()
+    if isinstance(value, np.dtype):
+        return {"dtype": value.name}
+    if isinstance(value, tuple):
+        return {"tuple": [_encode(v) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    raise TypeError(type(value).__name__)
+
+
+def _decode(value: Any) -> Any:
+    """Undo :func:`_encode` on a value from a file: plain JSON values, tagged tuples and numeric dtypes only."""
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("tuple"), list):
+        return tuple(_decode(v) for v in value["tuple"])
+    if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("dtype"), str):
+        name = value["dtype"]
+        if name not in _DTYPES:
+            raise ValueError(f"OpLayer config: unknown dtype {name[:50]!r}")
+        return np.dtype(name)
+    raise ValueError(f"OpLayer config: invalid op argument {str(value)[:100]}")
+
+
+#: the dtypes an op argument may name
+_DTYPES = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16", "float32",
+           "float64", "complex64", "complex128"}
+
+
+def op_config(op: Op, layer_name: str = "?") -> dict[str, Any]:
+    """``op``'s constructor arguments as JSON: each parameter of its ``__init__`` read from the attribute of the same
+    name. Raises ValueError (naming the op) when one is missing or not a JSON value, a tuple or a dtype, or when
+    the op is not one of shendu's registered ops."""
+    cls = type(op)
+    if OP_REGISTRY.get(cls.__name__) is not cls:
+        raise _refuse(op, layer_name, f"{cls.__name__} is not one of shendu's ops (shendu.OP_REGISTRY)")
+    config: dict[str, Any] = {}
+    for p in _constructor_parameters(cls):
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or not hasattr(op, p.name):
+            raise _refuse(op, layer_name, f"{cls.__name__} does not keep its argument {p.name!r}")
+        try:
+            config[p.name] = _encode(getattr(op, p.name))
+        except TypeError as e:
+            raise _refuse(op, layer_name, f"its argument {p.name!r} is a {e}, not a JSON value") from None
+    rebuilt = op_from_config(cls.__name__, config)
+    if any(_encode(getattr(rebuilt, k)) != v for k, v in config.items()):
+        raise _refuse(op, layer_name, f"{cls.__name__} does not keep its arguments as given")
+    return config
+
+
+def op_from_config(name: Any, config: Any) -> Op:
+    """The op ``OP_REGISTRY[name](**config)``, from a file's data: only shendu's registered op classes, only their
+    constructor parameters, only the values :func:`op_config` writes (raises ValueError otherwise)."""
+    cls = OP_REGISTRY.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ValueError(f"OpLayer config: unknown op {str(name)[:100]!r} (only shendu's own ops are loaded)")
+    if not isinstance(config, dict):
+        raise ValueError(f"OpLayer config: the arguments of {name} must be an object")
+    names = {p.name for p in _constructor_parameters(cls)}
+    if set(config) != names:
+        raise ValueError(f"OpLayer config: {name} takes the arguments {sorted(names)}, the file gives "
+                         f"{sorted(str(k)[:50] for k in config)}")
+    return cls(**{k: _decode(v) for k, v in config.items()})
 
 
 def record_op(op: Op, inputs: tuple) -> Any:
