@@ -211,7 +211,9 @@ def test_constants_survive_the_round_trip():
     lambda c: c["op_config"].update(shape={"tuple": [1], "code": "x"}),
     lambda c: c["op_config"].update(evil=1),
     lambda c: c["op_config"].update(shape={"dtype": "object"}),
-], ids=["module", "unknown", "non-json", "extra-key", "extra-arg", "dtype"])
+    lambda c: c["op_config"].update(shape={"tuple": [1, 50000, 50000]}),
+    lambda c: c["op_config"].update(shape=2**40),
+], ids=["module", "unknown", "non-json", "extra-key", "extra-arg", "dtype", "huge-shape", "huge-int"])
 def test_hostile_op_configs_are_refused(tmp_path, change):
     _program(shendu).save(tmp_path / "m.shendu")
     with zipfile.ZipFile(tmp_path / "m.shendu") as z:
@@ -264,3 +266,14 @@ def test_eager_paths_unchanged():
     with pytest.raises(ValueError):
         ops.reshape(np.ones(4), (3, 2))
     assert isinstance(ops.greater(a, 0), Tensor)
+
+
+def test_a_small_file_cannot_make_op_shape_inference_allocate_much():
+    """Op layers hold no weights, so the weight budget does not bound them: their arguments are bounded instead."""
+    from shendu.layers.op_layer import MAX_OP_ARGUMENT, op_from_config
+
+    assert op_from_config("BroadcastToOp", {"shape": {"tuple": [None, 4096, 4096]}}).shape == (None, 4096, 4096)
+    with pytest.raises(ValueError, match="over the limit 16,777,216"):
+        op_from_config("BroadcastToOp", {"shape": {"tuple": [None, 65536, 65536]}})
+    with pytest.raises(ValueError, match="over the limit"):
+        op_from_config("BroadcastToOp", {"shape": MAX_OP_ARGUMENT + 1})

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 import re
 from typing import Any
 
@@ -103,14 +104,28 @@ def _encode(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
+#: the largest integer, and product of a tuple of integers (a shape, repeats), an op argument from a file may hold:
+#: op layers have no weights, so the file's weight budget does not bound them, and a shape argument such as
+#: broadcast_to's would otherwise make shape inference allocate whatever a small hostile file asks for
+MAX_OP_ARGUMENT = 2**24
+
+
 def _decode(value: Any) -> Any:
-    """Undo :func:`_encode` on a value from a file: plain JSON values, tagged tuples and numeric dtypes only."""
+    """Undo :func:`_encode` on a value from a file: plain JSON values, tagged tuples and numeric dtypes only;
+    integers (alone or multiplied over a tuple) bounded by :data:`MAX_OP_ARGUMENT`."""
+    if type(value) is int and abs(value) > MAX_OP_ARGUMENT:
+        raise ValueError(f"OpLayer config: the op argument {value} is over the limit {MAX_OP_ARGUMENT:,}")
     if value is None or type(value) in (bool, int, float, str):
         return value
     if isinstance(value, list):
         return [_decode(v) for v in value]
     if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("tuple"), list):
-        return tuple(_decode(v) for v in value["tuple"])
+        items = tuple(_decode(v) for v in value["tuple"])
+        sizes = [abs(v) for v in items if type(v) is int and v != 0]
+        if sizes and math.prod(sizes) > MAX_OP_ARGUMENT:
+            raise ValueError(f"OpLayer config: the op argument {items} asks for {math.prod(sizes):,} elements, over "
+                             f"the limit {MAX_OP_ARGUMENT:,}")
+        return items
     if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("dtype"), str):
         name = value["dtype"]
         if name not in _DTYPES:
