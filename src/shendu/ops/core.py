@@ -243,22 +243,24 @@ def log_sigmoid(x: Any) -> Any:
     return neg(softplus(neg(x)))
 
 
+def _pool(name: str, by_rank: dict[int, Any], inputs: Any, pool_size: Any, strides: Any, padding: str,
+          data_format: str | None) -> Any:
+    pool = by_rank.get(len(shape(inputs)))
+    if pool is None:
+        raise ValueError(f"{name}: inputs must be 3-D or 4-D, got shape {shape(inputs)}")
+    return pool(inputs, pool_size, strides, padding.lower(), data_format=data_format or "channels_last")
+
+
 def max_pool(inputs: Any, pool_size: Any, strides: Any = None, padding: str = "valid",
              data_format: str | None = None) -> Any:
     """Keras's max pooling of 3-D (N, L, C) or 4-D (N, H, W, C) inputs; ``strides`` default to ``pool_size``."""
-    pool = {3: max_pool1d, 4: max_pool2d}.get(len(shape(inputs)))
-    if pool is None:
-        raise ValueError(f"max_pool: inputs must be 3-D or 4-D, got shape {shape(inputs)}")
-    return pool(inputs, pool_size, strides, padding.lower(), data_format=data_format or "channels_last")
+    return _pool("max_pool", {3: max_pool1d, 4: max_pool2d}, inputs, pool_size, strides, padding, data_format)
 
 
 def average_pool(inputs: Any, pool_size: Any, strides: Any = None, padding: str = "valid",
                  data_format: str | None = None) -> Any:
     """Keras's average pooling of 3-D or 4-D inputs ('same' padding leaves the padding out of the mean)."""
-    pool = {3: avg_pool1d, 4: avg_pool2d}.get(len(shape(inputs)))
-    if pool is None:
-        raise ValueError(f"average_pool: inputs must be 3-D or 4-D, got shape {shape(inputs)}")
-    return pool(inputs, pool_size, strides, padding.lower(), data_format=data_format or "channels_last")
+    return _pool("average_pool", {3: avg_pool1d, 4: avg_pool2d}, inputs, pool_size, strides, padding, data_format)
 
 
 _EPSILON = 1e-7  # Keras's backend epsilon, which its cross-entropies clip probabilities with
