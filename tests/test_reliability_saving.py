@@ -179,6 +179,24 @@ def test_hostile_files_cannot_claim_large_memory(tmp_path):
     assert rss < 500, f"peak RSS {rss:.0f} MB while refusing small hostile files"
 
 
+@POSIX
+def test_one_square_layer_cannot_claim_the_square_of_what_the_file_stores(tmp_path):
+    """An ~100 KB file storing 25,000 weights whose config asks for ONE Dense(25000) on inputs of size 25,000
+    (625 M weights, 2.5 GB): it passes the pre-build check (units <= stored), so the budget must refuse the
+    kernel before it is allocated."""
+    shendu.seed(0)
+    stored = 25_000
+    source = str(tmp_path / "source.shendu")
+    Sequential([Dense(stored // 5, input_dim=4)]).save(source)  # 4*5000 + 5000 = 25,000 weights
+    path = _dense_stack(source, str(tmp_path / "square.shendu"), layers=1, units=stored)
+    assert os.path.getsize(path) < 200_000
+    (outcome,), rss = _load_capped(tmp_path, [("model", path)])
+    assert outcome["error"] == "FormatError" and "builds more weights than the file stores" in outcome["message"] \
+        and "weight 'kernel' (25000, 25000)" in outcome["message"], outcome
+    assert outcome["seconds"] < 1.0, outcome
+    assert rss < 500, f"peak RSS {rss:.0f} MB while refusing a small hostile file"
+
+
 def test_max_bytes_raises_the_bound_for_a_genuinely_large_file(tmp_path):
     model = Sequential([Dense(4, input_dim=3)])
     path = str(tmp_path / "w.npz")

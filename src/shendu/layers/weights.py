@@ -8,6 +8,7 @@ every weight below it as non-trainable.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from shendu import regularizers as regularizers_module
 from shendu.autograd.tensor import Parameter, Tensor
 from shendu.layers.shapes import normalize_shape
 from shendu.layers.tracking import Trackable, bump_version
+from shendu.utils.weight_budget import charge
 
 
 class WeightsMixin(Trackable):
@@ -122,6 +124,7 @@ class WeightsMixin(Trackable):
         if any(d is None or d < 0 for d in shape):
             raise ValueError(f"layer '{self.name}': weight '{name}' needs a fully known shape, got {shape}")
         dtype = self._dtype if dtype is None else np.dtype(dtype)
+        charge(math.prod(shape) * np.dtype(dtype).itemsize, f"layer '{self.name}' weight '{name}' {shape}")
         init = initializers_module.get(initializer)
         value = init(shape, dtype=dtype)
         if isinstance(value, Tensor):

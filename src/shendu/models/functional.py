@@ -20,7 +20,6 @@ from typing import Any
 from shendu.autograd.tensor import Tensor
 from shendu.layers import InputLayer, Layer, SymbolicTensor, get_layer_class, serialize
 from shendu.models.data_adapter import flatten, map_structure
-from shendu.saving.budget import charge_weights
 
 
 def _node_outputs(node: Any) -> list[SymbolicTensor]:
@@ -197,11 +196,8 @@ def is_graph_config(config: Any) -> bool:
 
 def graph_from_config(config: dict[str, Any], make_model: Callable[..., Any],
                       custom_objects: dict[str, type] | None = None) -> Any:
-    """Replay :func:`graph_config`'s calls on fresh layers, then ``make_model(inputs=, outputs=, name=)``.
-
-    Each call builds its layer; its new weights are charged against the loader's budget, if one is active
-    (:func:`shendu.saving.budget.charge_weights`).
-    """
+    """Replay :func:`graph_config`'s calls on fresh layers, then ``make_model(inputs=, outputs=, name=)``
+    (while a file loads, each new weight is charged against its budget: :mod:`shendu.utils.weight_budget`)."""
     layer_specs, calls, input_names = config.get("layers"), config.get("calls"), config.get("input_layers")
     if not (isinstance(layer_specs, list) and isinstance(calls, list) and isinstance(input_names, list)):
         raise ValueError("functional config: 'layers', 'calls' and 'input_layers' must be lists")
@@ -244,7 +240,6 @@ def graph_from_config(config: dict[str, Any], make_model: Callable[..., Any],
         layer = layer_named(call.get("layer"))
         outputs = flatten(layer(decode(call.get("inputs")), *decode(call.get("args", [])),
                                 **decode(call.get("kwargs", {}))))
-        charge_weights(layer)
         if len(outputs) != call.get("outputs"):
             raise ValueError(f"functional config: layer {layer.name!r} gave {len(outputs)} outputs, the config "
                              f"says {call.get('outputs')!r}")

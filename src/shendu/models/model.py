@@ -296,7 +296,7 @@ class Model(Layer):
 
     def _compute_loss(self, x: Any, y: Any, y_pred: Any, sample_weight: Any, training: bool) -> Tensor:
         """``compute_loss`` called as Keras 3 calls it (an override without ``training`` still works)."""
-        if type(self).compute_loss is Model.compute_loss or accepts_training(self.compute_loss):
+        if type(self).compute_loss is Model.compute_loss or accepts_training(type(self).compute_loss):
             return self.compute_loss(x, y, y_pred, sample_weight, training=training)
         return self.compute_loss(x, y, y_pred, sample_weight)
 

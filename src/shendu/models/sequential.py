@@ -12,7 +12,6 @@ from typing import Any
 from shendu.layers import Input, InputLayer, Layer, SymbolicTensor, serialize
 from shendu.models.functional import deserialize_layer
 from shendu.models.model import Model
-from shendu.saving.budget import charge_weights
 
 
 class _Shapes:
@@ -106,8 +105,8 @@ class Sequential(Model):
     def build(self, input_shape: Any = None) -> None:
         """Build every layer by running the stack on a symbolic Input of ``input_shape`` (batch axis None).
 
-        While a file is being loaded, each layer's new weights are charged against the bytes the file stores
-        (:func:`shendu.saving.budget.charge_weights`), so a hostile config stops at its first oversized layer.
+        While a file is being loaded, each new weight is charged against the bytes the file stores before it is
+        allocated (:mod:`shendu.utils.weight_budget`), so a hostile config stops at its first oversized weight.
         """
         input_shape = input_shape if input_shape is not None else self._input_batch_shape()
         if input_shape is None:
@@ -122,7 +121,6 @@ class Sequential(Model):
         shapes = []
         for layer in self._layers:
             x = _earlier_call(layer, x)
-            charge_weights(layer)
             shapes.append(x.shape if isinstance(x, SymbolicTensor) else [t.shape for t in x])
         self._shapes.outputs = shapes
         self._shapes.output_tensor = x

@@ -6,6 +6,7 @@ conversions, the validation schedule, joining predictions)."""
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 from typing import Any, Callable
 
@@ -196,6 +197,7 @@ def pythonify_logs(logs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@functools.cache  # called per step with a class's function: inspect.signature runs once per override
 def accepts_training(fn: Any) -> bool:
     """Whether ``fn`` takes a ``training`` argument (``compute_loss`` overrides written before Keras 3.3 do not)."""
     try:
