@@ -277,3 +277,16 @@ def test_a_small_file_cannot_make_op_shape_inference_allocate_much():
         op_from_config("BroadcastToOp", {"shape": {"tuple": [None, 65536, 65536]}})
     with pytest.raises(ValueError, match="over the limit"):
         op_from_config("BroadcastToOp", {"shape": MAX_OP_ARGUMENT + 1})
+
+
+def test_an_op_on_symbolic_tensors_records_one_node_and_nothing_else():
+    """The op is recorded before any of its forward runs: GeluOp's forward multiplies x by a constant, which on a
+    symbolic tensor used to record a stray 'multiply' node before erf failed."""
+    inp = shendu.Input((4,))
+    before = shendu.ops.multiply(inp, inp).node.layer.name  # names count per process: take the next one
+    y = shendu.ops.gelu(inp)
+    z = shendu.ops.multiply(y, y)
+    number = int(before.rsplit("_", 1)[1]) if "_" in before else 0
+    assert z.node.layer.name == f"multiply_{number + 1}", "a node was recorded in between"
+    model = shendu.Model(inp, z)
+    assert [type(layer.op).__name__ for layer in model.layers[1:]] == ["GeluOp", "MulOp"]

@@ -45,6 +45,16 @@ OP_REGISTRY: dict[str, type[Op]] = {}
 symbolic_handler: Any = None
 
 
+class SymbolicValue:
+    """Marker base of a functional model's placeholder tensors (``shendu.layers.symbolic.SymbolicTensor``): an op
+    called on one is recorded by :data:`symbolic_handler` before any of its forward runs."""
+
+    __slots__ = ()
+
+
+_GRAPH_INPUTS = (Tensor, SymbolicValue)  # one isinstance per input finds either, so the raw path costs the same
+
+
 def _is_symbolic(inputs: tuple) -> bool:
     return any(getattr(x, "is_symbolic", False) for x in inputs)
 
@@ -77,12 +87,14 @@ class Op:
 
     def __call__(self, *inputs: Any) -> Any:
         for x in inputs:
-            if isinstance(x, Tensor):
+            if isinstance(x, _GRAPH_INPUTS):
+                if isinstance(x, SymbolicValue) and symbolic_handler is not None:
+                    return symbolic_handler(self, inputs)
                 break
         else:  # raw arrays in (a backward without create_graph): raw array out, nothing recorded
             try:  # (free when nothing raises: the hot path of every backward stays as it was)
                 return self.forward(*inputs)
-            except Exception:
+            except Exception:  # symbolic tensors nested in a list argument are found only here
                 if symbolic_handler is not None and _is_symbolic(inputs):
                     return symbolic_handler(self, inputs)
                 raise

@@ -10,7 +10,7 @@ import numpy as np
 
 from shendu import backend
 from shendu.autograd import op as op_module
-from shendu.autograd.op import Op
+from shendu.autograd.op import Op, SymbolicValue
 from shendu.autograd.tensor import Tensor
 from shendu.layers.registry import LAYER_REGISTRY
 from shendu.ops.arithmetic import AddOp, DivOp, MulOp, NegOp, SubOp
@@ -99,7 +99,7 @@ class Node(NamedTuple):
         return self.layer(inputs, *args, **kwargs)
 
 
-class SymbolicTensor:
+class SymbolicTensor(SymbolicValue):
     """A placeholder in a functional graph: ``shape`` (batch axis None), ``dtype``, the ``node`` that made
     it and its output ``index`` in that node."""
 
