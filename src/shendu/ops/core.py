@@ -116,16 +116,13 @@ def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> A
     Frobenius norm and a higher-rank one the 2-norm of all its entries."""
     ndim = len(shape(x))
     axes = tuple(range(ndim)) if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
-    if len(axes) == 2 or axis is None:
-        if ord not in (None, "fro") and not (axis is None and ndim == 1):
-            raise ValueError(f"norm: over two axes only ord=None or 'fro' (Frobenius) is supported, got {ord!r}")
-        if ord in (None, "fro", 2):
-            return sqrt(reduce_sum(mul(x, x), axis=axes, keepdims=keepdims))
+    if (len(axes) == 2 or axis is None) and ord not in (None, "fro") and not (axis is None and ndim == 1):
+        raise ValueError(f"norm: over two axes only ord=None or 'fro' (Frobenius) is supported, got {ord!r}")
+    if ord in (None, "fro", 2) and (len(axes) <= 2 or axis is None):
+        return sqrt(reduce_sum(mul(x, x), axis=axes, keepdims=keepdims))
     if len(axes) > 2:
         raise ValueError(f"norm: axis must be one or two axes, got {axis!r}")
     magnitude = absolute(x)
-    if ord is None or ord == 2:
-        return sqrt(reduce_sum(mul(x, x), axis=axes, keepdims=keepdims))
     if ord == np.inf:
         return reduce_max(magnitude, axis=axes, keepdims=keepdims)
     if ord == -np.inf:

@@ -30,12 +30,11 @@ from shendu.utils.weights_io import (
     decode_json_object,
     encode_arrays,
     fail,
-    is_zip,
     over_limit,
 )
 
 __all__ = ["ENTRIES", "FORMAT_NAME", "FORMAT_VERSION", "FormatError", "READABLE_VERSIONS", "check_safetensors_header",
-           "decode_arrays", "decode_json", "encode_arrays", "encode_json", "fail", "is_container", "read_container",
+           "decode_arrays", "decode_json", "encode_arrays", "encode_json", "fail", "read_container",
            "write_container"]
 
 KERAS_ENTRIES = ("metadata.json", "model.weights.h5")  # what a Keras 3 .keras zip holds beside config.json
@@ -179,11 +178,6 @@ def read_container(path: str | os.PathLike | bytes, max_bytes: int | None = None
         except _ZIP_ERRORS as e:
             raise fail(label, f"not a readable shendu model file ({type(e).__name__}: {str(e)[:200]})",
                        "the file is truncated, corrupt or not a zip") from None
-
-
-def is_container(path: str | os.PathLike) -> bool:
-    """Whether ``path`` starts like a zip (``.shendu`` files do)."""
-    return is_zip(path)
 
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
