@@ -17,7 +17,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "shendu"
 
 RANKS: dict[str, int] = {
-    "backend": 0, "naming": 0, "rng": 0, "version": 0,
+    "backend": 0, "naming": 0, "rng": 0, "version": 0, "kernels": 0,
     "autograd": 1, "ops": 1,
     "creation": 2, "random": 2, "functional": 2, "testing": 2, "initializers": 2, "activations": 2, "regularizers": 2,
     "utils": 2, "data": 2, "datasets": 2, "reference": 2,

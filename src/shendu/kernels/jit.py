@@ -1,0 +1,123 @@
+"""The one place that knows whether Numba is here: the ``jit`` decorator, ``prange`` and the on/off switch.
+
+Threads: Numba's pool has ``NUMBA_NUM_THREADS`` threads (default: every core), the same count NumPy's BLAS
+uses by default; :func:`set_num_threads` lowers it at run time. The OpenMP threading layer is preferred
+(a launch costs ~3 us against ~100 us for Numba's fallback "workqueue" pool), and it is safe to launch
+kernels from several Python threads at once. Where only "workqueue" is available, launches are serialised
+by a lock, since that pool aborts on concurrent launches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+try:
+    import numba as _numba
+
+    _numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
+except ImportError:  # pragma: no cover - the fallback is tested with SHENDU_JIT=0 instead
+    _numba = None
+
+_ENV_ON = os.environ.get("SHENDU_JIT", "1").strip().lower() not in ("0", "false", "no", "off")
+_state = threading.local()
+_FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def available() -> bool:
+    """True when Numba is installed and ``SHENDU_JIT`` does not turn the kernels off."""
+    return _numba is not None and _ENV_ON
+
+
+def enabled() -> bool:
+    """True when kernels may run in this thread now (available, and not inside :func:`disabled`)."""
+    return available() and not getattr(_state, "off", False)
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Run the NumPy references instead of the kernels in this thread (used by the tests to compare both)."""
+    before = getattr(_state, "off", False)
+    _state.off = True
+    try:
+        yield
+    finally:
+        _state.off = before
+
+
+def fast(*arrays: Any) -> bool:
+    """Whether these arrays may take the kernel path: kernels enabled, and every array a NumPy float32 or
+    float64 array (CuPy arrays, integer and float16 arrays take the reference)."""
+    if not enabled():
+        return False
+    for a in arrays:
+        if type(a) is not np.ndarray or a.dtype not in _FAST_DTYPES:
+            return False
+    return True
+
+
+def jit(parallel: bool = False, **options: Any) -> Callable[[Callable], Callable]:
+    """``numba.njit(cache=True, nogil=True)`` (plus ``parallel=True`` when asked), or the plain Python
+    function when Numba is missing (it is then never called by the ops: :func:`fast` says no)."""
+
+    def decorate(function: Callable) -> Callable:
+        if _numba is None:
+            return function
+        try:
+            compiled = _numba.njit(cache=True, nogil=True, parallel=parallel, **options)(function)
+        except RuntimeError:  # no file to cache next to (a function typed into a REPL): compile every run
+            compiled = _numba.njit(nogil=True, parallel=parallel, **options)(function)
+        if parallel:
+            return _serialise_if_workqueue(compiled)
+        return compiled
+
+    return decorate
+
+
+_launch_lock = threading.Lock()
+
+
+def _serialise_if_workqueue(compiled: Callable) -> Callable:
+    def launch(*args: Any) -> Any:
+        if _threading_layer() != "workqueue":
+            return compiled(*args)
+        with _launch_lock:
+            return compiled(*args)
+
+    launch.py_func = compiled.py_func  # type: ignore[attr-defined]
+    launch.compiled = compiled  # type: ignore[attr-defined]
+    return launch
+
+
+_layer: list[str] = []
+
+
+def _threading_layer() -> str:
+    if not _layer:
+        try:
+            _layer.append(_numba.threading_layer())
+        except ValueError:  # no parallel kernel has run yet: the first launch picks the layer
+            return "workqueue"
+    return _layer[0]
+
+
+if _numba is not None:
+    prange = _numba.prange
+else:  # pragma: no cover
+    prange = range
+
+
+def set_num_threads(n: int) -> None:
+    """Threads for the parallel kernels (at most ``NUMBA_NUM_THREADS``, the pool's size)."""
+    if _numba is not None:
+        _numba.set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    """Threads the parallel kernels use now (1 when Numba is missing)."""
+    return int(_numba.get_num_threads()) if _numba is not None else 1
