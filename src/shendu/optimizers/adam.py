@@ -7,6 +7,7 @@ from typing import Any
 
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
+from shendu.kernels import optim
 from shendu.optimizers.optimizer import Optimizer
 
 
@@ -43,15 +44,18 @@ class Adam(Optimizer):
 
     def update(self, param: Tensor, grad: Any, state: dict[str, Any], lr: float) -> None:
         w, m, v = param.data, state["momentum"], state["velocity"]
-        xp = get_array_module(w)
         t = self.iterations + 1
         alpha = lr * math.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
+        v_hat = state.get("velocity_hat")
+        if optim.ready(w, grad, m, v, v_hat):  # the same rule, fused into one multi-threaded pass
+            return optim.adam(w, grad, m, v, v_hat, 1 - self.beta_1, 1 - self.beta_2, alpha, self.epsilon)
+        xp = get_array_module(w)
         tmp = self.scratch(w)
         _moving_average(m, grad, 1 - self.beta_1, tmp)
         xp.multiply(grad, grad, out=tmp)
         _moving_average(v, tmp, 1 - self.beta_2, tmp)
-        if self.amsgrad:
-            v = xp.maximum(state["velocity_hat"], v, out=state["velocity_hat"])
+        if v_hat is not None:
+            v = xp.maximum(v_hat, v, out=v_hat)
         xp.sqrt(v, out=tmp)
         tmp += self.epsilon
         xp.divide(m, tmp, out=tmp)

@@ -6,6 +6,7 @@ from typing import Any
 
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
+from shendu.kernels import optim
 from shendu.optimizers.adam import _moving_average, _zeros
 from shendu.optimizers.optimizer import Optimizer
 
@@ -31,6 +32,9 @@ class RMSprop(Optimizer):
 
     def update(self, param: Tensor, grad: Any, state: dict[str, Any], lr: float) -> None:
         w, v = param.data, state["velocity"]
+        average, s = state.get("average_gradient"), state.get("momentum")
+        if optim.ready(w, grad, v, average, s):  # the same rule, fused into one multi-threaded pass
+            return optim.rmsprop(w, grad, v, average, s, 1 - self.rho, lr, self.epsilon, self.momentum)
         xp = get_array_module(w)
         tmp = self.scratch(w)
         xp.multiply(grad, grad, out=tmp)

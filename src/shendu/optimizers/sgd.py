@@ -6,6 +6,7 @@ from typing import Any
 
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
+from shendu.kernels import optim
 from shendu.optimizers.optimizer import Optimizer
 
 
@@ -21,6 +22,8 @@ class GD(Optimizer):
 
     def update(self, param: Tensor, grad: Any, state: dict[str, Any], lr: float) -> None:
         w = param.data
+        if optim.ready(w, grad):  # the same rule in one pass (multi-threaded for large parameters)
+            return optim.sgd(w, grad, None, lr, 0.0, False)
         xp = get_array_module(w)
         step = xp.multiply(grad, self.scalar(lr, w), out=self.scratch(w))
         xp.subtract(w, step, out=w)
@@ -56,6 +59,8 @@ class SGD(GD):
         if not state:
             return super().update(param, grad, state, lr)
         w, v = param.data, state["momentum"]
+        if optim.ready(w, grad, v):  # the same rule in one pass (multi-threaded for large parameters)
+            return optim.sgd(w, grad, v, lr, self.momentum, self.nesterov)
         xp = get_array_module(w)
         m = self.scalar(self.momentum, w)
         lr_g = xp.multiply(grad, self.scalar(lr, w), out=self.scratch(w))
