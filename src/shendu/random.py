@@ -22,7 +22,7 @@ import numpy as np
 from shendu import backend
 from shendu.autograd.op import raw
 from shendu.autograd.tensor import Tensor
-from shendu.ops.arithmetic import mul
+from shendu.ops.nn import DropoutOp
 from shendu.ops.shaping import take
 from shendu.rng import get_rng, get_state, seed, set_state
 
@@ -111,11 +111,7 @@ def dropout(inputs: Any, rate: float, noise_shape: Sequence[int] | None = None,
     layer there is no training flag. Gradients flow through the kept entries."""
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"dropout: rate must be in [0, 1), got {rate}")
-    data = raw(inputs)
-    mask_shape = tuple(data.shape) if noise_shape is None else tuple(noise_shape)
-    keep = _generator(seed).random(mask_shape) >= rate
-    scale = (keep / (1.0 - rate)).astype(data.dtype)
-    return mul(inputs, backend.as_array(scale, dtype=scale.dtype, device=backend.device_of(data)))
+    return DropoutOp(rate, None if noise_shape is None else tuple(noise_shape), _generator(seed))(inputs)
 
 
 def shuffle(x: Any, axis: int = 0, seed: int | SeedGenerator | None = None) -> Any:

@@ -115,21 +115,16 @@ class Activation(Layer):
 
 
 def seeded_dropout(inputs: Tensor, rate: float, rng: np.random.Generator | None, noise_shape: Any = None) -> Tensor:
-    """Inverted dropout (training) with masks from ``rng``, or from shendu's global generator when it is None;
-    ``noise_shape`` entries that are None take the input's size."""
-    if rng is None:
-        return nn.dropout(inputs, rate, True, noise_shape)
-    shape = inputs.shape if noise_shape is None else tuple(
-        inputs.shape[i] if n is None else n for i, n in enumerate(noise_shape))
-    return inputs * dropout_mask(rng, shape, rate, inputs.data)
+    """Inverted dropout (training) with the mask's key from ``rng``, or from shendu's global generator when it is
+    None; ``noise_shape`` entries that are None take the input's size."""
+    return nn.dropout(inputs, rate, True, noise_shape, rng)
 
 
 def dropout_mask(rng: np.random.Generator, shape: tuple, rate: float, like: Any) -> Any:
     """A mask of ``shape`` for inverted dropout: 0 with probability ``rate``, else 1 / (1 - rate); with the
-    dtype and on the device of the array ``like``."""
-    keep = (rng.random(shape) >= rate).astype(like.dtype)
-    keep *= 0.0 if rate >= 1 else 1.0 / (1.0 - rate)
-    return get_array_module(like).asarray(keep)
+    dtype and on the device of the array ``like`` (hashed from one key drawn from ``rng``, as DropoutOp's)."""
+    mask = nn.dropout_mask(rng.integers(2**64, dtype=np.uint64), tuple(shape), rate, like.dtype)
+    return get_array_module(like).asarray(mask)
 
 
 class Dropout(Layer):

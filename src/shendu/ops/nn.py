@@ -6,7 +6,8 @@
   (softmax(z) - t) / n, with softmax reused from the forward.
 * ``SigmoidBinaryCrossEntropyOp``: binary cross-entropy from logits, stable for any |z|.
 * ``MeanSquaredErrorOp``: mean((p - t)^2) in one op (the loss of the seed program: a few microseconds).
-* ``DropoutOp``: inverted dropout, the mask drawn from ``shendu.rng.get_rng()``.
+* ``DropoutOp``: inverted dropout, the mask hashed from one key drawn from ``shendu.rng.get_rng()`` (fused
+  with its apply in one parallel pass for large arrays).
 
 Backward rules run on raw arrays in an ordinary backward. With ``create_graph=True`` the engine passes
 Tensors; the rules are then the same formulas written with differentiable shendu ops (the cross-entropy
@@ -15,13 +16,17 @@ recomputes softmax instead of reusing the saved one), so every op here has a sec
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
 
+from shendu import backend
 from shendu.autograd.op import Op, raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
+from shendu.kernels import dropout as hashed
+from shendu.kernels import elementwise as fused
 from shendu.ops.elementwise import match_dtypes, sigmoid
 from shendu.ops.reduce import log_softmax, softmax
 from shendu.ops.shaping import expand_dims, reshape
@@ -233,27 +238,48 @@ class MeanSquaredErrorOp(Op):
 
 
 class DropoutOp(Op):
-    """y = x * m / (1 - rate) with m ~ Bernoulli(1 - rate) (from shendu.rng.get_rng(), shaped
-    ``noise_shape`` and broadcast);   dx = gy * m / (1 - rate)"""
+    """y = x * m / (1 - rate), m ~ Bernoulli(1 - rate) shaped ``noise_shape`` and broadcast;   dx = gy * m / (1 - rate)
 
-    def __init__(self, rate: float, noise_shape: Sequence[int] | None = None) -> None:
+    m is a hash of one 64-bit key drawn per call from ``rng`` (default: ``shendu.rng.get_rng()``) and of each
+    element's index (:func:`dropout_mask`), so it depends on the seed only, and backward hashes it again instead
+    of keeping it. For a mask of x's own shape a fused parallel kernel (``shendu.kernels.dropout``) draws and
+    applies it in one pass; both paths give bit-identical results."""
+
+    def __init__(self, rate: float, noise_shape: Sequence[int] | None = None,
+                 rng: np.random.Generator | None = None) -> None:
         self.rate = rate
         self.noise_shape = noise_shape
+        self.rng = rng
 
     def forward(self, x):
-        xp = get_array_module(x)
-        shape = x.shape if self.noise_shape is None else tuple(x.shape[i] if n is None else n
-                                                               for i, n in enumerate(self.noise_shape))
-        dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float32
-        keep = get_rng().random(shape, dtype=dtype) >= self.rate
-        scale = 0.0 if self.rate >= 1 else 1.0 / (1.0 - self.rate)
-        mask = keep.astype(x.dtype)
-        mask *= scale
-        self.mask = xp.asarray(mask)  # the mask is drawn on the CPU
-        return x * self.mask
+        self.key = (get_rng() if self.rng is None else self.rng).integers(2**64, dtype=np.uint64)
+        self.shape = x.shape if self.noise_shape is None else tuple(x.shape[i] if n is None else n
+                                                                    for i, n in enumerate(self.noise_shape))
+        self.dtype = x.dtype if x.dtype.kind == "f" else backend.default_float_dtype()
+        return self._masked(x)
 
     def backward(self, gy, x, y):
-        return gy * self.mask
+        return self._masked(gy)
+
+    def _masked(self, a):
+        """a * m / (1 - rate), fused where a is a large float array of the mask's shape and dtype."""
+        if self.shape == a.shape and a.dtype == self.dtype and fused.fits(a):
+            return hashed.apply(a, self.key, hashed.keep_threshold(self.rate), _keep_scale(self.rate))
+        mask = dropout_mask(self.key, self.shape, self.rate, self.dtype)
+        return a * get_array_module(raw(a)).asarray(mask)  # the mask is computed on the CPU
+
+
+def _keep_scale(rate: float) -> float:
+    return 0.0 if rate >= 1 else 1.0 / (1.0 - rate)
+
+
+def dropout_mask(key: np.uint64, shape: tuple, rate: float, dtype: Any) -> np.ndarray:
+    """The mask of inverted dropout for ``key``: 1 / (1 - rate) where splitmix64(key, i) >> 11, a uniform 53-bit
+    integer, is at least rate * 2**53 (probability 1 - rate), else 0; element i in C order over ``shape``."""
+    keep = (hashed.splitmix64(key, math.prod(shape)) >> np.uint64(11)) >= hashed.keep_threshold(rate)
+    mask = keep.reshape(shape).astype(dtype)
+    mask *= _keep_scale(rate)
+    return mask
 
 
 def linear(x: Any, kernel: Any, bias: Any = None) -> Any:
@@ -277,11 +303,12 @@ def mean_squared_error(prediction: Any, target: Any, axis: int | None = None) ->
     return MeanSquaredErrorOp(axis)(prediction, target)
 
 
-def dropout(x: Any, rate: float, training: bool = True, noise_shape: Sequence[int] | None = None) -> Any:
+def dropout(x: Any, rate: float, training: bool = True, noise_shape: Sequence[int] | None = None,
+            rng: np.random.Generator | None = None) -> Any:
     """Inverted dropout: zero each element with probability ``rate`` and scale the rest by 1/(1 - rate);
-    the identity when not training (or rate == 0)."""
+    the identity when not training (or rate == 0). The mask's key comes from ``rng`` (default: shendu's)."""
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"dropout: rate must be in [0, 1], got {rate}")
     if not training or rate == 0:
         return x
-    return DropoutOp(rate, noise_shape)(x)
+    return DropoutOp(rate, noise_shape, rng)(x)
