@@ -5,9 +5,14 @@ writes Shakespeare-flavoured text one character at a time.
 
     python examples/char_rnn.py [DATA_DIR] [--windows N] [--epochs E] [--length L] [--sample]
 
+Recipe: each "epoch" is WINDOWS random windows of LENGTH characters from the first 90% of the text (the
+defaults: 24 x 6,400 windows of 100 characters, batch 64: 2,400 steps, ~15 passes over the corpus); Adam with
+gradients clipped to norm 5 and a learning rate falling from 3e-3 to 1.5e-4 along a cosine over the run; the
+validation loss is measured on 512 fixed windows of the last 10%, each read from a zero state.
+
 DATA_DIR holds ``input.txt`` (e.g. ../shared/data/tiny-shakespeare); without it the loader looks in its cache
 (and downloads when online), else falls back to the first 200,000 characters bundled with shendu. Prints the
-training loss (nats per character; a uniform guess over 65 characters is 4.17), the wall time and a sample.
+losses (nats per character; a uniform guess over 65 characters is 4.17), the wall times and a sample.
 The per-step GEMMs are small: on a busy machine ``OPENBLAS_NUM_THREADS=1`` is much faster than BLAS threads.
 """
 
@@ -68,14 +73,16 @@ def main() -> None:
     parser.add_argument("path", nargs="?", default=None, help="directory holding input.txt")
     parser.add_argument("--sample", action="store_true", help="use the 200,000 characters bundled with shendu")
     parser.add_argument("--windows", type=int, default=6400, help="training windows per epoch")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--length", type=int, default=64, help="characters per training window")
+    parser.add_argument("--epochs", type=int, default=11)
+    parser.add_argument("--length", type=int, default=100, help="characters per training window")
+    parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--units", type=int, default=256)
     parser.add_argument("--generate", type=int, default=300, help="characters to write after training")
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
+    begin = time.perf_counter()
     shendu.seed(args.seed)
     rng = np.random.default_rng(args.seed)
     text = load_text(args.path, args.sample)
@@ -86,22 +93,29 @@ def main() -> None:
     print(f"{len(text):,} characters, {len(chars)} distinct; training on windows of {args.length}")
 
     model, embed, lstm, head = build(len(chars), args.units)
-    model.compile(optimizer=shendu.optimizers.Adam(learning_rate=3e-3, clipnorm=5.0),
+    steps = args.epochs * -(-args.windows // args.batch_size)
+    schedule = shendu.optimizers.schedules.CosineDecay(3e-3, decay_steps=steps, alpha=0.05)
+    model.compile(optimizer=shendu.optimizers.Adam(learning_rate=schedule, clipnorm=5.0),
                   loss=shendu.losses.SparseCategoricalCrossentropy(from_logits=True))
-    x_val, y_val = windows(codes[n_train:], 256, args.length, rng)
+    x_val, y_val = windows(codes[n_train:], 512, args.length, rng)
     start = time.perf_counter()
     for epoch in range(args.epochs):
         x, y = windows(codes[:n_train], args.windows, args.length, rng)
-        history = model.fit(x, y, batch_size=64, epochs=1, verbose=0, validation_data=(x_val, y_val))
+        history = model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0, validation_data=(x_val, y_val),
+                            validation_batch_size=256)
         print(f"epoch {epoch + 1}/{args.epochs}: loss {history.history['loss'][-1]:.3f}, "
               f"val_loss {history.history['val_loss'][-1]:.3f} nats/char ({time.perf_counter() - start:.1f} s)")
-    print(f"wall time: {time.perf_counter() - start:.1f} s")
+    val_loss = history.history["val_loss"][-1]
+    print(f"validation loss {val_loss:.3f} nats/char after {steps} steps ({args.epochs} epochs), "
+          f"training wall time {time.perf_counter() - start:.0f} s")
 
     prompt = "ROMEO:\n"
     written = generate(embed, lstm, head, np.array([lookup[ch] for ch in prompt]), args.generate,
                        args.temperature, rng)
     print("-" * 60)
     print(prompt + "".join(chars[i] for i in written))
+    print("-" * 60)
+    print(f"total wall time {time.perf_counter() - begin:.0f} s")
 
 
 if __name__ == "__main__":

@@ -1,17 +1,20 @@
-"""Fashion-MNIST with a small convnet, on shendu:
+"""Fashion-MNIST with a small convnet and on-the-fly augmentation, on shendu:
 
-    Conv2D(32, 3, same, relu) -> MaxPooling2D -> Conv2D(64, 3, same, relu) -> MaxPooling2D -> Dropout(0.25)
-    -> Flatten -> Dense(128, relu) -> Dropout(0.4) -> Dense(10, softmax),   Adam, sparse cross-entropy
+    RandomFlip(horizontal) -> Conv2D(32, 3, same, relu) -> MaxPooling2D -> Conv2D(64, 3, same, relu)
+    -> MaxPooling2D -> Dropout(0.25) -> Flatten -> Dense(128, relu) -> Dropout(0.4) -> Dense(10, softmax),
+    Adam, sparse cross-entropy
 
     python examples/fashion_mnist_cnn.py [FASHION_MNIST_DIR] [--epochs N] [--batch-size B] [--sample] [--limit N]
 
 The directory holds the four IDX .gz files; without it ``shendu.datasets.fashion_mnist.load_data()`` looks in
 its cache (and downloads when online); when the full data cannot be found, the subset shipped with shendu is
 used (``--sample`` asks for it directly). Pooling after each convolution keeps the second convolution on
-14x14 maps, a third of the classic MNIST net's cost. Prints the test accuracy and wall time.
+14x14 maps, a third of the classic MNIST net's cost. Prints the test accuracy and wall times.
 
-Measured on the full data (seed 0, the defaults: 15 epochs, batch 128): test accuracy 0.9236, 956 s of
-training on a busy 2-core development machine with one BLAS thread (8 epochs gave 0.9119).
+Recipe (the same net with a constant learning rate and no augmentation: 0.9236 after 15 epochs):
+  * augmentation: ``RandomFlip('horizontal')`` as the model's first layer (a mirrored shirt is still a shirt;
+    like all random layers it acts only in training, not in ``evaluate``);
+  * Adam whose learning rate falls from 2e-3 to 0 along a cosine over the run (``CosineDecay``), batch 128.
 """
 
 import argparse
@@ -22,7 +25,10 @@ from shendu.datasets import fashion_mnist
 from shendu.layers import Dense, Dropout, Flatten, Input
 from shendu.layers.conv import Conv2D
 from shendu.layers.pooling import MaxPooling2D
+from shendu.layers.preprocessing import RandomFlip
 from shendu.models import Sequential
+from shendu.optimizers import Adam
+from shendu.optimizers.schedules import CosineDecay
 
 
 def load(path: str | None, sample: bool):
@@ -40,6 +46,7 @@ def load(path: str | None, sample: bool):
 def build_model() -> Sequential:
     return Sequential([
         Input(shape=(28, 28, 1)),
+        RandomFlip("horizontal"),
         Conv2D(32, 3, padding="same", activation="relu"),
         MaxPooling2D(),
         Conv2D(64, 3, padding="same", activation="relu"),
@@ -55,26 +62,29 @@ def build_model() -> Sequential:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", nargs="?", default=None, help="directory with the Fashion-MNIST files")
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--sample", action="store_true", help="use the small subset bundled with shendu")
     parser.add_argument("--limit", type=int, default=None, help="train on the first LIMIT images only")
     parser.add_argument("--verbose", type=int, default=2)
     args = parser.parse_args()
 
+    begin = time.perf_counter()
     shendu.seed(0)
     (x_train, y_train), (x_test, y_test) = load(args.path, args.sample)
     if args.limit:
         x_train, y_train = x_train[:args.limit], y_train[:args.limit]
     print(f"{len(x_train)} training and {len(x_test)} test images")
     model = build_model()
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    steps = args.epochs * -(-len(x_train) // args.batch_size)
+    model.compile(optimizer=Adam(learning_rate=CosineDecay(2e-3, decay_steps=steps)),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     start = time.perf_counter()
     model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, verbose=args.verbose)
     train_time = time.perf_counter() - start
     loss, accuracy = model.evaluate(x_test, y_test, batch_size=500, verbose=0)
     print(f"test loss {loss:.4f}, test accuracy {accuracy:.4f} ({args.epochs} epochs, "
-          f"training wall time {train_time:.0f} s, total {time.perf_counter() - start:.0f} s)")
+          f"training wall time {train_time:.0f} s, total {time.perf_counter() - begin:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -1,16 +1,20 @@
-"""MNIST with the classic Keras convnet, on shendu:
+"""MNIST with a small convnet and on-the-fly augmentation, on shendu:
 
-    Conv2D(32, 3, relu) -> Conv2D(64, 3, relu) -> MaxPooling2D(2) -> Dropout(0.25) -> Flatten
-    -> Dense(128, relu) -> Dropout(0.5) -> Dense(10, softmax),   Adam, sparse categorical cross-entropy
+    RandomTranslation(2 px) -> Conv2D(32, 3, same, relu) -> MaxPooling2D -> Conv2D(64, 3, same, relu)
+    -> MaxPooling2D -> Dropout(0.25) -> Flatten -> Dense(128, relu) -> Dropout(0.5) -> Dense(10, softmax)
 
     python examples/mnist_cnn.py [MNIST_DIR] [--epochs N] [--batch-size B] [--sample] [--limit N]
 
 MNIST_DIR holds the four IDX .gz files (or Keras's mnist.npz); without it ``shendu.datasets.mnist.load_data()``
 looks in its cache (and downloads when online); when the full data cannot be found, the 2,000-digit subset
-shipped with shendu is used (``--sample`` asks for it directly). Prints the test accuracy and wall time.
+shipped with shendu is used (``--sample`` asks for it directly). Prints the test error and wall times.
 
-Measured on the full data (seed 0, the defaults: 6 epochs, batch 128): test accuracy 0.9902, 1,376 s of
-training on a busy 2-core development machine with one BLAS thread (LeNet-5 without distortions: 0.9905).
+Recipe (what takes the classic Keras convnet's ~1% test error under 0.7% in less compute):
+  * pooling after each convolution, so the second convolution runs on 14x14 maps (a third of the cost of
+    the classic net's Conv2D(32) -> Conv2D(64) -> MaxPooling2D);
+  * augmentation: ``RandomTranslation`` shifts each training image by up to 8% (about 2 pixels) each way,
+    nearest pixel, zero fill; it is a layer of the model, active only in training (not in ``evaluate``);
+  * Adam whose learning rate falls from 2e-3 to 0 along a cosine over the run (``CosineDecay``), batch 128.
 """
 
 import argparse
@@ -21,7 +25,10 @@ from shendu.datasets import mnist
 from shendu.layers import Dense, Dropout, Flatten, Input
 from shendu.layers.conv import Conv2D
 from shendu.layers.pooling import MaxPooling2D
+from shendu.layers.preprocessing import RandomTranslation
 from shendu.models import Sequential
+from shendu.optimizers import Adam
+from shendu.optimizers.schedules import CosineDecay
 
 
 def load(path: str | None, sample: bool):
@@ -42,8 +49,10 @@ def _prepare(splits):
 def build_model() -> Sequential:
     return Sequential([
         Input(shape=(28, 28, 1)),
-        Conv2D(32, kernel_size=(3, 3), activation="relu"),
-        Conv2D(64, kernel_size=(3, 3), activation="relu"),
+        RandomTranslation(0.08, 0.08, fill_mode="constant", interpolation="nearest"),
+        Conv2D(32, kernel_size=(3, 3), padding="same", activation="relu"),
+        MaxPooling2D(pool_size=(2, 2)),
+        Conv2D(64, kernel_size=(3, 3), padding="same", activation="relu"),
         MaxPooling2D(pool_size=(2, 2)),
         Dropout(0.25),
         Flatten(),
@@ -63,20 +72,23 @@ def main() -> None:
     parser.add_argument("--verbose", type=int, default=2)
     args = parser.parse_args()
 
+    begin = time.perf_counter()
     shendu.seed(0)
     ((x_train, y_train), (x_test, y_test)), _ = load(args.path, args.sample)
     if args.limit:
         x_train, y_train = x_train[:args.limit], y_train[:args.limit]
     print(f"{len(x_train)} training and {len(x_test)} test images")
     model = build_model()
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    steps = args.epochs * -(-len(x_train) // args.batch_size)
+    model.compile(optimizer=Adam(learning_rate=CosineDecay(2e-3, decay_steps=steps)),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.summary()
     start = time.perf_counter()
     model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, verbose=args.verbose)
     train_time = time.perf_counter() - start
     loss, accuracy = model.evaluate(x_test, y_test, batch_size=500, verbose=0)
-    print(f"test loss {loss:.4f}, test accuracy {accuracy:.4f} ({args.epochs} epochs, "
-          f"training wall time {train_time:.0f} s, total {time.perf_counter() - start:.0f} s)")
+    print(f"test loss {loss:.4f}, test accuracy {accuracy:.4f}, test error {100 * (1 - accuracy):.2f}% "
+          f"({args.epochs} epochs, training wall time {train_time:.0f} s, total {time.perf_counter() - begin:.0f} s)")
 
 
 if __name__ == "__main__":
