@@ -25,13 +25,13 @@ CASES = {
     "adam-eps0": lambda: Adam(0.01, epsilon=0.0),
     "adamw": lambda: AdamW(0.01, weight_decay=0.1),
     "adam-clipnorm-schedule": lambda: Adam(schedules.ExponentialDecay(0.01, 2, 0.5), clipnorm=0.5),
-    "gd": lambda: GD(0.1),
+    "gd-decay": lambda: GD(0.1, weight_decay=0.05),
     "sgd-clipvalue": lambda: SGD(0.1, clipvalue=0.3),
     "sgd-momentum": lambda: SGD(0.05, momentum=0.9),
     "sgd-nesterov-decay": lambda: SGD(0.05, momentum=0.8, nesterov=True, weight_decay=0.01),
     "rmsprop": lambda: RMSprop(0.01),
     "rmsprop-centered": lambda: RMSprop(0.01, centered=True),
-    "rmsprop-momentum": lambda: RMSprop(0.01, momentum=0.7, global_clipnorm=1.0),
+    "rmsprop-momentum-decay": lambda: RMSprop(0.01, momentum=0.7, global_clipnorm=1.0, weight_decay=0.1),
     "rmsprop-centered-momentum": lambda: RMSprop(0.01, rho=0.8, momentum=0.5, centered=True, epsilon=0.0),
 }
 
@@ -177,3 +177,35 @@ def test_training_a_small_model_gives_the_same_result_with_and_without_kernels()
     np.testing.assert_allclose(loss_fast, loss_ref, rtol=1e-5)
     for a, b in zip(weights_fast, weights_ref):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_weight_decay_exclusions_and_an_update_without_decay_argument():
+    """The fused decay honours exclude_from_weight_decay; a subclass whose update has the plain signature
+    gets the base class's separate decay pass, as before."""
+
+    class PlainAdam(Adam):
+        def update(self, param, grad, state, lr):
+            super().update(param, grad, state, lr)
+
+    assert AdamW._update_decays and not PlainAdam._update_decays
+    init = [np.full((3, 2), 0.5, np.float32), np.full(2, 0.5, np.float32)]
+    grads = _gradients(np.float32, [(3, 2), (2,)])
+
+    def train(make, jit):
+        params = [shendu.Parameter(w.copy(), name=n) for w, n in zip(init, ["kernel", "bias"])]
+        opt = make()
+        opt.add_params(params)
+        opt.exclude_from_weight_decay(var_names=["bias"])
+        for step_grads in grads:
+            _step(opt, params, step_grads, jit)
+        return [p.data for p in params]
+
+    plain = train(lambda: PlainAdam(0.01, weight_decay=0.2), True)
+    fused = train(lambda: AdamW(0.01, weight_decay=0.2), True)
+    reference = train(lambda: AdamW(0.01, weight_decay=0.2), False)
+    no_decay = train(lambda: Adam(0.01), False)
+    for a, b, c in zip(plain, fused, reference):
+        np.testing.assert_allclose(a, c, rtol=1e-6, atol=0)
+        np.testing.assert_allclose(b, c, rtol=1e-6, atol=0)
+    np.testing.assert_allclose(fused[1], no_decay[1], rtol=1e-6, atol=0)  # the bias is excluded
+    assert np.all(np.abs(fused[0]) < np.abs(no_decay[0]))  # the kernel is decayed

@@ -7,6 +7,9 @@ array. So the result equals the reference's to the last bit (LLVM may not contra
 an FMA without ``fastmath``, which stays off). ``error_model="numpy"``: a division by zero gives inf or NaN
 as in NumPy (and lets LLVM vectorise the loop).
 
+Each also takes ``decay``, the factor ``1 - lr * weight_decay`` of decoupled weight decay (1.0: none), which
+the reference applies as a pass of its own before the update (``w *= decay``); here it costs nothing.
+
 Arrays below :data:`PARALLEL_MIN` elements (biases, small models) run a serial kernel: a parallel launch
 costs ~3 us, more than the whole update of a few thousand values. Above it, the elements are shared
 among the threads. :func:`ready` says whether a parameter's arrays may take this path.
@@ -42,7 +45,7 @@ def ready(w: Any, *arrays: Any) -> bool:
 # when the rule has none: Numba compiles the function for that case and drops the branch, so each loop holds
 # no conditional store and vectorises.
 @jit(error_model="numpy")
-def _adam_at(i, w, g, m, v, v_hat, c1, c2, alpha, eps):  # pragma: no cover - compiled
+def _adam_at(i, w, g, m, v, v_hat, c1, c2, alpha, eps, decay):  # pragma: no cover - compiled
     gi = g[i]
     mi = m[i] + (gi - m[i]) * c1
     vi = v[i] + (gi * gi - v[i]) * c2
@@ -51,22 +54,23 @@ def _adam_at(i, w, g, m, v, v_hat, c1, c2, alpha, eps):  # pragma: no cover - co
     if v_hat is not None:
         vi = np.maximum(v_hat[i], vi)
         v_hat[i] = vi
-    w[i] = w[i] - mi / (np.sqrt(vi) + eps) * alpha
+    w[i] = w[i] * decay - mi / (np.sqrt(vi) + eps) * alpha
 
 
 @jit(error_model="numpy")
-def _sgd_at(i, w, g, v, lr, momentum, nesterov):  # pragma: no cover - compiled
+def _sgd_at(i, w, g, v, lr, momentum, nesterov, decay):  # pragma: no cover - compiled
     step = g[i] * lr
+    wi = w[i] * decay
     if v is None:
-        w[i] = w[i] - step
+        w[i] = wi - step
     else:
         vi = v[i] * momentum - step
         v[i] = vi
-        w[i] = (w[i] - step) + vi * momentum if nesterov else w[i] + vi
+        w[i] = (wi - step) + vi * momentum if nesterov else wi + vi
 
 
 @jit(error_model="numpy")
-def _rmsprop_at(i, w, g, v, a, s, c, lr, eps, momentum):  # pragma: no cover - compiled
+def _rmsprop_at(i, w, g, v, a, s, c, lr, eps, momentum, decay):  # pragma: no cover - compiled
     gi = g[i]
     vi = v[i] + (gi * gi - v[i]) * c
     v[i] = vi
@@ -80,55 +84,57 @@ def _rmsprop_at(i, w, g, v, a, s, c, lr, eps, momentum):  # pragma: no cover - c
     if s is not None:
         step = s[i] * momentum + step
         s[i] = step
-    w[i] = w[i] - step
+    w[i] = w[i] * decay - step
 
 
 # ---------------------------------------------------------------- the loops: serial and parallel
 # Hyper-parameters arrive as Python floats and are rounded to the parameter's dtype once, before the loop.
 @jit(error_model="numpy")
-def _adam_serial(w, g, m, v, v_hat, c1, c2, alpha, eps):  # pragma: no cover - compiled
+def _adam_serial(w, g, m, v, v_hat, c1, c2, alpha, eps, decay):  # pragma: no cover - compiled
     t = w.dtype.type
-    c1, c2, alpha, eps = t(c1), t(c2), t(alpha), t(eps)
+    c1, c2, alpha, eps, decay = t(c1), t(c2), t(alpha), t(eps), t(decay)
     for i in range(w.size):
-        _adam_at(i, w, g, m, v, v_hat, c1, c2, alpha, eps)
+        _adam_at(i, w, g, m, v, v_hat, c1, c2, alpha, eps, decay)
 
 
 @jit(parallel=True, error_model="numpy")
-def _adam_parallel(w, g, m, v, v_hat, c1, c2, alpha, eps):  # pragma: no cover - compiled
+def _adam_parallel(w, g, m, v, v_hat, c1, c2, alpha, eps, decay):  # pragma: no cover - compiled
     t = w.dtype.type
-    c1, c2, alpha, eps = t(c1), t(c2), t(alpha), t(eps)
+    c1, c2, alpha, eps, decay = t(c1), t(c2), t(alpha), t(eps), t(decay)
     for i in prange(w.size):
-        _adam_at(i, w, g, m, v, v_hat, c1, c2, alpha, eps)
+        _adam_at(i, w, g, m, v, v_hat, c1, c2, alpha, eps, decay)
 
 
 @jit(error_model="numpy")
-def _sgd_serial(w, g, v, lr, momentum, nesterov):  # pragma: no cover - compiled
-    lr, momentum = w.dtype.type(lr), w.dtype.type(momentum)
+def _sgd_serial(w, g, v, lr, momentum, nesterov, decay):  # pragma: no cover - compiled
+    t = w.dtype.type
+    lr, momentum, decay = t(lr), t(momentum), t(decay)
     for i in range(w.size):
-        _sgd_at(i, w, g, v, lr, momentum, nesterov)
+        _sgd_at(i, w, g, v, lr, momentum, nesterov, decay)
 
 
 @jit(parallel=True, error_model="numpy")
-def _sgd_parallel(w, g, v, lr, momentum, nesterov):  # pragma: no cover - compiled
-    lr, momentum = w.dtype.type(lr), w.dtype.type(momentum)
+def _sgd_parallel(w, g, v, lr, momentum, nesterov, decay):  # pragma: no cover - compiled
+    t = w.dtype.type
+    lr, momentum, decay = t(lr), t(momentum), t(decay)
     for i in prange(w.size):
-        _sgd_at(i, w, g, v, lr, momentum, nesterov)
+        _sgd_at(i, w, g, v, lr, momentum, nesterov, decay)
 
 
 @jit(error_model="numpy")
-def _rmsprop_serial(w, g, v, a, s, c, lr, eps, momentum):  # pragma: no cover - compiled
+def _rmsprop_serial(w, g, v, a, s, c, lr, eps, momentum, decay):  # pragma: no cover - compiled
     t = w.dtype.type
-    c, lr, eps, momentum = t(c), t(lr), t(eps), t(momentum)
+    c, lr, eps, momentum, decay = t(c), t(lr), t(eps), t(momentum), t(decay)
     for i in range(w.size):
-        _rmsprop_at(i, w, g, v, a, s, c, lr, eps, momentum)
+        _rmsprop_at(i, w, g, v, a, s, c, lr, eps, momentum, decay)
 
 
 @jit(parallel=True, error_model="numpy")
-def _rmsprop_parallel(w, g, v, a, s, c, lr, eps, momentum):  # pragma: no cover - compiled
+def _rmsprop_parallel(w, g, v, a, s, c, lr, eps, momentum, decay):  # pragma: no cover - compiled
     t = w.dtype.type
-    c, lr, eps, momentum = t(c), t(lr), t(eps), t(momentum)
+    c, lr, eps, momentum, decay = t(c), t(lr), t(eps), t(momentum), t(decay)
     for i in prange(w.size):
-        _rmsprop_at(i, w, g, v, a, s, c, lr, eps, momentum)
+        _rmsprop_at(i, w, g, v, a, s, c, lr, eps, momentum, decay)
 
 
 # ---------------------------------------------------------------- what the optimisers call
@@ -139,30 +145,31 @@ def _flat(a: np.ndarray | None) -> np.ndarray | None:
 
 
 def adam(w: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, v_hat: np.ndarray | None,
-         c1: float, c2: float, alpha: float, eps: float) -> None:
+         c1: float, c2: float, alpha: float, eps: float, decay: float = 1.0) -> None:
     """Adam in place: ``m += (g - m) * c1; v += (g*g - v) * c2``; with ``v_hat``: ``v_hat = max(v_hat, v)``,
-    used below instead of ``v``; ``w -= m / (sqrt(v) + eps) * alpha``."""
+    used below instead of ``v``; ``w = w * decay - m / (sqrt(v) + eps) * alpha``."""
     if w.ndim != 1:
         w, g, m, v, v_hat = w.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), _flat(v_hat)
     kernel = _adam_parallel if w.size >= PARALLEL_MIN else _adam_serial
-    kernel(w, g, m, v, v_hat, float(c1), float(c2), float(alpha), float(eps))
+    kernel(w, g, m, v, v_hat, float(c1), float(c2), float(alpha), float(eps), float(decay))
 
 
-def sgd(w: np.ndarray, g: np.ndarray, v: np.ndarray | None, lr: float, momentum: float, nesterov: bool) -> None:
-    """SGD in place: without velocity ``v``, ``w -= g * lr``; with it ``v = v * momentum - g * lr`` and
-    ``w += v`` (``w = (w - g * lr) + v * momentum`` when ``nesterov``)."""
+def sgd(w: np.ndarray, g: np.ndarray, v: np.ndarray | None, lr: float, momentum: float, nesterov: bool,
+        decay: float = 1.0) -> None:
+    """SGD in place, after ``w = w * decay``: without velocity ``v``, ``w -= g * lr``; with it
+    ``v = v * momentum - g * lr`` and ``w += v`` (``w = (w - g * lr) + v * momentum`` when ``nesterov``)."""
     if w.ndim != 1:
         w, g, v = w.reshape(-1), g.reshape(-1), _flat(v)
     kernel = _sgd_parallel if w.size >= PARALLEL_MIN else _sgd_serial
-    kernel(w, g, v, float(lr), float(momentum), bool(nesterov))
+    kernel(w, g, v, float(lr), float(momentum), bool(nesterov), float(decay))
 
 
 def rmsprop(w: np.ndarray, g: np.ndarray, v: np.ndarray, average: np.ndarray | None, s: np.ndarray | None,
-            c: float, lr: float, eps: float, momentum: float) -> None:
+            c: float, lr: float, eps: float, momentum: float, decay: float = 1.0) -> None:
     """RMSprop in place: ``v += (g*g - v) * c``; centered (``average`` given): ``a += (g - a) * c`` and
     ``d = (v - a*a) + eps``, else ``d = v + eps``; ``step = g / sqrt(d) * lr``; with momentum buffer ``s``:
-    ``s = s * momentum + step; w -= s``, else ``w -= step``."""
+    ``s = s * momentum + step; w = w * decay - s``, else ``w = w * decay - step``."""
     if w.ndim != 1:
         w, g, v, average, s = w.reshape(-1), g.reshape(-1), v.reshape(-1), _flat(average), _flat(s)
     kernel = _rmsprop_parallel if w.size >= PARALLEL_MIN else _rmsprop_serial
-    kernel(w, g, v, average, s, float(c), float(lr), float(eps), float(momentum))
+    kernel(w, g, v, average, s, float(c), float(lr), float(eps), float(momentum), float(decay))

@@ -42,13 +42,15 @@ class Adam(Optimizer):
         names = ("momentum", "velocity", "velocity_hat") if self.amsgrad else ("momentum", "velocity")
         return _zeros(param, *names)
 
-    def update(self, param: Tensor, grad: Any, state: dict[str, Any], lr: float) -> None:
+    def update(self, param: Tensor, grad: Any, state: dict[str, Any], lr: float, decay: float = 1.0) -> None:
         w, m, v = param.data, state["momentum"], state["velocity"]
         t = self.iterations + 1
         alpha = lr * math.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
         v_hat = state.get("velocity_hat")
-        if optim.ready(w, grad, m, v, v_hat):  # the same rule, fused into one multi-threaded pass
-            return optim.adam(w, grad, m, v, v_hat, 1 - self.beta_1, 1 - self.beta_2, alpha, self.epsilon)
+        if optim.ready(w, grad, m, v, v_hat):  # the same rule (and decay), fused into one multi-threaded pass
+            return optim.adam(w, grad, m, v, v_hat, 1 - self.beta_1, 1 - self.beta_2, alpha, self.epsilon, decay)
+        if decay != 1.0:
+            w *= decay                   # decoupled weight decay (see Optimizer)
         xp = get_array_module(w)
         tmp = self.scratch(w)
         _moving_average(m, grad, 1 - self.beta_1, tmp)

@@ -21,10 +21,15 @@ order the parameters were attached.
 One step, as Keras 3 does it: clip the gradients (``clipnorm`` per parameter, ``global_clipnorm`` over all,
 or ``clipvalue``: at most one of them), decay the weights (``w -= lr * weight_decay * w``), apply the
 optimiser's rule with ``lr = learning_rate(iterations)``, then ``iterations += 1``.
+
+An ``update`` that declares a ``decay`` argument (Adam, SGD, RMSprop) is given the decay factor
+``1 - lr * weight_decay`` (1.0 when none) and decays ``w *= decay`` itself first: their fused kernels
+(:mod:`shendu.kernels.optim`) then decay and update in one pass over the weights.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 import warnings
@@ -86,10 +91,12 @@ class Optimizer:
     default_learning_rate: float = 0.001
     default_weight_decay: float | None = None
     hyper: dict[str, Any] = {}
+    _update_decays: bool = False  # whether ``update`` takes ``decay`` (set per subclass from its signature)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         REGISTRY[f"{cls.__module__}.{cls.__qualname__}"] = cls
+        cls._update_decays = "decay" in inspect.signature(cls.update).parameters
 
     def __init__(self, learning_rate: Any = None, params: Iterable[Any] | None = None, *, lr: Any = None,
                  clipnorm: float | None = None, clipvalue: float | None = None,
@@ -390,9 +397,13 @@ class Optimizer:
         group_index, state, update = self._group_index, self.state, self.update
         for param, grad in pairs:
             lr, weight_decay = rates[group_index[param]]
-            if weight_decay and self._use_weight_decay(param):
-                param.data *= 1.0 - lr * weight_decay
-            update(param, grad, state[param], lr)
+            decay = 1.0 - lr * weight_decay if weight_decay and self._use_weight_decay(param) else 1.0
+            if self._update_decays:
+                update(param, grad, state[param], lr, decay=decay)
+            else:
+                if decay != 1.0:
+                    param.data *= decay
+                update(param, grad, state[param], lr)
             constraint = getattr(param, "constraint", None)
             if constraint is not None:  # Keras applies a weight's constraint right after its update
                 param.data[...] = _as_array(constraint(param))

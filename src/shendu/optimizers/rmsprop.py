@@ -30,11 +30,13 @@ class RMSprop(Optimizer):
         names = ["velocity"] + ["momentum"] * (self.momentum > 0) + ["average_gradient"] * bool(self.centered)
         return _zeros(param, *names)
 
-    def update(self, param: Tensor, grad: Any, state: dict[str, Any], lr: float) -> None:
+    def update(self, param: Tensor, grad: Any, state: dict[str, Any], lr: float, decay: float = 1.0) -> None:
         w, v = param.data, state["velocity"]
         average, s = state.get("average_gradient"), state.get("momentum")
-        if optim.ready(w, grad, v, average, s):  # the same rule, fused into one multi-threaded pass
-            return optim.rmsprop(w, grad, v, average, s, 1 - self.rho, lr, self.epsilon, self.momentum)
+        if optim.ready(w, grad, v, average, s):  # the same rule (and decay), fused into one multi-threaded pass
+            return optim.rmsprop(w, grad, v, average, s, 1 - self.rho, lr, self.epsilon, self.momentum, decay)
+        if decay != 1.0:
+            w *= decay                   # decoupled weight decay (see Optimizer)
         xp = get_array_module(w)
         tmp = self.scratch(w)
         xp.multiply(grad, grad, out=tmp)

@@ -20,10 +20,12 @@ class GD(Optimizer):
 
     default_learning_rate = 0.01
 
-    def update(self, param: Tensor, grad: Any, state: dict[str, Any], lr: float) -> None:
+    def update(self, param: Tensor, grad: Any, state: dict[str, Any], lr: float, decay: float = 1.0) -> None:
         w = param.data
-        if optim.ready(w, grad):  # the same rule in one pass (multi-threaded for large parameters)
-            return optim.sgd(w, grad, None, lr, 0.0, False)
+        if optim.ready(w, grad):  # the same rule (and decay) in one pass, multi-threaded for large parameters
+            return optim.sgd(w, grad, None, lr, 0.0, False, decay)
+        if decay != 1.0:
+            w *= decay                   # decoupled weight decay (see Optimizer)
         xp = get_array_module(w)
         step = xp.multiply(grad, self.scalar(lr, w), out=self.scratch(w))
         xp.subtract(w, step, out=w)
@@ -55,12 +57,14 @@ class SGD(GD):
             return {}
         return {"momentum": get_array_module(param.data).zeros_like(param.data)}
 
-    def update(self, param: Tensor, grad: Any, state: dict[str, Any], lr: float) -> None:
+    def update(self, param: Tensor, grad: Any, state: dict[str, Any], lr: float, decay: float = 1.0) -> None:
         if not state:
-            return super().update(param, grad, state, lr)
+            return super().update(param, grad, state, lr, decay)
         w, v = param.data, state["momentum"]
-        if optim.ready(w, grad, v):  # the same rule in one pass (multi-threaded for large parameters)
-            return optim.sgd(w, grad, v, lr, self.momentum, self.nesterov)
+        if optim.ready(w, grad, v):  # the same rule (and decay) in one pass, multi-threaded for large parameters
+            return optim.sgd(w, grad, v, lr, self.momentum, self.nesterov, decay)
+        if decay != 1.0:
+            w *= decay                   # decoupled weight decay (see Optimizer)
         xp = get_array_module(w)
         m = self.scalar(self.momentum, w)
         lr_g = xp.multiply(grad, self.scalar(lr, w), out=self.scratch(w))
