@@ -143,7 +143,7 @@ def test_dropout_kernel_equals_the_hash_reference(dtype, rate):
     assert mask.dtype == np.dtype(dtype)
     scale = 0.0 if rate >= 1 else 1.0 / (1.0 - rate)
     with np.errstate(invalid="ignore"):  # inf * 0 where dropped: NaN on both paths, as x * mask always gave
-        np.testing.assert_array_equal(hashed.apply(x, key, hashed.keep_threshold(rate), scale), x * mask)
+        np.testing.assert_array_equal(hashed.apply(x, key, hashed.keep_threshold(rate), x.dtype.type(scale)), x * mask)
 
 
 def test_splitmix64_matches_the_published_sequence():

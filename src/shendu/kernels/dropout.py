@@ -15,9 +15,11 @@ same integer arithmetic, so both give bit-identical masks (``tests/test_kernels_
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
+from shendu.kernels.elementwise import MIN_SIZE
 from shendu.kernels.jit import jit, prange
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -43,8 +45,7 @@ def splitmix64(key: np.uint64, size: int) -> np.ndarray:
     return z
 
 
-@jit(parallel=True)
-def _apply(x, key, threshold, scale, out):
+def _apply_py(x, key, threshold, scale, out):
     zero = x.dtype.type(0)
     for i in prange(x.size):
         z = np.uint64(i + 1) * _GOLDEN + key
@@ -54,9 +55,18 @@ def _apply(x, key, threshold, scale, out):
         out[i] = x[i] * (scale if (z >> np.uint64(11)) >= threshold else zero)
 
 
-def apply(x: np.ndarray, key: np.uint64, threshold: np.uint64, scale: float) -> np.ndarray:
+_apply_parallel = jit(parallel=True)(_apply_py)
+_apply_serial = jit()(_apply_py)  # the same loop in the calling thread: small arrays skip the parallel launch
+
+
+def apply(x: np.ndarray, key: np.uint64, threshold: np.uint64, scale: Any) -> np.ndarray:
     """``x * m`` for a C-contiguous float array ``x``, with ``m`` the mask of ``x``'s shape under ``key``
-    (``scale`` where kept, else 0, in ``x``'s dtype), in one parallel pass."""
-    out = np.empty_like(x)
-    _apply(x.reshape(-1), np.uint64(key), np.uint64(threshold), x.dtype.type(scale), out.reshape(-1))
-    return out
+    (``scale``, a scalar of ``x``'s dtype, where kept, else 0), in one pass (parallel from ``MIN_SIZE`` elements)."""
+    out = np.empty(x.size, x.dtype)
+    (_apply_parallel if x.size >= MIN_SIZE else _apply_serial)(x.reshape(-1), key, threshold, scale, out)
+    return out.reshape(x.shape)
+
+
+def mask(key: np.uint64, shape: tuple, threshold: np.uint64, scale: Any) -> np.ndarray:
+    """The mask itself (``scale`` where kept, else 0, in ``scale``'s dtype), by the kernel: :func:`apply` to ones."""
+    return apply(np.ones(shape, type(scale)), key, threshold, scale)

@@ -16,17 +16,17 @@ recomputes softmax instead of reusing the saved one), so every op here has a sec
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Sequence
 
 import numpy as np
 
-from shendu import backend
+from shendu import backend, kernels
 from shendu.autograd.op import Op, raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
 from shendu.kernels import dropout as hashed
-from shendu.kernels import elementwise as fused
 from shendu.ops.elementwise import match_dtypes, sigmoid
 from shendu.ops.reduce import log_softmax, softmax
 from shendu.ops.shaping import expand_dims, reshape
@@ -241,9 +241,10 @@ class DropoutOp(Op):
     """y = x * m / (1 - rate), m ~ Bernoulli(1 - rate) shaped ``noise_shape`` and broadcast;   dx = gy * m / (1 - rate)
 
     m is a hash of one 64-bit key drawn per call from ``rng`` (default: ``shendu.rng.get_rng()``) and of each
-    element's index (:func:`dropout_mask`), so it depends on the seed only, and backward hashes it again instead
-    of keeping it. For a mask of x's own shape a fused parallel kernel (``shendu.kernels.dropout``) draws and
-    applies it in one pass; both paths give bit-identical results."""
+    element's index (:func:`dropout_mask`), so it depends on the seed only (not on threads or on the path taken).
+    For a large array of the mask's own shape a fused parallel kernel (``shendu.kernels.dropout``) hashes and
+    applies the mask in one pass, and backward hashes again instead of keeping it; otherwise the mask is made
+    (by the kernel, or by the NumPy reference :func:`dropout_mask`: bit-identical) and kept for backward."""
 
     def __init__(self, rate: float, noise_shape: Sequence[int] | None = None,
                  rng: np.random.Generator | None = None) -> None:
@@ -252,25 +253,41 @@ class DropoutOp(Op):
         self.rng = rng
 
     def forward(self, x):
-        self.key = (get_rng() if self.rng is None else self.rng).integers(2**64, dtype=np.uint64)
+        rng = get_rng() if self.rng is None else self.rng
+        self.key = np.uint64(rng.bit_generator.random_raw())
         self.shape = x.shape if self.noise_shape is None else tuple(x.shape[i] if n is None else n
                                                                     for i, n in enumerate(self.noise_shape))
-        self.dtype = x.dtype if x.dtype.kind == "f" else backend.default_float_dtype()
+        self.dtype = x.dtype if x.dtype.kind == "f" else np.dtype(backend.default_float_dtype())
+        self.threshold, self.scale = _mask_constants(self.rate, self.dtype)
+        self.mask = None  # made only where the fused kernel cannot apply the mask itself
         return self._masked(x)
 
     def backward(self, gy, x, y):
         return self._masked(gy)
 
     def _masked(self, a):
-        """a * m / (1 - rate), fused where a is a large float array of the mask's shape and dtype."""
-        if self.shape == a.shape and a.dtype == self.dtype and fused.fits(a):
-            return hashed.apply(a, self.key, hashed.keep_threshold(self.rate), _keep_scale(self.rate))
-        mask = dropout_mask(self.key, self.shape, self.rate, self.dtype)
-        return a * get_array_module(raw(a)).asarray(mask)  # the mask is computed on the CPU
+        """a * m / (1 - rate): fused for a large C-contiguous float array of the mask's shape and dtype, else by
+        multiplying with the mask (made once, kept for backward: for small arrays cheaper than hashing twice)."""
+        if self.mask is None and a.size >= hashed.MIN_SIZE and self.shape == a.shape and a.dtype == self.dtype \
+                and kernels.fast(a) and a.flags.c_contiguous:
+            return hashed.apply(a, self.key, self.threshold, self.scale)
+        if self.mask is None:
+            if kernels.enabled():
+                mask = hashed.mask(self.key, self.shape, self.threshold, self.scale)
+            else:
+                mask = dropout_mask(self.key, self.shape, self.rate, self.dtype)
+            self.mask = get_array_module(raw(a)).asarray(mask)  # the mask is computed on the CPU
+        return a * self.mask
 
 
 def _keep_scale(rate: float) -> float:
     return 0.0 if rate >= 1 else 1.0 / (1.0 - rate)
+
+
+@functools.lru_cache(maxsize=64)
+def _mask_constants(rate: float, dtype: np.dtype) -> tuple[np.uint64, Any]:
+    """The kernel's keep threshold and scale (a scalar of ``dtype``) for ``rate``."""
+    return hashed.keep_threshold(rate), dtype.type(_keep_scale(rate))
 
 
 def dropout_mask(key: np.uint64, shape: tuple, rate: float, dtype: Any) -> np.ndarray:
