@@ -1,7 +1,8 @@
 """Embedding lookup: rows of a weight matrix picked by integer ids.
 
 Its gradient adds each output row's gradient into the row it came from. ``np.add.at`` does that one id at a
-time; here the ids are sorted once and equal ids summed with one ``add.reduceat`` (faster).
+time; here the ids are sorted once and equal ids summed with one ``add.reduceat`` (faster). With NumPy float
+arrays, one compiled loop of :mod:`shendu.kernels.lookup` adds the rows in place instead (faster again).
 
 >>> import numpy as np, shendu
 >>> w = shendu.tensor(np.arange(6.0, dtype=np.float32).reshape(3, 2), requires_grad=True)
@@ -21,6 +22,8 @@ import numpy as np
 from shendu.autograd.op import Op, raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
+from shendu.kernels import fast
+from shendu.kernels.lookup import scatter_add_rows
 
 
 def scatter_rows(ids: Any, rows: Any, num_rows: int) -> Any:
@@ -28,6 +31,9 @@ def scatter_rows(ids: Any, rows: Any, num_rows: int) -> Any:
     xp = get_array_module(rows)
     out = xp.zeros((num_rows,) + rows.shape[1:], dtype=rows.dtype)
     if ids.size == 0:
+        return out
+    if fast(rows):
+        scatter_add_rows(out, np.ascontiguousarray(ids, dtype=np.intp), np.ascontiguousarray(rows))
         return out
     order = xp.argsort(ids, kind="stable")
     sorted_ids = ids[order]

@@ -12,6 +12,9 @@ Each op takes ``x`` (batch, time, features), the initial state(s), ``kernel`` (i
 ``mask`` (batch, time), True for real steps: a masked step keeps the previous state (and, as Keras, outputs
 it again; ``zero_output_for_mask=True`` outputs zeros instead). The textbook versions, built from ordinary
 shendu ops so autograd differentiates them, are in :mod:`shendu.ops.rnn_steps`; tests check both agree.
+With the default activations (tanh, sigmoid) and NumPy float arrays, the LSTM and GRU hand each step's gate
+maths to one compiled loop of :mod:`shendu.kernels.rnn` (``kernels.fast``); the NumPy loops below stay the
+reference (``kernels.disabled()`` or ``SHENDU_JIT=0`` runs them).
 The gate orders are Keras's: LSTM i, f, c, o; GRU z, r, h (``reset_after=True``: the recurrent bias is
 applied before the reset gate, as cuDNN and PyTorch do). These ops have first derivatives only.
 
@@ -29,6 +32,8 @@ from typing import Any
 from shendu.autograd.op import Op, raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
+from shendu.kernels import fast
+from shendu.kernels import rnn as kernels
 from shendu.ops.elementwise import sigmoid_array
 
 
@@ -128,6 +133,13 @@ def _input_grads(op: Op, dpre: Any, xt: Any, x: Any, w: Any, has_bias: bool, w_i
     return dx, dw, db
 
 
+def _batch_major_grad(gseq: Any, mask: Any, zero_output: bool, dtype: Any) -> Any:
+    """The output gradient as the kernels read it: (batch, time, units), C order, the op's dtype."""
+    if mask is not None and zero_output:
+        gseq = gseq * mask[:, :, None]
+    return get_array_module(gseq).ascontiguousarray(gseq, dtype=dtype)
+
+
 def _split_keep(keep: Any, *grads: Any) -> list:
     """For masked steps: the parts of the state gradients that skip the step (returned) and the parts
     that flow through it (left in place)."""
@@ -149,6 +161,12 @@ class _GatedSequence(Op):
         self.act, self.rec_act = _activation(activation), _activation(recurrent_activation)
         self.zero_output = zero_output_for_mask
 
+    def _use_kernel(self, x: Any, w: Any, u: Any) -> bool:
+        """The compiled step kernels know tanh/sigmoid only, and one dtype for the data and both kernels."""
+        self.kernel_mask = None if self.mask is None else get_array_module(self.mask).ascontiguousarray(self.mask)
+        default = self.act is ACTIVATIONS["tanh"] and self.rec_act is ACTIVATIONS["sigmoid"]
+        return default and fast(x, w, u) and x.dtype == w.dtype == u.dtype
+
 
 # ---------------------------------------------------------------------------- LSTM
 class LSTMSequenceOp(_GatedSequence):
@@ -167,10 +185,25 @@ class LSTMSequenceOp(_GatedSequence):
         cs = xp.empty((steps + 1, n, units), dtype=x.dtype)
         tanh_c = xp.empty((steps, n, units), dtype=x.dtype)  # a(c_t)
         hs[0], cs[0] = h0, c0
-        recurrent = xp.empty((n, 4 * units), dtype=x.dtype)
-        ig = xp.empty((n, units), dtype=x.dtype)
+        self.fused = self._use_kernel(x, w, u)
+        (self._steps_kernel if self.fused else self._steps_reference)(gates, hs, cs, tanh_c, u)
+        self.gates, self.hs, self.cs, self.tanh_c = gates, hs, cs, tanh_c
+        return _sequence_output(hs[1:], self.mask, self.zero_output), hs[steps], cs[steps]
+
+    def _steps_kernel(self, gates, hs, cs, tanh_c, u):
+        xp = get_array_module(u)
+        recurrent = xp.empty(gates.shape[1:], dtype=gates.dtype)
+        for t in range(gates.shape[0]):
+            xp.matmul(hs[t], u, out=recurrent)
+            kernels.lstm_forward_step(t, gates, recurrent, hs, cs, tanh_c, self.kernel_mask)
+
+    def _steps_reference(self, gates, hs, cs, tanh_c, u):
+        xp = get_array_module(u)
+        units = u.shape[0]
+        recurrent = xp.empty(gates.shape[1:], dtype=gates.dtype)
+        ig = xp.empty(hs.shape[1:], dtype=hs.dtype)
         act, rec_act = self.act[0], self.rec_act[0]
-        for t in range(steps):
+        for t in range(gates.shape[0]):
             z = gates[t]
             xp.matmul(hs[t], u, out=recurrent)
             z += recurrent
@@ -187,16 +220,35 @@ class LSTMSequenceOp(_GatedSequence):
             keep = _keep(self.mask, t)
             _carry(keep, hs[t + 1], hs[t])
             _carry(keep, cs[t + 1], cs[t])
-        self.gates, self.hs, self.cs, self.tanh_c = gates, hs, cs, tanh_c
-        return _sequence_output(hs[1:], self.mask, self.zero_output), hs[steps], cs[steps]
 
     def backward(self, gys, x, h0, c0, w, u, b, y):
         _no_double_backward("lstm", *gys)
         gseq, gh, gc = gys
-        xp = get_array_module(x)
         units = u.shape[0]
-        steps = x.shape[1]
-        gates, hs, cs, tanh_c = self.gates, self.hs, self.cs, self.tanh_c
+        through_time = self._backward_kernel if self.fused else self._backward_reference
+        dh_next, dc_next, dz = through_time(gseq, gh, gc, x.dtype, u)
+        dx, dw, db = _input_grads(self, dz, self.xt, x, w, b is not None, 3)
+        du = self.hs[:-1].reshape(-1, units).T @ dz.reshape(-1, 4 * units) if self.needs_grad[4] else None
+        return dx, dh_next, dc_next, dw, du, db
+
+    def _backward_kernel(self, gseq, gh, gc, dtype, u):
+        xp = get_array_module(u)
+        gseq = _batch_major_grad(gseq, self.mask, self.zero_output, dtype)
+        dz = xp.empty_like(self.gates)
+        dh_rec = xp.array(gh, dtype=dtype, copy=True)  # dz[t + 1] U^T (at the last step: the gradient of h_T)
+        dc = xp.array(gc, dtype=dtype, copy=True)
+        carry = xp.zeros_like(dh_rec)
+        for t in range(gseq.shape[1] - 1, -1, -1):
+            kernels.lstm_backward_step(t, gseq, dh_rec, carry, dc, self.gates, self.cs, self.tanh_c, dz,
+                                       self.kernel_mask)
+            xp.matmul(dz[t], u.T, out=dh_rec)
+        dh_rec += carry
+        return dh_rec, dc, dz
+
+    def _backward_reference(self, gseq, gh, gc, dtype, u):
+        xp = get_array_module(u)
+        units, steps = u.shape[0], gseq.shape[1]
+        gates, cs, tanh_c = self.gates, self.cs, self.tanh_c
         gseq = _sequence_grad(gseq, self.mask, self.zero_output)
         # derivatives of the activations, for all steps at once
         d_gates = xp.empty_like(gates)
@@ -205,8 +257,8 @@ class LSTMSequenceOp(_GatedSequence):
         d_gates[..., 3 * units:] = self.rec_act[1](gates[..., 3 * units:])
         d_tanh_c = self.act[1](tanh_c)
         dz = xp.empty_like(gates)
-        dh_next = xp.array(gh, dtype=x.dtype, copy=True)
-        dc_next = xp.array(gc, dtype=x.dtype, copy=True)
+        dh_next = xp.array(gh, dtype=dtype, copy=True)
+        dc_next = xp.array(gc, dtype=dtype, copy=True)
         dh = xp.empty_like(dh_next)
         dc = xp.empty_like(dc_next)
         for t in range(steps - 1, -1, -1):
@@ -229,9 +281,7 @@ class LSTMSequenceOp(_GatedSequence):
             if keep is not None:
                 dh_next += dh_skip
                 dc_next += dc_skip
-        dx, dw, db = _input_grads(self, dz, self.xt, x, w, b is not None, 3)
-        du = hs[:-1].reshape(-1, units).T @ dz.reshape(-1, 4 * units) if self.needs_grad[4] else None
-        return dx, dh_next, dc_next, dw, du, db
+        return dh_next, dc_next, dz
 
 
 # ---------------------------------------------------------------------------- GRU
@@ -252,12 +302,29 @@ class GRUSequenceOp(_GatedSequence):
         hs = xp.empty((steps + 1, n, units), dtype=x.dtype)
         hs[0] = h0
         rec = xp.empty((steps, n, 3 * units), dtype=x.dtype)  # q_t = h_{t-1} U + b_rec (q_h kept for backward)
+        self.fused = self._use_kernel(x, w, u)
+        (self._steps_kernel if self.fused else self._steps_reference)(gates, rec, hs, u, b)
+        self.gates, self.hs, self.rec = gates, hs, rec
+        return _sequence_output(hs[1:], self.mask, self.zero_output), hs[steps]
+
+    def _recurrent(self, rec, hs, u, b, t):
+        """rec[t] = q_t = h_{t-1} U + b_rec"""
+        q = get_array_module(u).matmul(hs[t], u, out=rec[t])
+        if b is not None:
+            q += b[1]
+        return q
+
+    def _steps_kernel(self, gates, rec, hs, u, b):
+        for t in range(gates.shape[0]):
+            self._recurrent(rec, hs, u, b, t)
+            kernels.gru_forward_step(t, gates, rec, hs, self.kernel_mask)
+
+    def _steps_reference(self, gates, rec, hs, u, b):
+        xp = get_array_module(u)
+        units = u.shape[0]
         act, rec_act = self.act[0], self.rec_act[0]
-        for t in range(steps):
-            q = rec[t]
-            xp.matmul(hs[t], u, out=q)
-            if b is not None:
-                q += b[1]
+        for t in range(gates.shape[0]):
+            q = self._recurrent(rec, hs, u, b, t)
             p = gates[t]
             zr, cand = p[:, :2 * units], p[:, 2 * units:]
             zr += q[:, :2 * units]
@@ -270,22 +337,45 @@ class GRUSequenceOp(_GatedSequence):
             h *= z
             h += cand
             _carry(_keep(self.mask, t), h, hs[t])
-        self.gates, self.hs, self.rec = gates, hs, rec
-        return _sequence_output(hs[1:], self.mask, self.zero_output), hs[steps]
 
     def backward(self, gys, x, h0, w, u, b, y):
         _no_double_backward("gru", *gys)
         gseq, gh = gys
         xp = get_array_module(x)
         units = u.shape[0]
-        steps = x.shape[1]
+        through_time = self._backward_kernel if self.fused else self._backward_reference
+        dh_next, dp, dq = through_time(gseq, gh, x.dtype, u)
+        dx, dw, db_in = _input_grads(self, dp, self.xt, x, w, False, 2)
+        du = self.hs[:-1].reshape(-1, units).T @ dq.reshape(-1, 3 * units) if self.needs_grad[3] else None
+        db = None
+        if b is not None and self.needs_grad[4]:
+            db = xp.stack([dp.reshape(-1, 3 * units).sum(axis=0), dq.reshape(-1, 3 * units).sum(axis=0)])
+        return dx, dh_next, dw, du, db
+
+    def _backward_kernel(self, gseq, gh, dtype, u):
+        xp = get_array_module(u)
+        gseq = _batch_major_grad(gseq, self.mask, self.zero_output, dtype)
+        dp = xp.empty_like(self.gates)
+        dq = xp.empty_like(self.gates)
+        dh_rec = xp.array(gh, dtype=dtype, copy=True)  # dq[t + 1] U^T (at the last step: the gradient of h_T)
+        carry = xp.zeros_like(dh_rec)
+        for t in range(gseq.shape[1] - 1, -1, -1):
+            kernels.gru_backward_step(t, gseq, dh_rec, carry, self.gates, self.rec, self.hs, dp, dq,
+                                      self.kernel_mask)
+            xp.matmul(dq[t], u.T, out=dh_rec)
+        dh_rec += carry
+        return dh_rec, dp, dq
+
+    def _backward_reference(self, gseq, gh, dtype, u):
+        xp = get_array_module(u)
+        units, steps = u.shape[0], gseq.shape[1]
         gates, hs, rec = self.gates, self.hs, self.rec
         gseq = _sequence_grad(gseq, self.mask, self.zero_output)
         d_zr = self.rec_act[1](gates[..., :2 * units])
         d_cand = self.act[1](gates[..., 2 * units:])
         dp = xp.empty_like(gates)
         dq = xp.empty_like(gates)
-        dh_next = xp.array(gh, dtype=x.dtype, copy=True)
+        dh_next = xp.array(gh, dtype=dtype, copy=True)
         dh = xp.empty_like(dh_next)
         for t in range(steps - 1, -1, -1):
             xp.add(gseq[t], dh_next, out=dh)
@@ -307,12 +397,7 @@ class GRUSequenceOp(_GatedSequence):
             dh_next += dh
             if keep is not None:
                 dh_next += dh_skip
-        dx, dw, db_in = _input_grads(self, dp, self.xt, x, w, False, 2)
-        du = hs[:-1].reshape(-1, units).T @ dq.reshape(-1, 3 * units) if self.needs_grad[3] else None
-        db = None
-        if b is not None and self.needs_grad[4]:
-            db = xp.stack([dp.reshape(-1, 3 * units).sum(axis=0), dq.reshape(-1, 3 * units).sum(axis=0)])
-        return dx, dh_next, dw, du, db
+        return dh_next, dp, dq
 
 
 # ---------------------------------------------------------------------------- SimpleRNN

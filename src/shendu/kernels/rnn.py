@@ -1,0 +1,182 @@
+"""One time step of the fused LSTM and GRU ops (:mod:`shendu.ops.rnn`): the gate maths after the recurrent GEMM.
+
+The ops keep the GEMMs in BLAS (the input projection of all steps, one ``h U`` per step, and ``dW``, ``dU``,
+``dx`` over the whole sequence after backward); what is left per step is a dozen small element-wise passes
+over (batch, units) arrays, which NumPy runs one at a time. Each function here does one step's passes in one
+loop: forward adds ``h_{t-1} U`` to the projected inputs, applies the gate activations and updates the
+states; backward forms the pre-activation gradients of the step (and the part of ``dh_{t-1}`` that does not
+go through ``U``). The NumPy bodies in :mod:`shendu.ops.rnn` are the reference; tests tie the two together.
+
+Only the default activations are here (``tanh``, and ``sigmoid`` as ``0.5 tanh(x / 2) + 0.5``, the form the
+reference uses); the ops run their NumPy body for any other. float64 uses libm's ``tanh``; float32 a rational
+approximation (Eigen's, max error 3e-7 on [-8, 8], exact to float32 rounding outside; NumPy's tanh is within
+6e-8), because Numba has no vectorised float32 ``tanh`` without Intel's SVML and a scalar libm call per gate
+costs more than the step's GEMM. Arrays are passed whole (time-major buffers and the step ``t``) so each
+kernel compiles once per dtype; a ``mask`` of None compiles the branch away. ``error_model="numpy"`` lets
+LLVM vectorise the divisions. The loops are serial: a step is ~10 us of work, and BLAS's threads are the
+ones working between steps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shendu.kernels.jit import jit
+
+_CLAMP = np.float32(7.90531110763549805)  # tanh(x) rounds to +-1 in float32 beyond this
+_P = tuple(np.float32(c) for c in (4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05,
+                                  5.12229709037114e-08, -8.60467152213735e-11, 2.00018790482477e-13,
+                                  -2.76076847742355e-16))
+_Q = tuple(np.float32(c) for c in (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04,
+                                  1.19825839466702e-06))
+_P1, _P3, _P5, _P7, _P9, _P11, _P13 = _P
+_Q0, _Q2, _Q4, _Q6 = _Q
+
+
+@jit(error_model="numpy", inline="always")
+def _tanh32(v):  # pragma: no cover - compiled
+    x = min(max(v, -_CLAMP), _CLAMP)
+    x2 = x * x
+    p = x2 * _P13 + _P11
+    p = x2 * p + _P9
+    p = x2 * p + _P7
+    p = x2 * p + _P5
+    p = x2 * p + _P3
+    p = x2 * p + _P1
+    q = x2 * _Q6 + _Q4
+    q = x2 * q + _Q2
+    q = x2 * q + _Q0
+    return x * p / q
+
+
+@jit(error_model="numpy", inline="always")
+def _tanh(v, f32):  # pragma: no cover - compiled
+    return _tanh32(v) if f32 else np.tanh(v)
+
+
+@jit(error_model="numpy", inline="always")
+def _sigmoid(v, f32, half):  # pragma: no cover - compiled
+    return half * _tanh(half * v, f32) + half
+
+
+# Each loop runs over one row's 1-D slices: LLVM vectorises those (2-D indexing in the loop body stays scalar,
+# ~10x slower). The row loops with a transcendental take ``f32`` as a literal from an ``if`` on the dtype, so
+# after inlining each copy holds one tanh and vectorises (a run-time flag in the loop would not).
+# Gate blocks are the Keras ones: LSTM i, f, g(c), o; GRU z, r, n(h).
+# ---------------------------------------------------------------------------- LSTM
+@jit(error_model="numpy", inline="always")
+def _lstm_row(zi, zf, zg, zo, ri, rf, rg, ro, c_prev, c, tc, h, f32):  # pragma: no cover - compiled
+    half = zi.dtype.type(0.5)
+    for j in range(zi.shape[0]):
+        i = _sigmoid(zi[j] + ri[j], f32, half)
+        f = _sigmoid(zf[j] + rf[j], f32, half)
+        g = _tanh(zg[j] + rg[j], f32)
+        o = _sigmoid(zo[j] + ro[j], f32, half)
+        zi[j], zf[j], zg[j], zo[j] = i, f, g, o
+        cj = f * c_prev[j] + i * g
+        tj = _tanh(cj, f32)
+        c[j], tc[j], h[j] = cj, tj, o * tj
+
+
+@jit(error_model="numpy")
+def lstm_forward_step(t, gates, rec, hs, cs, tanh_c, mask):  # pragma: no cover - compiled
+    """gates[t] (batch, 4*units): x_t W + b in, the activated (i, f, g, o) out (after adding rec = h_{t-1} U);
+    cs[t + 1] = f cs[t] + i g, tanh_c[t] = tanh(cs[t + 1]), hs[t + 1] = o tanh_c[t]; rows with mask[b, t]
+    False keep hs[t], cs[t]."""
+    u = hs.shape[2]
+    for b in range(gates.shape[1]):
+        h_prev, c_prev, h, c, tc = hs[t, b], cs[t, b], hs[t + 1, b], cs[t + 1, b], tanh_c[t, b]
+        if mask is not None and not mask[b, t]:
+            h[:] = h_prev
+            c[:] = c_prev
+            continue
+        zi, zf, zg, zo = gates[t, b, :u], gates[t, b, u:2 * u], gates[t, b, 2 * u:3 * u], gates[t, b, 3 * u:]
+        ri, rf, rg, ro = rec[b, :u], rec[b, u:2 * u], rec[b, 2 * u:3 * u], rec[b, 3 * u:]
+        if gates.itemsize == 4:
+            _lstm_row(zi, zf, zg, zo, ri, rf, rg, ro, c_prev, c, tc, h, True)
+        else:
+            _lstm_row(zi, zf, zg, zo, ri, rf, rg, ro, c_prev, c, tc, h, False)
+
+
+@jit(error_model="numpy")
+def lstm_backward_step(t, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mask):  # pragma: no cover - compiled
+    """dh = gseq[:, t] + dh_rec + carry (dh_rec = dz[t + 1] U^T); dz[t] = the pre-activation gradients of step t;
+    dc <- dc_{t-1}; carry <- the part of dh_{t-1} not through U (dh itself on masked rows, else 0)."""
+    one = dz.dtype.type(1)
+    u = dc.shape[1]
+    for b in range(dc.shape[0]):
+        gy, dr, ca, dcb = gseq[b, t], dh_rec[b], carry[b], dc[b]
+        if mask is not None and not mask[b, t]:
+            for j in range(u):
+                ca[j] = gy[j] + dr[j] + ca[j]
+            dz[t, b, :] = 0
+            continue
+        i, f, g, o = gates[t, b, :u], gates[t, b, u:2 * u], gates[t, b, 2 * u:3 * u], gates[t, b, 3 * u:]
+        di, df, dg, do = dz[t, b, :u], dz[t, b, u:2 * u], dz[t, b, 2 * u:3 * u], dz[t, b, 3 * u:]
+        c_prev, tc = cs[t, b], tanh_c[t, b]
+        for j in range(u):
+            dh = gy[j] + dr[j] + ca[j]
+            dcj = dh * o[j] * (one - tc[j] * tc[j]) + dcb[j]
+            di[j] = dcj * g[j] * (i[j] * (one - i[j]))
+            df[j] = dcj * c_prev[j] * (f[j] * (one - f[j]))
+            dg[j] = dcj * i[j] * (one - g[j] * g[j])
+            do[j] = dh * tc[j] * (o[j] * (one - o[j]))
+            dcb[j] = dcj * f[j]
+            ca[j] = 0
+
+
+# ---------------------------------------------------------------------------- GRU (reset_after=True)
+@jit(error_model="numpy", inline="always")
+def _gru_row(pz, pr, pn, qz, qr, qn, h_prev, h, f32):  # pragma: no cover - compiled
+    half = pz.dtype.type(0.5)
+    for j in range(pz.shape[0]):
+        z = _sigmoid(pz[j] + qz[j], f32, half)
+        r = _sigmoid(pr[j] + qr[j], f32, half)
+        n = _tanh(pn[j] + r * qn[j], f32)
+        pz[j], pr[j], pn[j] = z, r, n
+        h[j] = n + z * (h_prev[j] - n)
+
+
+@jit(error_model="numpy")
+def gru_forward_step(t, gates, rec, hs, mask):  # pragma: no cover - compiled
+    """gates[t] (batch, 3*units): x_t W + b_in in, the activated (z, r, n) out, with rec[t] = h_{t-1} U + b_rec:
+    z, r = s(p + q), n = tanh(p_h + r q_h); hs[t + 1] = n + z (hs[t] - n); masked rows keep hs[t]."""
+    u = hs.shape[2]
+    for b in range(gates.shape[1]):
+        h_prev, h = hs[t, b], hs[t + 1, b]
+        if mask is not None and not mask[b, t]:
+            h[:] = h_prev
+            continue
+        pz, pr, pn = gates[t, b, :u], gates[t, b, u:2 * u], gates[t, b, 2 * u:]
+        qz, qr, qn = rec[t, b, :u], rec[t, b, u:2 * u], rec[t, b, 2 * u:]
+        if gates.itemsize == 4:
+            _gru_row(pz, pr, pn, qz, qr, qn, h_prev, h, True)
+        else:
+            _gru_row(pz, pr, pn, qz, qr, qn, h_prev, h, False)
+
+
+@jit(error_model="numpy")
+def gru_backward_step(t, gseq, dh_rec, carry, gates, rec, hs, dp, dq, mask):  # pragma: no cover - compiled
+    """dh = gseq[:, t] + dh_rec + carry (dh_rec = dq[t + 1] U^T); dp[t], dq[t] = the gradients of x_t W + b_in and
+    h_{t-1} U + b_rec; carry <- the part of dh_{t-1} not through U (dh z; dh itself on masked rows)."""
+    one = dp.dtype.type(1)
+    u = dh_rec.shape[1]
+    for b in range(dh_rec.shape[0]):
+        gy, dr, ca = gseq[b, t], dh_rec[b], carry[b]
+        if mask is not None and not mask[b, t]:
+            for j in range(u):
+                ca[j] = gy[j] + dr[j] + ca[j]
+            dp[t, b, :] = 0
+            dq[t, b, :] = 0
+            continue
+        z, r, n, qn, h_prev = gates[t, b, :u], gates[t, b, u:2 * u], gates[t, b, 2 * u:], rec[t, b, 2 * u:], hs[t, b]
+        dpz, dpr, dpn = dp[t, b, :u], dp[t, b, u:2 * u], dp[t, b, 2 * u:]
+        dqz, dqr, dqn = dq[t, b, :u], dq[t, b, u:2 * u], dq[t, b, 2 * u:]
+        for j in range(u):
+            dh = gy[j] + dr[j] + ca[j]
+            dn = dh * (one - z[j]) * (one - n[j] * n[j])
+            dz = dh * (h_prev[j] - n[j]) * (z[j] * (one - z[j]))
+            drj = dn * qn[j] * (r[j] * (one - r[j]))
+            dpz[j], dpr[j], dpn[j] = dz, drj, dn
+            dqz[j], dqr[j], dqn[j] = dz, drj, dn * r[j]
+            ca[j] = dh * z[j]

@@ -1,0 +1,183 @@
+"""The compiled recurrent step kernels (shendu.kernels.rnn) and the embedding scatter (shendu.kernels.lookup)
+against the NumPy references they replace.
+
+Each op case runs twice on the same inputs, once with the kernels and once inside ``kernels.disabled()``, and
+compares the outputs and the gradients of every input: float32 and float64, odd sizes, masks (with rows
+masked at the first and last steps), ``zero_output_for_mask``, initial states, non-contiguous inputs.
+float64 agrees to rounding; float32 to the kernel's rational tanh (3e-7 against NumPy's 6e-8). A float64
+gradient check runs with the kernel path on. Under ``SHENDU_JIT=0`` both runs are the reference and the
+comparisons hold trivially.
+"""
+
+import numpy as np
+import pytest
+
+import shendu
+from shendu import kernels
+from shendu.kernels import rnn as rnn_kernels
+from shendu.kernels.lookup import scatter_add_rows
+from shendu.ops import rnn as fused
+from shendu.ops.lookup import embedding_lookup, scatter_rows
+
+TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-11, atol=1e-12)}
+GATES = {"lstm": 4, "gru": 3}
+
+
+def _inputs(kind, dtype, batch, steps, features, units, strided, seed=0):
+    """x, kernel, recurrent_kernel, bias, h0 (and c0): leaf tensors; ``strided`` makes every array a view."""
+    rng = np.random.default_rng(seed)
+    k = GATES[kind]
+
+    def arr(*shape, scale=0.5):
+        a = (rng.standard_normal(shape) * scale).astype(dtype)
+        if strided:  # the same values in a non-contiguous view (every other column of a wider array)
+            wide = np.zeros(shape[:-1] + (2 * shape[-1],), dtype=dtype)
+            wide[..., ::2] = a
+            a = wide[..., ::2]
+            assert not a.flags.c_contiguous or a.size <= 1
+        return shendu.tensor(a, requires_grad=True)
+
+    bias = arr(2, k * units) if kind == "gru" else arr(k * units)
+    states = [arr(batch, units) for _ in range(2 if kind == "lstm" else 1)]
+    return [arr(batch, steps, features), arr(features, k * units), arr(units, k * units), bias] + states
+
+
+def _mask(batch, steps, seed=3):
+    mask = np.random.default_rng(seed).random((batch, steps)) > 0.4
+    mask[0, 0] = mask[-1, -1] = False  # masked first and last steps
+    if batch > 2:
+        mask[1] = False  # a row masked everywhere
+    return mask
+
+
+def _run(kind, inputs, jit, **options):
+    """Outputs and gradients of sum(v * outputs) for a fixed random v w.r.t. every input, and whether the op
+    took the kernel path."""
+    fn = getattr(fused, kind)
+    context = kernels.disabled() if not jit else _nothing()
+    with context:
+        outputs = fn(*inputs, **options)
+        used = outputs[0].creator.fused  # before backward releases the op
+        rng = np.random.default_rng(11)
+        loss = sum((o * rng.standard_normal(o.shape).astype(o.dtype)).sum() for o in outputs)
+        grads = shendu.grad(loss, inputs)
+    return [o.data for o in outputs], [g.data for g in grads], used
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+SIZES = [(5, 7, 3, 6), (1, 1, 2, 1), (4, 9, 5, 17)]
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("sizes", SIZES, ids=["-".join(map(str, s)) for s in SIZES])
+@pytest.mark.parametrize("masked,zero_output", [(False, False), (True, False), (True, True)])
+@pytest.mark.parametrize("strided", [False, True])
+def test_step_kernels_agree_with_reference(kind, dtype, sizes, masked, zero_output, strided):
+    batch, steps, features, units = sizes
+    inputs = _inputs(kind, dtype, batch, steps, features, units, strided)
+    options = dict(mask=_mask(batch, steps) if masked else None, zero_output_for_mask=zero_output)
+    ys, gs, used = _run(kind, inputs, True, **options)
+    ys_ref, gs_ref, used_ref = _run(kind, inputs, False, **options)
+    assert used == kernels.enabled() and not used_ref
+    for a, b in zip(ys + gs, ys_ref + gs_ref):
+        assert a.dtype == dtype and a.shape == b.shape
+        np.testing.assert_allclose(a, b, **TOL[dtype])
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_kernel_path_gradcheck_float64(kind):
+    batch, steps, features, units = 3, 5, 2, 3
+    inputs = _inputs(kind, np.float64, batch, steps, features, units, strided=False)
+    mask = _mask(batch, steps)
+    fn = getattr(fused, kind)
+    assert fn(*inputs, mask=mask)[0].creator.fused == kernels.enabled()
+    assert shendu.gradcheck(lambda *a: fn(*a, mask=mask), *inputs)
+    assert shendu.gradcheck(lambda *a: fn(*a, mask=mask, zero_output_for_mask=True), *inputs)
+    assert shendu.gradcheck(fn, *inputs)
+
+
+def test_other_activations_and_mixed_dtypes_take_the_reference():
+    inputs = _inputs("lstm", np.float32, 2, 3, 2, 3, strided=False)
+    assert not fused.lstm(*inputs, activation="relu")[0].creator.fused
+    assert not fused.gru(*_inputs("gru", np.float32, 2, 3, 2, 3, False), recurrent_activation="tanh")[0].creator.fused
+    x, w, u, b, h0, c0 = inputs
+    w64 = shendu.tensor(w.data.astype(np.float64))
+    seq, h, c = fused.lstm(x, w64, u, b, h0, c0)
+    assert not seq.creator.fused
+
+
+def test_tanh32_accuracy():
+    x = np.linspace(-12, 12, 200_001).astype(np.float32)
+    out = np.empty_like(x)
+    tanh_all = rnn_kernels.jit()(_tanh_loop)
+    tanh_all(x, out)
+    exact = np.tanh(x.astype(np.float64))
+    assert np.abs(out - exact).max() < 5e-7
+    assert out.max() == 1 and out.min() == -1  # never beyond +-1 (1 - tanh^2 stays >= 0)
+
+
+def _tanh_loop(x, out):  # pragma: no cover - compiled
+    for i in range(x.shape[0]):
+        out[i] = rnn_kernels._tanh32(x[i])
+
+
+@pytest.mark.parametrize("layer", ["LSTM", "GRU"])
+def test_layers_with_kernels_match_reference(layer):
+    """Layer options around the op (go_backwards, return_sequences/state, an Embedding mask) with float32."""
+    from shendu.layers import GRU, LSTM, Embedding
+
+    ids = np.random.default_rng(0).integers(0, 9, (4, 6))
+    ids[0, 3:] = 0
+    results = []
+    for jit in (True, False):
+        shendu.seed(1)
+        emb = Embedding(9, 5, mask_zero=True)
+        rnn = {"LSTM": LSTM, "GRU": GRU}[layer](7, return_sequences=True, return_state=True, go_backwards=True)
+        with kernels.disabled() if not jit else _nothing():
+            outputs = rnn(emb(ids))
+            loss = sum((o * (i + 1)).sum() for i, o in enumerate(outputs))
+            params = [emb.embeddings] + list(rnn.trainable_weights)
+            grads = shendu.grad(loss, params)
+        results.append([o.data for o in outputs] + [g.data for g in grads])
+    for a, b in zip(*results):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5)
+
+
+# ---------------------------------------------------------------------------- embedding scatter
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_scatter_rows_kernel_agrees_with_reference(dtype):
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 7, 40).astype(np.int32)  # repeated ids, an int32 index
+    rows = rng.standard_normal((40, 10)).astype(dtype)[:, ::2]  # non-contiguous rows
+    ours = scatter_rows(ids, rows, 9)
+    with kernels.disabled():
+        ref = scatter_rows(ids, rows, 9)
+    assert ours.dtype == dtype and ours.shape == (9, 5)
+    np.testing.assert_allclose(ours, ref, **TOL[dtype])
+    assert not ours[7:].any()
+
+
+def test_scatter_add_rows_wraps_negative_ids_and_refuses_outside_ones():
+    out = np.zeros((3, 2), np.float32)
+    scatter_add_rows(out, np.array([-1, 0, 2], dtype=np.intp), np.ones((3, 2), np.float32))
+    np.testing.assert_array_equal(out, [[1, 1], [0, 0], [2, 2]])
+    with pytest.raises(IndexError):
+        scatter_add_rows(out, np.array([3], dtype=np.intp), np.ones((1, 2), np.float32))
+
+
+def test_embedding_gradient_with_kernel():
+    w = shendu.tensor(np.arange(12.0, dtype=np.float32).reshape(4, 3), requires_grad=True)
+    ids = np.array([[3, 0, 3], [1, 3, 0]])
+    y = embedding_lookup(ids, w)
+    (y * 2).sum().backward()
+    assert w.grad.dtype == np.float32
+    np.testing.assert_array_equal(w.grad.data, [[4] * 3, [2] * 3, [0] * 3, [6] * 3])
