@@ -35,10 +35,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from shendu import kernels
 from shendu.autograd.grad_mode import is_grad_enabled
 from shendu.autograd.op import Op, raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
+from shendu.kernels import conv as conv_kernels
 from shendu.ops.elementwise import match_dtypes
 from shendu.ops.reduce import reduce_sum
 from shendu.ops.shaping import reshape, transpose
@@ -119,6 +121,12 @@ class ConvGeometry:
                                  f"{dilation}. Hint: use padding='same' or a smaller kernel")
             out.append((size + lo + hi - extent) // s + 1)
         return cls(tuple(kernel), strides, dilation, pads, int(groups), tuple(in_hw), tuple(out))
+
+    @property
+    def spec(self) -> tuple[int, ...]:
+        """The geometry as the ints the kernels take: (KH, KW, SH, SW, DH, DW, PAD_TOP, PAD_LEFT, OH, OW)."""
+        (pt, _), (pl, _) = self.pads
+        return (*self.kernel, *self.strides, *self.dilation, pt, pl, *self.out_hw)
 
     @property
     def padded_hw(self) -> tuple[int, int]:
@@ -232,12 +240,22 @@ def conv_forward(cols: Any, w: Any, geo: ConvGeometry, n: int) -> Any:
 def conv_input_grad(gy: Any, w: Any, geo: ConvGeometry) -> Any:
     """dx (N, H, W, C) = col2im(gy @ W^T), the transposed convolution of gy, computed tap by tap: for each
     kernel tap (i, j), gy @ W[i, j]^T (one GEMM, (N*OH*OW, C)) is added onto the pixels that tap read (one
-    strided add). The (N*OH*OW, KH*KW*C) matrix of the textbook col2im is never formed."""
+    strided add). The (N*OH*OW, KH*KW*C) matrix of the textbook col2im is never formed.
+
+    Fast path (:func:`shendu.kernels.conv.col2im`): that matrix formed by one wide GEMM into a pooled buffer,
+    then added back in one parallel pass."""
     xp = get_array_module(gy)
     g = geo.groups
     (kh, kw), (oh, ow), (hp, wp) = geo.kernel, geo.out_hw, geo.padded_hw
     n, cg = gy.shape[0], w.shape[2]
     rows = _grouped_rows(gy, g)  # (G, M, O/G)
+    if kernels.fast(gy, w) and gy.dtype == w.dtype:
+        cols = COLS_POOL.take(xp, (g, n * oh * ow, kh * kw * cg), gy.dtype)
+        _matmul(rows, _grouped_kernel(w, g).transpose(0, 2, 1), out=cols)  # (G, M, KH*KW*C/G)
+        dx = xp.empty((n, *geo.in_hw, g * cg), dtype=gy.dtype)
+        conv_kernels.col2im(cols, dx, *geo.spec)
+        COLS_POOL.give(cols)
+        return dx
     taps = w.reshape(kh, kw, cg, g, w.shape[3] // g)
     out = xp.zeros((n, hp, wp, g, cg), dtype=gy.dtype)
     buf = xp.empty((g, n * oh * ow, cg), dtype=gy.dtype)

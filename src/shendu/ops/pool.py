@@ -24,10 +24,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from shendu import kernels
 from shendu.autograd.grad_mode import is_grad_enabled
 from shendu.autograd.op import Op, raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
+from shendu.kernels import pool as pool_kernels
 from shendu.ops.convolution import (
     ConvGeometry,
     _from_channels_last,
@@ -81,15 +83,24 @@ class MaxPool2DOp(_Pool2D):
     def forward(self, x):
         self._check("max_pool2d", x)
         xp = get_array_module(x)
-        padded = pad_input(x, self.geo.pads, -xp.inf)
         track = is_grad_enabled()  # the argmax is only needed for a backward
+        index = xp.uint8 if math.prod(self.geo.kernel) <= 256 else xp.int32
+        if kernels.fast(x):  # one parallel pass (shendu.kernels.pool), same answers as the passes below
+            geo, (pt, _), (pl, _) = self.geo, *self.geo.pads
+            y = xp.empty((x.shape[0], *geo.out_hw, x.shape[3]), dtype=x.dtype)
+            argmax = xp.empty(y.shape if track else (0, 0, 0, 0), dtype=index)
+            pool_kernels.max_pool_forward(xp.ascontiguousarray(x), y, argmax, *geo.kernel, *geo.strides, pt, pl, track)
+            if track:
+                self.argmax = argmax
+            return y
+        padded = pad_input(x, self.geo.pads, -xp.inf)
         y = better = None
         for k, (rows, cols) in _window_taps(self.geo):
             tap = padded[:, rows, cols]
             if y is None:
                 y = tap.copy()
                 if track:
-                    self.argmax = xp.zeros(y.shape, dtype=xp.uint8 if math.prod(self.geo.kernel) <= 256 else xp.int32)
+                    self.argmax = xp.zeros(y.shape, dtype=index)
                     better = xp.empty(y.shape, dtype=bool)
                 continue
             if track:
@@ -103,6 +114,11 @@ class MaxPool2DOp(_Pool2D):
         if isinstance(gy, Tensor):  # create_graph: the same sum, recorded (the argmax masks are constants)
             return _scatter_taps(geo, raw(x).shape, lambda k: gy * (self.argmax == k).astype(raw(gy).dtype))
         xp = get_array_module(gy)
+        if kernels.fast(gy):  # one parallel pass, every pixel written (shendu.kernels.pool)
+            (pt, _), (pl, _) = geo.pads
+            dx = xp.empty((*x.shape[:3], gy.shape[3]), dtype=gy.dtype)
+            return pool_kernels.max_pool_backward(xp.ascontiguousarray(gy), self.argmax, dx, *geo.kernel, *geo.strides,
+                                                  pt, pl)
         out = xp.zeros((x.shape[0], *geo.padded_hw, x.shape[3]), dtype=gy.dtype)
         hit = xp.empty(gy.shape, dtype=bool)
         disjoint = _windows_disjoint(geo)

@@ -1,0 +1,44 @@
+"""col2im in one parallel pass: the fast path of the input gradient in :mod:`shendu.ops.convolution`.
+
+The input gradient of a convolution (and the transposed convolution) is ``dx = col2im(gy @ W^T)``: one GEMM
+gives every window's gradient as a row of ``cols`` (G, N*OH*OW, KH*KW*C/G), and col2im adds each row back onto
+the pixels its window read. The NumPy reference never forms ``cols``: it runs KH*KW narrow GEMMs (one per
+kernel tap, K = C/G columns each) and KH*KW strided adds over the whole image batch. With the kernel below the
+op runs one wide GEMM (faster per flop) and a single pass that reads ``cols`` in order, once (measured on the
+MNIST convnet's second layer, 1 thread: 27 ms -> 19 ms).
+
+Images are independent, so the pass runs in parallel over images and no two threads write one pixel; inside an
+image it walks the rows of ``cols`` in memory order (a streaming read; a gather per input pixel instead reads
+``cols`` out of order and was measured 3x slower). Padding is never materialised: taps that land in it are
+skipped. The kernel also zeroes each image of ``dx`` before adding, so ``dx`` may be uninitialised.
+"""
+
+from __future__ import annotations
+
+from shendu.kernels.jit import jit, prange
+
+
+@jit(parallel=True)
+def col2im(cols, dx, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
+    """dx[n, i*sh + a*dh - pt, j*sw + b*dw - pl, g*Cg + k] += cols[g, (n*OH + i)*OW + j, (a*KW + b)*Cg + k] over
+    every window (n, i, j) and tap (a, b) inside the image; dx (N, H, W, C) is overwritten."""
+    groups = cols.shape[0]
+    h, w, cg = dx.shape[1], dx.shape[2], dx.shape[3] // groups
+    for n in prange(dx.shape[0]):
+        dx[n] = 0
+        for i in range(oh):
+            for j in range(ow):
+                row = (n * oh + i) * ow + j
+                for a in range(kh):
+                    y = i * sh + a * dh - pt
+                    if y < 0 or y >= h:
+                        continue
+                    for b in range(kw):
+                        u = j * sw + b * dw - pl
+                        if u < 0 or u >= w:
+                            continue
+                        col = (a * kw + b) * cg
+                        for g in range(groups):
+                            for k in range(cg):
+                                dx[n, y, u, g * cg + k] += cols[g, row, col + k]
+    return dx

@@ -1,0 +1,164 @@
+"""The convolution and pooling kernels (shendu.kernels.conv, shendu.kernels.pool) against their NumPy references:
+the same answers in float32 and float64 on odd shapes (strides, dilation, padding, groups, depthwise, overlapping
+pool windows, ties, NaN, -inf), non-contiguous inputs; float64 gradient checks with the kernel path on."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import pytest
+
+import shendu
+from shendu import kernels
+from shendu.ops import convolution as conv
+from shendu.ops import pool
+
+needs_kernels = pytest.mark.skipif(not kernels.available(), reason="Numba kernels are off (SHENDU_JIT=0 or no numba)")
+DTYPES = [np.float32, np.float64]
+
+
+def _both(fn):
+    """fn() with the kernels, then with the NumPy references."""
+    results = []
+    for off in (False, True):
+        with kernels.disabled() if off else contextlib.nullcontext():
+            results.append(fn())
+    return results
+
+
+def _close(a, b, dtype):
+    """Equal up to rounding: the kernels add the same products in another order."""
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(a, b, rtol=tol, atol=tol * max(1.0, float(np.abs(b).max(initial=0))))
+
+
+def _rand(shape, dtype, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+# (x shape, kernel shape, strides, padding, dilation, groups)
+CONV_CASES = [
+    ((3, 7, 5, 3), (3, 3, 3, 4), 1, "valid", 1, 1),
+    ((2, 7, 6, 3), (3, 2, 3, 5), 2, 1, 1, 1),
+    ((2, 8, 7, 2), (2, 3, 2, 3), (2, 3), "same", 1, 1),
+    ((2, 9, 8, 4), (3, 3, 2, 6), (2, 1), ((2, 1), (0, 3)), 2, 2),
+    ((2, 6, 6, 3), (3, 3, 1, 6), 1, "same", 1, 3),  # depthwise, multiplier 2
+    ((1, 7, 7, 2), (1, 1, 2, 5), 2, "valid", 1, 1),
+    ((2, 5, 5, 1), (5, 5, 1, 2), 1, "same", 1, 1),  # kernel as large as the image
+]
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_shape, w_shape, strides, padding, dilation, groups", CONV_CASES)
+def test_input_gradient_kernel_matches_reference(x_shape, w_shape, strides, padding, dilation, groups, dtype):
+    geo = conv.ConvGeometry.make(x_shape[1:3], w_shape[:2], strides, padding, dilation, groups)
+    w = _rand(w_shape, dtype, 1)
+    gy = _rand((x_shape[0], *geo.out_hw, w_shape[3]), dtype, 2)
+    fast, ref = _both(lambda: conv.conv_input_grad(gy, w, geo))
+    assert fast.dtype == ref.dtype == dtype and fast.shape == ref.shape == x_shape[:3] + (w_shape[2] * groups,)
+    _close(fast, ref, dtype)
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_input_gradient_kernel_takes_non_contiguous_arrays(dtype):
+    geo = conv.ConvGeometry.make((6, 5), (3, 3), 1, "same")
+    w_strided = np.repeat(_rand((3, 3, 2, 3), dtype, 1), 2, axis=3)[..., ::2]  # strided along the last axis
+    gy = _rand((2, 3, 6, 5), dtype, 2).transpose(0, 2, 3, 1)   # (2, 6, 5, 3) channels_first memory
+    fast, ref = _both(lambda: conv.conv_input_grad(gy, w_strided, geo))
+    _close(fast, ref, dtype)
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv_layers_fast_path_matches_reference_forward_and_backward(dtype):
+    arrays = [_rand((2, 7, 6, 4), dtype), _rand((3, 3, 2, 6), dtype, 1), _rand((6,), dtype, 2),
+              _rand((3, 3, 3, 6), dtype, 3)]
+
+    def run():
+        x, w, b, w_t = (shendu.tensor(a, dtype=dtype, requires_grad=True) for a in arrays)
+        y = conv.conv2d(x, w, b, strides=(2, 1), padding="same", groups=2)
+        z = conv.conv2d_transpose(y, w_t, None, strides=2, padding="same")
+        (z * z).sum().backward()
+        return y.data, z.data, x.grad.data, w.grad.data, b.grad.data, w_t.grad.data
+
+    for got, want in zip(*_both(run)):
+        assert got.dtype == dtype
+        _close(got, want, dtype)
+
+
+@pytest.mark.parametrize("fn, make", [
+    (lambda x, w, b: conv.conv2d(x, w, b, strides=2, padding="same", dilation=1),
+     lambda: [(2, 5, 4, 2), (3, 3, 2, 3), (3,)]),
+    (lambda x, w: conv.conv2d(x, w, padding=1, dilation=2, groups=2), lambda: [(1, 5, 5, 4), (2, 2, 2, 4)]),
+    (lambda x, w, b: conv.conv2d_transpose(x, w, b, strides=2, padding="same"),
+     lambda: [(2, 3, 2, 3), (3, 3, 2, 3), (2,)]),
+])
+def test_conv_gradcheck_with_kernels_on(fn, make):
+    inputs = [shendu.tensor(_rand(s, np.float64, i), dtype="float64", requires_grad=True) for i, s in enumerate(make())]
+    assert shendu.gradcheck(fn, *inputs)
+
+
+# ---------------------------------------------------------------------------- max pooling
+# (x shape, pool size, strides, padding)
+POOL_CASES = [
+    ((2, 24, 24, 5), 2, None, "valid"),
+    ((2, 7, 9, 3), 3, 2, "valid"),       # overlapping windows
+    ((2, 7, 9, 3), 3, 2, "same"),
+    ((1, 5, 6, 2), (2, 3), (1, 2), 1),   # PyTorch int padding
+    ((3, 5, 5, 1), 3, 1, "same"),
+    ((1, 6, 6, 4), 4, 3, "valid"),       # strides > window: pixels no window reads
+]
+
+
+def _pool_both(x, gy, size, strides, padding, grad=True):
+    geo = pool._pool_geometry(x, size, strides, padding)
+
+    def run():
+        op = pool.MaxPool2DOp(geo)
+        with contextlib.nullcontext() if grad else shendu.no_grad():
+            y = op.forward(x)
+        if not grad:
+            return (y,)
+        return y, op.argmax.copy(), op.backward(gy, x, y)
+
+    return run, geo
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, size, strides, padding", POOL_CASES)
+def test_max_pool_kernels_match_reference(shape, size, strides, padding, dtype):
+    x = np.round(_rand(shape, dtype) * 2) / 2  # many ties: the first maximum must win on both paths
+    flat = x.reshape(-1)
+    flat[::17] = np.nan
+    flat[5::23] = -np.inf
+    run, geo = _pool_both(x, None, size, strides, padding)
+    gy = _rand((shape[0], *geo.out_hw, shape[3]), dtype, 3)
+    run, _ = _pool_both(x, gy, size, strides, padding)
+    fast, ref = _both(run)
+    for got, want in zip(fast, ref):
+        assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(fast[0], ref[0])  # y and argmax exactly (NaN where NaN)
+    np.testing.assert_array_equal(fast[1], ref[1])
+    _close(fast[2], ref[2], dtype)  # overlapping windows add their shares in another order
+    (y_fast,), (y_ref,) = _both(_pool_both(x, gy, size, strides, padding, grad=False)[0])
+    np.testing.assert_array_equal(y_fast, y_ref)
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pool_kernels_take_non_contiguous_arrays(dtype):
+    x = _rand((2, 3, 8, 6), dtype).transpose(0, 2, 3, 1)  # NHWC view of NCHW memory
+    gy = _rand((2, 3, 4, 3), dtype, 1).transpose(0, 2, 3, 1)
+    fast, ref = _both(_pool_both(x, gy, 2, None, "valid")[0])
+    for got, want in zip(fast, ref):
+        np.testing.assert_array_equal(got, want)  # disjoint windows: one share per pixel, exact
+
+
+def test_max_pool_gradcheck_with_kernels_on():
+    values = np.random.default_rng(0).permutation(np.linspace(-2, 2, 2 * 7 * 6 * 3)).reshape(2, 7, 6, 3)
+    x = shendu.tensor(values, dtype="float64", requires_grad=True)
+    assert shendu.gradcheck(lambda t: pool.max_pool2d(t, 3, 2, "same"), x)
