@@ -116,6 +116,30 @@ def test_non_contiguous_and_mixed_dtype_arrays_take_the_reference(name):
     _assert_same(fast, ref, np.float32)
 
 
+def test_read_only_weights_raise_numpys_error_and_read_only_gradients_are_fine():
+    w = shendu.Parameter(np.ones(3, np.float32))
+    frozen = np.ones(3, np.float32)
+    frozen.flags.writeable = False
+    w.data = frozen
+    opt = Adam(0.1, params=[w])
+    w.grad = shendu.tensor(np.ones(3, np.float32))
+    with pytest.raises(ValueError, match="read-only"):
+        opt.step()
+    grad = np.full(3, 0.5, np.float32)
+    grad.flags.writeable = False
+    results = []
+    for jit in (True, False):
+        w = shendu.Parameter(np.ones(3, np.float32))
+        opt = Adam(0.1)
+        if jit:
+            opt.apply_gradients([(grad, w)])  # the array itself reaches the kernel
+        else:
+            with kernels.disabled():
+                opt.apply_gradients([(grad, w)])
+        results.append(w.data)
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-6, atol=0)
+
+
 @pytest.mark.parametrize("name", ["adam-eps0", "adam-amsgrad", "rmsprop-centered-momentum", "sgd-momentum"])
 def test_zero_nan_and_inf_gradients_behave_as_numpy(name):
     """A zero gradient with epsilon 0 divides 0 by 0 (NaN, not ZeroDivisionError); NaN and inf propagate as in

@@ -30,8 +30,11 @@ PARALLEL_MIN = 1 << 15
 def ready(w: Any, *arrays: Any) -> bool:
     """True when the kernels may update ``w`` with ``arrays`` (gradient, state; None entries are skipped):
     kernels enabled, NumPy float32/float64 arrays of ``w``'s dtype and shape, all C-ordered (so their flat
-    views are the arrays themselves)."""
-    if not fast(w) or not w.flags.c_contiguous:
+    views are the arrays themselves), and ``w`` writeable (else the reference raises NumPy's error)."""
+    if not fast(w):
+        return False
+    flags = w.flags
+    if not (flags.c_contiguous and flags.writeable):
         return False
     for a in arrays:
         if a is not None and (type(a) is not np.ndarray or a.dtype != w.dtype or a.shape != w.shape
