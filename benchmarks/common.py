@@ -1,12 +1,17 @@
 """Shared helpers for the benchmarks: a careful timer and the thread settings every framework runs under.
 
 Every ``benchmarks/bench_*.py`` module defines ``run(quick: bool) -> list[dict]``; each row is
-``{"workload": str, "unit": "us/step" | "samples/s", "shendu": float, "torch": float | None,
-"numpy": float | None, "target": str}``. ``benchmarks/run.py`` collects the rows and prints one table.
-For ``us/step`` lower is better, for ``samples/s`` higher is better.
+``{"workload": str, "unit": "us/step" | "samples/s" | "%", "shendu": float, "torch": float | None,
+"numpy": float | None, "target": str}``, plus optionally ``first_s`` (seconds of shendu's first step,
+Numba compile or cache load included), ``wall_s`` (seconds of the whole shendu workload: building the
+model, warm-up and timing) and ``key`` (a short stable name: the row is one of issue 8's target workloads,
+shown in the summary table and compared with the committed 1-thread baseline). ``benchmarks/run.py``
+collects the rows and prints the tables. For ``us/step`` and ``%`` lower is better, for ``samples/s``
+higher is better.
 
-All frameworks run with the same number of threads (1 by default, set by ``run.py --threads`` before
-NumPy is imported), so the ratios compare the libraries and not the thread pools.
+All frameworks in one run use the same number of threads (set by ``run.py`` in the environment of the
+fresh process each configuration runs in, before NumPy, Numba or PyTorch is imported), so the ratios
+compare the libraries and not the thread pools.
 """
 
 from __future__ import annotations
@@ -19,11 +24,11 @@ from typing import Any, Callable
 
 #: environment variables that size the BLAS/OpenMP thread pools; they take effect only before NumPy loads
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
-                   "NUMEXPR_NUM_THREADS")
+                   "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 def set_thread_env(threads: int) -> None:
-    """Ask NumPy's BLAS (and OpenMP) for ``threads`` threads; call before NumPy is first imported."""
+    """Ask NumPy's BLAS, OpenMP and Numba for ``threads`` threads; call before NumPy is first imported."""
     for name in THREAD_ENV_VARS:
         os.environ[name] = str(threads)
 
@@ -103,13 +108,65 @@ def median_time(fn: Callable[[], Any], number: int | None = None, repeat: int = 
     return statistics.median(times)
 
 
+def interleaved(steps: dict[str, Callable[[], Any] | None], rounds: int, number: int = 2) -> dict[str, float]:
+    """Median seconds per call of each step (None: left out), timed in ``rounds`` rounds that take the
+    steps in turn, so that a change of machine load mid-run hits every framework alike."""
+    times: dict[str, list[float]] = {name: [] for name, fn in steps.items() if fn is not None}
+    for _ in range(rounds):
+        for name in times:
+            times[name].append(median_time(steps[name], number=number, repeat=1))
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
 def us(seconds: float) -> float:
     """Seconds to microseconds."""
     return seconds * 1e6
 
 
-def row(workload: str, unit: str, shendu: float, torch: float | None, numpy: float | None, target: str) -> dict:
-    """One result row in the shape ``run.py`` prints."""
-    if unit not in ("us/step", "samples/s"):
-        raise ValueError(f"row {workload!r}: unit must be 'us/step' or 'samples/s', got {unit!r}")
-    return {"workload": workload, "unit": unit, "shendu": shendu, "torch": torch, "numpy": numpy, "target": target}
+UNITS = ("us/step", "samples/s", "%")
+
+
+def row(workload: str, unit: str, shendu: float, torch: float | None, numpy: float | None, target: str,
+        key: str | None = None, tracked: Tracked | None = None) -> dict:
+    """One result row in the shape ``run.py`` prints; ``tracked`` adds shendu's first-step and wall seconds."""
+    if unit not in UNITS:
+        raise ValueError(f"row {workload!r}: unit must be one of {UNITS}, got {unit!r}")
+    r = {"workload": workload, "unit": unit, "shendu": shendu, "torch": torch, "numpy": numpy, "target": target}
+    if key is not None:
+        r["key"] = key
+    if tracked is not None:
+        r["first_s"], r["wall_s"] = tracked.first_s, tracked.wall_s
+    return r
+
+
+class Tracked:
+    """A shendu step that keeps count of what it cost, compile time included.
+
+    ``Tracked(build)`` calls ``build()`` (it makes the model and returns the step function) and times it.
+    Calling the object runs the step; the first call's seconds are kept as ``first_s`` (that is where
+    Numba compiles a kernel, or loads it from the cache), and ``wall_s`` adds up the build and every call,
+    warm-up and timing runs alike. ``build`` may return ``(step, first)`` instead: ``first()`` then runs at
+    once as the first step (for a step that is a whole ``fit``, ``first`` is a ``fit`` of one batch).
+    """
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        start = time.perf_counter()
+        built = build()
+        self.wall_s = time.perf_counter() - start
+        self.first_s: float | None = None
+        self.step = built
+        if isinstance(built, tuple):
+            self.step, first = built
+            start = time.perf_counter()
+            first()
+            self.first_s = time.perf_counter() - start
+            self.wall_s += self.first_s
+
+    def __call__(self) -> Any:
+        start = time.perf_counter()
+        out = self.step()
+        elapsed = time.perf_counter() - start
+        if self.first_s is None:
+            self.first_s = elapsed
+        self.wall_s += elapsed
+        return out

@@ -1,48 +1,106 @@
-"""Run every ``benchmarks/bench_*.py`` and print one Markdown table of shendu against PyTorch and NumPy.
+"""Run the ``benchmarks/bench_*.py`` modules in every thread/BLAS configuration and print Markdown tables.
 
-    python benchmarks/run.py                  # everything, full timing
-    python benchmarks/run.py --quick          # fewer sizes/steps, for a smoke test
-    python benchmarks/run.py --only ops       # only modules whose name contains "ops" (bench_ops.py)
-    python benchmarks/run.py --markdown bench.md --threads 1
+    python benchmarks/run.py                       # default threads and 1 thread, each BLAS configuration
+    python benchmarks/run.py --quick               # fewer sizes/steps, for a smoke test
+    python benchmarks/run.py --threads 2 --blas user --only conv
+    python benchmarks/run.py --cold-cache          # Numba compiles everything again (worst-case first step)
+    python benchmarks/run.py --memory              # + resident memory over 10,000 steps (bench_memory.py)
+    python benchmarks/run.py --markdown bench.md   # also write every table to bench.md
 
-Each module's ``run(quick)`` returns rows (see ``common.py``). The ratio columns are the plain ratio of
-the values in the row's unit: for ``us/step`` (lower is better) 2.0 means shendu takes twice as long;
-for ``samples/s`` (higher is better) 0.5 means shendu gets half the throughput. A target reads
-``<= 1.5x torch``, ``>= 0.5x numpy``, ``<= 200 us/step`` or ``>= 1000 samples/s``; "met?" checks it.
-All timings come from this one run, with the same thread count for every framework.
+Configurations. Each one runs in a fresh Python process whose environment is set before NumPy, Numba or
+PyTorch is imported:
+
+* threads: the machine's default (``os.cpu_count()``: NumPy's BLAS, the Numba kernels and PyTorch all
+  use every core, as a user's program does) and 1 thread; ``--threads N`` (repeatable) picks others.
+  ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``, ``NUMBA_NUM_THREADS`` (...) are set
+  to N and the process calls ``torch.set_num_threads(N)``.
+* BLAS: "pinned" keeps the environment's ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE`` (a development
+  machine may pin OpenBLAS to an older kernel); "user" removes those two variables from the benchmark
+  process's environment only, so OpenBLAS picks the kernel for this CPU as it does on a user's machine.
+  When the environment sets neither, the two are the same and only "user" runs (``--coretype NAME`` pins
+  one by hand for the "pinned" run). threadpoolctl reports, from inside the process, which OpenBLAS
+  kernel (``architecture``) and how many threads actually ran; the table heading prints it.
+
+Tables. One table per configuration with every row, then a summary: one row per target workload of issue 8
+(``key`` in the row) per configuration. Columns: the value in the row's unit for shendu, PyTorch and NumPy
+(``us/step``: lower is better; ``samples/s``: higher is better), their ratios, shendu's first step in
+seconds (Numba compile or cache load included; ``--cold-cache`` gives every process an empty
+``NUMBA_CACHE_DIR`` so it is the compile) and the wall seconds of shendu's whole workload (build, warm-up
+and timing). The medians are taken after the warm-up. A target reads ``<= 1.5x torch``, ``>= 1.0x numpy``,
+``<= 200 us/step``, ``>= 1000 samples/s``, ``<= 5 %`` or ``>= 0.95x base``; "met?" checks it.
+
+Issue 8's targets hold at the default thread count. At 1 thread the target is "no workload slower than
+before": the summary compares with ``baseline_1thread.json`` (the same benchmarks run on the code before
+issue 8's work; ``--write-baseline FILE`` makes one, see README.md) and allows 5% for noise.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
+import os
 import platform
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
+import time
 import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+DEFAULT_BASELINE = HERE / "baseline_1thread.json"
+#: the variables that pin OpenBLAS's kernel and cache size; the "user" configuration runs without them
+PIN_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+#: modules that start their own processes with their own thread counts: run in the first configuration only
+ONCE = ("bench_distributed",)
+#: modules that are not part of the default run (``--memory`` adds it)
+OPT_IN = ("bench_memory",)
+#: at 1 thread, the slack "no slower than the baseline" allows for noise
+BASE_SLACK = 0.05
 
-_TARGET = re.compile(r"^\s*(<=|>=)\s*([0-9.]+)\s*(x\s*torch|x\s*numpy|us/step|samples/s)\s*$")
+_TARGET = re.compile(r"^\s*(<=|>=)\s*([0-9.]+)\s*(x\s*torch|x\s*numpy|x\s*base|us/step|samples/s|%)\s*$")
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="shendu benchmarks against PyTorch CPU and NumPy")
+    parser = argparse.ArgumentParser(description="shendu benchmarks against PyTorch CPU and NumPy",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer sizes and steps (a smoke test)")
-    parser.add_argument("--only", metavar="SUBSTRING", help="run only bench_*.py modules whose name contains it")
-    parser.add_argument("--markdown", metavar="FILE", help="also write the table to FILE")
-    parser.add_argument("--threads", type=int, default=1, help="threads for NumPy's BLAS and PyTorch (default 1)")
+    parser.add_argument("--only", metavar="SUBSTRING", action="append",
+                        help="run only bench_*.py modules whose name contains it (repeatable)")
+    parser.add_argument("--markdown", metavar="FILE", help="also write all tables to FILE")
+    parser.add_argument("--threads", type=int, action="append", metavar="N",
+                        help=f"threads for BLAS, Numba and PyTorch (repeatable; default: {os.cpu_count()} and 1)")
+    parser.add_argument("--blas", choices=("pinned", "user", "both"), default="both",
+                        help="OpenBLAS configuration: the environment's pin, the user's kernel, or both (default)")
+    parser.add_argument("--coretype", metavar="NAME", help="pin OPENBLAS_CORETYPE=NAME for the 'pinned' runs")
+    parser.add_argument("--cold-cache", action="store_true",
+                        help="give each process an empty NUMBA_CACHE_DIR: the first step includes the compile")
+    parser.add_argument("--memory", action="store_true",
+                        help="also run bench_memory.py (RSS over --memory-steps steps, default threads only)")
+    parser.add_argument("--memory-steps", type=int, default=10_000, metavar="N",
+                        help="steps per workload in bench_memory.py (default 10,000)")
+    parser.add_argument("--baseline", metavar="FILE", default=str(DEFAULT_BASELINE),
+                        help="1-thread baseline to compare with (default benchmarks/baseline_1thread.json)")
+    parser.add_argument("--baseline-src", metavar="DIR",
+                        help="measure the baseline in this run instead: 1-thread runs of the target workloads "
+                             "with PYTHONPATH=DIR (the src/ folder of an older checkout)")
+    parser.add_argument("--write-baseline", metavar="FILE", help="write the target rows of this run to FILE")
+    parser.add_argument("--worker", metavar="JSON_OUT", help=argparse.SUPPRESS)
+    parser.add_argument("--label", default="", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
+# ---------------------------------------------------------------------------- targets and tables
 def target_met(row: dict) -> bool | None:
     """Whether ``row`` meets its target (None when there is no target or nothing to compare with)."""
     match = _TARGET.match(row.get("target") or "")
     if not match:
         return None
     op, bound, against = match.group(1), float(match.group(2)), match.group(3).replace(" ", "")
-    if against in ("xtorch", "xnumpy"):
+    if against in ("xtorch", "xnumpy", "xbase"):
         other = row.get(against[1:])
         if not other:
             return None
@@ -54,9 +112,18 @@ def target_met(row: dict) -> bool | None:
     return value <= bound if op == "<=" else value >= bound
 
 
+def base_target(unit: str) -> str:
+    """The 1-thread target against the baseline: no slower than before, with ``BASE_SLACK`` for noise."""
+    if unit == "samples/s":
+        return f">= {1 - BASE_SLACK:.2f}x base"
+    return f"<= {1 / (1 - BASE_SLACK):.2f}x base"
+
+
 def _fmt(value: float | None) -> str:
     if value is None:
         return "-"
+    if 0 < value < 0.1:
+        return f"{value:.2g}"
     if value >= 1000:
         return f"{value:,.0f}"
     if value >= 10:
@@ -68,29 +135,110 @@ def _ratio(a: float, b: float | None) -> str:
     return "-" if not b else f"{a / b:.2f}x"
 
 
+def _met(row: dict) -> str:
+    met = target_met(row)
+    return "-" if met is None else ("yes" if met else "NO")
+
+
+def _markdown(header: list[str], right: set[int], lines: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |",
+           "|" + "|".join("---:" if i in right else "---" for i in range(len(header))) + "|"]
+    out += ["| " + " | ".join(cells) + " |" for cells in lines]
+    return "\n".join(out)
+
+
 def format_table(rows: list[dict]) -> str:
-    """The rows as one Markdown table."""
-    header = ["workload", "unit", "shendu", "torch", "numpy", "shendu/torch", "shendu/numpy", "target", "met?"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * 5 + ["---"] * 2) + "|"]
-    for r in rows:
-        met = target_met(r)
-        cells = [r["workload"], r["unit"], _fmt(r["shendu"]), _fmt(r.get("torch")), _fmt(r.get("numpy")),
-                 _ratio(r["shendu"], r.get("torch")), _ratio(r["shendu"], r.get("numpy")), r.get("target") or "-",
-                 "-" if met is None else ("yes" if met else "NO")]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    """The rows of one configuration as one Markdown table."""
+    header = ["workload", "unit", "shendu", "torch", "numpy", "shendu/torch", "shendu/numpy", "first step (s)",
+              "wall (s)", "target", "met?"]
+    lines = [[r["workload"], r["unit"], _fmt(r["shendu"]), _fmt(r.get("torch")), _fmt(r.get("numpy")),
+              _ratio(r["shendu"], r.get("torch")), _ratio(r["shendu"], r.get("numpy")), _fmt(r.get("first_s")),
+              _fmt(r.get("wall_s")), r.get("target") or "-", _met(r)] for r in rows]
+    return _markdown(header, {2, 3, 4, 5, 6, 7, 8}, lines)
 
 
-def _environment() -> str:
-    import numpy as np
-    from common import setup_torch, threads
+def summary_rows(results: list[dict], baseline: dict | None) -> list[dict]:
+    """One row per target workload (rows with a ``key``) per configuration. At 1 thread the target is the
+    baseline's figure for the same key and BLAS configuration (when the baseline has it)."""
+    rows = []
+    for result in results:
+        config = result["config"]
+        base_rows = (baseline or {}).get("rows", {}).get(config_key(config["threads"], config["blas"]), {})
+        for r in result["rows"]:
+            if not r.get("key"):
+                continue
+            r = dict(r, config=result["label"])
+            if config["threads"] == 1 and r["unit"] != "%":
+                base = base_rows.get(r["key"])
+                r["base"] = base["shendu"] if base and base["unit"] == r["unit"] else None
+                r["target"] = base_target(r["unit"])
+            rows.append(r)
+    return rows
 
-    torch = setup_torch()
-    torch_version = torch.__version__ if torch is not None else "not installed"
-    return (f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, "
-            f"NumPy {np.__version__}, PyTorch {torch_version}, {threads()} thread(s) for BLAS and PyTorch")
+
+def format_summary(rows: list[dict]) -> str:
+    """The summary rows as one Markdown table."""
+    header = ["workload", "configuration", "unit", "shendu", "torch", "numpy", "baseline", "shendu/torch",
+              "shendu/numpy", "shendu/baseline", "first step (s)", "wall (s)", "target", "met?"]
+    lines = [[r["workload"], r["config"], r["unit"], _fmt(r["shendu"]), _fmt(r.get("torch")), _fmt(r.get("numpy")),
+              _fmt(r.get("base")), _ratio(r["shendu"], r.get("torch")), _ratio(r["shendu"], r.get("numpy")),
+              _ratio(r["shendu"], r.get("base")), _fmt(r.get("first_s")), _fmt(r.get("wall_s")),
+              r.get("target") or "-", _met(r)] for r in rows]
+    return _markdown(header, set(range(3, 12)), lines)
 
 
+# ---------------------------------------------------------------------------- configurations
+def config_key(threads: int, blas: str) -> str:
+    return f"threads={threads},blas={blas}"
+
+
+def configurations(threads: list[int] | None, blas: str, environ: dict[str, str],
+                   coretype: str | None = None) -> tuple[list[dict], list[str]]:
+    """The (threads, BLAS) configurations to run, default threads first, and notes on what was left out.
+
+    Each configuration is ``{"threads", "blas", "env"}`` with ``env`` the whole environment of its process.
+    """
+    counts = threads or [os.cpu_count() or 1, 1]
+    counts = list(dict.fromkeys(counts))
+    pin = {name: environ[name] for name in PIN_VARS if environ.get(name)}
+    if coretype:
+        pin["OPENBLAS_CORETYPE"] = coretype
+    notes = []
+    kinds = ["pinned", "user"] if blas == "both" else [blas]
+    if not pin and "pinned" in kinds:
+        kinds.remove("pinned")
+        notes.append(f"the environment sets no {' / '.join(PIN_VARS)}: the 'pinned' BLAS configuration is the "
+                     "user's kernel, measured once")
+        if not kinds:
+            kinds = ["user"]
+    configs = []
+    for n in counts:
+        for kind in kinds:
+            env = {k: v for k, v in environ.items() if k not in PIN_VARS}
+            if kind == "pinned":
+                env.update(pin)
+            env.update({name: str(n) for name in _thread_env_vars()})
+            configs.append({"threads": n, "blas": kind, "env": env, "pin": pin if kind == "pinned" else {}})
+    return configs, notes
+
+
+def _thread_env_vars() -> tuple[str, ...]:
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    from common import THREAD_ENV_VARS
+
+    return THREAD_ENV_VARS
+
+
+def label(config: dict) -> str:
+    threads = config["threads"]
+    blas = config["blas"]
+    if blas == "pinned":
+        blas += " (" + ", ".join(f"{k}={v}" for k, v in config["pin"].items()) + ")"
+    return f"{threads} thread{'s' if threads != 1 else ''}, BLAS {blas}"
+
+
+# ---------------------------------------------------------------------------- the worker (one process)
 def _load(path: Path):
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
@@ -98,31 +246,228 @@ def _load(path: Path):
     return module
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parse_args(argv)
-    sys.path.insert(0, str(HERE))
-    from common import set_thread_env
+def _environment() -> dict:
+    """What actually ran in this process: thread pools (threadpoolctl), Numba, PyTorch, which shendu."""
+    import numpy as np
 
-    set_thread_env(args.threads)  # before anything imports NumPy
-    paths = sorted(p for p in HERE.glob("bench_*.py") if not args.only or args.only in p.stem)
-    if not paths:
-        print(f"no benchmarks/bench_*.py matches --only {args.only!r}", file=sys.stderr)
-        return 2
-    rows: list[dict] = []
-    failed = []
-    for path in paths:
-        print(f"running {path.name} ...", file=sys.stderr, flush=True)
+    import shendu
+
+    info: dict = {"python": platform.python_version(), "numpy": np.__version__,
+                  "cpu": platform.processor() or platform.machine(), "shendu": str(Path(shendu.__file__).parent)}
+    try:
+        commit = subprocess.run(["git", "-C", info["shendu"], "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", info["shendu"], "status", "--porcelain", "--", "."],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        info["commit"] = commit + ("+changes" if dirty else "") if commit else "?"
+    except (OSError, subprocess.SubprocessError):
+        info["commit"] = "?"
+    try:
+        from shendu import kernels
+
+        info["jit"] = kernels.enabled()
+        info["numba_threads"] = kernels.get_num_threads()
+    except ImportError:  # code from before shendu.kernels
+        info["jit"] = None
+    try:
+        import numba
+
+        info["numba"] = numba.__version__
         try:
-            rows.extend(_load(path).run(quick=args.quick))
+            info["numba_layer"] = numba.threading_layer()
+        except ValueError:
+            info["numba_layer"] = "none launched"
+    except ImportError:
+        info["numba"] = None
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        info["torch"] = None
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["pools"] = [dict({k: p.get(k) for k in ("user_api", "internal_api", "architecture", "num_threads",
+                                                     "version")}, owner=_owner(p.get("filepath") or ""))
+                         for p in threadpool_info()]
+    except ImportError:
+        info["pools"] = None
+    return info
+
+
+def _owner(filepath: str) -> str:
+    """The package a thread pool's library came with (numpy, scipy, torch, ...), from its file path."""
+    parts = Path(filepath).parts
+    if "site-packages" in parts and parts.index("site-packages") + 1 < len(parts):
+        return parts[parts.index("site-packages") + 1].removesuffix(".libs")
+    return Path(filepath).name
+
+
+def worker(args: argparse.Namespace) -> int:
+    """Run the selected modules in this process (its environment already set) and write the rows as JSON."""
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    from common import setup_torch, threads
+
+    setup_torch()  # torch.set_num_threads before any benchmark imports it
+    started = time.perf_counter()
+    rows, failed, seconds = [], [], {}
+    for path in _modules(args.only, args.memory, first=args.label.startswith("first")):
+        print(f"[{args.label.split(':', 1)[-1]}] running {path.name} ...", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        try:
+            module = _load(path)
+            if path.stem == "bench_memory":
+                rows.extend(module.run(quick=args.quick, steps=args.memory_steps))
+            else:
+                rows.extend(module.run(quick=args.quick))
         except Exception:  # one broken workload must not hide the others' results
             traceback.print_exc()
             failed.append(path.name)
-    text = f"{_environment()}{' (quick)' if args.quick else ''}\n\n{format_table(rows)}\n"
+        seconds[path.stem] = time.perf_counter() - start
+    out = {"rows": rows, "failed": failed, "seconds": seconds, "wall_s": time.perf_counter() - started,
+           "threads": threads(), "env": _environment()}
+    Path(args.worker).write_text(json.dumps(out))
+    return 0
+
+
+def _modules(only: list[str] | None, memory: bool, first: bool) -> list[Path]:
+    """The bench modules to run: ``--only`` filters; ``ONCE`` modules, and ``bench_memory`` (with
+    ``--memory``), run in the first configuration (the default thread count) only."""
+    paths = []
+    for p in sorted(HERE.glob("bench_*.py")):
+        if only and not any(s in p.stem for s in only):
+            continue
+        if (p.stem in ONCE or p.stem in OPT_IN) and not first:
+            continue
+        if p.stem in OPT_IN and not memory:
+            continue
+        paths.append(p)
+    return paths
+
+
+# ---------------------------------------------------------------------------- the parent
+def heading(result: dict) -> str:
+    """What ran: the OpenBLAS kernel and threads threadpoolctl saw, Numba's and PyTorch's threads, shendu."""
+    env = result.get("env", {})
+    pools = env.get("pools") or []
+
+    def threads(n: object) -> str:
+        return f"{n} thread{'s' if n != 1 else ''}"
+
+    parts = [f"NumPy's OpenBLAS {p.get('version')}: kernel {p.get('architecture')}, {threads(p.get('num_threads'))}"
+             for p in pools if p.get("internal_api") == "openblas" and p.get("owner") == "numpy"]
+    others = [f"{p.get('owner')} {p.get('internal_api')}"
+              + (f" {p.get('architecture')}" if p.get("architecture") else "") + f" x{p.get('num_threads')}"
+              for p in pools if not (p.get("internal_api") == "openblas" and p.get("owner") == "numpy")]
+    if others:
+        parts.append("other pools: " + ", ".join(others))
+    if env.get("pools") is None:
+        parts.append("threadpoolctl not installed: BLAS kernel unknown")
+    jit = env.get("jit")
+    parts.append("Numba kernels " + ("off" if not jit else
+                                     f"on, {threads(env.get('numba_threads'))} ({env.get('numba_layer')} layer)"))
+    parts.append(f"PyTorch {env.get('torch')}, {threads(env.get('torch_threads'))}")
+    parts.append(f"shendu {env.get('commit')} from {env.get('shendu')}")
+    return f"### {result['label']}\n\n{'; '.join(parts)}"
+
+
+def run_config(config: dict, args: argparse.Namespace, first: bool) -> dict:
+    """Run one configuration in a fresh process and return its result."""
+    env = dict(config["env"])
+    cache = None
+    if args.cold_cache:
+        cache = tempfile.mkdtemp(prefix="shendu-numba-cache-")
+        env["NUMBA_CACHE_DIR"] = cache
+    fd, out = tempfile.mkstemp(suffix=".json", prefix="shendu-bench-")
+    os.close(fd)
+    name = label(config)
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", out,
+               "--label", ("first:" if first else "later:") + name, "--memory-steps", str(args.memory_steps)]
+    command += ["--quick"] * args.quick + ["--memory"] * args.memory
+    for s in args.only or []:
+        command += ["--only", s]
+    print(f"== {name}", file=sys.stderr, flush=True)
+    try:
+        code = subprocess.run(command, env=env).returncode
+        result = json.loads(Path(out).read_text() or "{}") if code == 0 else {}
+    finally:
+        os.unlink(out)
+        if cache:
+            shutil.rmtree(cache, ignore_errors=True)
+    if not result:
+        result = {"rows": [], "failed": [f"the process (exit {code})"]}
+    result.update(label=name, config={"threads": config["threads"], "blas": config["blas"]})
+    return result
+
+
+def live_baseline(configs: list[dict], args: argparse.Namespace) -> dict:
+    """The baseline measured now: each 1-thread configuration again, the target workloads only, with the
+    older code first on ``PYTHONPATH``."""
+    old = argparse.Namespace(**{**vars(args), "memory": False,
+                                "only": args.only or ["bench_conv", "bench_rnn", "bench_keras"]})
+    results = []
+    for config in configs:
+        if config["threads"] == 1:
+            src = str(Path(args.baseline_src).resolve())
+            env = dict(config["env"], PYTHONPATH=os.pathsep.join(filter(None, [src, config["env"].get("PYTHONPATH")])))
+            results.append(run_config(dict(config, env=env), old, first=False))
+    return baseline_data(results)
+
+
+def baseline_data(results: list[dict]) -> dict:
+    """The target rows of ``results`` as a baseline: ``{"meta": ..., "rows": {config key: {key: row}}}``."""
+    rows = {}
+    for result in results:
+        config = result["config"]
+        rows[config_key(config["threads"], config["blas"])] = {
+            r["key"]: {"workload": r["workload"], "unit": r["unit"], "shendu": r["shendu"]}
+            for r in result["rows"] if r.get("key")}
+    meta = {"shendu": results[0].get("env", {}).get("commit") if results else None,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    return {"meta": meta, "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    if args.worker:
+        return worker(args)
+    configs, notes = configurations(args.threads, args.blas, dict(os.environ), args.coretype)
+    if not _modules(args.only, args.memory, first=True):
+        print(f"no benchmarks/bench_*.py matches --only {args.only!r}", file=sys.stderr)
+        return 2
+    baseline, baseline_name = None, "none"
+    if args.baseline and Path(args.baseline).exists():
+        baseline, baseline_name = json.loads(Path(args.baseline).read_text()), args.baseline
+    started = time.perf_counter()
+    results = [run_config(config, args, first=i == 0) for i, config in enumerate(configs)]
+    if args.baseline_src:
+        baseline, baseline_name = live_baseline(configs, args), f"measured in this run from {args.baseline_src}"
+    total = time.perf_counter() - started
+    sections = [f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
+                f"{platform.python_version()}{' (quick)' if args.quick else ''}"
+                f"{'; cold Numba cache' if args.cold_cache else ''}; whole run {total / 60:.1f} min"]
+    sections += [f"Note: {n}" for n in notes]
+    summary = summary_rows(results, baseline)
+    if summary:
+        base = (baseline or {}).get("meta", {})
+        sections.append("### Summary: issue 8's target workloads\n\n"
+                        f"Baseline (1 thread): {baseline_name} "
+                        f"(shendu {base.get('shendu', '?')}, {base.get('date', '?')}).\n\n{format_summary(summary)}")
+    failed = []
+    for result in results:
+        sections.append(f"{heading(result)}\n\n{format_table(result['rows'])}")
+        failed += [f"{result['label']}: {f}" for f in result.get("failed", [])]
+    text = "\n\n".join(sections) + "\n"
     print(text)
     if args.markdown:
         Path(args.markdown).write_text(text)
+    if args.write_baseline:
+        Path(args.write_baseline).write_text(json.dumps(baseline_data(results), indent=1) + "\n")
     if failed:
-        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        print(f"failed: {'; '.join(failed)}", file=sys.stderr)
         return 1
     return 0
 
