@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from shendu.kernels.elementwise import MIN_SIZE
-from shendu.kernels.jit import jit, prange
+from shendu.kernels.elementwise import Kernel
+from shendu.kernels.jit import prange
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -45,7 +45,8 @@ def splitmix64(key: np.uint64, size: int) -> np.ndarray:
     return z
 
 
-def _apply_py(x, key, threshold, scale, out):
+@Kernel
+def _apply(x, key, threshold, scale, out):
     zero = x.dtype.type(0)
     for i in prange(x.size):
         z = np.uint64(i + 1) * _GOLDEN + key
@@ -55,15 +56,11 @@ def _apply_py(x, key, threshold, scale, out):
         out[i] = x[i] * (scale if (z >> np.uint64(11)) >= threshold else zero)
 
 
-_apply_parallel = jit(parallel=True)(_apply_py)
-_apply_serial = jit()(_apply_py)  # the same loop in the calling thread: small arrays skip the parallel launch
-
-
 def apply(x: np.ndarray, key: np.uint64, threshold: np.uint64, scale: Any) -> np.ndarray:
     """``x * m`` for a C-contiguous float array ``x``, with ``m`` the mask of ``x``'s shape under ``key``
-    (``scale``, a scalar of ``x``'s dtype, where kept, else 0), in one pass (parallel from ``MIN_SIZE`` elements)."""
+    (``scale``, a scalar of ``x``'s dtype, where kept, else 0), in one pass (parallel for large arrays)."""
     out = np.empty(x.size, x.dtype)
-    (_apply_parallel if x.size >= MIN_SIZE else _apply_serial)(x.reshape(-1), key, threshold, scale, out)
+    _apply(x.reshape(-1), key, threshold, scale, out)
     return out.reshape(x.shape)
 
 

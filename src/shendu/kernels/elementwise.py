@@ -10,18 +10,20 @@ forward keeps ``np.tanh`` and fuses only the affine tail around it.
 
 Every kernel takes 1-D C-contiguous arrays (the callers pass ``reshape(-1)`` views) and writes ``out``.
 :func:`fits` says whether arrays may take them: NumPy float32/float64 arrays of one dtype and shape, C-contiguous,
-and at least :data:`MIN_SIZE` elements (below that NumPy's single-threaded loop beats a parallel launch).
+and at least :data:`MIN_SIZE` elements (below that NumPy's own loop is as fast as a kernel call).
 """
 
 from __future__ import annotations
 
+import types
 from typing import Any
 
 import numpy as np
 
 from shendu.kernels.jit import fast, jit, prange
 
-MIN_SIZE = 1 << 14  # elements: 32x32 keeps the NumPy path; 128x128 and up run in parallel
+MIN_SIZE = 1 << 14  # elements: the activations take the kernels from here (measured: below it the call overhead
+#                      eats the gain of one fused pass), and every kernel runs on all threads from here
 
 
 def fits(*arrays: Any) -> bool:
@@ -32,15 +34,38 @@ def fits(*arrays: Any) -> bool:
     return all(a.flags.c_contiguous and a.shape == first.shape and a.dtype == first.dtype for a in arrays)
 
 
-def run(kernel: Any, *arrays: Any, constants: tuple = ()) -> np.ndarray:
+class Kernel:
+    """One loop compiled twice: serial for arrays under :data:`MIN_SIZE` elements, parallel from there (each
+    compiled on first use only). Call it on 1-D arrays: ``kernel(*arrays, *constants, out)``; decorate a loop
+    written with ``prange`` with ``@Kernel``."""
+
+    def __init__(self, function: Any) -> None:
+        self.serial = jit()(function)
+        self.parallel = jit(parallel=True)(_renamed(function, "_parallel"))
+        self.__doc__, self.__name__ = function.__doc__, function.__name__
+
+    def __call__(self, *args: Any) -> None:
+        (self.parallel if args[-1].size >= MIN_SIZE else self.serial)(*args)
+
+
+def _renamed(function: Any, suffix: str) -> Any:
+    """A copy of ``function`` under another name: Numba's on-disk cache keys a function by its name and code,
+    not by its compile options, so the parallel build needs a name of its own."""
+    copy = types.FunctionType(function.__code__, function.__globals__, function.__name__ + suffix,
+                              function.__defaults__, function.__closure__)
+    copy.__qualname__ = function.__qualname__ + suffix
+    return copy
+
+
+def run(kernel: Kernel, *arrays: Any, constants: tuple = ()) -> np.ndarray:
     """A new array like ``arrays[0]`` filled by ``kernel(*flat arrays, *constants in its dtype, out)``."""
-    out = np.empty_like(arrays[0])
+    out = np.empty(arrays[0].size, arrays[0].dtype)
     typed = tuple(out.dtype.type(c) for c in constants)
-    kernel(*(a.reshape(-1) for a in arrays), *typed, out.reshape(-1))
-    return out
+    kernel(*(a.reshape(-1) for a in arrays), *typed, out)
+    return out.reshape(arrays[0].shape)
 
 
-@jit(parallel=True)
+@Kernel
 def relu(x, out):
     """out = max(x, 0) (NaN stays NaN, as np.maximum)"""
     zero = x.dtype.type(0)
@@ -49,7 +74,7 @@ def relu(x, out):
         out[i] = v if v > zero or v != v else zero
 
 
-@jit(parallel=True)
+@Kernel
 def relu_grad(gy, y, out):
     """out = gy * (y > 0)"""
     one, zero = y.dtype.type(1), y.dtype.type(0)
@@ -57,7 +82,7 @@ def relu_grad(gy, y, out):
         out[i] = gy[i] * (one if y[i] > zero else zero)
 
 
-@jit(parallel=True)
+@Kernel
 def leaky_relu(x, alpha, out):
     """out = x if x > 0 else alpha x"""
     zero = x.dtype.type(0)
@@ -66,7 +91,7 @@ def leaky_relu(x, alpha, out):
         out[i] = v if v > zero else v * alpha
 
 
-@jit(parallel=True)
+@Kernel
 def leaky_relu_grad(gy, x, alpha, out):
     """out = gy * (1 if x > 0 else alpha)"""
     one, zero = x.dtype.type(1), x.dtype.type(0)
@@ -74,7 +99,7 @@ def leaky_relu_grad(gy, x, alpha, out):
         out[i] = gy[i] * (one if x[i] > zero else alpha)
 
 
-@jit(parallel=True)
+@Kernel
 def elu_grad(gy, x, y, alpha, out):
     """out = gy * (1 if x > 0 else y + alpha)"""
     one, zero = x.dtype.type(1), x.dtype.type(0)
@@ -82,7 +107,7 @@ def elu_grad(gy, x, y, alpha, out):
         out[i] = gy[i] * (one if x[i] > zero else y[i] + alpha)
 
 
-@jit(parallel=True)
+@Kernel
 def half_affine(t, out):
     """out = t * 0.5 + 0.5 (the tail of sigmoid(x) = 0.5 tanh(x / 2) + 0.5; ``out`` may be ``t``)"""
     half = t.dtype.type(0.5)
@@ -90,7 +115,7 @@ def half_affine(t, out):
         out[i] = t[i] * half + half
 
 
-@jit(parallel=True)
+@Kernel
 def sigmoid_grad(gy, y, out):
     """out = gy * y * (1 - y)"""
     one = y.dtype.type(1)
@@ -99,7 +124,7 @@ def sigmoid_grad(gy, y, out):
         out[i] = gy[i] * v * (one - v)
 
 
-@jit(parallel=True)
+@Kernel
 def tanh_grad(gy, y, out):
     """out = gy * (1 - y * y)"""
     one = y.dtype.type(1)

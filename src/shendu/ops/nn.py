@@ -27,6 +27,7 @@ from shendu.autograd.op import Op, raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
 from shendu.kernels import dropout as hashed
+from shendu.kernels import elementwise as fused
 from shendu.ops.elementwise import match_dtypes, sigmoid
 from shendu.ops.reduce import log_softmax, softmax
 from shendu.ops.shaping import expand_dims, reshape
@@ -268,7 +269,7 @@ class DropoutOp(Op):
     def _masked(self, a):
         """a * m / (1 - rate): fused for a large C-contiguous float array of the mask's shape and dtype, else by
         multiplying with the mask (made once, kept for backward: for small arrays cheaper than hashing twice)."""
-        if self.mask is None and a.size >= hashed.MIN_SIZE and self.shape == a.shape and a.dtype == self.dtype \
+        if self.mask is None and a.size >= fused.MIN_SIZE and self.shape == a.shape and a.dtype == self.dtype \
                 and kernels.fast(a) and a.flags.c_contiguous:
             return hashed.apply(a, self.key, self.threshold, self.scale)
         if self.mask is None:
