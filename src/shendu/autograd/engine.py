@@ -13,7 +13,7 @@ op's saved arrays are released unless ``retain_graph``, and a later backward thr
 
 from __future__ import annotations
 
-import heapq
+from heapq import heappop, heappush
 from itertools import count
 from typing import Any, Sequence
 
@@ -64,11 +64,21 @@ def _ones_like(a: Any) -> Any:
 
 def _unbroadcast(g: Any, x: Tensor) -> Any:
     """Sum ``g`` back to the shape of ``x`` and give it ``x``'s dtype."""
-    if g.shape != x.data.shape:
-        g = ops.sum_to(g, x.data.shape)
-    if g.dtype != x.data.dtype:
-        g = ops.astype(g, x.data.dtype)
+    return unbroadcast_array(g, x.data)
+
+
+def unbroadcast_array(g: Any, data: Any) -> Any:
+    """Sum ``g`` back to the shape of the array ``data`` and give it ``data``'s dtype."""
+    if g.shape != data.shape:
+        g = ops.sum_to(g, data.shape)
+    if g.dtype != data.dtype:
+        g = ops.astype(g, data.dtype)
     return g
+
+
+def zeros_like_array(a: Any) -> Any:
+    """Zeros of ``a``'s shape and dtype (the gradient of an output nobody used)."""
+    return backend.get_array_module(a).zeros(a.shape, dtype=a.dtype)
 
 
 def backward(roots: Sequence[Tensor], gradients: Sequence[Any], retain_graph: bool = False,
@@ -78,6 +88,10 @@ def backward(roots: Sequence[Tensor], gradients: Sequence[Any], retain_graph: bo
     Without ``inputs``, gradients are accumulated into ``.grad`` of the leaves (and of tensors that
     called ``retain_grad()``). With ``inputs``, nothing is written to ``.grad``: the gradients of
     those tensors are returned (``shendu.grad``).
+
+    The loop is the per-step cost of every small model (a training step of a one-layer model is mostly this
+    function), so it is written flat: one heap entry per op, leaves' ``.grad`` written in place of a call
+    where the array is already private, no helper calls on the common path.
     """
     retain_graph = retain_graph or create_graph
     captured: dict[int, Any] | None = None if inputs is None else {id(t): None for t in inputs}
@@ -86,6 +100,7 @@ def backward(roots: Sequence[Tensor], gradients: Sequence[Any], retain_graph: bo
     heap: list[tuple[int, int, Any]] = []
     tie = count()  # equal generations pop in the order they were pushed (ops are never compared)
     stored: set[int] = set()  # ids of arrays already stored as a .grad (or owned by the caller)
+    to_leaves = captured is None and not create_graph  # .grad written from raw arrays (the common case)
 
     def deliver(t: Tensor, g: Any) -> None:
         """Hand ``g`` (dL/dt) to a leaf's ``.grad`` or to the pending gradients of the op that made ``t``."""
@@ -104,7 +119,7 @@ def backward(roots: Sequence[Tensor], gradients: Sequence[Any], retain_graph: bo
             if op.inputs is None:
                 raise RuntimeError(_FREED)
             slots = pending[op] = [None] * len(op.outputs)
-            heapq.heappush(heap, (-op.generation, next(tie), op))
+            heappush(heap, (-op.generation, next(tie), op))
         old = slots[t.output_index]
         slots[t.output_index] = g if old is None else old + g
 
@@ -114,11 +129,16 @@ def backward(roots: Sequence[Tensor], gradients: Sequence[Any], retain_graph: bo
             if not root.requires_grad:
                 raise RuntimeError(f"backward(): this tensor (shape {root.shape}) does not require grad and has "
                                    "no graph; did you create it under no_grad() or forget requires_grad=True?")
-            seed = _seed_gradient(root, gradient, create_graph)
+            if gradient is None and not create_graph and root.data.size == 1:  # dL/dL = 1, the usual seed
+                seed = _ONES.get((root.data.shape, root.data.dtype, type(root.data)))
+                if seed is None:
+                    seed = _ones_like(root.data)
+            else:
+                seed = _seed_gradient(root, gradient, create_graph)
             stored.add(id(raw(seed)))  # the caller's array or the shared ones: never hand it out as a .grad
             deliver(root, seed)
         while heap:  # the hot loop: deepest op first; one backward call and one delivery per input
-            op = heapq.heappop(heap)[2]
+            op = heappop(heap)[2]
             gys = pending.pop(op)
             op_inputs = op.inputs
             for x, version in zip(op_inputs, op.versions):
@@ -142,7 +162,12 @@ def backward(roots: Sequence[Tensor], gradients: Sequence[Any], retain_graph: bo
                     data = x.data
                     if gx.shape != data.shape or gx.dtype != data.dtype:
                         gx = _unbroadcast(gx, x)
-                    deliver(x, gx)
+                    if to_leaves and x.creator is None and x.grad is None and gx.base is None \
+                            and id(gx) not in stored:  # a leaf's first gradient, in its own memory: store it
+                        stored.add(id(gx))
+                        x.grad = Tensor._wrap(gx)
+                    else:
+                        deliver(x, gx)
             if not retain_graph:
                 op.release()
     finally:

@@ -27,6 +27,7 @@ them, NumPy scalars (``np.float64(2)``) are passed on as Python scalars, so they
 from __future__ import annotations
 
 import weakref
+from threading import get_ident
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,21 @@ class SymbolicValue:
 
 
 _GRAPH_INPUTS = (Tensor, SymbolicValue)  # one isinstance per input finds either, so the raw path costs the same
+
+
+#: recorders of the ops called in a thread, by thread id (``shendu.models.step_plan`` records one training step
+#: of a model to replay it): empty nearly always, so the check on every call is one truth test
+_RECORDERS: dict[int, Any] = {}
+
+
+def start_recording(recorder: Any) -> None:
+    """Hand every op called in this thread to ``recorder.add(op, config, inputs, outputs, in_graph)``, and tell
+    ``recorder.unrecorded()`` about ops that ran on raw arrays, until :func:`stop_recording`."""
+    _RECORDERS[get_ident()] = recorder
+
+
+def stop_recording() -> None:
+    _RECORDERS.pop(get_ident(), None)
 
 
 def _is_symbolic(inputs: tuple) -> bool:
@@ -92,6 +108,8 @@ class Op:
                     return symbolic_handler(self, inputs)
                 break
         else:  # raw arrays in (a backward without create_graph): raw array out, nothing recorded
+            if _RECORDERS and get_ident() in _RECORDERS:
+                _RECORDERS[get_ident()].unrecorded()
             try:  # (free when nothing raises: the hot path of every backward stays as it was)
                 return self.forward(*inputs)
             except Exception:  # symbolic tensors nested in a list argument are found only here
@@ -116,10 +134,16 @@ class Op:
                 arrays.append(x.item() if isinstance(x, np.generic) else x)
                 needs_grad.append(False)
                 versions.append(None)
+        recorder = _RECORDERS.get(get_ident()) if _RECORDERS else None
+        if recorder is not None:
+            config = dict(self.__dict__)  # the op's own arguments, before forward adds what it keeps
         y = self.forward(*arrays)
         multi = type(y) is tuple
         if not (record and self.differentiable and is_grad_enabled()):
-            return tuple(Tensor._wrap(o) for o in y) if multi else Tensor._wrap(y)
+            out = tuple(Tensor._wrap(o) for o in y) if multi else Tensor._wrap(y)
+            if recorder is not None:
+                recorder.add(self, config, inputs, out, False)
+            return out
         self.inputs = inputs
         self.arrays = arrays
         self.needs_grad = needs_grad
@@ -131,11 +155,15 @@ class Op:
             self.outputs = [weakref.ref(o) for o in outputs]
             if self.saves_output:
                 self.y = tuple(o.data for o in outputs)
+            if recorder is not None:
+                recorder.add(self, config, inputs, outputs, True)
             return outputs
         output = Tensor._wrap(y, True, self, 0, generation)
         self.outputs = [weakref.ref(output)]
         if self.saves_output:
             self.y = output.data
+        if recorder is not None:
+            recorder.add(self, config, inputs, output, True)
         return output
 
     def release(self) -> None:

@@ -183,7 +183,7 @@ class Tensor:
         ``gradient`` is the upstream gradient (dL/dself); it may be omitted for one-element tensors.
         The graph's saved arrays are freed afterwards unless ``retain_graph`` (or ``create_graph``).
         """
-        engine.backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph)
+        engine.backward((self,), (gradient,), retain_graph, create_graph)
 
     def retain_grad(self) -> Tensor:
         """Keep ``.grad`` on this non-leaf tensor after backward."""

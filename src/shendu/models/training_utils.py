@@ -19,6 +19,7 @@ from shendu.layers.tracking import structure_version
 from shendu.metrics import Mean, Metric
 from shendu.models.compile_utils import CompiledLoss, CompiledMetrics
 from shendu.models.data_adapter import EpochIterator, check_data, flatten
+from shendu.models.step_plan import StepPlans
 from shendu.utils.batches import pack_x_y_sample_weight
 
 
@@ -40,6 +41,7 @@ class TrainingState:
         self.distribution: Any = None  # the DataParallel of the fit/evaluate running now (None: one process)
         self.distribution_ready = False  # weights and optimiser state broadcast from rank 0 in this fit
         self.metrics_cache: tuple[int, list[Any]] | None = None  # (structure version, metrics held by the layers)
+        self.plans = StepPlans()  # the built-in step recorded per batch shape, replayed (models/step_plan.py)
 
     def configure(self, loss: Any, loss_weights: Any, metrics: Any, weighted_metrics: Any) -> None:
         """What ``compile`` was given; the per-output parts are settled by :meth:`resolve`."""
@@ -64,6 +66,7 @@ class TrainingState:
             metrics, weighted, loss=self.loss_identifier)
         self.resolved = False
         self.optimizer_ready = False
+        self.plans.reset()
 
     def track_loss(self, loss: Any, x: Any) -> None:
         """Add a batch's loss to the 'loss' tracker, weighted by the batch size (as Keras 3)."""

@@ -1,0 +1,343 @@
+"""Step plans: the built-in training step of a model whose graph does not change, recorded once and replayed.
+
+A small model spends most of a training step in Python bookkeeping, not in NumPy: ``Layer.__call__`` at every
+level, ``Op.__call__`` wrapping every result in a Tensor, the loss wrappers, the backward engine's heap. For the
+seed program (``Dense(1)``, MSE, batch 32) that is about three quarters of the step. Yet from one batch to the
+next the same ops run on the same weights in the same order. So ``fit`` records the ops of one step (the
+forward pass and the loss) and, for the next batches of the same shapes, calls the recorded ops' own
+``forward`` and ``backward`` directly on arrays: the same maths in the same order, bit for bit, without the
+layers, the Tensors or the heap. The optimiser, the metrics, the loss tracker and the callbacks run as before.
+
+A plan is made only when replaying it is provably the same computation, and the normal step runs otherwise:
+
+* the model is a ``Sequential`` or functional ``Model`` (its own ``call``), built only from layers whose
+  ``call`` is a pure function of inputs and weights through ops (:data:`REPLAYABLE_LAYERS`, exact types, with
+  built-in activations); ``compute_loss``/``compute_metrics``/``train_step`` are not overridden; no
+  distribution, masks, ``add_loss`` or activity losses;
+* every input of every recorded op is a model weight, the batch's ``x``/``y``/``sample_weight`` array, the
+  output of an earlier recorded op, or an immutable Python constant. Anything else (an array made outside the
+  ops, a Tensor that is not a weight) refuses the plan; so does an op that ran unrecorded (on raw arrays, or
+  under ``no_grad``) while recording, or a tensor consumed more than twice (summing three gradients in another
+  order could change the last bit);
+* a plan is keyed by the shapes and dtypes of the batch (the last, smaller batch gets its own) and dropped
+  when any layer tree changes (:func:`shendu.layers.tracking.structure_version`), when ``compile`` runs again,
+  or when a weight's ``requires_grad`` changes. Weights are read afresh at each replay (``set_weights``, resumes
+  and ``.data`` assignments are seen).
+
+Randomness is unchanged: ops that draw (dropout) draw in their ``forward``, which replays in the same order.
+``SHENDU_STEP_PLAN=0`` (or ``step_plan.enabled = False``) turns plans off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from shendu.autograd import engine
+from shendu.autograd import op as op_module
+from shendu.autograd.grad_mode import is_grad_enabled, swap_grad_enabled
+from shendu.autograd.tensor import Tensor
+from shendu.layers import masking
+from shendu.layers.context import _CONTEXT
+from shendu.layers.tracking import structure_version
+
+#: turn step plans off (for comparisons, or if you suspect one); also ``SHENDU_STEP_PLAN=0``
+enabled = os.environ.get("SHENDU_STEP_PLAN", "1") != "0"
+
+#: layer classes (exact types, by module and name) whose ``call`` only applies ops to its inputs and weights
+REPLAYABLE_LAYERS = frozenset({
+    ("shendu.layers.core", "Dense"), ("shendu.layers.core", "Activation"), ("shendu.layers.core", "Dropout"),
+    ("shendu.layers.core", "Flatten"), ("shendu.layers.input_layer", "InputLayer"),
+    ("shendu.layers.activation_layers", "ReLU"), ("shendu.layers.activation_layers", "LeakyReLU"),
+    ("shendu.layers.activation_layers", "ELU"), ("shendu.layers.activation_layers", "Softmax"),
+})
+_CONSTANTS = (type(None), bool, int, float, str)
+_MAX_PLANS = 8  # batch shapes kept per model (a fit has at most two: full batches and the last one)
+_CONST, _WEIGHT, _X, _Y, _SW, _OUT = range(6)  # where an op's input comes from
+
+
+class _Recorder:
+    """Collects the ops called in this thread while a step is recorded (see ``Op.__call__``)."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[Any, dict, tuple, Any, bool]] = []  # (op, config, inputs, outputs, in the graph)
+        self.pure = True
+
+    def add(self, op: Any, config: dict, inputs: tuple, outputs: Any, graph: bool) -> None:
+        if not graph and not is_grad_enabled():
+            self.pure = False  # under no_grad: a side computation (running statistics), not replayed
+        self.entries.append((op, config, inputs, outputs, graph))
+
+    def unrecorded(self) -> None:
+        self.pure = False
+
+
+class _Entry:
+    __slots__ = ("cls", "config", "sources", "graph", "needs", "multi", "saves_output")
+
+    def __init__(self, cls: type, config: dict, sources: list, graph: bool, needs: list, multi: bool) -> None:
+        self.cls, self.config, self.sources, self.graph, self.needs, self.multi = \
+            cls, config, sources, graph, needs, multi
+        self.saves_output = cls.saves_output
+
+
+class Plan:
+    """The recorded ops of one step, in call order; ``run`` replays forward and backward."""
+
+    def __init__(self, entries: list[_Entry], weights: list[Any], y_pred: tuple[int, int], loss: tuple[int, int]):
+        self.entries = entries
+        self.weights = weights  # (weight, its requires_grad when recorded)
+        self.y_pred = y_pred
+        self.loss = loss
+
+    def run(self, x: Any, y: Any, sw: Any) -> tuple[Tensor, Tensor] | None:
+        """Forward, loss and backward (gradients accumulated into the weights' ``.grad``, as ``backward()``
+        does); returns ``(y_pred, loss)`` as Tensors, or None when a weight's ``requires_grad`` changed."""
+        for w, wanted in self.weights:
+            if w.requires_grad != wanted:
+                return None
+        batch = (None, None, x, y, sw)
+        ops: list[Any] = []
+        args_of: list[list[Any]] = []
+        outs: list[Any] = []
+        for e in self.entries:  # forward, in the recorded order
+            args = []
+            for kind, value, k in e.sources:
+                if kind == _OUT:
+                    out = outs[value]
+                    args.append(out[k] if type(out) is tuple else out)
+                elif kind == _WEIGHT:
+                    args.append(value.data)
+                elif kind == _CONST:
+                    args.append(value)
+                else:
+                    args.append(batch[kind])
+            op = object.__new__(e.cls)
+            op.__dict__.update(e.config)
+            if e.graph:
+                op.needs_grad = e.needs
+                op.arrays = args
+            outs.append(op.forward(*args))
+            ops.append(op)
+            args_of.append(args)
+        y_pred, loss = self._output(outs, self.y_pred), self._output(outs, self.loss)
+        self._backward(ops, args_of, outs, loss)
+        return Tensor._wrap(y_pred), Tensor._wrap(loss)
+
+    @staticmethod
+    def _output(outs: list[Any], where: tuple[int, int]) -> Any:
+        out = outs[where[0]]
+        return out[where[1]] if type(out) is tuple else out
+
+    def _backward(self, ops: list[Any], args_of: list[list[Any]], outs: list[Any], loss: Any) -> None:
+        """The engine's rules on the recorded order reversed (a valid order: every consumer comes later)."""
+        entries = self.entries
+        pending: list[list[Any] | None] = [None] * len(entries)
+        seed = engine._ones_like(loss)
+        stored = {id(seed)}
+        li, lk = self.loss
+        pending[li] = [None] * (len(outs[li]) if type(outs[li]) is tuple else 1)
+        pending[li][lk] = seed
+        previous = swap_grad_enabled(False)
+        try:
+            for i in range(len(entries) - 1, -1, -1):
+                gys = pending[i]
+                if gys is None:
+                    continue
+                e, op, args = entries[i], ops[i], args_of[i]
+                out = outs[i]
+                if len(gys) > 1:
+                    gy = tuple(g if g is not None else engine.zeros_like_array(o) for g, o in zip(gys, out))
+                else:
+                    gy = gys[0]
+                gxs = op.backward(gy, *args, out if e.saves_output else None)
+                if type(gxs) is not tuple:
+                    gxs = (gxs,)
+                for (kind, value, k), gx, wanted, data in zip(e.sources, gxs, e.needs, args):
+                    if not wanted or gx is None:
+                        continue
+                    if gx.shape != data.shape or gx.dtype != data.dtype:
+                        gx = engine.unbroadcast_array(gx, data)
+                    if kind == _WEIGHT:
+                        engine._accumulate(value, gx, stored)
+                    else:  # an earlier op's output
+                        slots = pending[value]
+                        if slots is None:
+                            n = len(outs[value]) if type(outs[value]) is tuple else 1
+                            slots = pending[value] = [None] * n
+                        old = slots[k]
+                        slots[k] = gx if old is None else old + gx
+        finally:
+            swap_grad_enabled(previous)
+
+
+def _is_sequential(cls: type) -> bool:
+    return (cls.__module__, cls.__name__) == ("shendu.models.sequential", "Sequential")
+
+
+def eligible(model: Any, model_cls: type) -> bool:
+    """Whether the built-in step of ``model`` may be planned (the static conditions of the module docstring)."""
+    cls = type(model)  # exact types: a subclass may override call, train_step, compute_loss, ...
+    if not _is_sequential(cls) and (cls is not model_cls or model._graph is None):
+        return False
+    if any(name in vars(model) for name in ("call", "train_step", "compute_loss", "compute_metrics")):
+        return False  # replaced on the instance
+    for layer in model._all_layers():
+        if layer is model:
+            continue
+        kind = type(layer)
+        if kind is model_cls or _is_sequential(kind):
+            continue  # nested models are checked through their own layers (all of them are walked here)
+        if (kind.__module__, kind.__name__) not in REPLAYABLE_LAYERS:
+            return False
+        if layer.activity_regularizer is not None:
+            return False
+        activation = getattr(layer, "activation", None)
+        if activation is not None and not getattr(activation, "__module__", "").startswith("shendu."):
+            return False
+    return True
+
+
+class StepPlans:
+    """The plans of one model (by batch shapes), recorded on first use; kept in the model's TrainingState."""
+
+    def __init__(self) -> None:
+        self.version = -1
+        self.plans: dict[tuple, Plan | None] = {}
+        self.allowed: bool | None = None
+
+    def reset(self) -> None:
+        self.plans.clear()
+        self.allowed = None
+
+    def lookup(self, model: Any, model_cls: type, x: Any, y: Any, sw: Any) -> Any:
+        """``(key, plan)``: the plan for this batch (None when there is none yet or it was refused); ``key`` is
+        None when no plan may be recorded for this step."""
+        version = structure_version()
+        if version != self.version:
+            self.reset()
+            self.version = version
+        if self.allowed is None:
+            self.allowed = eligible(model, model_cls)
+        if not self.allowed or not enabled or masking._MASKS:
+            return None, None
+        key = (_signature(x), _signature(y), _signature(sw))
+        if None in key[:2] or (sw is not None and key[2] is None):
+            return None, None
+        return key, self.plans.get(key, False)
+
+    @contextlib.contextmanager
+    def recording(self, on: bool) -> Iterator[_Recorder | None]:
+        """Record this thread's ops inside the block when ``on`` (then :meth:`keep` makes the plan)."""
+        if not on:
+            yield None
+            return
+        recorder = _Recorder()
+        op_module.start_recording(recorder)
+        try:
+            yield recorder
+        finally:
+            op_module.stop_recording()
+
+    def keep(self, key: tuple, recorder: _Recorder, model: Any, x: Any, y: Any, sw: Any, y_pred: Any,
+             loss: Any) -> None:
+        """Keep the plan of the recorded step, or None when it cannot be replayed."""
+        if len(self.plans) >= _MAX_PLANS:
+            self.plans.clear()
+        self.plans[key] = _build(recorder, model, x, y, sw, y_pred, loss)
+
+
+def _signature(a: Any) -> Any:
+    """(shape, dtype) of an array batch; None for anything else (no plan)."""
+    if a is None:
+        return ()
+    shape = getattr(a, "shape", None)
+    if shape is None or isinstance(a, Tensor):
+        return None
+    return (shape, a.dtype.str, type(a))
+
+
+def _build(recorder: _Recorder, model: Any, x: Any, y: Any, sw: Any, y_pred: Any, loss: Any) -> Plan | None:
+    if not recorder.pure or not isinstance(y_pred, Tensor) or not isinstance(loss, Tensor) or loss.data.size != 1:
+        return None
+    if loss.creator is None or not loss.requires_grad:
+        return None
+    call_id = _CONTEXT.call_id
+    for layer in model._all_layers():  # add_loss / activity losses of this forward pass: not replayed
+        if layer._call_losses_id == call_id and layer._call_losses:
+            return None
+    weights = {id(w): w for w in model.weights}
+    where: dict[int, tuple[int, int]] = {}  # id(output tensor) -> (entry, output index)
+    uses: dict[Any, int] = {}
+    used_weights: dict[int, Any] = {}
+    entries: list[_Entry] = []
+    for index, (op, config, inputs, outputs, graph) in enumerate(recorder.entries):
+        multi = type(outputs) is tuple
+        sources = []
+        for value in inputs:
+            if isinstance(value, Tensor):
+                source = where.get(id(value))
+                if source is not None:
+                    sources.append((_OUT, source[0], source[1]))
+                    key: Any = source
+                elif id(value) in weights and value.creator is None:
+                    sources.append((_WEIGHT, value, 0))
+                    used_weights[id(value)] = value
+                    key = id(value)
+                else:
+                    kind = _batch_kind(value.data, x, y, sw)
+                    if kind is None or value.requires_grad:
+                        return None
+                    sources.append((kind, None, 0))
+                    continue
+                if graph and value.requires_grad:
+                    uses[key] = uses.get(key, 0) + 1
+            elif isinstance(value, _CONSTANTS) or _is_shape(value):
+                sources.append((_CONST, value, 0))
+            else:
+                kind = _batch_kind(value, x, y, sw)
+                if kind is None:
+                    return None
+                sources.append((kind, None, 0))
+        if not all(_is_constant(v) for v in config.values()):
+            return None  # an op argument that may hold this batch's data (an index array, a mask)
+        for k, out in enumerate(outputs if multi else (outputs,)):
+            where[id(out)] = (index, k)
+        needs = list(op.needs_grad) if graph else [False] * len(inputs)
+        entries.append(_Entry(type(op), config, sources, graph, needs, multi))
+    if any(n > 2 for n in uses.values()):  # three or more gradients summed: keep the engine's order
+        return None
+    y_where, loss_where = where.get(id(y_pred)), where.get(id(loss))
+    if y_where is None or loss_where is None or not entries[loss_where[0]].graph:
+        return None
+    return Plan(entries, [(w, w.requires_grad) for w in used_weights.values()], y_where, loss_where)
+
+
+def _batch_kind(data: Any, x: Any, y: Any, sw: Any) -> int | None:
+    if data is x:
+        return _X
+    if data is y:
+        return _Y
+    if sw is not None and data is sw:
+        return _SW
+    return None
+
+
+def _is_constant(value: Any) -> bool:
+    """An op argument that is the same at every step: a Python scalar or string, a dtype, a slice or tuple of those,
+    or a random generator (shared, so its draws continue from one step to the next as they would)."""
+    if isinstance(value, (*_CONSTANTS, np.dtype, np.random.Generator)):
+        return True
+    if type(value) in (tuple, list):
+        return all(_is_constant(v) for v in value)
+    if type(value) is slice:
+        return all(_is_constant(v) for v in (value.start, value.stop, value.step))
+    return False
+
+
+def _is_shape(value: Any) -> bool:
+    return type(value) is tuple and all(type(v) is int for v in value)
