@@ -43,6 +43,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -88,6 +89,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="measure the baseline in this run instead: 1-thread runs of the target workloads "
                              "with PYTHONPATH=DIR (the src/ folder of an older checkout)")
     parser.add_argument("--write-baseline", metavar="FILE", help="write the target rows of this run to FILE")
+    parser.add_argument("--rounds", type=int, default=1, metavar="N",
+                        help="run each configuration N times (with --baseline-src: new and old code in turn) "
+                             "and report the medians: steadier figures on a busy machine (default 1)")
     parser.add_argument("--worker", metavar="JSON_OUT", help=argparse.SUPPRESS)
     parser.add_argument("--label", default="", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -374,7 +378,7 @@ def heading(result: dict) -> str:
     return f"### {result['label']}\n\n{'; '.join(parts)}"
 
 
-def run_config(config: dict, args: argparse.Namespace, first: bool) -> dict:
+def run_config(config: dict, args: argparse.Namespace, first: bool, tag: str = "") -> dict:
     """Run one configuration in a fresh process and return its result."""
     env = dict(config["env"])
     cache = None
@@ -389,7 +393,7 @@ def run_config(config: dict, args: argparse.Namespace, first: bool) -> dict:
     command += ["--quick"] * args.quick + ["--memory"] * args.memory
     for s in args.only or []:
         command += ["--only", s]
-    print(f"== {name}", file=sys.stderr, flush=True)
+    print(f"== {name}{tag}", file=sys.stderr, flush=True)
     try:
         code = subprocess.run(command, env=env).returncode
         result = json.loads(Path(out).read_text() or "{}") if code == 0 else {}
@@ -403,18 +407,33 @@ def run_config(config: dict, args: argparse.Namespace, first: bool) -> dict:
     return result
 
 
-def live_baseline(configs: list[dict], args: argparse.Namespace) -> dict:
-    """The baseline measured now: each 1-thread configuration again, the target workloads only, with the
-    older code first on ``PYTHONPATH``."""
+def baseline_config(config: dict, args: argparse.Namespace) -> tuple[dict, argparse.Namespace]:
+    """The configuration and options that measure the baseline: the same configuration, the target
+    workloads only, with the older code (``--baseline-src``) first on ``PYTHONPATH``."""
+    src = str(Path(args.baseline_src).resolve())
+    env = dict(config["env"], PYTHONPATH=os.pathsep.join(filter(None, [src, config["env"].get("PYTHONPATH")])))
     old = argparse.Namespace(**{**vars(args), "memory": False,
                                 "only": args.only or ["bench_conv", "bench_rnn", "bench_keras"]})
-    results = []
-    for config in configs:
-        if config["threads"] == 1:
-            src = str(Path(args.baseline_src).resolve())
-            env = dict(config["env"], PYTHONPATH=os.pathsep.join(filter(None, [src, config["env"].get("PYTHONPATH")])))
-            results.append(run_config(dict(config, env=env), old, first=False))
-    return baseline_data(results)
+    return dict(config, env=env), old
+
+
+def merge(runs: list[dict]) -> dict:
+    """Several runs of one configuration as one result: the median of each figure of each row."""
+    if len(runs) == 1:
+        return runs[0]
+    ident = lambda r: r.get("key") or r["workload"]  # noqa: E731
+    merged: dict[str, dict] = {}
+    for run in runs:
+        for r in run["rows"]:
+            merged.setdefault(ident(r), dict(r))
+    for name, r in merged.items():
+        for field in ("shendu", "torch", "numpy", "first_s", "wall_s"):
+            values = [x[field] for run in runs for x in run["rows"] if ident(x) == name and x.get(field) is not None]
+            if values:
+                r[field] = statistics.median(values)
+    out = dict(runs[0], rows=list(merged.values()), failed=[f for run in runs for f in run.get("failed", [])])
+    out["label"] += f" (median of {len(runs)} runs)"
+    return out
 
 
 def baseline_data(results: list[dict]) -> dict:
@@ -442,9 +461,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline and Path(args.baseline).exists():
         baseline, baseline_name = json.loads(Path(args.baseline).read_text()), args.baseline
     started = time.perf_counter()
-    results = [run_config(config, args, first=i == 0) for i, config in enumerate(configs)]
+    results, base_results = [], []
+    for i, config in enumerate(configs):
+        runs, base_runs = [], []
+        for k in range(max(1, args.rounds)):
+            runs.append(run_config(config, args, first=i == 0 and k == 0))
+            if args.baseline_src and config["threads"] == 1:
+                base_runs.append(run_config(*baseline_config(config, args), first=False, tag=" (baseline code)"))
+        results.append(merge(runs))
+        if base_runs:
+            base_results.append(merge(base_runs))
     if args.baseline_src:
-        baseline, baseline_name = live_baseline(configs, args), f"measured in this run from {args.baseline_src}"
+        baseline = baseline_data(base_results)
+        baseline_name = f"measured in this run from {args.baseline_src}, in turn with the new code"
     total = time.perf_counter() - started
     sections = [f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
                 f"{platform.python_version()}{' (quick)' if args.quick else ''}"

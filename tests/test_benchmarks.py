@@ -103,6 +103,17 @@ def test_summary_compares_one_thread_with_the_baseline():
     assert "1.12x" in table and table.count("\n") == 3
 
 
+def test_merge_takes_medians_per_row():
+    runs = [{"label": "1 thread", "rows": [dict(_row(shendu=v, torch=2 * v), key="k"), dict(_row(), workload="x")]}
+            for v in (3.0, 1.0, 2.0)]
+    runs[1]["rows"].append(dict(_row(shendu=5.0), workload="only once"))
+    merged = run.merge(runs)
+    assert [r.get("key") or r["workload"] for r in merged["rows"]] == ["k", "x", "only once"]
+    assert merged["rows"][0]["shendu"] == 2.0 and merged["rows"][0]["torch"] == 4.0
+    assert merged["label"] == "1 thread (median of 3 runs)"
+    assert run.merge(runs[:1]) is runs[0]
+
+
 def test_modules_selection():
     names = lambda **kw: [p.stem for p in run._modules(**kw)]  # noqa: E731
     first = names(only=None, memory=False, first=True)
