@@ -11,6 +11,7 @@ import pytest
 
 import shendu
 from shendu import kernels
+from shendu.kernels import conv as kconv
 from shendu.ops import convolution as conv
 from shendu.ops import pool
 
@@ -87,6 +88,38 @@ def test_conv_layers_fast_path_matches_reference_forward_and_backward(dtype):
     for got, want in zip(*_both(run)):
         assert got.dtype == dtype
         _close(got, want, dtype)
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3, 37, 41, 13), (1, 1, 16384, 1), (2, 130, 70, 3)])
+def test_bias_kernels_match_numpy(shape, dtype):
+    gy, b = _rand(shape, dtype), _rand(shape[-1:], dtype, 1)
+    assert gy.size >= kconv.BIAS_MIN_SIZE
+    y_fast, y_ref = _both(lambda: conv.add_bias(gy.copy(), b))
+    np.testing.assert_array_equal(y_fast, y_ref)
+    db_fast, db_ref = _both(lambda: conv.bias_grad(gy))
+    assert db_fast.dtype == dtype and db_fast.shape == shape[-1:]
+    _close(db_fast, db_ref, dtype)
+    _close(conv.bias_grad(gy[:, ::-1]), gy[:, ::-1].sum(axis=(0, 1, 2)), dtype)  # strided: NumPy's sum
+    mixed = gy.astype(np.float32)
+    conv.add_bias(mixed, b.astype(np.float64))  # another dtype: NumPy's in-place rule
+    np.testing.assert_array_equal(mixed, (gy.astype(np.float32) + b.astype(np.float64)).astype(np.float32))
+
+
+@needs_kernels
+def test_conv_with_large_bias_matches_reference():
+    x, w, b = _rand((2, 20, 20, 3), np.float64), _rand((3, 3, 3, 50), np.float64, 1), _rand((50,), np.float64, 2)
+
+    def run():
+        xt, wt, bt = (shendu.tensor(a, dtype="float64", requires_grad=True) for a in (x, w, b))
+        y = conv.conv2d(xt, wt, bt, padding="same")
+        (y * y).sum().backward()
+        return y.data, xt.grad.data, wt.grad.data, bt.grad.data
+
+    assert np.prod((2, 20, 20, 50)) >= kconv.BIAS_MIN_SIZE
+    for got, want in zip(*_both(run)):
+        _close(got, want, np.float64)
 
 
 @pytest.mark.parametrize("fn, make", [

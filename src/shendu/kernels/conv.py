@@ -11,9 +11,14 @@ Images are independent, so the pass runs in parallel over images and no two thre
 image it walks the rows of ``cols`` in memory order (a streaming read; a gather per input pixel instead reads
 ``cols`` out of order and was measured 3x slower). Padding is never materialised: taps that land in it are
 skipped. The kernel also zeroes each image of ``dx`` before adding, so ``dx`` may be uninitialised.
+
+Also here: the bias of a convolution added to its output and summed out of its gradient (``y += b``,
+``db = sum(gy)`` over N, H, W), each in one parallel pass instead of NumPy's single-threaded one.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from shendu.kernels.jit import jit, prange
 
@@ -42,3 +47,38 @@ def col2im(cols, dx, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
                             for k in range(cg):
                                 dx[n, y, u, g * cg + k] += cols[g, row, col + k]
     return dx
+
+
+#: below this many elements the bias kernels lose to NumPy once the launch counts (NumPy's single pass is fine)
+BIAS_MIN_SIZE = 16384
+#: rows are summed in this many fixed blocks, so the bias gradient does not depend on the thread count
+_BLOCKS = 64
+
+
+@jit(parallel=True)
+def add_bias(y, b):
+    """y[m, o] += b[o] in place, y (M, O) C-contiguous, in parallel over rows."""
+    for m in prange(y.shape[0]):
+        for o in range(y.shape[1]):
+            y[m, o] += b[o]
+    return y
+
+
+@jit(parallel=True)
+def bias_grad(gy, out):
+    """out[o] = sum over m of gy[m, o], gy (M, O) C-contiguous: fixed blocks of rows summed in parallel, then the
+    block sums in order (the same answer on any number of threads)."""
+    rows, cols = gy.shape
+    blocks = min(rows, _BLOCKS)
+    per = (rows + blocks - 1) // blocks
+    part = np.zeros((blocks, cols), dtype=out.dtype)
+    for k in prange(blocks):
+        for r in range(k * per, min(rows, (k + 1) * per)):
+            for o in range(cols):
+                part[k, o] += gy[r, o]
+    for o in range(cols):
+        total = part[0, o]
+        for k in range(1, blocks):
+            total += part[k, o]
+        out[o] = total
+    return out

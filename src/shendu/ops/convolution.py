@@ -273,6 +273,23 @@ def conv_filter_grad(cols: Any, gy: Any, geo: ConvGeometry, kernel_shape: tuple[
     return _ungroup_rows(dw, kernel_shape)
 
 
+def add_bias(y: Any, b: Any) -> Any:
+    """y += b in place (y (..., O), b (O,)); fast path: :func:`shendu.kernels.conv.add_bias` on large arrays."""
+    if (kernels.fast(y, b) and y.size >= conv_kernels.BIAS_MIN_SIZE and b.shape == y.shape[-1:]
+            and b.dtype == y.dtype and y.flags.c_contiguous):
+        conv_kernels.add_bias(y.reshape(-1, b.shape[0]), b)
+    else:
+        y += b
+    return y
+
+
+def bias_grad(gy: Any) -> Any:
+    """db = sum(gy) over N, H, W; fast path: :func:`shendu.kernels.conv.bias_grad` on large arrays."""
+    if kernels.fast(gy) and gy.size >= conv_kernels.BIAS_MIN_SIZE and gy.flags.c_contiguous:
+        return conv_kernels.bias_grad(gy.reshape(-1, gy.shape[-1]), get_array_module(gy).empty(gy.shape[-1], gy.dtype))
+    return reduce_sum(gy, axis=(0, 1, 2))
+
+
 def _check_kernel(op: str, x_shape: tuple, w: Any, channels_axis_size: int, geo: ConvGeometry, what: str) -> None:
     if w.ndim != 4 or w.shape[:2] != geo.kernel:
         raise ValueError(f"{op}: kernel of shape {w.shape} does not match the kernel size {geo.kernel}; kernels are "
@@ -304,7 +321,7 @@ class Conv2DOp(Op):
         else:
             COLS_POOL.give(cols)
         if b is not None:
-            y += b
+            add_bias(y, b)
         return y
 
     def release(self) -> None:
@@ -323,7 +340,7 @@ class Conv2DOp(Op):
             dw = (Conv2DFilterGradOp(geo, raw(w).shape)(x, gy) if graph
                   else conv_filter_grad(self.cols, gy, geo, w.shape))
         if self.needs_grad[2]:
-            db = reduce_sum(gy, axis=(0, 1, 2))
+            db = bias_grad(gy)
         return dx, dw, db
 
 
@@ -347,7 +364,7 @@ class Conv2DTransposeOp(Op):
         x, w = match_dtypes(x, w)
         y = conv_input_grad(x, w, geo)
         if b is not None:
-            y += b
+            add_bias(y, b)
         return y
 
     def backward(self, gy, x, w, b, y):
@@ -364,7 +381,7 @@ class Conv2DTransposeOp(Op):
             dw = conv_filter_grad(cols, x, geo, w.shape) if self.needs_grad[1] else None
             COLS_POOL.give(cols)
         if self.needs_grad[2]:
-            db = reduce_sum(gy, axis=(0, 1, 2))
+            db = bias_grad(gy)
         return dx, dw, db
 
 
