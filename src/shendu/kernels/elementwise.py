@@ -131,3 +131,10 @@ def tanh_grad(gy, y, out):
     for i in prange(gy.size):
         v = y[i]
         out[i] = gy[i] * (one - v * v)
+
+
+@Kernel
+def gelu_grad(gy, x, cdf, e, c, out):
+    """out = gy * (cdf + x * (e * c)): GELU's gradient, e = exp(-x^2 / 2), c = 1 / sqrt(2 pi)"""
+    for i in prange(gy.size):
+        out[i] = gy[i] * (cdf[i] + x[i] * (e[i] * c))

@@ -2,7 +2,7 @@
 
 Where f' is cheaper from the output (exp, tanh, sigmoid, sqrt) the op saves y and reuses it.
 
-The common activations (relu, leaky_relu, sigmoid, tanh, elu) have a fast path: for large float arrays
+The common activations (relu, leaky_relu, sigmoid, tanh, elu, gelu) have a fast path: for large float arrays
 (``fused.fits``) a multi-threaded kernel from :mod:`shendu.kernels.elementwise` computes the same expression
 in one pass; the NumPy lines beside it are the reference, and the tests tie the two (bit-identical).
 """
@@ -16,6 +16,7 @@ import numpy as np
 
 from shendu import backend
 from shendu.autograd.op import Op, raw
+from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
 from shendu.kernels import elementwise as fused
 from shendu.ops.shaping import broadcast_error
@@ -268,19 +269,28 @@ class EluOp(Op):
 
 
 class GeluOp(Op):
-    """y = x Phi(x) (Phi the normal CDF);   dx = gy * (Phi(x) + x phi(x))"""
+    """y = x Phi(x) (Phi the normal CDF);   dx = gy * (Phi(x) + x phi(x))
+
+    Phi(x) = (1 + erf(x / sqrt 2)) / 2 is kept from the forward for backward (erf costs most of the op)."""
 
     def forward(self, x):
-        y = backend.erf(x * _INV_SQRT_2)
-        y += 1
-        y *= x
-        y *= 0.5
-        return y
+        cdf = backend.erf(x * _INV_SQRT_2)
+        cdf += 1
+        cdf *= 0.5
+        self.cdf = cdf
+        return x * cdf
 
     def backward(self, gy, x, y):
-        cdf = 0.5 * (1 + erf(x * _INV_SQRT_2))
-        pdf = exp(-0.5 * x * x) * _INV_SQRT_2PI
-        return gy * (cdf + x * pdf)
+        if isinstance(gy, Tensor) or isinstance(x, Tensor):  # create_graph: the same rule, differentiable
+            cdf = 0.5 * (1 + erf(x * _INV_SQRT_2))
+            return gy * (cdf + x * (exp(-0.5 * x * x) * _INV_SQRT_2PI))
+        xp = get_array_module(x)
+        e = xp.multiply(x, x, out=_float_buffer(xp, x))  # exp(-x^2 / 2), in one buffer
+        e *= -0.5
+        xp.exp(e, out=e)
+        if fused.fits(gy, x, self.cdf, e):
+            return fused.run(fused.gelu_grad, gy, x, self.cdf, e, constants=(_INV_SQRT_2PI,))
+        return gy * (self.cdf + x * (e * _INV_SQRT_2PI))
 
 
 class GeluTanhOp(Op):
