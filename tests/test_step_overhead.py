@@ -96,8 +96,11 @@ def test_the_seed_program_is_planned_and_matches(plans_on):
         m.compile(optimizer=SGD(lr=0.01, momentum=0.9), loss="mean_squared_error")
         h = m.fit(X, X ** 2, epochs=20, verbose=0)
         results.append(([w.data.copy() for w in m.weights], h.history["loss"], len(m._train.plans.plans)))
+        if planned:
+            m_planned = m
     (w1, l1, n1), (w2, l2, n2) = results
     assert n1 == 2 and n2 == 0  # full batches of 32 and the last batch of 4
+    assert m_planned._train.plans.replayed == 20 * 4 - 2  # recorded at the first batch of each shape only
     assert l1 == l2
     for a, b in zip(w1, w2):
         np.testing.assert_array_equal(a, b)
@@ -211,4 +214,26 @@ def test_flatten_first_mlp(from_logits, plans_on):
     assert out[0][2] is from_logits and not out[1][2]
     assert out[0][1] == out[1][1]
     for a, b in zip(out[0][0], out[1][0]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_changing_a_layer_setting_or_the_loss_records_again(plans_on):
+    """Settings live in the ops' arguments (the dropout rate, a loss's reduction): changing one between batches
+    must reach the next step, as it does without plans."""
+    x, y, _, _ = _data()
+    runs = []
+    for planned in (True, False):
+        step_plan.enabled = planned
+        shendu.seed(0)
+        m = Sequential([Input((6,)), Dense(8), Dropout(0.5), Dense(3)])
+        m.compile(optimizer=SGD(0.05), loss=losses.MeanSquaredError())
+
+        def change(batch, logs, m=m):
+            if batch == 1:
+                m.layers[1].rate = 0.1
+                m._train.compiled_loss.fns[0].reduction = "sum"
+
+        m.fit(x, y, batch_size=10, epochs=2, verbose=0, callbacks=[LambdaCallback(on_train_batch_end=change)])
+        runs.append(m.get_weights())
+    for a, b in zip(*runs):
         np.testing.assert_array_equal(a, b)

@@ -20,6 +20,7 @@ from shendu.utils.tree import flatten
 
 _VERSIONS = itertools.count(1)
 _version = 0
+_attributes_version = 0
 
 
 def bump_version() -> None:
@@ -33,10 +34,23 @@ def structure_version() -> int:
     return _version
 
 
+def attributes_version() -> int:
+    """A number that changes whenever any attribute of a layer (not of a model) is set or deleted, tracked or not
+    (``dropout.rate = 0.2``, ``dense.activation = ...``): replayed training steps (``shendu.models.step_plan``)
+    are recorded again when it moves."""
+    return _attributes_version
+
+
 class Trackable:
     """Base of ``Layer``: tracks weights and sublayers assigned as attributes (see the module docstring)."""
 
+    #: whether setting an attribute may change what ``call`` computes (models say no: their layers do the maths)
+    _attributes_change_maths = True
+
     def __setattr__(self, name: str, value: Any) -> None:
+        if self._attributes_change_maths:
+            global _attributes_version
+            _attributes_version += 1
         tracked = self.__dict__.get("_tracked")
         if tracked is None:
             tracked = {}
@@ -51,6 +65,9 @@ class Trackable:
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
+        if self._attributes_change_maths:
+            global _attributes_version
+            _attributes_version += 1
         tracked = self.__dict__.get("_tracked", {})
         if name in tracked:
             del tracked[name]

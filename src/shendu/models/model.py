@@ -78,6 +78,7 @@ class Model(Layer):
     """A trainable network (see the module docstring). ``Model(inputs, outputs, name=None)`` is functional."""
 
     _autocast_floats = False  # float inputs pass on unchanged: each layer casts them to its own dtype (Keras)
+    _attributes_change_maths = False  # stop_training, history, ...: the layers' attributes are what step plans watch
 
     def __init__(self, inputs: Any = None, outputs: Any = None, name: str | None = None, **kwargs: Any) -> None:
         if name is None and inputs is not None and type(self) is Model:
@@ -288,9 +289,8 @@ class Model(Layer):
                 return None
         plans = self._train.plans  # the step recorded once per batch shape, then replayed (models/step_plan.py)
         key, plan = plans.lookup(self, Model, x, y, sample_weight) if dist is None else (None, None)
-        done = plan.run(x, y, sample_weight) if plan else None
-        if done is not None:
-            y_pred, loss = done
+        if plan:
+            y_pred, loss = plan.run(x, y, sample_weight)
         else:
             recording = key is not None and plan is False  # the first batch of these shapes
             with plans.recording(recording) as recorder:

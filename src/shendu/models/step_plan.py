@@ -31,6 +31,7 @@ Randomness is unchanged: ops that draw (dropout) draw in their ``forward``, whic
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -41,9 +42,8 @@ from shendu.autograd import engine
 from shendu.autograd import op as op_module
 from shendu.autograd.grad_mode import is_grad_enabled, swap_grad_enabled
 from shendu.autograd.tensor import Tensor
-from shendu.layers import masking
+from shendu.layers import masking, tracking
 from shendu.layers.context import _CONTEXT
-from shendu.layers.tracking import structure_version
 
 #: turn step plans off (for comparisons, or if you suspect one); also ``SHENDU_STEP_PLAN=0``
 enabled = os.environ.get("SHENDU_STEP_PLAN", "1") != "0"
@@ -88,18 +88,27 @@ class _Entry:
 class Plan:
     """The recorded ops of one step, in call order; ``run`` replays forward and backward."""
 
-    def __init__(self, entries: list[_Entry], weights: list[Any], y_pred: tuple[int, int], loss: tuple[int, int]):
+    def __init__(self, entries: list[_Entry], weights: list[Any], y_pred: tuple[int, int], loss: tuple[int, int],
+                 losses: list[tuple[Any, dict]]) -> None:
         self.entries = entries
         self.weights = weights  # (weight, its requires_grad when recorded)
         self.y_pred = y_pred
         self.loss = loss
+        self.losses = losses  # (compiled loss, its settings when recorded)
 
-    def run(self, x: Any, y: Any, sw: Any) -> tuple[Tensor, Tensor] | None:
-        """Forward, loss and backward (gradients accumulated into the weights' ``.grad``, as ``backward()``
-        does); returns ``(y_pred, loss)`` as Tensors, or None when a weight's ``requires_grad`` changed."""
+    def current(self) -> bool:
+        """Whether the weights' ``requires_grad`` and the losses' settings are still those recorded."""
         for w, wanted in self.weights:
             if w.requires_grad != wanted:
-                return None
+                return False
+        for fn, settings in self.losses:
+            if vars(fn) != settings:
+                return False
+        return True
+
+    def run(self, x: Any, y: Any, sw: Any) -> tuple[Tensor, Tensor]:
+        """Forward, loss and backward (gradients accumulated into the weights' ``.grad``, as ``backward()``
+        does); returns ``(y_pred, loss)`` as Tensors."""
         batch = (None, None, x, y, sw)
         ops: list[Any] = []
         args_of: list[list[Any]] = []
@@ -120,7 +129,6 @@ class Plan:
             op.__dict__.update(e.config)
             if e.graph:
                 op.needs_grad = e.needs
-                op.arrays = args
             outs.append(op.forward(*args))
             ops.append(op)
             args_of.append(args)
@@ -163,7 +171,11 @@ class Plan:
                     if gx.shape != data.shape or gx.dtype != data.dtype:
                         gx = engine.unbroadcast_array(gx, data)
                     if kind == _WEIGHT:
-                        engine._accumulate(value, gx, stored)
+                        if value.grad is None and gx.base is None and id(gx) not in stored:  # its own memory
+                            stored.add(id(gx))
+                            value.grad = Tensor._wrap(gx)
+                        else:
+                            engine._accumulate(value, gx, stored)
                     else:  # an earlier op's output
                         slots = pending[value]
                         if slots is None:
@@ -206,9 +218,10 @@ class StepPlans:
     """The plans of one model (by batch shapes), recorded on first use; kept in the model's TrainingState."""
 
     def __init__(self) -> None:
-        self.version = -1
+        self.version: tuple[int, int] = (-1, -1)
         self.plans: dict[tuple, Plan | None] = {}
         self.allowed: bool | None = None
+        self.replayed = 0  # steps replayed (for tests and curiosity)
 
     def reset(self) -> None:
         self.plans.clear()
@@ -217,7 +230,7 @@ class StepPlans:
     def lookup(self, model: Any, model_cls: type, x: Any, y: Any, sw: Any) -> Any:
         """``(key, plan)``: the plan for this batch (None when there is none yet or it was refused); ``key`` is
         None when no plan may be recorded for this step."""
-        version = structure_version()
+        version = tracking._version, tracking._attributes_version
         if version != self.version:
             self.reset()
             self.version = version
@@ -225,10 +238,19 @@ class StepPlans:
             self.allowed = eligible(model, model_cls)
         if not self.allowed or not enabled or masking._MASKS:
             return None, None
-        key = (_signature(x), _signature(y), _signature(sw))
-        if None in key[:2] or (sw is not None and key[2] is None):
-            return None, None
-        return key, self.plans.get(key, False)
+        if type(x) is np.ndarray and type(y) is np.ndarray and sw is None:  # the usual batch, keyed cheaply
+            key: tuple = (x.shape, x.dtype, y.shape, y.dtype)
+        else:
+            key = (_signature(x), _signature(y), _signature(sw))
+            if None in key:
+                return None, None
+        plan = self.plans.get(key, False)
+        if plan:
+            if plan.current():
+                self.replayed += 1
+            else:
+                plan = False  # record it again
+        return key, plan
 
     @contextlib.contextmanager
     def recording(self, on: bool) -> Iterator[_Recorder | None]:
@@ -252,7 +274,7 @@ class StepPlans:
 
 
 def _signature(a: Any) -> Any:
-    """(shape, dtype) of an array batch; None for anything else (no plan)."""
+    """(shape, dtype, type) of an array batch, () for None; None for anything else (no plan)."""
     if a is None:
         return ()
     shape = getattr(a, "shape", None)
@@ -270,6 +292,12 @@ def _build(recorder: _Recorder, model: Any, x: Any, y: Any, sw: Any, y_pred: Any
     for layer in model._all_layers():  # add_loss / activity losses of this forward pass: not replayed
         if layer._call_losses_id == call_id and layer._call_losses:
             return None
+    if any(getattr(w, "regularizer", None) is not None for w in model.weights):
+        return None  # a regulariser object's settings are not watched
+    compiled = model._train.compiled_loss
+    loss_fns = [fn for fn in (compiled.fns if compiled is not None else []) if fn is not None]
+    if not all(_builtin_loss(fn) for fn in loss_fns):
+        return None  # a user's loss may branch on values or draw random numbers
     weights = {id(w): w for w in model.weights}
     where: dict[int, tuple[int, int]] = {}  # id(output tensor) -> (entry, output index)
     uses: dict[Any, int] = {}
@@ -314,7 +342,14 @@ def _build(recorder: _Recorder, model: Any, x: Any, y: Any, sw: Any, y_pred: Any
     y_where, loss_where = where.get(id(y_pred)), where.get(id(loss))
     if y_where is None or loss_where is None or not entries[loss_where[0]].graph:
         return None
-    return Plan(entries, [(w, w.requires_grad) for w in used_weights.values()], y_where, loss_where)
+    return Plan(entries, [(w, w.requires_grad) for w in used_weights.values()], y_where, loss_where,
+                [(fn, copy.deepcopy(vars(fn))) for fn in loss_fns])
+
+
+def _builtin_loss(fn: Any) -> bool:
+    inner = getattr(fn, "fn", None)  # a LossFunctionWrapper's function
+    return type(fn).__module__ == "shendu.losses" and (inner is None or getattr(inner, "__module__", "") ==
+                                                        "shendu.losses")
 
 
 def _batch_kind(data: Any, x: Any, y: Any, sw: Any) -> int | None:
