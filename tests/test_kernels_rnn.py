@@ -181,3 +181,24 @@ def test_embedding_gradient_with_kernel():
     (y * 2).sum().backward()
     assert w.grad.dtype == np.float32
     np.testing.assert_array_equal(w.grad.data, [[4] * 3, [2] * 3, [0] * 3, [6] * 3])
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "simple_rnn"])
+def test_outputs_do_not_view_reused_buffers(kind):
+    """The ops' work arrays return to a pool when the op is freed; what they returned must not change when a
+    later call reuses them."""
+    gates = {"lstm": 4, "gru": 3, "simple_rnn": 1}[kind]
+
+    def call(seed):
+        r = np.random.default_rng(seed)
+        x = shendu.tensor(r.standard_normal((3, 4, 2)).astype(np.float32))
+        w = r.standard_normal((2, gates * 5)).astype(np.float32)
+        u = r.standard_normal((5, gates * 5)).astype(np.float32)
+        return getattr(fused, kind)(x, w, u)
+
+    kept = [o.data for o in call(1)]  # the op (and its outputs' tensors) are freed here
+    before = [a.copy() for a in kept]
+    for seed in range(2, 5):
+        call(seed)
+    for a, b in zip(kept, before):
+        np.testing.assert_array_equal(a, b)
