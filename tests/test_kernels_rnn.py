@@ -5,7 +5,8 @@ Each op case runs twice on the same inputs, once with the kernels and once insid
 compares the outputs and the gradients of every input: float32 and float64, odd sizes, masks (with rows
 masked at the first and last steps), ``zero_output_for_mask``, initial states, non-contiguous inputs.
 float64 agrees to rounding; float32 to the kernel's rational tanh (3e-7 against NumPy's 6e-8). A float64
-gradient check runs with the kernel path on. Under ``SHENDU_JIT=0`` both runs are the reference and the
+gradient check runs with the kernel path on (in float64 the ops run the backward kernels; the forward kernel's
+float64 branch is compared by switching it on). Under ``SHENDU_JIT=0`` both runs are the reference and the
 comparisons hold trivially.
 """
 
@@ -90,6 +91,20 @@ def test_step_kernels_agree_with_reference(kind, dtype, sizes, masked, zero_outp
     for a, b in zip(ys + gs, ys_ref + gs_ref):
         assert a.dtype == dtype and a.shape == b.shape
         np.testing.assert_allclose(a, b, **TOL[dtype])
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("masked", [False, True])
+def test_float64_forward_kernel_agrees_with_reference(kind, masked, monkeypatch):
+    """float64 forward loops run NumPy (faster than libm's scalar tanh); the kernel's float64 branch still
+    computes the same numbers."""
+    monkeypatch.setattr(fused, "FORWARD_KERNEL_DTYPES", (np.dtype(np.float32), np.dtype(np.float64)))
+    inputs = _inputs(kind, np.float64, 4, 6, 3, 5, strided=True)
+    options = dict(mask=_mask(4, 6) if masked else None)
+    ys, gs, _ = _run(kind, inputs, True, **options)
+    ys_ref, gs_ref, _ = _run(kind, inputs, False, **options)
+    for a, b in zip(ys + gs, ys_ref + gs_ref):
+        np.testing.assert_allclose(a, b, **TOL[np.float64])
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])

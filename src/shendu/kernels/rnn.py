@@ -13,8 +13,9 @@ approximation (Eigen's, max error 3e-7 on [-8, 8], exact to float32 rounding out
 6e-8), because Numba has no vectorised float32 ``tanh`` without Intel's SVML and a scalar libm call per gate
 costs more than the step's GEMM. Arrays are passed whole (time-major buffers and the step ``t``) so each
 kernel compiles once per dtype; a ``mask`` of None compiles the branch away. ``error_model="numpy"`` lets
-LLVM vectorise the divisions. The loops are serial: a step is ~10 us of work, and BLAS's threads are the
-ones working between steps.
+LLVM vectorise the divisions; ``fastmath={"contract"}`` lets it fuse multiply-adds (1.5x faster; nothing
+else: no reassociation, no approximate reciprocals). The loops are serial: a step of batch 64 x 128 units
+is ~25 us, and a parallel launch between BLAS calls would make two thread pools contend for the cores.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 
 from shendu.kernels.jit import jit
 
+_CONTRACT = {"contract"}  # a * b + c as one FMA (~1.5x faster steps; no other fast-math liberty)
 _CLAMP = np.float32(7.90531110763549805)  # tanh(x) rounds to +-1 in float32 beyond this
 _P = tuple(np.float32(c) for c in (4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05,
                                   5.12229709037114e-08, -8.60467152213735e-11, 2.00018790482477e-13,
@@ -33,7 +35,7 @@ _P1, _P3, _P5, _P7, _P9, _P11, _P13 = _P
 _Q0, _Q2, _Q4, _Q6 = _Q
 
 
-@jit(error_model="numpy", inline="always")
+@jit(error_model="numpy", fastmath=_CONTRACT, inline="always")
 def _tanh32(v):  # pragma: no cover - compiled
     x = min(max(v, -_CLAMP), _CLAMP)
     x2 = x * x
@@ -49,12 +51,12 @@ def _tanh32(v):  # pragma: no cover - compiled
     return x * p / q
 
 
-@jit(error_model="numpy", inline="always")
+@jit(error_model="numpy", fastmath=_CONTRACT, inline="always")
 def _tanh(v, f32):  # pragma: no cover - compiled
     return _tanh32(v) if f32 else np.tanh(v)
 
 
-@jit(error_model="numpy", inline="always")
+@jit(error_model="numpy", fastmath=_CONTRACT, inline="always")
 def _sigmoid(v, f32, half):  # pragma: no cover - compiled
     return half * _tanh(half * v, f32) + half
 
@@ -64,7 +66,7 @@ def _sigmoid(v, f32, half):  # pragma: no cover - compiled
 # after inlining each copy holds one tanh and vectorises (a run-time flag in the loop would not).
 # Gate blocks are the Keras ones: LSTM i, f, g(c), o; GRU z, r, n(h).
 # ---------------------------------------------------------------------------- LSTM
-@jit(error_model="numpy", inline="always")
+@jit(error_model="numpy", fastmath=_CONTRACT, inline="always")
 def _lstm_row(zi, zf, zg, zo, ri, rf, rg, ro, c_prev, c, tc, h, f32):  # pragma: no cover - compiled
     half = zi.dtype.type(0.5)
     for j in range(zi.shape[0]):
@@ -78,7 +80,7 @@ def _lstm_row(zi, zf, zg, zo, ri, rf, rg, ro, c_prev, c, tc, h, f32):  # pragma:
         c[j], tc[j], h[j] = cj, tj, o * tj
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_CONTRACT)
 def lstm_forward_step(t, gates, rec, hs, cs, tanh_c, mask):  # pragma: no cover - compiled
     """gates[t] (batch, 4*units): x_t W + b in, the activated (i, f, g, o) out (after adding rec = h_{t-1} U);
     cs[t + 1] = f cs[t] + i g, tanh_c[t] = tanh(cs[t + 1]), hs[t + 1] = o tanh_c[t]; rows with mask[b, t]
@@ -98,7 +100,7 @@ def lstm_forward_step(t, gates, rec, hs, cs, tanh_c, mask):  # pragma: no cover 
             _lstm_row(zi, zf, zg, zo, ri, rf, rg, ro, c_prev, c, tc, h, False)
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_CONTRACT)
 def lstm_backward_step(t, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mask):  # pragma: no cover - compiled
     """dh = gseq[:, t] + dh_rec + carry (dh_rec = dz[t + 1] U^T); dz[t] = the pre-activation gradients of step t;
     dc <- dc_{t-1}; carry <- the part of dh_{t-1} not through U (dh itself on masked rows, else 0)."""
@@ -126,7 +128,7 @@ def lstm_backward_step(t, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mask):
 
 
 # ---------------------------------------------------------------------------- GRU (reset_after=True)
-@jit(error_model="numpy", inline="always")
+@jit(error_model="numpy", fastmath=_CONTRACT, inline="always")
 def _gru_row(pz, pr, pn, qz, qr, qn, h_prev, h, f32):  # pragma: no cover - compiled
     half = pz.dtype.type(0.5)
     for j in range(pz.shape[0]):
@@ -137,7 +139,7 @@ def _gru_row(pz, pr, pn, qz, qr, qn, h_prev, h, f32):  # pragma: no cover - comp
         h[j] = n + z * (h_prev[j] - n)
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_CONTRACT)
 def gru_forward_step(t, gates, rec, hs, mask):  # pragma: no cover - compiled
     """gates[t] (batch, 3*units): x_t W + b_in in, the activated (z, r, n) out, with rec[t] = h_{t-1} U + b_rec:
     z, r = s(p + q), n = tanh(p_h + r q_h); hs[t + 1] = n + z (hs[t] - n); masked rows keep hs[t]."""
@@ -155,7 +157,7 @@ def gru_forward_step(t, gates, rec, hs, mask):  # pragma: no cover - compiled
             _gru_row(pz, pr, pn, qz, qr, qn, h_prev, h, False)
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath=_CONTRACT)
 def gru_backward_step(t, gseq, dh_rec, carry, gates, rec, hs, dp, dq, mask):  # pragma: no cover - compiled
     """dh = gseq[:, t] + dh_rec + carry (dh_rec = dq[t + 1] U^T); dp[t], dq[t] = the gradients of x_t W + b_in and
     h_{t-1} U + b_rec; carry <- the part of dh_{t-1} not through U (dh z; dh itself on masked rows)."""

@@ -13,8 +13,8 @@ Each op takes ``x`` (batch, time, features), the initial state(s), ``kernel`` (i
 it again; ``zero_output_for_mask=True`` outputs zeros instead). The textbook versions, built from ordinary
 shendu ops so autograd differentiates them, are in :mod:`shendu.ops.rnn_steps`; tests check both agree.
 With the default activations (tanh, sigmoid) and NumPy float arrays, the LSTM and GRU hand each step's gate
-maths to one compiled loop of :mod:`shendu.kernels.rnn` (``kernels.fast``); the NumPy loops below stay the
-reference (``kernels.disabled()`` or ``SHENDU_JIT=0`` runs them).
+maths to one compiled loop of :mod:`shendu.kernels.rnn` (``kernels.fast``; forward in float32, backward in
+float32 and float64); the NumPy loops below stay the reference (``kernels.disabled()`` or ``SHENDU_JIT=0``).
 The gate orders are Keras's: LSTM i, f, c, o; GRU z, r, h (``reset_after=True``: the recurrent bias is
 applied before the reset gate, as cuDNN and PyTorch do). These ops have first derivatives only.
 
@@ -126,6 +126,9 @@ class _Buffers:
 
 _BUFFERS = _Buffers()
 
+#: dtypes whose forward loop runs the compiled step kernel (backward runs it for float32 and float64)
+FORWARD_KERNEL_DTYPES = (np.dtype(np.float32),)
+
 
 def _take(op: Op, xp: Any, shape: tuple, dtype: Any) -> Any:
     """A work array from the pool that goes back to it when ``op`` is freed."""
@@ -213,10 +216,14 @@ class _GatedSequence(Op):
         self.zero_output = zero_output_for_mask
 
     def _use_kernel(self, x: Any, w: Any, u: Any) -> bool:
-        """The compiled step kernels know tanh/sigmoid only, and one dtype for the data and both kernels."""
+        """Sets ``fused`` (backward through time by the compiled kernels) and returns whether the forward loop
+        runs them too. The kernels know tanh/sigmoid only, and one dtype for the data and both kernels. The
+        forward kernel runs for FORWARD_KERNEL_DTYPES only: in float64 its tanh is libm's scalar one, slower
+        than NumPy's vectorised loop (the float32 kernel has its own rational tanh)."""
         self.kernel_mask = None if self.mask is None else get_array_module(self.mask).ascontiguousarray(self.mask)
         default = self.act is ACTIVATIONS["tanh"] and self.rec_act is ACTIVATIONS["sigmoid"]
-        return default and fast(x, w, u) and x.dtype == w.dtype == u.dtype
+        self.fused = default and fast(x, w, u) and x.dtype == w.dtype == u.dtype
+        return self.fused and x.dtype in FORWARD_KERNEL_DTYPES
 
 
 # ---------------------------------------------------------------------------- LSTM
@@ -236,8 +243,8 @@ class LSTMSequenceOp(_GatedSequence):
         cs = _take(self, xp, (steps + 1, n, units), x.dtype)
         tanh_c = _take(self, xp, (steps, n, units), x.dtype)  # a(c_t)
         hs[0], cs[0] = h0, c0
-        self.fused = self._use_kernel(x, w, u)
-        (self._steps_kernel if self.fused else self._steps_reference)(gates, hs, cs, tanh_c, u)
+        forward_kernel = self._use_kernel(x, w, u)
+        (self._steps_kernel if forward_kernel else self._steps_reference)(gates, hs, cs, tanh_c, u)
         self.gates, self.hs, self.cs, self.tanh_c = gates, hs, cs, tanh_c
         return _sequence_output(hs[1:], self.mask, self.zero_output), hs[steps].copy(), cs[steps].copy()
 
@@ -354,8 +361,8 @@ class GRUSequenceOp(_GatedSequence):
         hs = _take(self, xp, (steps + 1, n, units), x.dtype)
         hs[0] = h0
         rec = _take(self, xp, (steps, n, 3 * units), x.dtype)  # q_t = h_{t-1} U + b_rec (q_h kept for backward)
-        self.fused = self._use_kernel(x, w, u)
-        (self._steps_kernel if self.fused else self._steps_reference)(gates, rec, hs, u, b)
+        forward_kernel = self._use_kernel(x, w, u)
+        (self._steps_kernel if forward_kernel else self._steps_reference)(gates, rec, hs, u, b)
         self.gates, self.hs, self.rec = gates, hs, rec
         return _sequence_output(hs[1:], self.mask, self.zero_output), hs[steps].copy()
 
