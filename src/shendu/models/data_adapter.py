@@ -223,7 +223,7 @@ class _ArrayPlan:
             if buf is None:
                 sources.append(a[perm])
             else:
-                np.take(a, perm, axis=0, out=buf)
+                a.take(perm, axis=0, out=buf)  # the method: no Python wrapper
                 sources.append(buf)
         return [rebuild([a[s:s + bs] for a in sources]) for s in starts]
 
