@@ -76,12 +76,15 @@ def test_fits_takes_large_contiguous_float_arrays_only():
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 @pytest.mark.parametrize("name,make_op", ACTIVATIONS, ids=[a[0] for a in ACTIVATIONS])
-@pytest.mark.parametrize("layout", ["odd2d", "odd3d", "transposed", "strided"])
+@pytest.mark.parametrize("layout", ["odd2d", "odd3d", "parallel", "transposed", "strided"])
 def test_activation_kernels_equal_the_references(name, make_op, dtype, layout):
     if layout == "odd2d":
         x, gy = _array((131, 127), dtype), _array((131, 127), dtype, seed=1)
     elif layout == "odd3d":
         x, gy = _array((3, 67, 89), dtype), _array((3, 67, 89), dtype, seed=1)
+    elif layout == "parallel":  # past PARALLEL_MIN: the multi-threaded build
+        x, gy = _array((257, 263), dtype), _array((257, 263), dtype, seed=1)
+        assert x.size >= fused.PARALLEL_MIN
     elif layout == "transposed":
         x, gy = _array((127, 131), dtype).T, _array((131, 127), dtype, seed=1)
     else:
@@ -137,8 +140,9 @@ def test_large_activations_match_pytorch(name, make_op, torch_name):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 @pytest.mark.parametrize("rate", [0.0, 0.1, 0.5, 0.77, 1.0])
-def test_dropout_kernel_equals_the_hash_reference(dtype, rate):
-    x = _array((3, 101, 67), dtype, specials=False)
+@pytest.mark.parametrize("shape", [(3, 101, 67), (5, 113, 127)], ids=["serial", "parallel"])
+def test_dropout_kernel_equals_the_hash_reference(dtype, rate, shape):
+    x = _array(shape, dtype, specials=False)
     x.reshape(-1)[:3] = [np.nan, np.inf, -0.0]
     key = np.uint64(0xDEADBEEF12345678)
     mask = nn.dropout_mask(key, x.shape, rate, dtype)

@@ -10,7 +10,8 @@ forward keeps ``np.tanh`` and fuses only the affine tail around it.
 
 Every kernel takes 1-D C-contiguous arrays (the callers pass ``reshape(-1)`` views) and writes ``out``.
 :func:`fits` says whether arrays may take them: NumPy float32/float64 arrays of one dtype and shape, C-contiguous,
-and at least :data:`MIN_SIZE` elements (below that NumPy's own loop is as fast as a kernel call).
+and at least :data:`MIN_SIZE` elements (below that NumPy's own loop is as fast as a kernel call); from
+:data:`PARALLEL_MIN` elements they run on all threads.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ import numpy as np
 from shendu.kernels.jit import fast, jit, prange
 
 MIN_SIZE = 1 << 14  # elements: the activations take the kernels from here (measured: below it the call overhead
-#                      eats the gain of one fused pass), and every kernel runs on all threads from here
+#                      eats the gain of one fused pass)
+PARALLEL_MIN = 1 << 16  # elements: kernels run on all threads from here, in the calling thread below (on a
+#                         loaded machine a parallel launch costs 10-20 us; measured at 128x128, load ~12)
 
 
 def fits(*arrays: Any) -> bool:
@@ -35,7 +38,7 @@ def fits(*arrays: Any) -> bool:
 
 
 class Kernel:
-    """One loop compiled twice: serial for arrays under :data:`MIN_SIZE` elements, parallel from there (each
+    """One loop compiled twice: serial for arrays under :data:`PARALLEL_MIN` elements, parallel from there (each
     compiled on first use only). Call it on 1-D arrays: ``kernel(*arrays, *constants, out)``; decorate a loop
     written with ``prange`` with ``@Kernel``."""
 
@@ -45,7 +48,7 @@ class Kernel:
         self.__doc__, self.__name__ = function.__doc__, function.__name__
 
     def __call__(self, *args: Any) -> None:
-        (self.parallel if args[-1].size >= MIN_SIZE else self.serial)(*args)
+        (self.parallel if args[-1].size >= PARALLEL_MIN else self.serial)(*args)
 
 
 def _renamed(function: Any, suffix: str) -> Any:
