@@ -64,6 +64,20 @@ def test_input_gradient_kernel_matches_reference(x_shape, w_shape, strides, padd
 
 @needs_kernels
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel, strides, padding, dilation, groups", [
+    ((3, 3), 1, "valid", 1, 1), ((3, 2), 2, 1, 1, 1), ((2, 3), (2, 3), "same", 1, 2),
+    ((3, 3), (2, 1), ((2, 1), (0, 3)), 2, 2), ((5, 5), 1, "same", 1, 1), ((1, 1), 2, "valid", 1, 1)])
+def test_im2col_kernel_matches_reference(kernel, strides, padding, dilation, groups, dtype):
+    x = _rand((3, 9, 7, 8 * groups, 2), dtype)[..., 0]  # (3, 9, 7, 8G), strided
+    assert x.shape[3] // groups >= kconv.IM2COL_MIN_CHANNELS
+    geo = conv.ConvGeometry.make(x.shape[1:3], kernel, strides, padding, dilation, groups)
+    fast, ref = _both(lambda: conv.im2col(x, geo, conv.COLS_POOL))
+    np.testing.assert_array_equal(fast, ref)
+    assert fast.dtype == dtype
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_input_gradient_kernel_takes_non_contiguous_arrays(dtype):
     geo = conv.ConvGeometry.make((6, 5), (3, 3), 1, "same")
     w_strided = np.repeat(_rand((3, 3, 2, 3), dtype, 1), 2, axis=3)[..., ::2]  # strided along the last axis

@@ -1,4 +1,7 @@
-"""col2im in one parallel pass: the fast path of the input gradient in :mod:`shendu.ops.convolution`.
+"""im2col and col2im in one parallel pass each: fast paths of :mod:`shendu.ops.convolution`.
+
+im2col copies every receptive field into a row of ``cols`` (the NumPy reference: a strided view of a padded
+copy, copied again); the kernel tests the padding bounds instead of padding, in parallel over output rows.
 
 The input gradient of a convolution (and the transposed convolution) is ``dx = col2im(gy @ W^T)``: one GEMM
 gives every window's gradient as a row of ``cols`` (G, N*OH*OW, KH*KW*C/G), and col2im adds each row back onto
@@ -21,6 +24,35 @@ from __future__ import annotations
 import numpy as np
 
 from shendu.kernels.jit import jit, prange
+
+#: im2col takes the kernel from this many channels per group (shorter runs copy faster in NumPy's strided copy)
+IM2COL_MIN_CHANNELS = 8
+
+
+@jit(parallel=True)
+def im2col(x, cols, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
+    """cols[g, (n*OH + i)*OW + j, (a*KW + b)*Cg + k] = x[n, i*sh + a*dh - pt, j*sw + b*dw - pl, g*Cg + k], zero
+    where that pixel is padding; in parallel over output rows (no padded copy of x is made)."""
+    groups = cols.shape[0]
+    h, w, cg = x.shape[1], x.shape[2], x.shape[3] // groups
+    for r in prange(x.shape[0] * oh):
+        n, i = r // oh, r % oh
+        for j in range(ow):
+            for g in range(groups):
+                row = cols[g, r * ow + j]  # 1-D views: the copy loops below index from 0 and vectorise
+                for a in range(kh):
+                    y = i * sh + a * dh - pt
+                    for b in range(kw):
+                        u = j * sw + b * dw - pl
+                        dst = row[(a * kw + b) * cg:(a * kw + b + 1) * cg]
+                        if 0 <= y < h and 0 <= u < w:
+                            src = x[n, y, u, g * cg:(g + 1) * cg]
+                            for k in range(cg):
+                                dst[k] = src[k]
+                        else:
+                            for k in range(cg):
+                                dst[k] = 0
+    return cols
 
 
 @jit(parallel=True)

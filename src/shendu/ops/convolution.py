@@ -189,12 +189,16 @@ COLS_POOL = BufferPool()
 
 def im2col(x: Any, geo: ConvGeometry, pool: BufferPool | None = None) -> Any:
     """x (N, H, W, C) -> cols (G, N*OH*OW, KH*KW*C/G): every receptive field as a row, in one copy (into an
-    array from ``pool`` when given)."""
+    array from ``pool`` when given). Fast path: :func:`shendu.kernels.conv.im2col` (parallel, no padded copy)."""
     xp = get_array_module(x)
-    x = pad_input(x, geo.pads)
     n, c = x.shape[0], x.shape[3]
     g = geo.groups
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = geo.kernel, geo.strides, geo.dilation, geo.out_hw
+    if kernels.fast(x) and c // g >= conv_kernels.IM2COL_MIN_CHANNELS:
+        shape = (g, n * oh * ow, kh * kw * (c // g))
+        cols = xp.empty(shape, dtype=x.dtype) if pool is None else pool.take(xp, shape, x.dtype)
+        return conv_kernels.im2col(xp.ascontiguousarray(x), cols, *geo.spec)
+    x = pad_input(x, geo.pads)
     s_n, s_h, s_w, s_c = x.strides
     view = xp.lib.stride_tricks.as_strided(
         x, (g, n, oh, ow, kh, kw, c // g), (s_c * (c // g), s_n, s_h * sh, s_w * sw, s_h * dh, s_w * dw, s_c))
