@@ -237,3 +237,30 @@ def test_changing_a_layer_setting_or_the_loss_records_again(plans_on):
         runs.append(m.get_weights())
     for a, b in zip(*runs):
         np.testing.assert_array_equal(a, b)
+
+
+def test_two_threads_fitting_two_models_record_and_replay_their_own_steps(plans_on):
+    x, y, _, _ = _data()
+
+    def make(seed):
+        shendu.seed(seed)
+        m = Sequential([Input((6,)), Dense(8, activation="relu"), Dense(3)])
+        m.compile(optimizer=SGD(0.05, momentum=0.9), loss="mse")
+        return m
+
+    alone = []
+    for seed in (0, 1):
+        m = make(seed)
+        m.fit(x, y, batch_size=10, epochs=20, verbose=0, shuffle=False)
+        alone.append(m.get_weights())
+    models = [make(0), make(1)]
+    threads = [threading.Thread(target=lambda m=m: m.fit(x, y, batch_size=10, epochs=20, verbose=0, shuffle=False))
+               for m in models]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for m, ref in zip(models, alone):
+        assert m._train.plans.replayed > 0
+        for a, b in zip(m.get_weights(), ref):
+            np.testing.assert_array_equal(a, b)
