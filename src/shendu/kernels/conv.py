@@ -25,6 +25,9 @@ import numpy as np
 
 from shendu.kernels.jit import jit, prange
 
+#: the ops take these kernels from this many elements (of cols, or of the biased output): below it a parallel
+#: launch costs more than it saves (on a busy machine, waiting for a descheduled worker: milliseconds)
+MIN_SIZE = 16384
 #: im2col takes the kernel from this many channels per group (shorter runs copy faster in NumPy's strided copy)
 IM2COL_MIN_CHANNELS = 8
 
@@ -81,8 +84,6 @@ def col2im(cols, dx, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
     return dx
 
 
-#: below this many elements the bias kernels lose to NumPy once the launch counts (NumPy's single pass is fine)
-BIAS_MIN_SIZE = 16384
 #: rows are summed in this many fixed blocks, so the bias gradient does not depend on the thread count
 _BLOCKS = 64
 

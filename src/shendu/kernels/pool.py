@@ -16,6 +16,9 @@ import numpy as np
 
 from shendu.kernels.jit import jit, prange
 
+#: the op takes these kernels from inputs of this many elements (below, a parallel launch costs more than it saves)
+MIN_SIZE = 16384
+
 
 @jit(parallel=True)
 def max_pool_forward(x, y, argmax, kh, kw, sh, sw, pt, pl, track):

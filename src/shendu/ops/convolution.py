@@ -194,8 +194,8 @@ def im2col(x: Any, geo: ConvGeometry, pool: BufferPool | None = None) -> Any:
     n, c = x.shape[0], x.shape[3]
     g = geo.groups
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = geo.kernel, geo.strides, geo.dilation, geo.out_hw
-    if kernels.fast(x) and c // g >= conv_kernels.IM2COL_MIN_CHANNELS:
-        shape = (g, n * oh * ow, kh * kw * (c // g))
+    shape = (g, n * oh * ow, kh * kw * (c // g))
+    if kernels.fast(x) and c // g >= conv_kernels.IM2COL_MIN_CHANNELS and math.prod(shape) >= conv_kernels.MIN_SIZE:
         cols = xp.empty(shape, dtype=x.dtype) if pool is None else pool.take(xp, shape, x.dtype)
         return conv_kernels.im2col(xp.ascontiguousarray(x), cols, *geo.spec)
     x = pad_input(x, geo.pads)
@@ -203,8 +203,8 @@ def im2col(x: Any, geo: ConvGeometry, pool: BufferPool | None = None) -> Any:
     view = xp.lib.stride_tricks.as_strided(
         x, (g, n, oh, ow, kh, kw, c // g), (s_c * (c // g), s_n, s_h * sh, s_w * sw, s_h * dh, s_w * dw, s_c))
     if pool is None:
-        return xp.ascontiguousarray(view).reshape(g, n * oh * ow, kh * kw * (c // g))
-    cols = pool.take(xp, (g, n * oh * ow, kh * kw * (c // g)), x.dtype)
+        return xp.ascontiguousarray(view).reshape(shape)
+    cols = pool.take(xp, shape, x.dtype)
     xp.copyto(cols.reshape(view.shape), view)
     return cols
 
@@ -253,7 +253,7 @@ def conv_input_grad(gy: Any, w: Any, geo: ConvGeometry) -> Any:
     (kh, kw), (oh, ow), (hp, wp) = geo.kernel, geo.out_hw, geo.padded_hw
     n, cg = gy.shape[0], w.shape[2]
     rows = _grouped_rows(gy, g)  # (G, M, O/G)
-    if kernels.fast(gy, w) and gy.dtype == w.dtype:
+    if kernels.fast(gy, w) and gy.dtype == w.dtype and n * oh * ow * kh * kw * cg * g >= conv_kernels.MIN_SIZE:
         cols = COLS_POOL.take(xp, (g, n * oh * ow, kh * kw * cg), gy.dtype)
         _matmul(rows, _grouped_kernel(w, g).transpose(0, 2, 1), out=cols)  # (G, M, KH*KW*C/G)
         dx = xp.empty((n, *geo.in_hw, g * cg), dtype=gy.dtype)
@@ -279,7 +279,7 @@ def conv_filter_grad(cols: Any, gy: Any, geo: ConvGeometry, kernel_shape: tuple[
 
 def add_bias(y: Any, b: Any) -> Any:
     """y += b in place (y (..., O), b (O,)); fast path: :func:`shendu.kernels.conv.add_bias` on large arrays."""
-    if (kernels.fast(y, b) and y.size >= conv_kernels.BIAS_MIN_SIZE and b.shape == y.shape[-1:]
+    if (kernels.fast(y, b) and y.size >= conv_kernels.MIN_SIZE and b.shape == y.shape[-1:]
             and b.dtype == y.dtype and y.flags.c_contiguous):
         conv_kernels.add_bias(y.reshape(-1, b.shape[0]), b)
     else:
@@ -289,7 +289,7 @@ def add_bias(y: Any, b: Any) -> Any:
 
 def bias_grad(gy: Any) -> Any:
     """db = sum(gy) over N, H, W; fast path: :func:`shendu.kernels.conv.bias_grad` on large arrays."""
-    if kernels.fast(gy) and gy.size >= conv_kernels.BIAS_MIN_SIZE and gy.flags.c_contiguous:
+    if kernels.fast(gy) and gy.size >= conv_kernels.MIN_SIZE and gy.flags.c_contiguous:
         return conv_kernels.bias_grad(gy.reshape(-1, gy.shape[-1]), get_array_module(gy).empty(gy.shape[-1], gy.dtype))
     return reduce_sum(gy, axis=(0, 1, 2))
 

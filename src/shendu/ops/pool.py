@@ -85,7 +85,7 @@ class MaxPool2DOp(_Pool2D):
         xp = get_array_module(x)
         track = is_grad_enabled()  # the argmax is only needed for a backward
         index = xp.uint8 if math.prod(self.geo.kernel) <= 256 else xp.int32
-        if kernels.fast(x):  # one parallel pass (shendu.kernels.pool), same answers as the passes below
+        if kernels.fast(x) and x.size >= pool_kernels.MIN_SIZE:  # one parallel pass, the same answers as below
             geo, (pt, _), (pl, _) = self.geo, *self.geo.pads
             y = xp.empty((x.shape[0], *geo.out_hw, x.shape[3]), dtype=x.dtype)
             argmax = xp.empty(y.shape if track else (0, 0, 0, 0), dtype=index)
@@ -114,7 +114,7 @@ class MaxPool2DOp(_Pool2D):
         if isinstance(gy, Tensor):  # create_graph: the same sum, recorded (the argmax masks are constants)
             return _scatter_taps(geo, raw(x).shape, lambda k: gy * (self.argmax == k).astype(raw(gy).dtype))
         xp = get_array_module(gy)
-        if kernels.fast(gy):  # one parallel pass, every pixel written (shendu.kernels.pool)
+        if kernels.fast(gy) and math.prod(x.shape) >= pool_kernels.MIN_SIZE:  # one pass, every pixel written
             (pt, _), (pl, _) = geo.pads
             dx = xp.empty((*x.shape[:3], gy.shape[3]), dtype=gy.dtype)
             return pool_kernels.max_pool_backward(xp.ascontiguousarray(gy), self.argmax, dx, *geo.kernel, *geo.strides,
