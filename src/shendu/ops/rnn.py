@@ -162,12 +162,13 @@ def _carry(keep: Any, new: Any, old: Any) -> None:
 
 
 def _sequence_output(hs: Any, mask: Any, zero_output: bool) -> Any:
-    """(time, batch, units) states -> (batch, time, units) outputs (zeros at masked steps if asked), contiguous:
-    a strided view would make every later GEMM on it several times slower."""
+    """(time, batch, units) states -> (batch, time, units) outputs (zeros at masked steps if asked): always a
+    new C-ordered array (a strided view would make every later GEMM on it several times slower, and ``hs`` goes
+    back to the pool of buffers; with batch 1 or one step, ``ascontiguousarray`` would return a view)."""
     seq = hs.transpose(1, 0, 2)
     if mask is not None and zero_output:
         return seq * mask[:, :, None]
-    return get_array_module(hs).ascontiguousarray(seq)
+    return seq.copy(order="C")
 
 
 def _sequence_grad(gseq: Any, mask: Any, zero_output: bool) -> Any:
