@@ -154,7 +154,10 @@ class Optimizer:
         return {}
 
     def update(self, param: Tensor, grad: Any, state: dict[str, Any], lr: float) -> None:
-        """Apply the update rule to ``param.data`` in place; ``grad`` is an array of the parameter's dtype."""
+        """Apply the update rule to ``param.data`` in place; ``grad`` is an array of the parameter's dtype.
+
+        An override may add a ``decay`` argument: it then receives the weight-decay factor and applies
+        ``w *= decay`` itself before its rule (see the module docstring)."""
         raise NotImplementedError(f"{type(self).__name__} must implement update(param, grad, state, lr)")
 
     def prepare_step(self) -> None:
