@@ -20,6 +20,11 @@ follows Keras/TensorFlow: total = max((ceil(H/s) - 1) s + d (k - 1) + 1 - H, 0),
 extra row, when odd, goes to the bottom). conv1d is conv2d on a height-1 image.
 The loop-level textbook forms are in :mod:`shendu.reference.conv`; tests check both agree.
 
+Fast paths (:mod:`shendu.kernels.conv`, taken for NumPy float arrays from ``MIN_SIZE`` elements, the bodies
+here staying the reference): im2col as one parallel pass that skips the padding instead of copying it; col2im
+as one wide GEMM ``gy @ W^T`` into a pooled ``cols`` and one parallel pass adding its rows back (instead of
+KH*KW narrow GEMMs and strided adds); the bias add and its gradient as parallel passes. The GEMMs stay BLAS.
+
 >>> import numpy as np, shendu
 >>> x = shendu.ones((1, 4, 4, 1)); w = shendu.ones((3, 3, 1, 2))
 >>> conv2d(x, w, padding="same").shape
