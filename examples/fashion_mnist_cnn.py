@@ -15,6 +15,12 @@ Recipe (the same net with a constant learning rate and no augmentation: 0.9236 a
   * augmentation: ``RandomFlip('horizontal')`` as the model's first layer (a mirrored shirt is still a shirt;
     like all random layers it acts only in training, not in ``evaluate``);
   * Adam whose learning rate falls from 2e-3 to 0 along a cosine over the run (``CosineDecay``), batch 128.
+
+Measured 2026-12-04 on the full data (seed 0, batch 128, one BLAS thread, commit ef60f2e with SHENDU_JIT=0)
+with ``--epochs 6``: test accuracy 0.9061 (still under-fitted: training accuracy 0.91), 273 s of CPU time;
+wall time 2,753 s of training, 2,793 s in all, niced on a 2-core machine shared with ~7 other jobs. The
+15-epoch default (about 11 minutes of CPU on an idle core) has not been measured with this recipe yet; the
+goal is 0.925.
 """
 
 import argparse
@@ -62,7 +68,7 @@ def build_model() -> Sequential:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", nargs="?", default=None, help="directory with the Fashion-MNIST files")
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--sample", action="store_true", help="use the small subset bundled with shendu")
     parser.add_argument("--limit", type=int, default=None, help="train on the first LIMIT images only")
