@@ -218,3 +218,13 @@ def test_outputs_do_not_view_reused_buffers(kind, batch, steps):
         call(seed)
     for a, b in zip(kept, before):
         np.testing.assert_array_equal(a, b)
+
+
+def test_buffer_pool_bounds_what_it_keeps():
+    pool = fused._Buffers(limit=1000)
+    a = np.empty(100, np.float32)  # 400 bytes
+    pool.give(a, np.empty(300, np.float32), np.empty(10, np.float32)[::2])  # too big; a view: neither kept
+    assert pool.bytes == 400 and pool.take(np, (100,), np.float32) is a and pool.bytes == 0
+    pool.give(np.empty(200, np.float32), np.empty(200, np.float32))  # 1600 bytes > limit: starts over
+    assert pool.bytes == 800
+    assert pool.take(np, (7,), np.float64).shape == (7,)  # nothing of that shape: a new array

@@ -94,10 +94,11 @@ class _Buffers:
     call to the next. Fresh each training step, the allocator maps new memory and every 4 KB page faults on
     first touch: ~4,000 faults, ~10 ms of a 60 ms Embedding-LSTM(128) step (batch 64, 80 steps) go to the kernel.
     An op takes arrays here (contents undefined, as ``np.empty``) and gives them back when it is freed, so
-    nothing it returns may view them (final states are copies). At most ``limit`` bytes wait here; past it,
-    the pool starts over (so a new sequence length or batch size replaces the old ones). NumPy only."""
+    nothing it returns may view them (final states are copies). At most ``limit`` bytes wait here (larger
+    arrays are not kept); past it, the pool starts over, so a new sequence length or batch size replaces the
+    old ones. NumPy only."""
 
-    def __init__(self, limit: int = 256 << 20) -> None:
+    def __init__(self, limit: int = 128 << 20) -> None:
         self.free: dict[tuple, list] = {}
         self.bytes, self.limit = 0, limit
         self.lock = threading.Lock()
@@ -115,7 +116,7 @@ class _Buffers:
     def give(self, *arrays: Any) -> None:
         with self.lock:
             for a in arrays:
-                if type(a) is not np.ndarray or a.base is not None:
+                if type(a) is not np.ndarray or a.base is not None or a.nbytes > self.limit:
                     continue
                 if self.bytes + a.nbytes > self.limit:
                     self.free.clear()
