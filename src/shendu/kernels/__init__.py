@@ -8,8 +8,14 @@ every kernel to its reference and gradient-check it.
 The fast path is off (and every op runs its NumPy reference) when Numba is not installed, when the
 environment sets ``SHENDU_JIT=0``, inside ``with shendu.kernels.disabled():``, and for CuPy arrays.
 Kernels compile on first use and are cached on disk (``cache=True``), so a later run does not recompile.
+Importing this package also keeps freed large blocks in the process (:mod:`shendu.kernels.allocator`), so the
+same arrays allocated every step do not page-fault every step.
 """
 
+from shendu.kernels.allocator import retain_freed_memory
 from shendu.kernels.jit import available, disabled, enabled, fast, get_num_threads, jit, prange, set_num_threads
 
-__all__ = ["available", "disabled", "enabled", "fast", "get_num_threads", "jit", "prange", "set_num_threads"]
+retain_freed_memory()
+
+__all__ = ["available", "disabled", "enabled", "fast", "get_num_threads", "jit", "prange", "retain_freed_memory",
+           "set_num_threads"]
