@@ -16,12 +16,12 @@ and at least :data:`MIN_SIZE` elements (below that NumPy's own loop is as fast a
 
 from __future__ import annotations
 
-import types
 from typing import Any
 
 import numpy as np
 
-from shendu.kernels.jit import fast, jit, prange
+from shendu.kernels.jit import Kernel as TwoBuildKernel
+from shendu.kernels.jit import fast, prange
 
 MIN_SIZE = 1 << 14  # elements: the activations take the kernels from here (measured: below it the call overhead
 #                      eats the gain of one fused pass)
@@ -37,30 +37,13 @@ def fits(*arrays: Any) -> bool:
     return all(a.flags.c_contiguous and a.shape == first.shape and a.dtype == first.dtype for a in arrays)
 
 
-class Kernel:
-    """One loop compiled twice: serial for arrays under :data:`PARALLEL_MIN` elements, parallel from there (each
-    compiled on first use only). Call it on 1-D arrays: ``kernel(*arrays, *constants, out)``; decorate a loop
-    written with ``prange`` with ``@Kernel``."""
-
-    def __init__(self, function: Any) -> None:
-        self.serial = jit()(function)
-        self.parallel = jit(parallel=True)(_renamed(function, "_parallel"))
-        self.__doc__, self.__name__ = function.__doc__, function.__name__
-
-    def __call__(self, *args: Any) -> None:
-        (self.parallel if args[-1].size >= PARALLEL_MIN else self.serial)(*args)
+def Kernel(function: Any) -> TwoBuildKernel:  # noqa: N802 - used as a decorator, like a class
+    """One element-wise loop compiled serial and parallel, parallel from :data:`PARALLEL_MIN` elements (see
+    :class:`shendu.kernels.jit.Kernel`). Call it on 1-D arrays: ``kernel(*arrays, *constants, out)``."""
+    return TwoBuildKernel(function, PARALLEL_MIN)
 
 
-def _renamed(function: Any, suffix: str) -> Any:
-    """A copy of ``function`` under another name: Numba's on-disk cache keys a function by its name and code,
-    not by its compile options, so the parallel build needs a name of its own."""
-    copy = types.FunctionType(function.__code__, function.__globals__, function.__name__ + suffix,
-                              function.__defaults__, function.__closure__)
-    copy.__qualname__ = function.__qualname__ + suffix
-    return copy
-
-
-def run(kernel: Kernel, *arrays: Any, constants: tuple = ()) -> np.ndarray:
+def run(kernel: TwoBuildKernel, *arrays: Any, constants: tuple = ()) -> np.ndarray:
     """A new array like ``arrays[0]`` filled by ``kernel(*flat arrays, *constants in its dtype, out)``."""
     out = np.empty(arrays[0].size, arrays[0].dtype)
     typed = tuple(out.dtype.type(c) for c in constants)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -120,6 +121,33 @@ def _first_launch(compiled: Callable, args: tuple) -> Any:
         except ValueError:  # pragma: no cover - the launch above started a pool
             _layer.append("workqueue")
         return result
+
+
+class Kernel:
+    """One loop (written with ``prange``) compiled twice, each on first use: serial for arrays under
+    ``parallel_min`` elements, parallel from there. ``kernel(*args)`` picks by the size of its last argument
+    (the output); ``kernel.pick(size)`` returns the build for another size. ``options`` go to both builds."""
+
+    def __init__(self, function: Callable, parallel_min: int = 1 << 16, **options: Any) -> None:
+        self.serial = jit(**options)(function)
+        self.parallel = jit(parallel=True, **options)(_renamed(function, "_parallel"))
+        self.parallel_min = parallel_min
+        self.__doc__, self.__name__ = function.__doc__, function.__name__
+
+    def pick(self, size: int) -> Callable:
+        return self.parallel if size >= self.parallel_min else self.serial
+
+    def __call__(self, *args: Any) -> Any:
+        return self.pick(args[-1].size)(*args)
+
+
+def _renamed(function: Callable, suffix: str) -> Callable:
+    """A copy of ``function`` under another name: Numba's on-disk cache keys a function by its name and code,
+    not by its compile options, so the parallel build needs a name of its own."""
+    copy = types.FunctionType(function.__code__, function.__globals__, function.__name__ + suffix,
+                              function.__defaults__, function.__closure__)
+    copy.__qualname__ = function.__qualname__ + suffix
+    return copy
 
 
 if _numba is not None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from shendu.kernels.jit import fast, jit, prange
+from shendu.kernels.jit import Kernel, fast, jit, prange
 
 #: parameters with at least this many elements are updated by all threads, smaller ones by one
 PARALLEL_MIN = 1 << 15
@@ -92,48 +92,28 @@ def _rmsprop_at(i, w, g, v, a, s, c, lr, eps, momentum, decay):  # pragma: no co
 
 # ---------------------------------------------------------------- the loops: serial and parallel
 # Hyper-parameters arrive as Python floats and are rounded to the parameter's dtype once, before the loop.
-@jit(error_model="numpy")
-def _adam_serial(w, g, m, v, v_hat, c1, c2, alpha, eps, decay):  # pragma: no cover - compiled
-    t = w.dtype.type
-    c1, c2, alpha, eps, decay = t(c1), t(c2), t(alpha), t(eps), t(decay)
-    for i in range(w.size):
-        _adam_at(i, w, g, m, v, v_hat, c1, c2, alpha, eps, decay)
+def _loop(function):
+    return Kernel(function, PARALLEL_MIN, error_model="numpy")
 
 
-@jit(parallel=True, error_model="numpy")
-def _adam_parallel(w, g, m, v, v_hat, c1, c2, alpha, eps, decay):  # pragma: no cover - compiled
+@_loop
+def _adam(w, g, m, v, v_hat, c1, c2, alpha, eps, decay):  # pragma: no cover - compiled
     t = w.dtype.type
     c1, c2, alpha, eps, decay = t(c1), t(c2), t(alpha), t(eps), t(decay)
     for i in prange(w.size):
         _adam_at(i, w, g, m, v, v_hat, c1, c2, alpha, eps, decay)
 
 
-@jit(error_model="numpy")
-def _sgd_serial(w, g, v, lr, momentum, nesterov, decay):  # pragma: no cover - compiled
-    t = w.dtype.type
-    lr, momentum, decay = t(lr), t(momentum), t(decay)
-    for i in range(w.size):
-        _sgd_at(i, w, g, v, lr, momentum, nesterov, decay)
-
-
-@jit(parallel=True, error_model="numpy")
-def _sgd_parallel(w, g, v, lr, momentum, nesterov, decay):  # pragma: no cover - compiled
+@_loop
+def _sgd(w, g, v, lr, momentum, nesterov, decay):  # pragma: no cover - compiled
     t = w.dtype.type
     lr, momentum, decay = t(lr), t(momentum), t(decay)
     for i in prange(w.size):
         _sgd_at(i, w, g, v, lr, momentum, nesterov, decay)
 
 
-@jit(error_model="numpy")
-def _rmsprop_serial(w, g, v, a, s, c, lr, eps, momentum, decay):  # pragma: no cover - compiled
-    t = w.dtype.type
-    c, lr, eps, momentum, decay = t(c), t(lr), t(eps), t(momentum), t(decay)
-    for i in range(w.size):
-        _rmsprop_at(i, w, g, v, a, s, c, lr, eps, momentum, decay)
-
-
-@jit(parallel=True, error_model="numpy")
-def _rmsprop_parallel(w, g, v, a, s, c, lr, eps, momentum, decay):  # pragma: no cover - compiled
+@_loop
+def _rmsprop(w, g, v, a, s, c, lr, eps, momentum, decay):  # pragma: no cover - compiled
     t = w.dtype.type
     c, lr, eps, momentum, decay = t(c), t(lr), t(eps), t(momentum), t(decay)
     for i in prange(w.size):
@@ -153,7 +133,7 @@ def adam(w: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, v_hat: np.n
     used below instead of ``v``; ``w = w * decay - m / (sqrt(v) + eps) * alpha``."""
     if w.ndim != 1:
         w, g, m, v, v_hat = w.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), _flat(v_hat)
-    kernel = _adam_parallel if w.size >= PARALLEL_MIN else _adam_serial
+    kernel = _adam.pick(w.size)
     kernel(w, g, m, v, v_hat, float(c1), float(c2), float(alpha), float(eps), float(decay))
 
 
@@ -163,7 +143,7 @@ def sgd(w: np.ndarray, g: np.ndarray, v: np.ndarray | None, lr: float, momentum:
     ``v = v * momentum - g * lr`` and ``w += v`` (``w = (w - g * lr) + v * momentum`` when ``nesterov``)."""
     if w.ndim != 1:
         w, g, v = w.reshape(-1), g.reshape(-1), _flat(v)
-    kernel = _sgd_parallel if w.size >= PARALLEL_MIN else _sgd_serial
+    kernel = _sgd.pick(w.size)
     kernel(w, g, v, float(lr), float(momentum), bool(nesterov), float(decay))
 
 
@@ -174,5 +154,5 @@ def rmsprop(w: np.ndarray, g: np.ndarray, v: np.ndarray, average: np.ndarray | N
     ``s = s * momentum + step; w = w * decay - s``, else ``w = w * decay - step``."""
     if w.ndim != 1:
         w, g, v, average, s = w.reshape(-1), g.reshape(-1), v.reshape(-1), _flat(average), _flat(s)
-    kernel = _rmsprop_parallel if w.size >= PARALLEL_MIN else _rmsprop_serial
+    kernel = _rmsprop.pick(w.size)
     kernel(w, g, v, average, s, float(c), float(lr), float(eps), float(momentum), float(decay))
