@@ -11,12 +11,16 @@ higher is better.
 
 All frameworks in one run use the same number of threads (set by ``run.py`` in the environment of the
 fresh process each configuration runs in, before NumPy, Numba or PyTorch is imported), so the ratios
-compare the libraries and not the thread pools.
+compare the libraries and not the thread pools. ``run.py`` times PyTorch in a process of its own
+(``SHENDU_BENCH_FRAMEWORKS``): a process has one GNU OpenMP runtime, shared by PyTorch and shendu's Numba
+kernels, whose wait policy is fixed by whichever library loads it first, so timing both in one process
+would hand one of them the other's setting, which is not how either runs in a user's program.
 """
 
 from __future__ import annotations
 
 import gc
+import math
 import os
 import statistics
 import time
@@ -38,8 +42,16 @@ def threads() -> int:
     return int(os.environ.get("OMP_NUM_THREADS", "1"))
 
 
+def frameworks() -> set[str]:
+    """The frameworks this process times: ``SHENDU_BENCH_FRAMEWORKS`` (comma-separated), default all three."""
+    return set(os.environ.get("SHENDU_BENCH_FRAMEWORKS", "shendu,torch,numpy").split(","))
+
+
 def setup_torch() -> Any:
-    """Import PyTorch on the benchmark's thread count and return it, or None when it is not installed."""
+    """Import PyTorch on the benchmark's thread count and return it, or None when it is not installed or
+    this process does not time it (:func:`frameworks`)."""
+    if "torch" not in frameworks():
+        return None
     try:
         import torch
     except ImportError:
@@ -110,12 +122,16 @@ def median_time(fn: Callable[[], Any], number: int | None = None, repeat: int = 
 
 def interleaved(steps: dict[str, Callable[[], Any] | None], rounds: int, number: int = 2) -> dict[str, float]:
     """Median seconds per call of each step (None: left out), timed in ``rounds`` rounds that take the
-    steps in turn, so that a change of machine load mid-run hits every framework alike."""
+    steps in turn, so that a change of machine load mid-run hits every framework alike. A framework this
+    process does not time (:func:`frameworks`) gets NaN; ``run.py`` takes its figure from the process that
+    does."""
+    wanted = frameworks()
     times: dict[str, list[float]] = {name: [] for name, fn in steps.items() if fn is not None}
     for _ in range(rounds):
         for name in times:
-            times[name].append(median_time(steps[name], number=number, repeat=1))
-    return {name: statistics.median(ts) for name, ts in times.items()}
+            if name in wanted:
+                times[name].append(median_time(steps[name], number=number, repeat=1))
+    return {name: statistics.median(ts) if ts else math.nan for name, ts in times.items()}
 
 
 def us(seconds: float) -> float:

@@ -92,6 +92,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=1, metavar="N",
                         help="run each configuration N times (with --baseline-src: new and old code in turn) "
                              "and report the medians: steadier figures on a busy machine (default 1)")
+    parser.add_argument("--no-torch", dest="torch", action="store_false",
+                        help="skip the PyTorch process (shendu and hand NumPy only)")
     parser.add_argument("--worker", metavar="JSON_OUT", help=argparse.SUPPRESS)
     parser.add_argument("--label", default="", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -253,6 +255,7 @@ def _load(path: Path):
 def _environment() -> dict:
     """What actually ran in this process: thread pools (threadpoolctl), Numba, PyTorch, which shendu."""
     import numpy as np
+    from common import frameworks
 
     import shendu
 
@@ -284,6 +287,8 @@ def _environment() -> dict:
     except ImportError:
         info["numba"] = None
     try:
+        if "torch" not in frameworks():  # timed in a process of its own: run_config fills these in
+            raise ImportError
         import torch
 
         info["torch"] = torch.__version__
@@ -373,14 +378,38 @@ def heading(result: dict) -> str:
     jit = env.get("jit")
     parts.append("Numba kernels " + ("off" if not jit else
                                      f"on, {threads(env.get('numba_threads'))} ({env.get('numba_layer')} layer)"))
-    parts.append(f"PyTorch {env.get('torch')}, {threads(env.get('torch_threads'))}")
+    parts.append(f"PyTorch {env.get('torch')}, {threads(env.get('torch_threads'))}, timed in a process of its own"
+                 + "".join(f" ({p.get('internal_api')} x{p.get('num_threads')})" for p in env.get("torch_pools") or []))
     parts.append(f"shendu {env.get('commit')} from {env.get('shendu')}")
     return f"### {result['label']}\n\n{'; '.join(parts)}"
 
 
 def run_config(config: dict, args: argparse.Namespace, first: bool, tag: str = "") -> dict:
-    """Run one configuration in a fresh process and return its result."""
-    env = dict(config["env"])
+    """Run one configuration and return its result: shendu and hand NumPy in one fresh process, PyTorch in
+    another (see ``common.py``: one GNU OpenMP runtime per process, its wait policy set by whoever loads it
+    first), the PyTorch figures merged into the first process's rows."""
+    result = _run_process(config, args, first, tag, "shendu,numpy")
+    if args.torch:
+        apart = _run_process(config, args, False, tag + " (PyTorch)", "torch")
+        torch_rows = {_ident(r): r.get("torch") for r in apart.get("rows", [])}
+        for r in result.get("rows", []):
+            if r.get("torch") is None and torch_rows.get(_ident(r)) is not None:
+                r["torch"] = torch_rows[_ident(r)]
+        env = apart.get("env", {})
+        torch_pools = [p for p in env.get("pools") or [] if p.get("owner") == "torch"]
+        result.setdefault("env", {}).update(torch=env.get("torch"), torch_threads=env.get("torch_threads"),
+                                            torch_pools=torch_pools)
+        result["failed"] = result.get("failed", []) + [f"{f} (PyTorch process)" for f in apart.get("failed", [])]
+    return result
+
+
+def _ident(row: dict) -> str:
+    return row.get("key") or row["workload"]
+
+
+def _run_process(config: dict, args: argparse.Namespace, first: bool, tag: str, frameworks: str) -> dict:
+    """Run the selected modules in a fresh process that times ``frameworks`` (comma-separated)."""
+    env = dict(config["env"], SHENDU_BENCH_FRAMEWORKS=frameworks)
     cache = None
     if args.cold_cache:
         cache = tempfile.mkdtemp(prefix="shendu-numba-cache-")
@@ -421,7 +450,7 @@ def merge(runs: list[dict]) -> dict:
     """Several runs of one configuration as one result: the median of each figure of each row."""
     if len(runs) == 1:
         return runs[0]
-    ident = lambda r: r.get("key") or r["workload"]  # noqa: E731
+    ident = _ident
     merged: dict[str, dict] = {}
     for run in runs:
         for r in run["rows"]:

@@ -247,3 +247,44 @@ def test_dropout_layer_rng_and_non_contiguous_inputs():
     np.testing.assert_array_equal(a, b)
     c = shendu.random.dropout(shendu.ones((300, 200)), 0.5, seed=3).numpy()
     np.testing.assert_array_equal(a, c)  # an int seed: a generator seeded with it, as the layer's
+
+
+_POOL_PROBE = """
+import sys
+if sys.argv[1] == "torch_first":
+    import torch
+import numpy as np
+import importlib
+jit = importlib.import_module("shendu.kernels.jit")
+x = np.linspace(-1, 1, 1 << 18, dtype=np.float32)
+@jit.jit(parallel=True)
+def double(a, out):
+    for i in jit.prange(a.size):
+        out[i] = 2 * a[i]
+out = np.empty_like(x)
+double(x, out)
+assert np.array_equal(out, 2 * x)
+print(jit._layer[0])
+"""
+
+
+@pytest.mark.skipif(not kernels.available(), reason="needs Numba")
+@pytest.mark.parametrize("order", ["shendu_alone", "torch_first"])
+def test_thread_pool_choice_when_another_library_started_openmp(order):
+    """shendu alone starts GNU OpenMP with passive waiting; when PyTorch imported first already started it
+    (spinning waits, which starve NumPy's BLAS threads), the kernels use Numba's own pool instead."""
+    import ctypes.util
+    import os
+    import subprocess
+    import sys
+
+    if order == "torch_first":
+        pytest.importorskip("torch")
+    elif not ctypes.util.find_library("gomp"):
+        pytest.skip("no GNU OpenMP on this machine")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "NUMBA_THREADING_LAYER")}
+    done = subprocess.run([sys.executable, "-c", _POOL_PROBE, order], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    layer = done.stdout.split()[-1]
+    assert layer == ("workqueue" if order == "torch_first" else "omp"), layer

@@ -3,13 +3,15 @@
 Threads: Numba's pool has ``NUMBA_NUM_THREADS`` threads (default: every core), the same count NumPy's BLAS
 uses by default; :func:`set_num_threads` lowers it at run time. The OpenMP threading layer is preferred
 (a launch costs ~3 us against ~100 us for Numba's fallback "workqueue" pool), and it is safe to launch
-kernels from several Python threads at once. Where only "workqueue" is available, launches are serialised
+kernels from several Python threads at once; see :func:`_first_launch` for when another library's OpenMP
+comes first. Where only "workqueue" is available, launches are serialised
 by a lock, since that pool aborts on concurrent launches.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import threading
 import types
@@ -98,17 +100,35 @@ def _serialise_if_workqueue(compiled: Callable) -> Callable:
     return launch
 
 
+def _openmp_loaded_by_another() -> bool:
+    """Whether another library (PyTorch, imported first) already loaded and started GNU OpenMP."""
+    try:
+        ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD)
+    except OSError:
+        return False
+    return True
+
+
 def _first_launch(compiled: Callable, args: tuple) -> Any:
-    """Start Numba's thread pool with ``OMP_WAIT_POLICY=PASSIVE`` (unless the user set a policy): OpenMP's
-    default keeps idle workers spinning after each kernel, and on a machine whose cores NumPy's BLAS threads
-    also use, those spinning workers starve the next GEMM (measured: the MNIST convnet step at 2 threads on
-    2 cores, 113 ms spinning vs 54 ms passive). The variable is set only while the pool's OpenMP runtime
-    starts (it reads it once, then) and removed again, so other libraries in the process (PyTorch's OpenMP)
-    keep their own default."""
+    """Start Numba's thread pool with ``OMP_WAIT_POLICY=PASSIVE`` (unless the user set a policy).
+
+    OpenMP's default keeps idle workers spinning after each kernel, and on a machine whose cores NumPy's BLAS
+    threads also use, those spinning workers starve the next GEMM (measured: the MNIST convnet step at 2
+    threads on 2 cores, 113 ms spinning vs 54 ms passive). GNU OpenMP reads the policy once, when it loads,
+    and there is one GNU OpenMP per process: every library that uses it shares its pool and policy. So:
+
+    * not loaded yet: the variable is set only while Numba's OpenMP layer loads, then removed. A library
+      loaded later (PyTorch imported after shendu) shares that runtime and so waits passively too;
+    * already loaded by another library (PyTorch imported first), with its spinning default: Numba's own
+      "workqueue" pool is used instead (measured: convnet step 124 ms on the shared spinning pool, 54 ms on
+      workqueue, 48 ms on a passive OpenMP), leaving the other library's runtime as it was.
+    """
     with _launch_lock:
         if _layer:
             return compiled(*args)
         user_policy = "OMP_WAIT_POLICY" in os.environ
+        if not user_policy and _openmp_loaded_by_another() and _numba.config.THREADING_LAYER == "default":
+            _numba.config.THREADING_LAYER_PRIORITY = ["tbb", "workqueue", "omp"]
         if not user_policy:
             os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
         try:
