@@ -143,3 +143,42 @@ def test_owner_of_a_thread_pool():
     path = "/x/lib/python3.11/site-packages/numpy.libs/libscipy_openblas64_-abc.so"
     assert run._owner(path) == "numpy"
     assert run._owner("/x/site-packages/torch/lib/libgomp.so.1") == "torch"
+
+
+def test_a_process_times_only_its_frameworks(monkeypatch):
+    monkeypatch.setenv("SHENDU_BENCH_FRAMEWORKS", "shendu,numpy")
+    assert common.setup_torch() is None
+    calls = {"shendu": 0, "torch": 0}
+
+    def step(name):
+        return lambda: calls.__setitem__(name, calls[name] + 1)
+
+    times = common.interleaved({"shendu": step("shendu"), "torch": step("torch"), "numpy": None}, rounds=2)
+    assert calls["torch"] == 0 and calls["shendu"] > 0
+    assert set(times) == {"shendu", "torch"} and times["torch"] != times["torch"]  # NaN: not timed here
+    assert times["shendu"] >= 0
+
+
+def test_run_config_takes_torch_figures_from_torch_process(monkeypatch):
+    seen = []
+
+    def fake_process(config, args, first, tag, frameworks):
+        seen.append((frameworks, first))
+        if frameworks == "torch":
+            return {"rows": [dict(_row(shendu=1.0, torch=7.0), key="k")], "failed": ["bench_x.py"],
+                    "env": {"torch": "2.13", "torch_threads": 2,
+                            "pools": [{"owner": "torch", "internal_api": "openmp", "num_threads": 2}]}}
+        return {"rows": [dict(_row(shendu=5.0), key="k"), dict(_row(shendu=3.0), workload="only shendu")],
+                "failed": [], "env": {"torch": None}}
+
+    monkeypatch.setattr(run, "_run_process", fake_process)
+    args = run._parse_args([])
+    result = run.run_config({"threads": 2, "blas": "user", "env": {}}, args, first=True)
+    assert seen == [("shendu,numpy", True), ("torch", False)]
+    assert result["rows"][0]["shendu"] == 5.0 and result["rows"][0]["torch"] == 7.0
+    assert result["rows"][1]["torch"] is None
+    assert result["env"]["torch"] == "2.13" and result["env"]["torch_pools"][0]["internal_api"] == "openmp"
+    assert result["failed"] == ["bench_x.py (PyTorch process)"]
+    seen.clear()
+    run.run_config({"threads": 2, "blas": "user", "env": {}}, run._parse_args(["--no-torch"]), first=True)
+    assert seen == [("shendu,numpy", True)]
