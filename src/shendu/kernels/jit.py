@@ -4,8 +4,8 @@ Threads: Numba's pool has ``NUMBA_NUM_THREADS`` threads (default: every core), t
 uses by default; :func:`set_num_threads` lowers it at run time. The OpenMP threading layer is preferred
 (a launch costs ~3 us against ~100 us for Numba's fallback "workqueue" pool), and it is safe to launch
 kernels from several Python threads at once; see :func:`_first_launch` for when another library's OpenMP
-comes first. Where only "workqueue" is available, launches are serialised
-by a lock, since that pool aborts on concurrent launches.
+comes first. Where only "workqueue" is available, launches are serialised by a lock, since that pool aborts
+on concurrent launches.
 """
 
 from __future__ import annotations
@@ -102,8 +102,11 @@ def _serialise_if_workqueue(compiled: Callable) -> Callable:
 
 def _openmp_loaded_by_another() -> bool:
     """Whether another library (PyTorch, imported first) already loaded and started GNU OpenMP."""
+    no_load = getattr(os, "RTLD_NOLOAD", None)  # POSIX only; GNU OpenMP is a Linux matter anyway
+    if no_load is None:
+        return False
     try:
-        ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD)
+        ctypes.CDLL("libgomp.so.1", mode=no_load)
     except OSError:
         return False
     return True
@@ -120,7 +123,7 @@ def _first_launch(compiled: Callable, args: tuple) -> Any:
     * not loaded yet: the variable is set only while Numba's OpenMP layer loads, then removed. A library
       loaded later (PyTorch imported after shendu) shares that runtime and so waits passively too;
     * already loaded by another library (PyTorch imported first), with its spinning default: Numba's own
-      "workqueue" pool is used instead (measured: convnet step 124 ms on the shared spinning pool, 54 ms on
+      "workqueue" pool is used instead (measured: convnet step 124 ms on the shared spinning pool, 50-54 ms on
       workqueue, 48 ms on a passive OpenMP), leaving the other library's runtime as it was.
     """
     with _launch_lock:
