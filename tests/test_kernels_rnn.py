@@ -18,6 +18,7 @@ from shendu import kernels
 from shendu.kernels import rnn as rnn_kernels
 from shendu.kernels.lookup import scatter_add_rows
 from shendu.ops import rnn as fused
+from shendu.ops.buffers import BufferPool
 from shendu.ops.lookup import embedding_lookup, scatter_rows
 
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-11, atol=1e-12)}
@@ -221,7 +222,7 @@ def test_outputs_do_not_view_reused_buffers(kind, batch, steps):
 
 
 def test_buffer_pool_bounds_what_it_keeps():
-    pool = fused._Buffers(limit=1000)
+    pool = BufferPool(per_shape=8, limit=1000)
     a = np.empty(100, np.float32)  # 400 bytes
     pool.give(a, np.empty(300, np.float32), np.empty(10, np.float32)[::2])  # too big; a view: neither kept
     assert pool.bytes == 400 and pool.take(np, (100,), np.float32) is a and pool.bytes == 0

@@ -77,11 +77,10 @@ class _Recorder:
 
 
 class _Entry:
-    __slots__ = ("cls", "config", "sources", "graph", "needs", "multi", "saves_output")
+    __slots__ = ("cls", "config", "sources", "graph", "needs", "saves_output")
 
-    def __init__(self, cls: type, config: dict, sources: list, graph: bool, needs: list, multi: bool) -> None:
-        self.cls, self.config, self.sources, self.graph, self.needs, self.multi = \
-            cls, config, sources, graph, needs, multi
+    def __init__(self, cls: type, config: dict, sources: list, graph: bool, needs: list) -> None:
+        self.cls, self.config, self.sources, self.graph, self.needs = cls, config, sources, graph, needs
         self.saves_output = cls.saves_output
 
 
@@ -304,7 +303,6 @@ def _build(recorder: _Recorder, model: Any, x: Any, y: Any, sw: Any, y_pred: Any
     used_weights: dict[int, Any] = {}
     entries: list[_Entry] = []
     for index, (op, config, inputs, outputs, graph) in enumerate(recorder.entries):
-        multi = type(outputs) is tuple
         sources = []
         for value in inputs:
             if isinstance(value, Tensor):
@@ -333,10 +331,10 @@ def _build(recorder: _Recorder, model: Any, x: Any, y: Any, sw: Any, y_pred: Any
                 sources.append((kind, None, 0))
         if not all(_is_constant(v) for v in config.values()):
             return None  # an op argument that may hold this batch's data (an index array, a mask)
-        for k, out in enumerate(outputs if multi else (outputs,)):
+        for k, out in enumerate(outputs if type(outputs) is tuple else (outputs,)):
             where[id(out)] = (index, k)
         needs = list(op.needs_grad) if graph else [False] * len(inputs)
-        entries.append(_Entry(type(op), config, sources, graph, needs, multi))
+        entries.append(_Entry(type(op), config, sources, graph, needs))
     if any(n > 2 for n in uses.values()):  # three or more gradients summed: keep the engine's order
         return None
     y_where, loss_where = where.get(id(y_pred)), where.get(id(loss))

@@ -46,6 +46,7 @@ from shendu.autograd.op import Op, raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
 from shendu.kernels import conv as conv_kernels
+from shendu.ops.buffers import BufferPool
 from shendu.ops.elementwise import match_dtypes
 from shendu.ops.reduce import reduce_sum
 from shendu.ops.shaping import reshape, transpose
@@ -165,29 +166,6 @@ def crop_padding(xp_: Any, geo: ConvGeometry) -> Any:
 
 
 # ---------------------------------------------------------------------------- the three array steps
-class BufferPool:
-    """Scratch arrays reused from step to step: the im2col matrix is tens of megabytes, and a fresh one costs
-    page faults on every step (measured 4x the copy itself). ``take`` hands out a free array of the shape
-    (or a new one); ``give`` returns it once nothing reads it any more (Conv2DOp gives its cols back when the
-    engine releases the op after backward, or at once when no graph is recorded)."""
-
-    def __init__(self, per_shape: int = 2) -> None:
-        self.per_shape = per_shape
-        self.free: dict[tuple, list[Any]] = {}
-
-    def take(self, xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
-        stack = self.free.get((xp.__name__, shape, str(dtype)))
-        return stack.pop() if stack else xp.empty(shape, dtype=dtype)
-
-    def give(self, array: Any) -> None:
-        stack = self.free.setdefault((get_array_module(array).__name__, array.shape, str(array.dtype)), [])
-        if len(stack) < self.per_shape:
-            stack.append(array)
-
-    def clear(self) -> None:
-        self.free.clear()
-
-
 #: the pool of im2col matrices (``COLS_POOL.clear()`` frees them)
 COLS_POOL = BufferPool()
 

@@ -27,7 +27,6 @@ applied before the reset gate, as cuDNN and PyTorch do). These ops have first de
 
 from __future__ import annotations
 
-import threading
 import weakref
 from typing import Any
 
@@ -38,6 +37,7 @@ from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
 from shendu.kernels import fast
 from shendu.kernels import rnn as kernels
+from shendu.ops.buffers import BufferPool
 from shendu.ops.elementwise import sigmoid_array
 
 
@@ -89,43 +89,11 @@ def _check_shapes(op: str, x: Any, w: Any, u: Any, gates: int) -> int:
     return units
 
 
-class _Buffers:
-    """The big time-major arrays of the fused ops (X, X W + b, the states, the gate gradients), reused from one
-    call to the next. Fresh each training step, the allocator maps new memory and every 4 KB page faults on
-    first touch: ~4,000 faults, ~10 ms of a 60 ms Embedding-LSTM(128) step (batch 64, 80 steps) go to the kernel.
-    An op takes arrays here (contents undefined, as ``np.empty``) and gives them back when it is freed, so
-    nothing it returns may view them (final states are copies). At most ``limit`` bytes wait here (larger
-    arrays are not kept); past it, the pool starts over, so a new sequence length or batch size replaces the
-    old ones. NumPy only."""
-
-    def __init__(self, limit: int = 128 << 20) -> None:
-        self.free: dict[tuple, list] = {}
-        self.bytes, self.limit = 0, limit
-        self.lock = threading.Lock()
-
-    def take(self, xp: Any, shape: tuple, dtype: Any) -> Any:
-        if xp is np:
-            with self.lock:
-                stack = self.free.get((shape, np.dtype(dtype)))
-                if stack:
-                    a = stack.pop()
-                    self.bytes -= a.nbytes
-                    return a
-        return xp.empty(shape, dtype=dtype)
-
-    def give(self, *arrays: Any) -> None:
-        with self.lock:
-            for a in arrays:
-                if type(a) is not np.ndarray or a.base is not None or a.nbytes > self.limit:
-                    continue
-                if self.bytes + a.nbytes > self.limit:
-                    self.free.clear()
-                    self.bytes = 0
-                self.free.setdefault((a.shape, a.dtype), []).append(a)
-                self.bytes += a.nbytes
-
-
-_BUFFERS = _Buffers()
+#: the big time-major arrays of the fused ops (X, X W + b, the states, the gate gradients), reused from one call to
+#: the next (a fresh set faults every page on first touch: ~10 ms of a 60 ms Embedding-LSTM(128) step). An op takes
+#: them (contents undefined) and gives them back when it is freed, so nothing it returns may view them (final
+#: states are copies). Several ops of one shape can be alive at once (stacked layers), hence ``per_shape=8``.
+_BUFFERS = BufferPool(per_shape=8, limit=128 << 20)
 
 #: dtypes whose forward loop runs the compiled step kernel (backward runs it for float32 and float64)
 FORWARD_KERNEL_DTYPES = (np.dtype(np.float32),)
