@@ -115,6 +115,32 @@ def test_conv_layers_fast_path_matches_reference_forward_and_backward(dtype):
 
 @needs_kernels
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("images", [1, 3])  # images per group of the first conv: 5 groups; 3 + a last one of 2
+def test_conv_image_groups_match_one_pass_and_reference(images, groups, dtype, monkeypatch):
+    arrays = [_rand((5, 7, 6, 8 * groups), dtype), _rand((3, 3, 8, 4 * groups), dtype, 1),
+              _rand((4 * groups,), dtype, 2), _rand((3, 3, 8, 4 * groups), dtype, 3)]
+
+    def run():
+        x, w, b, w_t = (shendu.tensor(a, dtype=dtype, requires_grad=True) for a in arrays)
+        y = conv.conv2d(x, w, b, padding="same", groups=groups)
+        z = conv.conv2d_transpose(y, w_t, None, strides=2, padding="same")
+        (z * z).sum().backward()
+        return y.data, z.data, x.grad.data, w.grad.data, b.grad.data, w_t.grad.data
+
+    one_pass = run()
+    per_image = 7 * 6 * 9 * 8 * groups * np.dtype(dtype).itemsize  # bytes of the first conv's cols per image
+    monkeypatch.setattr(conv, "GROUP_BYTES", images * per_image)
+    assert len(conv._image_groups(5, per_image)) == (5 if images == 1 else 2)
+    grouped, reference = _both(run)
+    for got, whole, want in zip(grouped, one_pass, reference):
+        assert got.dtype == dtype
+        _close(got, whole, dtype)
+        _close(got, want, dtype)
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(3, 37, 41, 13), (1, 1, 16384, 1), (2, 130, 70, 3)])
 def test_bias_kernels_match_numpy(shape, dtype):
     gy, b = _rand(shape, dtype), _rand(shape[-1:], dtype, 1)

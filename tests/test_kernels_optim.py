@@ -101,6 +101,25 @@ def test_kernel_path_is_taken_for_contiguous_float_arrays(monkeypatch):
     assert len(calls) == (1 if kernels.available() else 0)
 
 
+def test_f_ordered_initial_values_are_stored_c_ordered_and_take_the_kernel_path(monkeypatch):
+    """An LSTM's recurrent kernel (Orthogonal: LAPACK's q is F-ordered) used to keep that layout, and with it
+    every Adam step of it ran the reference's dozen NumPy passes."""
+    calls = []
+    real = optim.adam
+    monkeypatch.setattr(optim, "adam", lambda *a: calls.append(a[0].shape) or real(*a))
+    assert shendu.initializers.Orthogonal(seed=1)((8, 32)).flags.c_contiguous
+    values = np.asfortranarray(np.arange(12, dtype=np.float32).reshape(3, 4))
+    w = shendu.Parameter(values)
+    assert w.data.flags.c_contiguous and np.array_equal(w.data, values)
+    layer = shendu.layers.LSTM(8)
+    layer.build((None, 5, 4))
+    assert all(v.data.flags.c_contiguous for v in layer.weights)
+    opt = Adam(0.1, params=[w])
+    w.grad = shendu.tensor(np.ones((3, 4), np.float32))
+    opt.step()
+    assert calls == ([(3, 4)] if kernels.available() else [])
+
+
 @pytest.mark.parametrize("name", ["adam-amsgrad", "sgd-nesterov-decay", "rmsprop-centered-momentum"])
 def test_non_contiguous_and_mixed_dtype_arrays_take_the_reference(name):
     rng = np.random.default_rng(2)

@@ -109,6 +109,30 @@ def test_float64_forward_kernel_agrees_with_reference(kind, masked, monkeypatch)
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_step_kernels_without_bias_agree_with_reference(kind, dtype):
+    """use_bias=False: the forward kernel adds a zero bias (the LSTM kernel adds the bias itself)."""
+    inputs = _inputs(kind, dtype, 4, 6, 3, 5, strided=False)
+    inputs[3] = None
+    ys, gs, used = _run_without_bias(kind, inputs, True)
+    ys_ref, gs_ref, used_ref = _run_without_bias(kind, inputs, False)
+    assert used == kernels.enabled() and not used_ref
+    for a, b in zip(ys + gs, ys_ref + gs_ref):
+        np.testing.assert_allclose(a, b, **TOL[dtype])
+
+
+def _run_without_bias(kind, inputs, jit):
+    given = [t for t in inputs if t is not None]
+    with (_nothing() if jit else kernels.disabled()):
+        outputs = getattr(fused, kind)(*inputs)
+        used = outputs[0].creator.fused
+        rng = np.random.default_rng(11)
+        loss = sum((o * rng.standard_normal(o.shape).astype(o.dtype)).sum() for o in outputs)
+        grads = shendu.grad(loss, given)
+    return [o.data for o in outputs], [g.data for g in grads], used
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_kernel_path_gradcheck_float64(kind):
     batch, steps, features, units = 3, 5, 2, 3
     inputs = _inputs(kind, np.float64, batch, steps, features, units, strided=False)

@@ -230,7 +230,7 @@ class Orthogonal(_RandomInitializer):
         q *= np.sign(np.diag(r))
         if rows < cols:
             q = q.T
-        return (self.gain * q).reshape(shape).astype(_dtype(dtype))
+        return np.ascontiguousarray((self.gain * q).reshape(shape), dtype=_dtype(dtype))  # LAPACK's q is F-ordered
 
     def get_config(self):
         return {"gain": self.gain, "seed": self.seed}

@@ -621,6 +621,8 @@ class Parameter(Tensor):
         if trainable is not None:
             requires_grad = trainable
         super().__init__(data, dtype=dtype, requires_grad=requires_grad, name=name)
+        if not self.data.flags.c_contiguous:  # kept C-ordered, so the fused optimiser updates can read it flat
+            self.data = backend.get_array_module(self.data).ascontiguousarray(self.data)
         if shape is not None and self.shape != tuple(shape):
             raise ValueError(f"Parameter: the initial value has shape {self.shape}, but shape={tuple(shape)}")
         self.trainable = requires_grad

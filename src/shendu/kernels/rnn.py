@@ -67,13 +67,13 @@ def _sigmoid(v, f32, half):  # pragma: no cover - compiled
 # Gate blocks are the Keras ones: LSTM i, f, g(c), o; GRU z, r, n(h).
 # ---------------------------------------------------------------------------- LSTM
 @jit(error_model="numpy", fastmath=_CONTRACT, inline="always")
-def _lstm_row(zi, zf, zg, zo, ri, rf, rg, ro, c_prev, c, tc, h, f32):  # pragma: no cover - compiled
+def _lstm_row(zi, zf, zg, zo, ri, rf, rg, ro, bi, bf, bg, bo, c_prev, c, tc, h, f32):  # pragma: no cover
     half = zi.dtype.type(0.5)
     for j in range(zi.shape[0]):
-        i = _sigmoid(zi[j] + ri[j], f32, half)
-        f = _sigmoid(zf[j] + rf[j], f32, half)
-        g = _tanh(zg[j] + rg[j], f32)
-        o = _sigmoid(zo[j] + ro[j], f32, half)
+        i = _sigmoid((zi[j] + bi[j]) + ri[j], f32, half)
+        f = _sigmoid((zf[j] + bf[j]) + rf[j], f32, half)
+        g = _tanh((zg[j] + bg[j]) + rg[j], f32)
+        o = _sigmoid((zo[j] + bo[j]) + ro[j], f32, half)
         zi[j], zf[j], zg[j], zo[j] = i, f, g, o
         cj = f * c_prev[j] + i * g
         tj = _tanh(cj, f32)
@@ -81,10 +81,10 @@ def _lstm_row(zi, zf, zg, zo, ri, rf, rg, ro, c_prev, c, tc, h, f32):  # pragma:
 
 
 @jit(error_model="numpy", fastmath=_CONTRACT)
-def lstm_forward_step(t, gates, rec, hs, cs, tanh_c, mask):  # pragma: no cover - compiled
-    """gates[t] (batch, 4*units): x_t W + b in, the activated (i, f, g, o) out (after adding rec = h_{t-1} U);
-    cs[t + 1] = f cs[t] + i g, tanh_c[t] = tanh(cs[t + 1]), hs[t + 1] = o tanh_c[t]; rows with mask[b, t]
-    False keep hs[t], cs[t]."""
+def lstm_forward_step(t, gates, rec, bias, hs, cs, tanh_c, mask):  # pragma: no cover - compiled
+    """gates[t] (batch, 4*units): x_t W in, the activated (i, f, g, o) out (after adding the bias and rec =
+    h_{t-1} U, in that order, as the reference does); cs[t + 1] = f cs[t] + i g, tanh_c[t] = tanh(cs[t + 1]),
+    hs[t + 1] = o tanh_c[t]; rows with mask[b, t] False keep hs[t], cs[t]."""
     u = hs.shape[2]
     for b in range(gates.shape[1]):
         h_prev, c_prev, h, c, tc = hs[t, b], cs[t, b], hs[t + 1, b], cs[t + 1, b], tanh_c[t, b]
@@ -94,10 +94,11 @@ def lstm_forward_step(t, gates, rec, hs, cs, tanh_c, mask):  # pragma: no cover 
             continue
         zi, zf, zg, zo = gates[t, b, :u], gates[t, b, u:2 * u], gates[t, b, 2 * u:3 * u], gates[t, b, 3 * u:]
         ri, rf, rg, ro = rec[b, :u], rec[b, u:2 * u], rec[b, 2 * u:3 * u], rec[b, 3 * u:]
+        bi, bf, bg, bo = bias[:u], bias[u:2 * u], bias[2 * u:3 * u], bias[3 * u:]
         if gates.itemsize == 4:
-            _lstm_row(zi, zf, zg, zo, ri, rf, rg, ro, c_prev, c, tc, h, True)
+            _lstm_row(zi, zf, zg, zo, ri, rf, rg, ro, bi, bf, bg, bo, c_prev, c, tc, h, True)
         else:
-            _lstm_row(zi, zf, zg, zo, ri, rf, rg, ro, c_prev, c, tc, h, False)
+            _lstm_row(zi, zf, zg, zo, ri, rf, rg, ro, bi, bf, bg, bo, c_prev, c, tc, h, False)
 
 
 @jit(error_model="numpy", fastmath=_CONTRACT)

@@ -24,6 +24,7 @@ Fast paths (:mod:`shendu.kernels.conv`, taken for NumPy float arrays from ``MIN_
 here staying the reference): im2col as one parallel pass that skips the padding instead of copying it; col2im
 as one wide GEMM ``gy @ W^T`` into a pooled ``cols`` and one parallel pass adding its rows back (instead of
 KH*KW narrow GEMMs and strided adds); the bias add and its gradient as parallel passes. The GEMMs stay BLAS.
+Both walk the batch a group of images at a time (``GROUP_BYTES``), so the GEMM meets rows still in cache.
 
 >>> import numpy as np, shendu
 >>> x = shendu.ones((1, 4, 4, 1)); w = shendu.ones((3, 3, 1, 2))
@@ -168,6 +169,28 @@ def crop_padding(xp_: Any, geo: ConvGeometry) -> Any:
 # ---------------------------------------------------------------------------- the three array steps
 #: the pool of im2col matrices (``COLS_POOL.clear()`` frees them)
 COLS_POOL = BufferPool()
+#: the fast paths work through the batch a group of images at a time: the GEMM reads a group's rows of ``cols``
+#: right after im2col writes them, and col2im right after the GEMM writes them, about this many bytes at a time,
+#: still in cache rather than after a round trip through memory (the MNIST convnet's second layer, 2 threads:
+#: forward 12.3 -> 11.1 ms, input gradient 12.2 -> 9.8 ms)
+GROUP_BYTES = 3 << 20
+
+
+def _cols_shape(x_shape: tuple, geo: ConvGeometry) -> tuple[int, int, int]:
+    """The shape of im2col's matrix: (G, N*OH*OW, KH*KW*C/G)."""
+    (kh, kw), (oh, ow) = geo.kernel, geo.out_hw
+    return geo.groups, x_shape[0] * oh * ow, kh * kw * (x_shape[3] // geo.groups)
+
+
+def _im2col_kernel_applies(x: Any, geo: ConvGeometry) -> bool:
+    return (kernels.fast(x) and x.shape[3] // geo.groups >= conv_kernels.IM2COL_MIN_CHANNELS
+            and math.prod(_cols_shape(x.shape, geo)) >= conv_kernels.MIN_SIZE)
+
+
+def _image_groups(n: int, bytes_per_image: int) -> list[tuple[int, int]]:
+    """The batch as [(first, stop), ...] groups of images, each group's rows of cols about GROUP_BYTES."""
+    step = max(1, GROUP_BYTES // max(1, bytes_per_image))
+    return [(i, min(n, i + step)) for i in range(0, n, step)]
 
 
 def im2col(x: Any, geo: ConvGeometry, pool: BufferPool | None = None) -> Any:
@@ -177,8 +200,8 @@ def im2col(x: Any, geo: ConvGeometry, pool: BufferPool | None = None) -> Any:
     n, c = x.shape[0], x.shape[3]
     g = geo.groups
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = geo.kernel, geo.strides, geo.dilation, geo.out_hw
-    shape = (g, n * oh * ow, kh * kw * (c // g))
-    if kernels.fast(x) and c // g >= conv_kernels.IM2COL_MIN_CHANNELS and math.prod(shape) >= conv_kernels.MIN_SIZE:
+    shape = _cols_shape(x.shape, geo)
+    if _im2col_kernel_applies(x, geo):
         cols = xp.empty(shape, dtype=x.dtype) if pool is None else pool.take(xp, shape, x.dtype)
         return conv_kernels.im2col(xp.ascontiguousarray(x), cols, *geo.spec)
     x = pad_input(x, geo.pads)
@@ -190,6 +213,26 @@ def im2col(x: Any, geo: ConvGeometry, pool: BufferPool | None = None) -> Any:
     cols = pool.take(xp, shape, x.dtype)
     xp.copyto(cols.reshape(view.shape), view)
     return cols
+
+
+def im2col_forward(x: Any, w: Any, geo: ConvGeometry, pool: BufferPool) -> tuple[Any, Any]:
+    """``cols = im2col(x)`` (from ``pool``) and ``y = cols @ W`` (N, OH, OW, O). Fast path: im2col and the GEMM
+    one group of images at a time, each group multiplied while its rows are still in cache (GROUP_BYTES)."""
+    if not (_im2col_kernel_applies(x, geo) and x.dtype == w.dtype):
+        cols = im2col(x, geo, pool)
+        return cols, conv_forward(cols, w, geo, x.shape[0])
+    xp = get_array_module(x)
+    x = xp.ascontiguousarray(x)
+    g, m, k = _cols_shape(x.shape, geo)
+    cols = pool.take(xp, (g, m, k), x.dtype)
+    kernel = _grouped_kernel(w, g)
+    rows = xp.empty((g, m, kernel.shape[2]), dtype=x.dtype)
+    per_image = m // x.shape[0]
+    for first, stop in _image_groups(x.shape[0], per_image * g * k * x.itemsize):
+        part = slice(first * per_image, stop * per_image)
+        conv_kernels.im2col(x[first:stop], cols[:, part], *geo.spec)
+        _matmul(cols[:, part], kernel, out=rows[:, part])
+    return cols, _ungroup_rows(rows, (x.shape[0], *geo.out_hw, w.shape[3]))
 
 
 def _grouped_kernel(w: Any, g: int) -> Any:
@@ -237,10 +280,15 @@ def conv_input_grad(gy: Any, w: Any, geo: ConvGeometry) -> Any:
     n, cg = gy.shape[0], w.shape[2]
     rows = _grouped_rows(gy, g)  # (G, M, O/G)
     if kernels.fast(gy, w) and gy.dtype == w.dtype and n * oh * ow * kh * kw * cg * g >= conv_kernels.MIN_SIZE:
-        cols = COLS_POOL.take(xp, (g, n * oh * ow, kh * kw * cg), gy.dtype)
-        _matmul(rows, _grouped_kernel(w, g).transpose(0, 2, 1), out=cols)  # (G, M, KH*KW*C/G)
+        per_image, k = oh * ow, kh * kw * cg
+        groups = _image_groups(n, per_image * g * k * gy.itemsize)
+        cols = COLS_POOL.take(xp, (g, (groups[0][1] - groups[0][0]) * per_image, k), gy.dtype)
+        kernel_t = _grouped_kernel(w, g).transpose(0, 2, 1)
         dx = xp.empty((n, *geo.in_hw, g * cg), dtype=gy.dtype)
-        conv_kernels.col2im(cols, dx, *geo.spec)
+        for first, stop in groups:  # each group's rows added back while still in cache (GROUP_BYTES)
+            part = cols[:, :(stop - first) * per_image]
+            _matmul(rows[:, first * per_image:stop * per_image], kernel_t, out=part)  # (G, rows, KH*KW*C/G)
+            conv_kernels.col2im(part, dx[first:stop], *geo.spec)
         COLS_POOL.give(cols)
         return dx
     taps = w.reshape(kh, kw, cg, g, w.shape[3] // g)
@@ -301,8 +349,7 @@ class Conv2DOp(Op):
             raise ValueError(f"conv2d: expected an NHWC input with spatial size {geo.in_hw}, got shape {x.shape}")
         _check_kernel("conv2d", x.shape, w, x.shape[3], geo, "input")
         x, w = match_dtypes(x, w)  # the dtype rule of every product (see shendu.ops.linalg)
-        cols = im2col(x, geo, COLS_POOL)
-        y = conv_forward(cols, w, geo, x.shape[0])
+        cols, y = im2col_forward(x, w, geo, COLS_POOL)
         if is_grad_enabled():
             self.cols = cols  # kept for dW, given back to the pool in release()
         else:
@@ -363,8 +410,10 @@ class Conv2DTransposeOp(Op):
             if self.needs_grad[1]:
                 dw = Conv2DFilterGradOp(geo, raw(w).shape)(gy, x)
         elif self.needs_grad[0] or self.needs_grad[1]:
-            cols = im2col(gy, geo, COLS_POOL)
-            dx = conv_forward(cols, w, geo, gy.shape[0]) if self.needs_grad[0] else None
+            if self.needs_grad[0]:
+                cols, dx = im2col_forward(gy, w, geo, COLS_POOL)
+            else:
+                cols = im2col(gy, geo, COLS_POOL)
             dw = conv_filter_grad(cols, x, geo, w.shape) if self.needs_grad[1] else None
             COLS_POOL.give(cols)
         if self.needs_grad[2]:

@@ -208,22 +208,27 @@ class LSTMSequenceOp(_GatedSequence):
         units = _check_shapes("lstm", x, w, u, 4)
         xp = get_array_module(x)
         n, steps = x.shape[:2]
-        self.xt, gates = _project(self, x, w, b)  # gates[t] becomes the activated (i, f, g, o) of step t
+        forward_kernel = self._use_kernel(x, w, u)
+        # gates[t] becomes the activated (i, f, g, o) of step t; the kernel adds the bias as it goes (a pass less)
+        self.xt, gates = _project(self, x, w, None if forward_kernel else b)
         hs = _take(self, xp, (steps + 1, n, units), x.dtype)  # hs[0] = h0
         cs = _take(self, xp, (steps + 1, n, units), x.dtype)
         tanh_c = _take(self, xp, (steps, n, units), x.dtype)  # a(c_t)
         hs[0], cs[0] = h0, c0
-        forward_kernel = self._use_kernel(x, w, u)
-        (self._steps_kernel if forward_kernel else self._steps_reference)(gates, hs, cs, tanh_c, u)
+        if forward_kernel:
+            self._steps_kernel(gates, hs, cs, tanh_c, u, b)
+        else:
+            self._steps_reference(gates, hs, cs, tanh_c, u)
         self.gates, self.hs, self.cs, self.tanh_c = gates, hs, cs, tanh_c
         return _sequence_output(hs[1:], self.mask, self.zero_output), hs[steps].copy(), cs[steps].copy()
 
-    def _steps_kernel(self, gates, hs, cs, tanh_c, u):
+    def _steps_kernel(self, gates, hs, cs, tanh_c, u, b):
         xp = get_array_module(u)
         recurrent = xp.empty(gates.shape[1:], dtype=gates.dtype)
+        bias = xp.zeros(gates.shape[2], gates.dtype) if b is None else xp.ascontiguousarray(b, dtype=gates.dtype)
         for t in range(gates.shape[0]):
             xp.matmul(hs[t], u, out=recurrent)
-            kernels.lstm_forward_step(t, gates, recurrent, hs, cs, tanh_c, self.kernel_mask)
+            kernels.lstm_forward_step(t, gates, recurrent, bias, hs, cs, tanh_c, self.kernel_mask)
 
     def _steps_reference(self, gates, hs, cs, tanh_c, u):
         xp = get_array_module(u)
