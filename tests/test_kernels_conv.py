@@ -131,12 +131,23 @@ def test_conv_image_groups_match_one_pass_and_reference(images, groups, dtype, m
     one_pass = run()
     per_image = 7 * 6 * 9 * 8 * groups * np.dtype(dtype).itemsize  # bytes of the first conv's cols per image
     monkeypatch.setattr(conv, "GROUP_BYTES", images * per_image)
-    assert len(conv._image_groups(5, per_image)) == (5 if images == 1 else 2)
+    image_groups = -(-5 // conv._images_per_group(per_image))  # groups of the batch of 5
+    assert image_groups == (5 if images == 1 else 2)
     grouped, reference = _both(run)
     for got, whole, want in zip(grouped, one_pass, reference):
         assert got.dtype == dtype
         _close(got, whole, dtype)
         _close(got, want, dtype)
+
+
+@needs_kernels
+def test_conv_fast_paths_take_an_empty_batch():
+    x = shendu.tensor(np.zeros((0, 6, 6, 8), np.float32), requires_grad=True)
+    w = shendu.tensor(_rand((3, 3, 8, 4), np.float32), requires_grad=True)
+    y = conv.conv2d(x, w)
+    y.sum().backward()
+    assert y.shape == (0, 4, 4, 4) and x.grad.shape == (0, 6, 6, 8)
+    assert np.array_equal(w.grad.data, np.zeros((3, 3, 8, 4), np.float32))
 
 
 @needs_kernels

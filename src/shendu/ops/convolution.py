@@ -187,10 +187,9 @@ def _im2col_kernel_applies(x: Any, geo: ConvGeometry) -> bool:
             and math.prod(_cols_shape(x.shape, geo)) >= conv_kernels.MIN_SIZE)
 
 
-def _image_groups(n: int, bytes_per_image: int) -> list[tuple[int, int]]:
-    """The batch as [(first, stop), ...] groups of images, each group's rows of cols about GROUP_BYTES."""
-    step = max(1, GROUP_BYTES // max(1, bytes_per_image))
-    return [(i, min(n, i + step)) for i in range(0, n, step)]
+def _images_per_group(bytes_per_image: int) -> int:
+    """How many images make a group whose rows of cols are about GROUP_BYTES (at least one)."""
+    return max(1, GROUP_BYTES // max(1, bytes_per_image))
 
 
 def im2col(x: Any, geo: ConvGeometry, pool: BufferPool | None = None) -> Any:
@@ -223,14 +222,15 @@ def im2col_forward(x: Any, w: Any, geo: ConvGeometry, pool: BufferPool) -> tuple
         return cols, conv_forward(cols, w, geo, x.shape[0])
     xp = get_array_module(x)
     x = xp.ascontiguousarray(x)
+    n, per_image = x.shape[0], geo.out_hw[0] * geo.out_hw[1]
     g, m, k = _cols_shape(x.shape, geo)
     cols = pool.take(xp, (g, m, k), x.dtype)
     kernel = _grouped_kernel(w, g)
     rows = xp.empty((g, m, kernel.shape[2]), dtype=x.dtype)
-    per_image = m // x.shape[0]
-    for first, stop in _image_groups(x.shape[0], per_image * g * k * x.itemsize):
-        part = slice(first * per_image, stop * per_image)
-        conv_kernels.im2col(x[first:stop], cols[:, part], *geo.spec)
+    step = _images_per_group(per_image * g * k * x.itemsize)
+    for first in range(0, n, step):
+        part = slice(first * per_image, min(n, first + step) * per_image)
+        conv_kernels.im2col(x[first:first + step], cols[:, part], *geo.spec)
         _matmul(cols[:, part], kernel, out=rows[:, part])
     return cols, _ungroup_rows(rows, (x.shape[0], *geo.out_hw, w.shape[3]))
 
@@ -281,11 +281,12 @@ def conv_input_grad(gy: Any, w: Any, geo: ConvGeometry) -> Any:
     rows = _grouped_rows(gy, g)  # (G, M, O/G)
     if kernels.fast(gy, w) and gy.dtype == w.dtype and n * oh * ow * kh * kw * cg * g >= conv_kernels.MIN_SIZE:
         per_image, k = oh * ow, kh * kw * cg
-        groups = _image_groups(n, per_image * g * k * gy.itemsize)
-        cols = COLS_POOL.take(xp, (g, (groups[0][1] - groups[0][0]) * per_image, k), gy.dtype)
+        step = _images_per_group(per_image * g * k * gy.itemsize)
+        cols = COLS_POOL.take(xp, (g, min(n, step) * per_image, k), gy.dtype)
         kernel_t = _grouped_kernel(w, g).transpose(0, 2, 1)
         dx = xp.empty((n, *geo.in_hw, g * cg), dtype=gy.dtype)
-        for first, stop in groups:  # each group's rows added back while still in cache (GROUP_BYTES)
+        for first in range(0, n, step):  # each group's rows added back while still in cache (GROUP_BYTES)
+            stop = min(n, first + step)
             part = cols[:, :(stop - first) * per_image]
             _matmul(rows[:, first * per_image:stop * per_image], kernel_t, out=part)  # (G, rows, KH*KW*C/G)
             conv_kernels.col2im(part, dx[first:stop], *geo.spec)
