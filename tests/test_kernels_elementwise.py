@@ -271,8 +271,9 @@ print(jit._layer[0])
 @pytest.mark.skipif(not kernels.available(), reason="needs Numba")
 @pytest.mark.parametrize("order", ["shendu_alone", "torch_first"])
 def test_thread_pool_choice_when_another_library_started_openmp(order):
-    """shendu alone starts GNU OpenMP with passive waiting; when PyTorch imported first already started it
-    (spinning waits, which starve NumPy's BLAS threads), the kernels use Numba's own pool instead."""
+    """shendu alone starts GNU OpenMP (NumPy's BLAS then runs on that pool too, or else the pool waits
+    passively); when PyTorch imported first already started it (spinning waits, which starve NumPy's BLAS
+    threads), the kernels use Numba's own pool instead."""
     import ctypes.util
     import os
     import subprocess

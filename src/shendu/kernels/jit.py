@@ -15,10 +15,13 @@ import ctypes
 import os
 import threading
 import types
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+
+from shendu.kernels.openblas import blas_offers_callback
 
 try:
     import numba as _numba
@@ -113,18 +116,22 @@ def _openmp_loaded_by_another() -> bool:
 
 
 def _first_launch(compiled: Callable, args: tuple) -> Any:
-    """Start Numba's thread pool with ``OMP_WAIT_POLICY=PASSIVE`` (unless the user set a policy).
+    """Start Numba's thread pool, on terms that keep it from fighting NumPy's BLAS for the cores.
 
-    OpenMP's default keeps idle workers spinning after each kernel, and on a machine whose cores NumPy's BLAS
-    threads also use, those spinning workers starve the next GEMM (measured: the MNIST convnet step at 2
-    threads on 2 cores, 113 ms spinning vs 54 ms passive). GNU OpenMP reads the policy once, when it loads,
-    and there is one GNU OpenMP per process: every library that uses it shares its pool and policy. So:
+    Idle OpenMP workers spin for a while after each kernel, and NumPy's OpenBLAS (pthreads) keeps its own
+    idle workers spinning for ~0.1 s after each GEMM; two pools that spin on the same cores starve each other
+    (measured: the MNIST convnet step at 2 threads on 2 cores, 113 ms with both spinning, 54 ms with
+    OpenMP's workers passive). GNU OpenMP reads its wait policy once, when it loads, and there is one GNU
+    OpenMP per process, shared by every library that uses it. So:
 
-    * not loaded yet: the variable is set only while Numba's OpenMP layer loads, then removed. A library
-      loaded later (PyTorch imported after shendu) shares that runtime and so waits passively too;
-    * already loaded by another library (PyTorch imported first), with its spinning default: Numba's own
-      "workqueue" pool is used instead (measured: convnet step 124 ms on the shared spinning pool, 50-54 ms on
-      workqueue, 48 ms on a passive OpenMP), leaving the other library's runtime as it was.
+    * NumPy's BLAS takes a threads callback (OpenBLAS 0.3.27+, see :mod:`shendu.kernels.blas_threads`): BLAS
+      runs its jobs on this pool too, and the pool keeps OpenMP's default (a short spin, then sleep): one
+      pool, nothing to starve (convnet step 51-54 ms against 64-73 ms for two pools, in alternating runs);
+    * otherwise ``OMP_WAIT_POLICY=PASSIVE`` is set while Numba's OpenMP layer loads, then removed, unless
+      the user set a policy. A library loaded later (PyTorch imported after shendu) shares that runtime;
+    * GNU OpenMP already loaded by another library (PyTorch imported first), with its spinning default:
+      Numba's own "workqueue" pool is used instead (measured: convnet step 124 ms on the shared spinning
+      pool, 50-54 ms on workqueue, 48 ms on a passive OpenMP), leaving the other library's runtime as it was.
     """
     with _launch_lock:
         if _layer:
@@ -132,18 +139,33 @@ def _first_launch(compiled: Callable, args: tuple) -> Any:
         user_policy = "OMP_WAIT_POLICY" in os.environ
         if not user_policy and _openmp_loaded_by_another() and _numba.config.THREADING_LAYER == "default":
             _numba.config.THREADING_LAYER_PRIORITY = ["tbb", "workqueue", "omp"]
-        if not user_policy:
+        one_pool = _numba.config.THREADING_LAYER_PRIORITY[0] == "omp" and blas_offers_callback()
+        passive = not user_policy and not one_pool
+        if passive:
             os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
         try:
             result = compiled(*args)
+            try:
+                _layer.append(_numba.threading_layer())
+            except ValueError:  # pragma: no cover - the launch above started a pool
+                _layer.append("workqueue")
+            if one_pool and _layer[0] == "omp":
+                _install_blas_threads()
         finally:
-            if not user_policy:
+            if passive:
                 os.environ.pop("OMP_WAIT_POLICY", None)
-        try:
-            _layer.append(_numba.threading_layer())
-        except ValueError:  # pragma: no cover - the launch above started a pool
-            _layer.append("workqueue")
         return result
+
+
+def _install_blas_threads() -> None:
+    from shendu.kernels import blas_threads  # Numba's internals: loaded only when the pool starts
+
+    try:
+        blas_threads.install()
+    except Exception as error:  # pragma: no cover - a Numba or OpenBLAS this code does not know
+        warnings.warn(f"shendu: NumPy's BLAS keeps its own threads ({error!r}); its spinning workers and the "
+                      "kernels' pool will share the cores. Set SHENDU_BLAS_THREADS=0 to start the pool passive "
+                      "instead.", RuntimeWarning, stacklevel=3)
 
 
 class Kernel:

@@ -15,7 +15,7 @@ costs more than the step's GEMM. Arrays are passed whole (time-major buffers and
 kernel compiles once per dtype; a ``mask`` of None compiles the branch away. ``error_model="numpy"`` lets
 LLVM vectorise the divisions; ``fastmath={"contract"}`` lets it fuse multiply-adds (1.5x faster; nothing
 else: no reassociation, no approximate reciprocals). The loops are serial: a step of batch 64 x 128 units
-is ~25 us, and a parallel launch between BLAS calls would make two thread pools contend for the cores.
+is ~25 us, and a parallel loop over the batch measured no faster (LSTM step at 2 threads, alternating runs).
 """
 
 from __future__ import annotations
