@@ -295,7 +295,13 @@ def test_kill_during_save_keeps_the_old_file_and_the_next_save_cleans_up(tmp_pat
         child = subprocess.Popen([sys.executable, str(script), mode, path], stdout=subprocess.PIPE, text=True,
                                  env=CHILD_ENV)
         assert child.stdout.readline().strip() == "ready"
-        time.sleep(0.15 + 0.2 * rng.random())
+        # kill around a write of this child: once its temporary file (named with its pid) exists, after a random
+        # 0-30 ms (a fixed delay from "ready" often ended every child before its first save on a busy machine)
+        deadline = time.monotonic() + 60
+        while (not any(f".{child.pid}." in name for name in _stale(tmp_path)) and child.poll() is None
+               and time.monotonic() < deadline):
+            time.sleep(0.001)
+        time.sleep(0.03 * rng.random())
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
         child.stdout.close()

@@ -9,7 +9,9 @@ The fast path is off (and every op runs its NumPy reference) when Numba is not i
 environment sets ``SHENDU_JIT=0``, inside ``with shendu.kernels.disabled():``, and for CuPy arrays.
 Kernels compile on first use and are cached on disk (``cache=True``), so a later run does not recompile.
 Importing this package also keeps freed large blocks in the process (:mod:`shendu.kernels.allocator`), so the
-same arrays allocated every step do not page-fault every step.
+same arrays allocated every step do not page-fault every step. When the first parallel kernel starts the thread
+pool, NumPy's BLAS is given that pool for its threads too (:mod:`shendu.kernels.blas_threads`;
+``SHENDU_BLAS_THREADS=0`` opts out), so GEMMs and kernels take turns on one set of threads.
 """
 
 from shendu.kernels.allocator import retain_freed_memory

@@ -32,11 +32,14 @@ class OpenBLAS:
 
 def blas_offers_callback() -> bool:
     """Whether NumPy's BLAS is a pthreads OpenBLAS that takes a threads callback (checked without starting
-    any pool), on a POSIX system, and ``SHENDU_BLAS_THREADS`` does not say ``0``."""
+    any pool), on a POSIX system whose OpenMP gives a region every thread asked for (no ``OMP_DYNAMIC``,
+    no ``OMP_THREAD_LIMIT``), and ``SHENDU_BLAS_THREADS`` does not say ``0``."""
     if os.environ.get("SHENDU_BLAS_THREADS", "1").strip().lower() in ("0", "false", "no", "off"):
         return False
     if os.name != "posix":  # the callback's fallback threads are pthreads
         return False
+    if os.environ.get("OMP_DYNAMIC", "").strip().lower() in ("true", "1") or "OMP_THREAD_LIMIT" in os.environ:
+        return False  # OpenMP may then run a region on fewer threads than it has jobs that wait for each other
     try:
         return OpenBLAS().pthreads
     except (LookupError, OSError, ImportError):
