@@ -68,16 +68,13 @@ def test_more_jobs_than_pool_threads_start_threads_of_their_own():
     given more threads than the pool has) gets its jobs run on threads started for the call: the jobs of
     one GEMM wait for each other, so they must all run at once."""
     report = _run("""
-import ctypes
-from shendu.kernels.openblas import OpenBLAS
+from threadpoolctl import threadpool_limits
 want = products()
 numba.set_num_threads(1)
 report["fewer_pool_threads"] = same(products(), want)
 numba.set_num_threads(2)
-from numpy._core import _multiarray_umath
-library = ctypes.CDLL(_multiarray_umath.__file__)
-library.scipy_openblas_set_num_threads64_(4)
-report["more_blas_threads"] = all(np.allclose(g, w, rtol=1e-5, atol=1e-4) for g, w in zip(products(), want))
+with threadpool_limits(4, user_api="blas"):  # more BLAS threads than the pool's 2
+    report["more_blas_threads"] = all(np.allclose(g, w, rtol=1e-5, atol=1e-4) for g, w in zip(products(), want))
 """)
     assert report == {"layer": "omp", "installed": True, "fewer_pool_threads": True, "more_blas_threads": True}
 

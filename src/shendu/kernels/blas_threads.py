@@ -104,7 +104,8 @@ def _run_jobs_on_new_threads(job, count, size, data, job_data):
         jobs[i, 0], jobs[i, 1], jobs[i, 2], jobs[i, 3] = job, i, data + i * size, job_data
         started[i] = _pthread_create(threads.ctypes.data + 8 * i, 0, _address_of("shendu_blas_thread_main"),
                                      jobs.ctypes.data + 32 * i) == 0
-        if not started[i]:  # the system gave no thread: the best left is to run the job here
+        if not started[i]:  # no thread to be had: run it here, though a GEMM job then waits for jobs not yet
+            # started and never returns; a system out of threads fails elsewhere first
             _call_job(job, i, data + i * size, job_data)
     _call_job(job, 0, data, job_data)
     for i in range(1, count):

@@ -158,9 +158,9 @@ def _first_launch(compiled: Callable, args: tuple) -> Any:
 
 
 def _install_blas_threads() -> None:
-    from shendu.kernels import blas_threads  # Numba's internals: loaded only when the pool starts
-
     try:
+        from shendu.kernels import blas_threads  # Numba's internals (some private): loaded when the pool starts
+
         blas_threads.install()
     except Exception as error:  # pragma: no cover - a Numba or OpenBLAS this code does not know
         warnings.warn(f"shendu: NumPy's BLAS keeps its own threads ({error!r}); its spinning workers and the "
