@@ -15,6 +15,7 @@ import pytest
 
 import shendu
 from shendu import kernels
+from shendu.kernels import gemm
 from shendu.kernels import rnn as rnn_kernels
 from shendu.kernels.lookup import scatter_add_rows
 from shendu.ops import rnn as fused
@@ -74,7 +75,8 @@ class _nothing:
         return False
 
 
-SIZES = [(5, 7, 3, 6), (1, 1, 2, 1), (4, 9, 5, 17)]
+# batch 34 splits into blocks of rows in the sequence kernels (fused.MIN_BLOCK_ROWS rows each, one per thread)
+SIZES = [(5, 7, 3, 6), (1, 1, 2, 1), (4, 9, 5, 17), (34, 3, 2, 5)]
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
@@ -190,6 +192,146 @@ def test_layers_with_kernels_match_reference(layer):
     for a, b in zip(*results):
         assert a.dtype == np.float32
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5)
+
+
+# ---------------------------------------------------------------------------- whole-sequence kernels
+def _sequence_case(kind, dtype, batch, steps, units, masked, seed=5):
+    """Random inputs of the step kernels: time-major pre-activations, states, U, a bias, the output gradient.
+    (The runs below start every buffer at zero: masked rows leave parts of some, like tanh_c, unwritten.)"""
+    rng = np.random.default_rng(seed)
+    k = GATES[kind]
+
+    def arr(*shape):
+        return (rng.standard_normal(shape) * 0.5).astype(dtype)
+
+    case = dict(gates=arr(steps, batch, k * units), u=arr(units, k * units), bias=arr(k * units),
+                h0=arr(batch, units), c0=arr(batch, units), gseq=arr(batch, steps, units), gh=arr(batch, units),
+                gc=arr(batch, units), mask=_mask(batch, steps) if masked else None)
+    return case
+
+
+def _lstm_buffers(c):
+    """gates (a copy), rec, hs, cs, tanh_c, dz, dh, dc, carry for one forward and backward run."""
+    steps, batch, _ = c["gates"].shape
+    units = c["u"].shape[0]
+    gates, rec = c["gates"].copy(), np.zeros(c["gates"].shape[1:], c["gates"].dtype)
+    hs, cs = np.zeros((2, steps + 1, batch, units), gates.dtype)
+    tanh_c = np.zeros((steps, batch, units), gates.dtype)
+    hs[0], cs[0] = c["h0"], c["c0"]
+    return gates, rec, hs, cs, tanh_c, np.zeros_like(gates), c["gh"].copy(), c["gc"].copy(), np.zeros_like(c["gh"])
+
+
+def _lstm_by_steps(c):
+    gates, rec, hs, cs, tanh_c, dz, dh, dc, carry = _lstm_buffers(c)
+    for t in range(gates.shape[0]):
+        np.matmul(hs[t], c["u"], out=rec)
+        rnn_kernels.lstm_forward_step(t, gates, rec, c["bias"], hs, cs, tanh_c, c["mask"])
+    for t in range(gates.shape[0] - 1, -1, -1):
+        rnn_kernels.lstm_backward_step(t, c["gseq"], dh, carry, dc, gates, cs, tanh_c, dz, c["mask"])
+        np.matmul(dz[t], c["u"].T, out=dh)
+    return [gates, hs, cs, tanh_c, dz, dh, dc, carry]
+
+
+def _lstm_by_sequence(c, parts):
+    gates, rec, hs, cs, tanh_c, dz, dh, dc, carry = _lstm_buffers(c)
+    with gemm.one_thread_each():
+        rnn_kernels.lstm_forward_sequence(parts, gates, c["u"], c["bias"], hs, cs, tanh_c, c["mask"], rec)
+        rnn_kernels.lstm_backward_sequence(parts, c["gseq"], dh, carry, dc, gates, cs, tanh_c, dz, c["mask"],
+                                           np.ascontiguousarray(c["u"].T))
+    return [gates, hs, cs, tanh_c, dz, dh, dc, carry]
+
+
+def _gru_buffers(c):
+    """gates (a copy), rec, hs, dp, dq, dh, carry for one forward and backward run."""
+    steps, batch, _ = c["gates"].shape
+    gates = c["gates"].copy()
+    hs = np.zeros((steps + 1, batch, c["u"].shape[0]), gates.dtype)
+    hs[0] = c["h0"]
+    return gates, np.zeros_like(gates), hs, np.zeros_like(gates), np.zeros_like(gates), c["gh"].copy(), \
+        np.zeros_like(c["gh"])
+
+
+def _gru_by_steps(c):
+    gates, rec, hs, dp, dq, dh, carry = _gru_buffers(c)
+    for t in range(gates.shape[0]):
+        np.matmul(hs[t], c["u"], out=rec[t])
+        rec[t] += c["bias"]
+        rnn_kernels.gru_forward_step(t, gates, rec, hs, c["mask"])
+    for t in range(gates.shape[0] - 1, -1, -1):
+        rnn_kernels.gru_backward_step(t, c["gseq"], dh, carry, gates, rec, hs, dp, dq, c["mask"])
+        np.matmul(dq[t], c["u"].T, out=dh)
+    return [gates, rec, hs, dp, dq, dh, carry]
+
+
+def _gru_by_sequence(c, parts):
+    gates, rec, hs, dp, dq, dh, carry = _gru_buffers(c)
+    with gemm.one_thread_each():
+        rnn_kernels.gru_forward_sequence(parts, gates, c["u"], c["bias"], hs, c["mask"], rec)
+        rnn_kernels.gru_backward_sequence(parts, c["gseq"], dh, carry, gates, rec, hs, dp, dq, c["mask"],
+                                          np.ascontiguousarray(c["u"].T))
+    return [gates, rec, hs, dp, dq, dh, carry]
+
+
+@pytest.mark.skipif(not (kernels.enabled() and gemm.available()), reason="needs Numba and NumPy's OpenBLAS")
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("parts", [1, 2, 3, 7])
+@pytest.mark.parametrize("masked", [False, True])
+def test_sequence_kernels_agree_with_step_kernels(kind, dtype, parts, masked):
+    """The whole-sequence kernels (the batch cut into ``parts`` blocks of rows, each block's GEMMs called from
+    inside the kernel) against the per-step kernels with NumPy's GEMM between them: every buffer, forward and
+    backward, with masked rows and blocks of unequal size (7 rows in 2 or 3 parts; 7 parts of one row)."""
+    case = _sequence_case(kind, dtype, batch=7, steps=6, units=5, masked=masked)
+    by_steps = (_lstm_by_steps if kind == "lstm" else _gru_by_steps)(case)
+    by_sequence = (_lstm_by_sequence if kind == "lstm" else _gru_by_sequence)(case, parts)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
+    for a, b in zip(by_sequence, by_steps):
+        np.testing.assert_allclose(a, b, **tol)
+
+
+@pytest.mark.skipif(not gemm.available(), reason="NumPy's BLAS is not an OpenBLAS this module binds")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_rows_is_numpys_product(dtype):
+    rng = np.random.default_rng(0)
+    big = rng.standard_normal((9, 6)).astype(dtype)
+    b = rng.standard_normal((6, 4)).astype(dtype)
+    out = np.full((9, 4), np.nan, dtype)
+    with gemm.one_thread_each():
+        gemm.matmul_rows(big[2:7], b, out[2:7])  # row blocks of larger arrays; the other rows untouched
+        gemm.matmul_rows(big[:0], b, out[:0])  # no rows
+    np.testing.assert_allclose(out[2:7], big[2:7] @ b, rtol=1e-6 if dtype == np.float32 else 1e-14)
+    assert np.isnan(out[:2]).all() and np.isnan(out[7:]).all()
+
+
+@pytest.mark.skipif(not gemm.available(), reason="NumPy's BLAS is not an OpenBLAS this module binds")
+def test_one_thread_each_restores_blas_threads_across_threads():
+    """OpenBLAS's thread count is one per process: 1 while any block is inside, the user's count after the last."""
+    import threading
+
+    from threadpoolctl import threadpool_limits
+
+    def blas_threads():
+        return gemm._THREADS[0]()
+
+    with threadpool_limits(limits=3, user_api="blas"):
+        inside, go = threading.Barrier(2), threading.Event()
+        seen = []
+
+        def hold():
+            with gemm.one_thread_each():
+                inside.wait()
+                go.wait()
+                seen.append(blas_threads())
+
+        worker = threading.Thread(target=hold)
+        worker.start()
+        with gemm.one_thread_each():
+            inside.wait()
+            seen.append(blas_threads())
+        seen.append(blas_threads())  # the worker is still inside
+        go.set()
+        worker.join()
+        assert seen == [1, 1, 1] and blas_threads() == 3
 
 
 # ---------------------------------------------------------------------------- embedding scatter

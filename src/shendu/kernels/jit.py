@@ -144,6 +144,8 @@ def _first_launch(compiled: Callable, args: tuple) -> Any:
         if passive:
             os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
         try:
+            if _threads_before_start:
+                _numba.set_num_threads(_threads_before_start.pop())  # starts the pool, under the policy above
             result = compiled(*args)
             try:
                 _layer.append(_numba.threading_layer())
@@ -201,12 +203,30 @@ else:  # pragma: no cover
     prange = range
 
 
+_threads_before_start: list[int] = []  # a count asked for before the pool started, applied when it starts
+
+
 def set_num_threads(n: int) -> None:
-    """Threads for the parallel kernels (at most ``NUMBA_NUM_THREADS``, the pool's size)."""
-    if _numba is not None:
-        _numba.set_num_threads(int(n))
+    """Threads for the parallel kernels (1 to ``NUMBA_NUM_THREADS``, the pool's size). Before the first parallel
+    kernel the count is kept and applied when the pool starts (:func:`_first_launch` starts it on its terms;
+    ``numba.set_num_threads`` would start it at once)."""
+    if _numba is None:
+        return
+    n = int(n)
+    if not 1 <= n <= _numba.config.NUMBA_NUM_THREADS:
+        raise ValueError(f"set_num_threads: the kernels' pool has 1 to {_numba.config.NUMBA_NUM_THREADS} threads "
+                         f"(NUMBA_NUM_THREADS), got {n}")
+    with _launch_lock:
+        if not _layer:
+            _threads_before_start[:] = [n]
+            return
+    _numba.set_num_threads(n)
 
 
 def get_num_threads() -> int:
-    """Threads the parallel kernels use now (1 when Numba is missing)."""
-    return int(_numba.get_num_threads()) if _numba is not None else 1
+    """Threads the parallel kernels use now (1 when Numba is missing); starts no pool."""
+    if _numba is None:
+        return 1
+    if not _layer:
+        return _threads_before_start[0] if _threads_before_start else _numba.config.NUMBA_NUM_THREADS
+    return int(_numba.get_num_threads())

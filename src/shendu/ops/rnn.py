@@ -12,9 +12,11 @@ Each op takes ``x`` (batch, time, features), the initial state(s), ``kernel`` (i
 ``mask`` (batch, time), True for real steps: a masked step keeps the previous state (and, as Keras, outputs
 it again; ``zero_output_for_mask=True`` outputs zeros instead). The textbook versions, built from ordinary
 shendu ops so autograd differentiates them, are in :mod:`shendu.ops.rnn_steps`; tests check both agree.
-With the default activations (tanh, sigmoid) and NumPy float arrays, the LSTM and GRU hand each step's gate
-maths to one compiled loop of :mod:`shendu.kernels.rnn` (``kernels.fast``; forward in float32, backward in
-float32 and float64); the NumPy loops below stay the reference (``kernels.disabled()`` or ``SHENDU_JIT=0``).
+With the default activations (tanh, sigmoid) and NumPy float arrays, the LSTM and GRU hand the loop over time
+to :mod:`shendu.kernels.rnn` (``kernels.fast``; forward in float32, backward in float32 and float64): one
+compiled call runs every step, the batch split into blocks of rows, one thread each (with NumPy's OpenBLAS;
+otherwise one compiled call per step after NumPy's GEMM). The NumPy loops below stay the reference
+(``kernels.disabled()`` or ``SHENDU_JIT=0``).
 The gate orders are Keras's: LSTM i, f, c, o; GRU z, r, h (``reset_after=True``: the recurrent bias is
 applied before the reset gate, as cuDNN and PyTorch do). These ops have first derivatives only.
 
@@ -35,7 +37,7 @@ import numpy as np
 from shendu.autograd.op import Op, raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
-from shendu.kernels import fast
+from shendu.kernels import fast, gemm, get_num_threads
 from shendu.kernels import rnn as kernels
 from shendu.ops.buffers import BufferPool
 from shendu.ops.elementwise import sigmoid_array
@@ -97,6 +99,14 @@ _BUFFERS = BufferPool(per_shape=8, limit=128 << 20)
 
 #: dtypes whose forward loop runs the compiled step kernel (backward runs it for float32 and float64)
 FORWARD_KERNEL_DTYPES = (np.dtype(np.float32),)
+
+#: the fewest rows per thread in the sequence kernels (a GEMM of fewer rows costs about as much: measured)
+MIN_BLOCK_ROWS = 16
+
+
+def _row_blocks(batch: int) -> int:
+    """Blocks of rows the sequence kernels split a batch into: one per thread, at least MIN_BLOCK_ROWS rows each."""
+    return max(1, min(get_num_threads(), batch // MIN_BLOCK_ROWS))
 
 
 def _take(op: Op, xp: Any, shape: tuple, dtype: Any) -> Any:
@@ -226,6 +236,11 @@ class LSTMSequenceOp(_GatedSequence):
         xp = get_array_module(u)
         recurrent = xp.empty(gates.shape[1:], dtype=gates.dtype)
         bias = xp.zeros(gates.shape[2], gates.dtype) if b is None else xp.ascontiguousarray(b, dtype=gates.dtype)
+        if gemm.available():
+            with gemm.one_thread_each():
+                kernels.lstm_forward_sequence(_row_blocks(hs.shape[1]), gates, xp.ascontiguousarray(u), bias, hs,
+                                              cs, tanh_c, self.kernel_mask, recurrent)
+            return
         for t in range(gates.shape[0]):
             xp.matmul(hs[t], u, out=recurrent)
             kernels.lstm_forward_step(t, gates, recurrent, bias, hs, cs, tanh_c, self.kernel_mask)
@@ -272,10 +287,17 @@ class LSTMSequenceOp(_GatedSequence):
         dh_rec = xp.array(gh, dtype=dtype, copy=True)  # dz[t + 1] U^T (at the last step: the gradient of h_T)
         dc = xp.array(gc, dtype=dtype, copy=True)
         carry = xp.zeros_like(dh_rec)
+        u_t = xp.ascontiguousarray(u.T)  # a GEMM with a transposed U measured 1.5x slower
+        if gemm.available():
+            with gemm.one_thread_each():
+                kernels.lstm_backward_sequence(_row_blocks(dc.shape[0]), gseq, dh_rec, carry, dc, self.gates,
+                                               self.cs, self.tanh_c, dz, self.kernel_mask, u_t)
+            dh_rec += carry
+            return dh_rec, dc, dz
         for t in range(gseq.shape[1] - 1, -1, -1):
             kernels.lstm_backward_step(t, gseq, dh_rec, carry, dc, self.gates, self.cs, self.tanh_c, dz,
                                        self.kernel_mask)
-            xp.matmul(dz[t], u.T, out=dh_rec)
+            xp.matmul(dz[t], u_t, out=dh_rec)
         dh_rec += carry
         return dh_rec, dc, dz
 
@@ -349,6 +371,13 @@ class GRUSequenceOp(_GatedSequence):
         return q
 
     def _steps_kernel(self, gates, rec, hs, u, b):
+        xp = get_array_module(u)
+        if gemm.available():
+            rec_bias = xp.zeros(rec.shape[2], rec.dtype) if b is None else xp.ascontiguousarray(b[1], rec.dtype)
+            with gemm.one_thread_each():
+                kernels.gru_forward_sequence(_row_blocks(hs.shape[1]), gates, xp.ascontiguousarray(u), rec_bias, hs,
+                                             self.kernel_mask, rec)
+            return
         for t in range(gates.shape[0]):
             self._recurrent(rec, hs, u, b, t)
             kernels.gru_forward_step(t, gates, rec, hs, self.kernel_mask)
@@ -394,10 +423,17 @@ class GRUSequenceOp(_GatedSequence):
         dq = _BUFFERS.take(xp, self.gates.shape, self.gates.dtype)
         dh_rec = xp.array(gh, dtype=dtype, copy=True)  # dq[t + 1] U^T (at the last step: the gradient of h_T)
         carry = xp.zeros_like(dh_rec)
+        u_t = xp.ascontiguousarray(u.T)  # a GEMM with a transposed U measured 1.5x slower
+        if gemm.available():
+            with gemm.one_thread_each():
+                kernels.gru_backward_sequence(_row_blocks(dh_rec.shape[0]), gseq, dh_rec, carry, self.gates, self.rec,
+                                              self.hs, dp, dq, self.kernel_mask, u_t)
+            dh_rec += carry
+            return dh_rec, dp, dq
         for t in range(gseq.shape[1] - 1, -1, -1):
             kernels.gru_backward_step(t, gseq, dh_rec, carry, self.gates, self.rec, self.hs, dp, dq,
                                       self.kernel_mask)
-            xp.matmul(dq[t], u.T, out=dh_rec)
+            xp.matmul(dq[t], u_t, out=dh_rec)
         dh_rec += carry
         return dh_rec, dp, dq
 

@@ -1,0 +1,120 @@
+"""NumPy's own BLAS GEMM, callable from compiled kernels: ``C = A B`` on row-major blocks.
+
+A recurrent layer's rows are independent of each other, so a kernel can split the batch over threads and
+run the whole sequence on each part: per time step one small GEMM (``h_{t-1} U``) and the gate maths, with
+no Python between the steps and no waiting between threads. The GEMM must then come from inside the kernel:
+this module binds NumPy's OpenBLAS ``cblas_sgemm``/``cblas_dgemm`` (the 64-bit-integer build in NumPy's
+wheels, ``scipy_cblas_?gemm64_``) under names of its own (``llvmlite.binding.add_symbol``), so the compiled
+code finds them when it is linked and Numba's on-disk cache stays valid.
+
+Such GEMMs must run on one thread each: a multi-threaded OpenBLAS call from inside a parallel region would
+hand its jobs to the same pool (:mod:`shendu.kernels.blas_threads`) and wait on itself. OpenBLAS's thread
+count is one number for the whole process, so :func:`one_thread_each` lowers it to 1 for the kernel's run
+and puts it back after; calls from several Python threads at once are counted, and the last one out restores
+it. Meanwhile any other BLAS call in the process runs on one thread too: still right, though its last bits
+may round differently from a multi-threaded run.
+
+>>> import numpy as np
+>>> a, b = np.ones((2, 3), np.float32), np.ones((3, 4), np.float32)
+>>> c = np.empty((2, 4), np.float32)
+>>> if available():
+...     with one_thread_each():
+...         matmul_rows(a, b, c)
+...     print(c[0])
+[3. 3. 3. 3.]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from shendu.kernels.jit import jit
+
+try:
+    from llvmlite import binding
+    from numba import types
+    from numpy._core import _multiarray_umath
+except ImportError:  # pragma: no cover - no Numba: the kernels that need a GEMM are never called
+    binding = types = _multiarray_umath = None
+
+_ROW_MAJOR, _NO_TRANS = 101, 111
+_SGEMM, _DGEMM = "shendu_cblas_sgemm", "shendu_cblas_dgemm"
+
+
+def _find() -> tuple[Any, Any] | None:
+    """NumPy's OpenBLAS GEMMs (64-bit integers) and its thread-count setter, bound by name; None elsewhere."""
+    if binding is None:
+        return None
+    try:
+        library = ctypes.CDLL(_multiarray_umath.__file__)
+        sgemm, dgemm = library.scipy_cblas_sgemm64_, library.scipy_cblas_dgemm64_
+        get_threads = library.scipy_openblas_get_num_threads64_
+        set_threads = library.scipy_openblas_set_num_threads64_
+        parallel = library.scipy_openblas_get_parallel64_()
+    except (OSError, AttributeError):
+        return None
+    if parallel not in (0, 1):  # an OpenMP build counts its threads per OpenMP region: not this module's case
+        return None
+    for name, function in ((_SGEMM, sgemm), (_DGEMM, dgemm)):
+        binding.add_symbol(name, ctypes.cast(function, ctypes.c_void_p).value)
+    get_threads.restype, set_threads.argtypes = ctypes.c_int, [ctypes.c_int]
+    return get_threads, set_threads
+
+
+_THREADS = _find()
+if types is not None:
+    _gemm_signature = types.void(types.intc, types.intc, types.intc, types.int64, types.int64, types.int64,
+                                 types.float64, types.intp, types.int64, types.intp, types.int64, types.float64,
+                                 types.intp, types.int64)
+    _sgemm = types.ExternalFunction(_SGEMM, types.void(*[types.float32 if a == types.float64 else a
+                                                         for a in _gemm_signature.args]))
+    _dgemm = types.ExternalFunction(_DGEMM, _gemm_signature)
+
+
+def available() -> bool:
+    """Whether kernels may call :func:`matmul_rows` (NumPy's BLAS is an OpenBLAS this module can bind)."""
+    return _THREADS is not None
+
+
+_count_lock = threading.Lock()
+_inside = [0, 0]  # [calls inside one_thread_each now, the thread count to restore]
+
+
+@contextlib.contextmanager
+def one_thread_each() -> Iterator[None]:
+    """OpenBLAS on one thread per call while the block runs (see the module docstring)."""
+    get_threads, set_threads = _THREADS
+    with _count_lock:
+        if _inside[0] == 0:
+            _inside[1] = get_threads()
+            set_threads(1)
+        _inside[0] += 1
+    try:
+        yield
+    finally:
+        with _count_lock:
+            _inside[0] -= 1
+            if _inside[0] == 0:
+                set_threads(_inside[1])
+
+
+@jit(inline="always")
+def matmul_rows(a, b, out):  # pragma: no cover - compiled
+    """out = a @ b by NumPy's BLAS: a (m, k), b (k, n), out (m, n), C-ordered float32 or float64 arrays of one
+    dtype (row blocks of larger ones too). Call it inside :func:`one_thread_each` only. (For a @ U^T pass a
+    C-ordered copy of U^T: OpenBLAS's transposed-B path measured 1.5x slower at these sizes.)"""
+    m, k = a.shape
+    n = out.shape[1]
+    lda, ldb, ldc = max(k, 1), max(n, 1), max(n, 1)  # BLAS refuses a leading dimension of 0
+    if a.itemsize == 4:
+        _sgemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, np.float32(1), a.ctypes.data, lda, b.ctypes.data, ldb,
+               np.float32(0), out.ctypes.data, ldc)
+    else:
+        _dgemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, 1.0, a.ctypes.data, lda, b.ctypes.data, ldb, 0.0,
+               out.ctypes.data, ldc)
