@@ -96,6 +96,30 @@ def test_step_kernels_agree_with_reference(kind, dtype, sizes, masked, zero_outp
         np.testing.assert_allclose(a, b, **TOL[dtype])
 
 
+@pytest.mark.parametrize("kind, used", [("lstm", (1,)), ("lstm", (2,)), ("lstm", (0,)), ("lstm", (1, 2)),
+                                        ("gru", (1,)), ("gru", (0,))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("masked", [False, True])
+def test_unused_outputs_get_no_gradient_array(kind, used, dtype, masked):
+    """Outputs nobody uses (the sequence under return_sequences=False; a final state) reach the op's backward
+    as None (``missing_grads_as_none``); the kernels skip the sequence's gradient, the reference takes zeros."""
+    batch, steps = 34, 4
+    inputs = _inputs(kind, dtype, batch, steps, 3, 5, strided=False)
+    options = dict(mask=_mask(batch, steps) if masked else None)
+    results = []
+    for jit in (True, False):
+        with (_nothing() if jit else kernels.disabled()):
+            outputs = getattr(fused, kind)(*inputs, **options)
+            rng = np.random.default_rng(11)
+            loss = sum((outputs[i] * rng.standard_normal(outputs[i].shape).astype(dtype)).sum() for i in used)
+            results.append([g.data for g in shendu.grad(loss, inputs)])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, **TOL[dtype])
+    fn = getattr(fused, kind)
+    small = _inputs(kind, np.float64, 3, 4, 2, 3, strided=False)
+    assert shendu.gradcheck(lambda *a: sum(fn(*a, mask=_mask(3, 4))[i].sum() for i in used), *small)
+
+
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 @pytest.mark.parametrize("masked", [False, True])
 def test_float64_forward_kernel_agrees_with_reference(kind, masked, monkeypatch):

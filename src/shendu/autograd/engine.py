@@ -147,7 +147,8 @@ def backward(roots: Sequence[Tensor], gradients: Sequence[Any], retain_graph: bo
             if op.retains_grad and captured is None:
                 _store_retained(op, gys, stored)
             if len(gys) > 1:
-                gys = [g if g is not None else _zeros_like_output(op, i, create_graph) for i, g in enumerate(gys)]
+                if not op.missing_grads_as_none:
+                    gys = [g if g is not None else _zeros_like_output(op, i, create_graph) for i, g in enumerate(gys)]
                 gy = tuple(gys)
             else:
                 gy = gys[0]

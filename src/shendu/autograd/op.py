@@ -84,6 +84,8 @@ class Op:
     differentiable = True
     #: set when an output called ``retain_grad()``
     retains_grad = False
+    #: multi-output ops whose backward takes None for the gradient of an output nobody used (else: zeros)
+    missing_grads_as_none = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

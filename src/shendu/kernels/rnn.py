@@ -83,6 +83,14 @@ def _zero(target):  # pragma: no cover - compiled
         target[j] = 0
 
 
+@jit(inline="always")
+def _dh(gseq, b, t, j, dh_rec, carry):  # pragma: no cover - compiled
+    """The gradient reaching h_t: from the output sequence (None: unused), through U, and carried past U."""
+    if gseq is None:
+        return dh_rec[j] + carry[j]
+    return gseq[b, t, j] + dh_rec[j] + carry[j]
+
+
 # Each loop runs over one row's 1-D slices: LLVM vectorises those (2-D indexing in the loop body stays scalar,
 # ~10x slower). The row loops with a transcendental take ``f32`` as a literal from an ``if`` on the dtype, so
 # after inlining each copy holds one tanh and vectorises (a run-time flag in the loop would not).
@@ -148,17 +156,17 @@ def _lstm_backward_row(t, b, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mas
     """Row b of step t (see lstm_backward_step)."""
     one = dz.dtype.type(1)
     u = dc.shape[1]
-    gy, dr, ca, dcb = gseq[b, t], dh_rec[b], carry[b], dc[b]
+    dr, ca, dcb = dh_rec[b], carry[b], dc[b]
     if mask is not None and not mask[b, t]:
         for j in range(u):
-            ca[j] = gy[j] + dr[j] + ca[j]
+            ca[j] = _dh(gseq, b, t, j, dr, ca)
         _zero(dz[t, b])
         return
     i, f, g, o = gates[t, b, :u], gates[t, b, u:2 * u], gates[t, b, 2 * u:3 * u], gates[t, b, 3 * u:]
     di, df, dg, do = dz[t, b, :u], dz[t, b, u:2 * u], dz[t, b, 2 * u:3 * u], dz[t, b, 3 * u:]
     c_prev, tc = cs[t, b], tanh_c[t, b]
     for j in range(u):
-        dh = gy[j] + dr[j] + ca[j]
+        dh = _dh(gseq, b, t, j, dr, ca)
         dcj = dh * o[j] * (one - tc[j] * tc[j]) + dcb[j]
         di[j] = dcj * g[j] * (i[j] * (one - i[j]))
         df[j] = dcj * c_prev[j] * (f[j] * (one - f[j]))
@@ -170,8 +178,9 @@ def _lstm_backward_row(t, b, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mas
 
 @jit(error_model="numpy", fastmath=_CONTRACT)
 def lstm_backward_step(t, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mask):  # pragma: no cover - compiled
-    """dh = gseq[:, t] + dh_rec + carry (dh_rec = dz[t + 1] U^T); dz[t] = the pre-activation gradients of step t;
-    dc <- dc_{t-1}; carry <- the part of dh_{t-1} not through U (dh itself on masked rows, else 0)."""
+    """dh = gseq[:, t] + dh_rec + carry (dh_rec = dz[t + 1] U^T; gseq None when the sequence was not used);
+    dz[t] = the pre-activation gradients of step t; dc <- dc_{t-1}; carry <- the part of dh_{t-1} not through U
+    (dh itself on masked rows, else 0)."""
     for b in range(dc.shape[0]):
         _lstm_backward_row(t, b, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mask)
 
@@ -247,10 +256,10 @@ def _gru_backward_row(t, b, gseq, dh_rec, carry, gates, rec, hs, dp, dq, mask): 
     """Row b of step t (see gru_backward_step)."""
     one = dp.dtype.type(1)
     u = dh_rec.shape[1]
-    gy, dr, ca = gseq[b, t], dh_rec[b], carry[b]
+    dr, ca = dh_rec[b], carry[b]
     if mask is not None and not mask[b, t]:
         for j in range(u):
-            ca[j] = gy[j] + dr[j] + ca[j]
+            ca[j] = _dh(gseq, b, t, j, dr, ca)
         _zero(dp[t, b])
         _zero(dq[t, b])
         return
@@ -258,7 +267,7 @@ def _gru_backward_row(t, b, gseq, dh_rec, carry, gates, rec, hs, dp, dq, mask): 
     dpz, dpr, dpn = dp[t, b, :u], dp[t, b, u:2 * u], dp[t, b, 2 * u:]
     dqz, dqr, dqn = dq[t, b, :u], dq[t, b, u:2 * u], dq[t, b, 2 * u:]
     for j in range(u):
-        dh = gy[j] + dr[j] + ca[j]
+        dh = _dh(gseq, b, t, j, dr, ca)
         dn = dh * (one - z[j]) * (one - n[j] * n[j])
         dz = dh * (h_prev[j] - n[j]) * (z[j] * (one - z[j]))
         drj = dn * qn[j] * (r[j] * (one - r[j]))
@@ -269,8 +278,9 @@ def _gru_backward_row(t, b, gseq, dh_rec, carry, gates, rec, hs, dp, dq, mask): 
 
 @jit(error_model="numpy", fastmath=_CONTRACT)
 def gru_backward_step(t, gseq, dh_rec, carry, gates, rec, hs, dp, dq, mask):  # pragma: no cover - compiled
-    """dh = gseq[:, t] + dh_rec + carry (dh_rec = dq[t + 1] U^T); dp[t], dq[t] = the gradients of x_t W + b_in and
-    h_{t-1} U + b_rec; carry <- the part of dh_{t-1} not through U (dh z; dh itself on masked rows)."""
+    """dh = gseq[:, t] + dh_rec + carry (dh_rec = dq[t + 1] U^T; gseq None when the sequence was not used);
+    dp[t], dq[t] = the gradients of x_t W + b_in and h_{t-1} U + b_rec; carry <- the part of dh_{t-1} not
+    through U (dh z; dh itself on masked rows)."""
     for b in range(dh_rec.shape[0]):
         _gru_backward_row(t, b, gseq, dh_rec, carry, gates, rec, hs, dp, dq, mask)
 

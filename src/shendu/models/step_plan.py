@@ -157,7 +157,9 @@ class Plan:
                     continue
                 e, op, args = entries[i], ops[i], args_of[i]
                 out = outs[i]
-                if len(gys) > 1:
+                if len(gys) > 1 and op.missing_grads_as_none:
+                    gy = tuple(gys)
+                elif len(gys) > 1:
                     gy = tuple(g if g is not None else engine.zeros_like_array(o) for g, o in zip(gys, out))
                 else:
                     gy = gys[0]

@@ -168,7 +168,9 @@ def _input_grads(op: Op, dpre: Any, xt: Any, x: Any, w: Any, has_bias: bool, w_i
 
 
 def _batch_major_grad(gseq: Any, mask: Any, zero_output: bool, dtype: Any) -> Any:
-    """The output gradient as the kernels read it: (batch, time, units), C order, the op's dtype."""
+    """The output gradient as the kernels read it: (batch, time, units), C order, the op's dtype (None: unused)."""
+    if gseq is None:
+        return None
     if mask is not None and zero_output:
         gseq = gseq * mask[:, :, None]
     return get_array_module(gseq).ascontiguousarray(gseq, dtype=dtype)
@@ -188,12 +190,23 @@ class _GatedSequence(Op):
     """The options shared by the gated recurrent ops (LSTM, GRU); not an op itself."""
 
     saves_output = True  # the engine needs y for unused outputs (small next to the buffers the op keeps)
+    #: the engine passes None for the gradient of an output nobody used (the sequence, under an LSTM or GRU
+    #: layer with return_sequences=False): the kernels then skip it, instead of reading a zero array of it
+    missing_grads_as_none = True
 
     def __init__(self, mask: Any = None, activation: str = "tanh", recurrent_activation: str = "sigmoid",
                  zero_output_for_mask: bool = False) -> None:
         self.mask = mask
         self.act, self.rec_act = _activation(activation), _activation(recurrent_activation)
         self.zero_output = zero_output_for_mask
+
+    def _given_grads(self, gys: tuple, x: Any) -> list:
+        """The output gradients with zeros for the unused ones (None), except the sequence's on the kernel path."""
+        xp = get_array_module(x)
+        n, steps, units = x.shape[0], x.shape[1], self.hs.shape[2]
+        shapes = [(n, steps, units)] + [(n, units)] * (len(gys) - 1)
+        return [g if g is not None or (i == 0 and self.fused) else xp.zeros(shape, x.dtype)
+                for i, (g, shape) in enumerate(zip(gys, shapes))]
 
     def _use_kernel(self, x: Any, w: Any, u: Any) -> bool:
         """Sets ``fused`` (backward through time by the compiled kernels) and returns whether the forward loop
@@ -271,7 +284,7 @@ class LSTMSequenceOp(_GatedSequence):
 
     def backward(self, gys, x, h0, c0, w, u, b, y):
         _no_double_backward("lstm", *gys)
-        gseq, gh, gc = gys
+        gseq, gh, gc = self._given_grads(gys, x)
         units = u.shape[0]
         through_time = self._backward_kernel if self.fused else self._backward_reference
         dh_next, dc_next, dz = through_time(gseq, gh, gc, x.dtype, u)
@@ -294,7 +307,7 @@ class LSTMSequenceOp(_GatedSequence):
                                                self.cs, self.tanh_c, dz, self.kernel_mask, u_t)
             dh_rec += carry
             return dh_rec, dc, dz
-        for t in range(gseq.shape[1] - 1, -1, -1):
+        for t in range(self.gates.shape[0] - 1, -1, -1):
             kernels.lstm_backward_step(t, gseq, dh_rec, carry, dc, self.gates, self.cs, self.tanh_c, dz,
                                        self.kernel_mask)
             xp.matmul(dz[t], u_t, out=dh_rec)
@@ -403,7 +416,7 @@ class GRUSequenceOp(_GatedSequence):
 
     def backward(self, gys, x, h0, w, u, b, y):
         _no_double_backward("gru", *gys)
-        gseq, gh = gys
+        gseq, gh = self._given_grads(gys, x)
         xp = get_array_module(x)
         units = u.shape[0]
         through_time = self._backward_kernel if self.fused else self._backward_reference
@@ -430,7 +443,7 @@ class GRUSequenceOp(_GatedSequence):
                                               self.hs, dp, dq, self.kernel_mask, u_t)
             dh_rec += carry
             return dh_rec, dp, dq
-        for t in range(gseq.shape[1] - 1, -1, -1):
+        for t in range(self.gates.shape[0] - 1, -1, -1):
             kernels.gru_backward_step(t, gseq, dh_rec, carry, self.gates, self.rec, self.hs, dp, dq,
                                       self.kernel_mask)
             xp.matmul(dq[t], u_t, out=dh_rec)
