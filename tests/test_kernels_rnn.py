@@ -121,6 +121,29 @@ def test_unused_outputs_get_no_gradient_array(kind, used, dtype, masked):
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("jit", [True, False])
+def test_return_sequences_false_gives_the_last_state(kind, dtype, jit):
+    """return_sequences=False: the first output is h_T (the sequence is never built); its gradient joins h_T's.
+    Same values and gradients as taking h_T from the full op, on the kernel path and the reference."""
+    batch, steps = 34, 5
+    inputs = _inputs(kind, dtype, batch, steps, 3, 4, strided=False)
+    mask = _mask(batch, steps)
+    rng = np.random.default_rng(2)
+    v0, v1 = (rng.standard_normal((batch, 4)).astype(dtype) for _ in range(2))
+    runs = []
+    for return_sequences in (False, True):
+        with (_nothing() if jit else kernels.disabled()):
+            outputs = getattr(fused, kind)(*inputs, mask=mask, return_sequences=return_sequences)
+            first = outputs[1] if return_sequences else outputs[0]
+            loss = (first * v0).sum() + (outputs[1] * v1).sum()
+            runs.append([o.data for o in outputs[1:]] + [first.data] + [g.data for g in shendu.grad(loss, inputs)])
+    assert runs[0][-len(inputs) - 1].shape == (batch, 4)
+    for a, b in zip(*runs):
+        np.testing.assert_allclose(a, b, **TOL[dtype])
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
 @pytest.mark.parametrize("masked", [False, True])
 def test_float64_forward_kernel_agrees_with_reference(kind, masked, monkeypatch):
     """float64 forward loops run NumPy (faster than libm's scalar tanh); the kernel's float64 branch still

@@ -234,7 +234,7 @@ class LSTM(_RNN):
         act, rec_act = activations.serialize(self.activation), activations.serialize(self.recurrent_activation)
         if rec_mask is None and self._fusable():
             return fused.lstm(x, self.kernel, self.recurrent_kernel, self.bias, states[0], states[1], mask, act,
-                              rec_act, self.zero_output_for_mask)
+                              rec_act, self.zero_output_for_mask, self.return_sequences)
         seq, h, c = rnn_steps.lstm(x, self.kernel, self.recurrent_kernel, self.bias, states[0], states[1], mask,
                                    self.activation, self.recurrent_activation, rec_mask)
         return _zero_masked(seq, mask, self.zero_output_for_mask), h, c
@@ -262,7 +262,7 @@ class GRU(_RNN):
         act, rec_act = activations.serialize(self.activation), activations.serialize(self.recurrent_activation)
         if rec_mask is None and self.reset_after and self._fusable():
             return fused.gru(x, self.kernel, self.recurrent_kernel, self.bias, states[0], mask, act, rec_act,
-                             self.zero_output_for_mask)
+                             self.zero_output_for_mask, self.return_sequences)
         seq, h = rnn_steps.gru(x, self.kernel, self.recurrent_kernel, self.bias, states[0], mask, self.activation,
                                self.recurrent_activation, self.reset_after, rec_mask)
         return _zero_masked(seq, mask, self.zero_output_for_mask), h

@@ -195,14 +195,27 @@ class _GatedSequence(Op):
     missing_grads_as_none = True
 
     def __init__(self, mask: Any = None, activation: str = "tanh", recurrent_activation: str = "sigmoid",
-                 zero_output_for_mask: bool = False) -> None:
+                 zero_output_for_mask: bool = False, return_sequences: bool = True) -> None:
         self.mask = mask
         self.act, self.rec_act = _activation(activation), _activation(recurrent_activation)
         self.zero_output = zero_output_for_mask
+        self.return_sequences = return_sequences
+
+    def _first_output(self, hs: Any) -> Any:
+        """The sequence (batch, time, units), or with return_sequences=False h_T (never building the sequence)."""
+        if self.return_sequences:
+            return _sequence_output(hs[1:], self.mask, self.zero_output)
+        return hs[-1].copy()
 
     def _given_grads(self, gys: tuple, x: Any) -> list:
-        """The output gradients with zeros for the unused ones (None), except the sequence's on the kernel path."""
+        """The output gradients with zeros for the unused ones (None), except the sequence's on the kernel path
+        (with return_sequences=False the first output is h_T: its gradient joins h_T's, and the sequence has none)."""
         xp = get_array_module(x)
+        gys = list(gys)
+        if not self.return_sequences:
+            first, gys[0] = gys[0], None
+            if first is not None:
+                gys[1] = first if gys[1] is None else gys[1] + first
         n, steps, units = x.shape[0], x.shape[1], self.hs.shape[2]
         shapes = [(n, steps, units)] + [(n, units)] * (len(gys) - 1)
         return [g if g is not None or (i == 0 and self.fused) else xp.zeros(shape, x.dtype)
@@ -243,7 +256,7 @@ class LSTMSequenceOp(_GatedSequence):
         else:
             self._steps_reference(gates, hs, cs, tanh_c, u)
         self.gates, self.hs, self.cs, self.tanh_c = gates, hs, cs, tanh_c
-        return _sequence_output(hs[1:], self.mask, self.zero_output), hs[steps].copy(), cs[steps].copy()
+        return self._first_output(hs), hs[steps].copy(), cs[steps].copy()
 
     def _steps_kernel(self, gates, hs, cs, tanh_c, u, b):
         xp = get_array_module(u)
@@ -374,7 +387,7 @@ class GRUSequenceOp(_GatedSequence):
         forward_kernel = self._use_kernel(x, w, u)
         (self._steps_kernel if forward_kernel else self._steps_reference)(gates, rec, hs, u, b)
         self.gates, self.hs, self.rec = gates, hs, rec
-        return _sequence_output(hs[1:], self.mask, self.zero_output), hs[steps].copy()
+        return self._first_output(hs), hs[steps].copy()
 
     def _recurrent(self, rec, hs, u, b, t):
         """rec[t] = q_t = h_{t-1} U + b_rec"""
@@ -550,19 +563,22 @@ def _raw_mask(mask: Any) -> Any:
 
 def lstm(x: Any, kernel: Any, recurrent_kernel: Any, bias: Any = None, h0: Any = None, c0: Any = None,
          mask: Any = None, activation: str = "tanh", recurrent_activation: str = "sigmoid",
-         zero_output_for_mask: bool = False) -> tuple[Any, Any, Any]:
-    """Keras-layout LSTM over x (batch, time, in): returns (outputs (batch, time, units), h_T, c_T)."""
+         zero_output_for_mask: bool = False, return_sequences: bool = True) -> tuple[Any, Any, Any]:
+    """Keras-layout LSTM over x (batch, time, in): returns (outputs (batch, time, units), h_T, c_T); with
+    ``return_sequences=False`` the first output is h_T (batch, units), as Keras's layer gives, and the sequence is
+    never built."""
     units = raw(recurrent_kernel).shape[0]
-    op = LSTMSequenceOp(_raw_mask(mask), activation, recurrent_activation, zero_output_for_mask)
+    op = LSTMSequenceOp(_raw_mask(mask), activation, recurrent_activation, zero_output_for_mask, return_sequences)
     return op(x, _initial_state(x, units, h0), _initial_state(x, units, c0), kernel, recurrent_kernel, bias)
 
 
 def gru(x: Any, kernel: Any, recurrent_kernel: Any, bias: Any = None, h0: Any = None, mask: Any = None,
         activation: str = "tanh", recurrent_activation: str = "sigmoid",
-        zero_output_for_mask: bool = False) -> tuple[Any, Any]:
-    """Keras-layout GRU (reset_after=True, bias (2, 3*units)) over x: returns (outputs, h_T)."""
+        zero_output_for_mask: bool = False, return_sequences: bool = True) -> tuple[Any, Any]:
+    """Keras-layout GRU (reset_after=True, bias (2, 3*units)) over x: returns (outputs, h_T); with
+    ``return_sequences=False`` the first output is h_T, as for :func:`lstm`."""
     units = raw(recurrent_kernel).shape[0]
-    op = GRUSequenceOp(_raw_mask(mask), activation, recurrent_activation, zero_output_for_mask)
+    op = GRUSequenceOp(_raw_mask(mask), activation, recurrent_activation, zero_output_for_mask, return_sequences)
     return op(x, _initial_state(x, units, h0), kernel, recurrent_kernel, bias)
 
 
