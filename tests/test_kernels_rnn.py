@@ -258,65 +258,68 @@ def _sequence_case(kind, dtype, batch, steps, units, masked, seed=5):
 
 
 def _lstm_buffers(c):
-    """gates (a copy), rec, hs, cs, tanh_c, dz, dh, dc, carry for one forward and backward run."""
+    """gates (a copy), rec, hs, cs, tanh_c, dz, dh, dc, carry, db_rows for one forward and backward run."""
     steps, batch, _ = c["gates"].shape
     units = c["u"].shape[0]
     gates, rec = c["gates"].copy(), np.zeros(c["gates"].shape[1:], c["gates"].dtype)
     hs, cs = np.zeros((2, steps + 1, batch, units), gates.dtype)
     tanh_c = np.zeros((steps, batch, units), gates.dtype)
     hs[0], cs[0] = c["h0"], c["c0"]
-    return gates, rec, hs, cs, tanh_c, np.zeros_like(gates), c["gh"].copy(), c["gc"].copy(), np.zeros_like(c["gh"])
+    return (gates, rec, hs, cs, tanh_c, np.zeros_like(gates), c["gh"].copy(), c["gc"].copy(), np.zeros_like(c["gh"]),
+            np.zeros_like(rec))
 
 
 def _lstm_by_steps(c):
-    gates, rec, hs, cs, tanh_c, dz, dh, dc, carry = _lstm_buffers(c)
+    gates, rec, hs, cs, tanh_c, dz, dh, dc, carry, db_rows = _lstm_buffers(c)
     for t in range(gates.shape[0]):
         np.matmul(hs[t], c["u"], out=rec)
         rnn_kernels.lstm_forward_step(t, gates, rec, c["bias"], hs, cs, tanh_c, c["mask"])
     for t in range(gates.shape[0] - 1, -1, -1):
-        rnn_kernels.lstm_backward_step(t, c["gseq"], dh, carry, dc, gates, cs, tanh_c, dz, c["mask"])
+        rnn_kernels.lstm_backward_step(t, c["gseq"], dh, carry, dc, gates, cs, tanh_c, dz, c["mask"], db_rows)
         np.matmul(dz[t], c["u"].T, out=dh)
-    return [gates, hs, cs, tanh_c, dz, dh, dc, carry]
+    np.testing.assert_allclose(db_rows, dz.sum(axis=0), rtol=1e-5, atol=1e-6)  # the bias gradient, per row
+    return [gates, hs, cs, tanh_c, dz, dh, dc, carry, db_rows]
 
 
 def _lstm_by_sequence(c, parts):
-    gates, rec, hs, cs, tanh_c, dz, dh, dc, carry = _lstm_buffers(c)
+    gates, rec, hs, cs, tanh_c, dz, dh, dc, carry, db_rows = _lstm_buffers(c)
     with gemm.one_thread_each():
         rnn_kernels.lstm_forward_sequence(parts, gates, c["u"], c["bias"], hs, cs, tanh_c, c["mask"], rec)
         rnn_kernels.lstm_backward_sequence(parts, c["gseq"], dh, carry, dc, gates, cs, tanh_c, dz, c["mask"],
-                                           np.ascontiguousarray(c["u"].T))
-    return [gates, hs, cs, tanh_c, dz, dh, dc, carry]
+                                           db_rows, np.ascontiguousarray(c["u"].T))
+    return [gates, hs, cs, tanh_c, dz, dh, dc, carry, db_rows]
 
 
 def _gru_buffers(c):
-    """gates (a copy), rec, hs, dp, dq, dh, carry for one forward and backward run."""
+    """gates (a copy), rec, hs, dp, dq, dh, carry, db_rows for one forward and backward run."""
     steps, batch, _ = c["gates"].shape
     gates = c["gates"].copy()
     hs = np.zeros((steps + 1, batch, c["u"].shape[0]), gates.dtype)
     hs[0] = c["h0"]
-    return gates, np.zeros_like(gates), hs, np.zeros_like(gates), np.zeros_like(gates), c["gh"].copy(), \
-        np.zeros_like(c["gh"])
+    return (gates, np.zeros_like(gates), hs, np.zeros_like(gates), np.zeros_like(gates), c["gh"].copy(),
+            np.zeros_like(c["gh"]), np.zeros((2,) + gates.shape[1:], gates.dtype))
 
 
 def _gru_by_steps(c):
-    gates, rec, hs, dp, dq, dh, carry = _gru_buffers(c)
+    gates, rec, hs, dp, dq, dh, carry, db_rows = _gru_buffers(c)
     for t in range(gates.shape[0]):
         np.matmul(hs[t], c["u"], out=rec[t])
         rec[t] += c["bias"]
         rnn_kernels.gru_forward_step(t, gates, rec, hs, c["mask"])
     for t in range(gates.shape[0] - 1, -1, -1):
-        rnn_kernels.gru_backward_step(t, c["gseq"], dh, carry, gates, rec, hs, dp, dq, c["mask"])
+        rnn_kernels.gru_backward_step(t, c["gseq"], dh, carry, gates, rec, hs, dp, dq, c["mask"], db_rows)
         np.matmul(dq[t], c["u"].T, out=dh)
-    return [gates, rec, hs, dp, dq, dh, carry]
+    np.testing.assert_allclose(db_rows, [dp.sum(axis=0), dq.sum(axis=0)], rtol=1e-5, atol=1e-6)
+    return [gates, rec, hs, dp, dq, dh, carry, db_rows]
 
 
 def _gru_by_sequence(c, parts):
-    gates, rec, hs, dp, dq, dh, carry = _gru_buffers(c)
+    gates, rec, hs, dp, dq, dh, carry, db_rows = _gru_buffers(c)
     with gemm.one_thread_each():
         rnn_kernels.gru_forward_sequence(parts, gates, c["u"], c["bias"], hs, c["mask"], rec)
         rnn_kernels.gru_backward_sequence(parts, c["gseq"], dh, carry, gates, rec, hs, dp, dq, c["mask"],
-                                          np.ascontiguousarray(c["u"].T))
-    return [gates, rec, hs, dp, dq, dh, carry]
+                                          db_rows, np.ascontiguousarray(c["u"].T))
+    return [gates, rec, hs, dp, dq, dh, carry, db_rows]
 
 
 @pytest.mark.skipif(not (kernels.enabled() and gemm.available()), reason="needs Numba and NumPy's OpenBLAS")

@@ -84,6 +84,13 @@ def _zero(target):  # pragma: no cover - compiled
 
 
 @jit(inline="always")
+def _accumulate(total, values):  # pragma: no cover - compiled
+    """total += values: the bias gradients, summed per batch row over the steps."""
+    for j in range(total.shape[0]):
+        total[j] += values[j]
+
+
+@jit(inline="always")
 def _dh(gseq, b, t, j, dh_rec, carry):  # pragma: no cover - compiled
     """The gradient reaching h_t: from the output sequence (None: unused), through U, and carried past U."""
     if gseq is None:
@@ -152,7 +159,7 @@ def lstm_forward_sequence(parts, gates, u, bias, hs, cs, tanh_c, mask, rec):  # 
 
 
 @jit(error_model="numpy", fastmath=_CONTRACT, inline="always")
-def _lstm_backward_row(t, b, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mask):  # pragma: no cover
+def _lstm_backward_row(t, b, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mask, db_rows):  # pragma: no cover
     """Row b of step t (see lstm_backward_step)."""
     one = dz.dtype.type(1)
     u = dc.shape[1]
@@ -174,19 +181,23 @@ def _lstm_backward_row(t, b, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mas
         do[j] = dh * tc[j] * (o[j] * (one - o[j]))
         dcb[j] = dcj * f[j]
         ca[j] = 0
+    if db_rows is not None:
+        _accumulate(db_rows[b], dz[t, b])
 
 
 @jit(error_model="numpy", fastmath=_CONTRACT)
-def lstm_backward_step(t, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mask):  # pragma: no cover - compiled
+def lstm_backward_step(t, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mask, db_rows):  # pragma: no cover
     """dh = gseq[:, t] + dh_rec + carry (dh_rec = dz[t + 1] U^T; gseq None when the sequence was not used);
     dz[t] = the pre-activation gradients of step t; dc <- dc_{t-1}; carry <- the part of dh_{t-1} not through U
-    (dh itself on masked rows, else 0)."""
+    (dh itself on masked rows, else 0); db_rows[b] += dz[t, b] unless db_rows is None (no bias gradient wanted).
+    Summed per row, then over the rows by the op: the same sums whatever the thread count."""
     for b in range(dc.shape[0]):
-        _lstm_backward_row(t, b, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mask)
+        _lstm_backward_row(t, b, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mask, db_rows)
 
 
 @jit(parallel=True, error_model="numpy", fastmath=_CONTRACT)
-def lstm_backward_sequence(parts, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mask, u_t):  # pragma: no cover
+def lstm_backward_sequence(parts, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mask, db_rows,
+                           u_t):  # pragma: no cover - compiled
     """Every step of :func:`lstm_backward_step` from the last to the first, with dh_rec = dz[t] U^T done here
     (``u_t`` = U^T, C-ordered), on ``parts`` blocks of rows as in :func:`lstm_forward_sequence`. On return
     dh_rec holds dz[0] U^T."""
@@ -195,7 +206,7 @@ def lstm_backward_sequence(parts, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz
         first, last = p * n // parts, (p + 1) * n // parts
         for t in range(gates.shape[0] - 1, -1, -1):
             for b in range(first, last):
-                _lstm_backward_row(t, b, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mask)
+                _lstm_backward_row(t, b, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mask, db_rows)
             matmul_rows(dz[t, first:last], u_t, dh_rec[first:last])
 
 
@@ -252,7 +263,7 @@ def gru_forward_sequence(parts, gates, u, rec_bias, hs, mask, rec):  # pragma: n
 
 
 @jit(error_model="numpy", fastmath=_CONTRACT, inline="always")
-def _gru_backward_row(t, b, gseq, dh_rec, carry, gates, rec, hs, dp, dq, mask):  # pragma: no cover - compiled
+def _gru_backward_row(t, b, gseq, dh_rec, carry, gates, rec, hs, dp, dq, mask, db_rows):  # pragma: no cover
     """Row b of step t (see gru_backward_step)."""
     one = dp.dtype.type(1)
     u = dh_rec.shape[1]
@@ -274,19 +285,24 @@ def _gru_backward_row(t, b, gseq, dh_rec, carry, gates, rec, hs, dp, dq, mask): 
         dpz[j], dpr[j], dpn[j] = dz, drj, dn
         dqz[j], dqr[j], dqn[j] = dz, drj, dn * r[j]
         ca[j] = dh * z[j]
+    if db_rows is not None:
+        _accumulate(db_rows[0, b], dp[t, b])
+        _accumulate(db_rows[1, b], dq[t, b])
 
 
 @jit(error_model="numpy", fastmath=_CONTRACT)
-def gru_backward_step(t, gseq, dh_rec, carry, gates, rec, hs, dp, dq, mask):  # pragma: no cover - compiled
+def gru_backward_step(t, gseq, dh_rec, carry, gates, rec, hs, dp, dq, mask, db_rows):  # pragma: no cover
     """dh = gseq[:, t] + dh_rec + carry (dh_rec = dq[t + 1] U^T; gseq None when the sequence was not used);
     dp[t], dq[t] = the gradients of x_t W + b_in and h_{t-1} U + b_rec; carry <- the part of dh_{t-1} not
-    through U (dh z; dh itself on masked rows)."""
+    through U (dh z; dh itself on masked rows); db_rows[0, b] += dp[t, b], db_rows[1, b] += dq[t, b] unless
+    db_rows is None."""
     for b in range(dh_rec.shape[0]):
-        _gru_backward_row(t, b, gseq, dh_rec, carry, gates, rec, hs, dp, dq, mask)
+        _gru_backward_row(t, b, gseq, dh_rec, carry, gates, rec, hs, dp, dq, mask, db_rows)
 
 
 @jit(parallel=True, error_model="numpy", fastmath=_CONTRACT)
-def gru_backward_sequence(parts, gseq, dh_rec, carry, gates, rec, hs, dp, dq, mask, u_t):  # pragma: no cover
+def gru_backward_sequence(parts, gseq, dh_rec, carry, gates, rec, hs, dp, dq, mask, db_rows,
+                          u_t):  # pragma: no cover - compiled
     """Every step of :func:`gru_backward_step` from the last to the first, with dh_rec = dq[t] U^T done here
     (``u_t`` = U^T, C-ordered), on ``parts`` blocks of rows. On return dh_rec holds dq[0] U^T."""
     n = dh_rec.shape[0]
@@ -294,5 +310,5 @@ def gru_backward_sequence(parts, gseq, dh_rec, carry, gates, rec, hs, dp, dq, ma
         first, last = p * n // parts, (p + 1) * n // parts
         for t in range(gates.shape[0] - 1, -1, -1):
             for b in range(first, last):
-                _gru_backward_row(t, b, gseq, dh_rec, carry, gates, rec, hs, dp, dq, mask)
+                _gru_backward_row(t, b, gseq, dh_rec, carry, gates, rec, hs, dp, dq, mask, db_rows)
             matmul_rows(dq[t, first:last], u_t, dh_rec[first:last])

@@ -299,33 +299,38 @@ class LSTMSequenceOp(_GatedSequence):
         _no_double_backward("lstm", *gys)
         gseq, gh, gc = self._given_grads(gys, x)
         units = u.shape[0]
-        through_time = self._backward_kernel if self.fused else self._backward_reference
-        dh_next, dc_next, dz = through_time(gseq, gh, gc, x.dtype, u)
-        dx, dw, db = _input_grads(self, dz, self.xt, x, w, b is not None, 3)
+        want_db = b is not None and self.needs_grad[5]
+        if self.fused:  # the kernels sum the bias gradient as they go (per batch row; then over the rows here)
+            dh_next, dc_next, dz, db_rows = self._backward_kernel(gseq, gh, gc, x.dtype, u, want_db)
+        else:
+            (dh_next, dc_next, dz), db_rows = self._backward_reference(gseq, gh, gc, x.dtype, u), None
+        dx, dw, db = _input_grads(self, dz, self.xt, x, w, want_db and db_rows is None, 3)
+        if db_rows is not None:
+            db = db_rows.sum(axis=0)
         du = self.hs[:-1].reshape(-1, units).T @ dz.reshape(-1, 4 * units) if self.needs_grad[4] else None
         _BUFFERS.give(dz)
         return dx, dh_next, dc_next, dw, du, db
 
-    def _backward_kernel(self, gseq, gh, gc, dtype, u):
+    def _backward_kernel(self, gseq, gh, gc, dtype, u, want_db):
         xp = get_array_module(u)
         gseq = _batch_major_grad(gseq, self.mask, self.zero_output, dtype)
         dz = _BUFFERS.take(xp, self.gates.shape, self.gates.dtype)
         dh_rec = xp.array(gh, dtype=dtype, copy=True)  # dz[t + 1] U^T (at the last step: the gradient of h_T)
         dc = xp.array(gc, dtype=dtype, copy=True)
         carry = xp.zeros_like(dh_rec)
+        db_rows = xp.zeros(self.gates.shape[1:], dtype) if want_db else None
         u_t = xp.ascontiguousarray(u.T)  # a GEMM with a transposed U measured 1.5x slower
         if gemm.available():
             with gemm.one_thread_each():
                 kernels.lstm_backward_sequence(_row_blocks(dc.shape[0]), gseq, dh_rec, carry, dc, self.gates,
-                                               self.cs, self.tanh_c, dz, self.kernel_mask, u_t)
-            dh_rec += carry
-            return dh_rec, dc, dz
-        for t in range(self.gates.shape[0] - 1, -1, -1):
-            kernels.lstm_backward_step(t, gseq, dh_rec, carry, dc, self.gates, self.cs, self.tanh_c, dz,
-                                       self.kernel_mask)
-            xp.matmul(dz[t], u_t, out=dh_rec)
+                                               self.cs, self.tanh_c, dz, self.kernel_mask, db_rows, u_t)
+        else:
+            for t in range(self.gates.shape[0] - 1, -1, -1):
+                kernels.lstm_backward_step(t, gseq, dh_rec, carry, dc, self.gates, self.cs, self.tanh_c, dz,
+                                           self.kernel_mask, db_rows)
+                xp.matmul(dz[t], u_t, out=dh_rec)
         dh_rec += carry
-        return dh_rec, dc, dz
+        return dh_rec, dc, dz, db_rows
 
     def _backward_reference(self, gseq, gh, gc, dtype, u):
         xp = get_array_module(u)
@@ -432,36 +437,41 @@ class GRUSequenceOp(_GatedSequence):
         gseq, gh = self._given_grads(gys, x)
         xp = get_array_module(x)
         units = u.shape[0]
-        through_time = self._backward_kernel if self.fused else self._backward_reference
-        dh_next, dp, dq = through_time(gseq, gh, x.dtype, u)
+        want_db = b is not None and self.needs_grad[4]
+        if self.fused:  # the kernels sum the bias gradients as they go (per batch row; then over the rows here)
+            dh_next, dp, dq, db_rows = self._backward_kernel(gseq, gh, x.dtype, u, want_db)
+        else:
+            (dh_next, dp, dq), db_rows = self._backward_reference(gseq, gh, x.dtype, u), None
         dx, dw, db_in = _input_grads(self, dp, self.xt, x, w, False, 2)
         du = self.hs[:-1].reshape(-1, units).T @ dq.reshape(-1, 3 * units) if self.needs_grad[3] else None
         db = None
-        if b is not None and self.needs_grad[4]:
+        if db_rows is not None:
+            db = db_rows.sum(axis=1)
+        elif want_db:
             db = xp.stack([dp.reshape(-1, 3 * units).sum(axis=0), dq.reshape(-1, 3 * units).sum(axis=0)])
         _BUFFERS.give(dp, dq)
         return dx, dh_next, dw, du, db
 
-    def _backward_kernel(self, gseq, gh, dtype, u):
+    def _backward_kernel(self, gseq, gh, dtype, u, want_db):
         xp = get_array_module(u)
         gseq = _batch_major_grad(gseq, self.mask, self.zero_output, dtype)
         dp = _BUFFERS.take(xp, self.gates.shape, self.gates.dtype)
         dq = _BUFFERS.take(xp, self.gates.shape, self.gates.dtype)
         dh_rec = xp.array(gh, dtype=dtype, copy=True)  # dq[t + 1] U^T (at the last step: the gradient of h_T)
         carry = xp.zeros_like(dh_rec)
+        db_rows = xp.zeros((2,) + self.gates.shape[1:], dtype) if want_db else None  # rows of db_in, db_rec
         u_t = xp.ascontiguousarray(u.T)  # a GEMM with a transposed U measured 1.5x slower
         if gemm.available():
             with gemm.one_thread_each():
                 kernels.gru_backward_sequence(_row_blocks(dh_rec.shape[0]), gseq, dh_rec, carry, self.gates, self.rec,
-                                              self.hs, dp, dq, self.kernel_mask, u_t)
-            dh_rec += carry
-            return dh_rec, dp, dq
-        for t in range(self.gates.shape[0] - 1, -1, -1):
-            kernels.gru_backward_step(t, gseq, dh_rec, carry, self.gates, self.rec, self.hs, dp, dq,
-                                      self.kernel_mask)
-            xp.matmul(dq[t], u_t, out=dh_rec)
+                                              self.hs, dp, dq, self.kernel_mask, db_rows, u_t)
+        else:
+            for t in range(self.gates.shape[0] - 1, -1, -1):
+                kernels.gru_backward_step(t, gseq, dh_rec, carry, self.gates, self.rec, self.hs, dp, dq,
+                                          self.kernel_mask, db_rows)
+                xp.matmul(dq[t], u_t, out=dh_rec)
         dh_rec += carry
-        return dh_rec, dp, dq
+        return dh_rec, dp, dq, db_rows
 
     def _backward_reference(self, gseq, gh, dtype, u):
         xp = get_array_module(u)
