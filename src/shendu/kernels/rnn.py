@@ -92,8 +92,9 @@ def _accumulate(total, values):  # pragma: no cover - compiled
 
 @jit(inline="always")
 def _dh(gseq, b, t, j, dh_rec, carry):  # pragma: no cover - compiled
-    """The gradient reaching h_t: from the output sequence (None: unused), through U, and carried past U."""
-    if gseq is None:
+    """The gradient reaching h_t: from the output sequence (of no steps when unused), through U, and carried
+    past U. ("Unused" and "no bias gradient" are empty arrays, not None: one compiled variant fewer each.)"""
+    if gseq.shape[1] == 0:
         return dh_rec[j] + carry[j]
     return gseq[b, t, j] + dh_rec[j] + carry[j]
 
@@ -181,15 +182,15 @@ def _lstm_backward_row(t, b, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mas
         do[j] = dh * tc[j] * (o[j] * (one - o[j]))
         dcb[j] = dcj * f[j]
         ca[j] = 0
-    if db_rows is not None:
+    if db_rows.shape[0] != 0:
         _accumulate(db_rows[b], dz[t, b])
 
 
 @jit(error_model="numpy", fastmath=_CONTRACT)
 def lstm_backward_step(t, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mask, db_rows):  # pragma: no cover
-    """dh = gseq[:, t] + dh_rec + carry (dh_rec = dz[t + 1] U^T; gseq None when the sequence was not used);
+    """dh = gseq[:, t] + dh_rec + carry (dh_rec = dz[t + 1] U^T; gseq of no steps when the sequence was unused);
     dz[t] = the pre-activation gradients of step t; dc <- dc_{t-1}; carry <- the part of dh_{t-1} not through U
-    (dh itself on masked rows, else 0); db_rows[b] += dz[t, b] unless db_rows is None (no bias gradient wanted).
+    (dh itself on masked rows, else 0); db_rows[b] += dz[t, b] unless db_rows has no rows (no bias gradient).
     Summed per row, then over the rows by the op: the same sums whatever the thread count."""
     for b in range(dc.shape[0]):
         _lstm_backward_row(t, b, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mask, db_rows)
@@ -285,17 +286,17 @@ def _gru_backward_row(t, b, gseq, dh_rec, carry, gates, rec, hs, dp, dq, mask, d
         dpz[j], dpr[j], dpn[j] = dz, drj, dn
         dqz[j], dqr[j], dqn[j] = dz, drj, dn * r[j]
         ca[j] = dh * z[j]
-    if db_rows is not None:
+    if db_rows.shape[1] != 0:
         _accumulate(db_rows[0, b], dp[t, b])
         _accumulate(db_rows[1, b], dq[t, b])
 
 
 @jit(error_model="numpy", fastmath=_CONTRACT)
 def gru_backward_step(t, gseq, dh_rec, carry, gates, rec, hs, dp, dq, mask, db_rows):  # pragma: no cover
-    """dh = gseq[:, t] + dh_rec + carry (dh_rec = dq[t + 1] U^T; gseq None when the sequence was not used);
+    """dh = gseq[:, t] + dh_rec + carry (dh_rec = dq[t + 1] U^T; gseq of no steps when the sequence was unused);
     dp[t], dq[t] = the gradients of x_t W + b_in and h_{t-1} U + b_rec; carry <- the part of dh_{t-1} not
     through U (dh z; dh itself on masked rows); db_rows[0, b] += dp[t, b], db_rows[1, b] += dq[t, b] unless
-    db_rows is None."""
+    db_rows has no rows (shape (2, 0, 3*units): no bias gradient)."""
     for b in range(dh_rec.shape[0]):
         _gru_backward_row(t, b, gseq, dh_rec, carry, gates, rec, hs, dp, dq, mask, db_rows)
 

@@ -167,10 +167,11 @@ def _input_grads(op: Op, dpre: Any, xt: Any, x: Any, w: Any, has_bias: bool, w_i
     return dx, dw, db
 
 
-def _batch_major_grad(gseq: Any, mask: Any, zero_output: bool, dtype: Any) -> Any:
-    """The output gradient as the kernels read it: (batch, time, units), C order, the op's dtype (None: unused)."""
+def _batch_major_grad(gseq: Any, mask: Any, zero_output: bool, dtype: Any, like: Any) -> Any:
+    """The output gradient as the kernels read it: (batch, time, units), C order, the op's dtype; unused (None):
+    (batch, 0, units), which the kernels skip (``like`` is h_T's gradient, for the shape)."""
     if gseq is None:
-        return None
+        return get_array_module(like).empty((like.shape[0], 0, like.shape[1]), dtype)
     if mask is not None and zero_output:
         gseq = gseq * mask[:, :, None]
     return get_array_module(gseq).ascontiguousarray(gseq, dtype=dtype)
@@ -313,12 +314,12 @@ class LSTMSequenceOp(_GatedSequence):
 
     def _backward_kernel(self, gseq, gh, gc, dtype, u, want_db):
         xp = get_array_module(u)
-        gseq = _batch_major_grad(gseq, self.mask, self.zero_output, dtype)
+        gseq = _batch_major_grad(gseq, self.mask, self.zero_output, dtype, gh)
         dz = _BUFFERS.take(xp, self.gates.shape, self.gates.dtype)
         dh_rec = xp.array(gh, dtype=dtype, copy=True)  # dz[t + 1] U^T (at the last step: the gradient of h_T)
         dc = xp.array(gc, dtype=dtype, copy=True)
         carry = xp.zeros_like(dh_rec)
-        db_rows = xp.zeros(self.gates.shape[1:], dtype) if want_db else None
+        db_rows = xp.zeros(self.gates.shape[1:], dtype) if want_db else xp.empty((0, self.gates.shape[2]), dtype)
         u_t = xp.ascontiguousarray(u.T)  # a GEMM with a transposed U measured 1.5x slower
         if gemm.available():
             with gemm.one_thread_each():
@@ -330,7 +331,7 @@ class LSTMSequenceOp(_GatedSequence):
                                            self.kernel_mask, db_rows)
                 xp.matmul(dz[t], u_t, out=dh_rec)
         dh_rec += carry
-        return dh_rec, dc, dz, db_rows
+        return dh_rec, dc, dz, db_rows if want_db else None
 
     def _backward_reference(self, gseq, gh, gc, dtype, u):
         xp = get_array_module(u)
@@ -454,12 +455,13 @@ class GRUSequenceOp(_GatedSequence):
 
     def _backward_kernel(self, gseq, gh, dtype, u, want_db):
         xp = get_array_module(u)
-        gseq = _batch_major_grad(gseq, self.mask, self.zero_output, dtype)
+        gseq = _batch_major_grad(gseq, self.mask, self.zero_output, dtype, gh)
         dp = _BUFFERS.take(xp, self.gates.shape, self.gates.dtype)
         dq = _BUFFERS.take(xp, self.gates.shape, self.gates.dtype)
         dh_rec = xp.array(gh, dtype=dtype, copy=True)  # dq[t + 1] U^T (at the last step: the gradient of h_T)
         carry = xp.zeros_like(dh_rec)
-        db_rows = xp.zeros((2,) + self.gates.shape[1:], dtype) if want_db else None  # rows of db_in, db_rec
+        shape = (2,) + self.gates.shape[1:] if want_db else (2, 0, self.gates.shape[2])  # rows of db_in, db_rec
+        db_rows = xp.zeros(shape, dtype)
         u_t = xp.ascontiguousarray(u.T)  # a GEMM with a transposed U measured 1.5x slower
         if gemm.available():
             with gemm.one_thread_each():
@@ -471,7 +473,7 @@ class GRUSequenceOp(_GatedSequence):
                                           self.kernel_mask, db_rows)
                 xp.matmul(dq[t], u_t, out=dh_rec)
         dh_rec += carry
-        return dh_rec, dp, dq, db_rows
+        return dh_rec, dp, dq, db_rows if want_db else None
 
     def _backward_reference(self, gseq, gh, dtype, u):
         xp = get_array_module(u)
