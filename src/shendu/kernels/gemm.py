@@ -35,31 +35,30 @@ from typing import Any
 import numpy as np
 
 from shendu.kernels.jit import jit
+from shendu.kernels.openblas import OpenBLAS
 
 try:
     from llvmlite import binding
     from numba import types
-    from numpy._core import _multiarray_umath
 except ImportError:  # pragma: no cover - no Numba: the kernels that need a GEMM are never called
-    binding = types = _multiarray_umath = None
+    binding = types = None
 
 _ROW_MAJOR, _NO_TRANS = 101, 111
 _SGEMM, _DGEMM = "shendu_cblas_sgemm", "shendu_cblas_dgemm"
 
 
 def _find() -> tuple[Any, Any] | None:
-    """NumPy's OpenBLAS GEMMs (64-bit integers) and its thread-count setter, bound by name; None elsewhere."""
+    """NumPy's OpenBLAS GEMMs (64-bit integers) bound by name, and its thread-count getter and setter; None
+    elsewhere (no Numba, another BLAS, 32-bit integers, an OpenMP build, which counts threads per region)."""
     if binding is None:
         return None
     try:
-        library = ctypes.CDLL(_multiarray_umath.__file__)
-        sgemm, dgemm = library.scipy_cblas_sgemm64_, library.scipy_cblas_dgemm64_
-        get_threads = library.scipy_openblas_get_num_threads64_
-        set_threads = library.scipy_openblas_set_num_threads64_
-        parallel = library.scipy_openblas_get_parallel64_()
-    except (OSError, AttributeError):
+        blas = OpenBLAS()
+        sgemm, dgemm = blas.function("cblas_sgemm"), blas.function("cblas_dgemm")
+        get_threads, set_threads = blas.function("openblas_get_num_threads"), blas.function("openblas_set_num_threads")
+    except (LookupError, OSError, AttributeError):
         return None
-    if parallel not in (0, 1):  # an OpenMP build counts its threads per OpenMP region: not this module's case
+    if not blas.ilp64 or blas.parallel not in (0, 1):
         return None
     for name, function in ((_SGEMM, sgemm), (_DGEMM, dgemm)):
         binding.add_symbol(name, ctypes.cast(function, ctypes.c_void_p).value)

@@ -85,9 +85,15 @@ def _zero(target):  # pragma: no cover - compiled
 
 @jit(inline="always")
 def _accumulate(total, values):  # pragma: no cover - compiled
-    """total += values: the bias gradients, summed per batch row over the steps."""
+    """total += values (a row's bias, or its bias gradient summed over the steps)."""
     for j in range(total.shape[0]):
         total[j] += values[j]
+
+
+@jit(inline="always")
+def _block(p, parts, n):  # pragma: no cover - compiled
+    """Rows [first, last) of block p when n rows are cut into ``parts`` blocks of (nearly) equal size."""
+    return p * n // parts, (p + 1) * n // parts
 
 
 @jit(inline="always")
@@ -152,7 +158,7 @@ def lstm_forward_sequence(parts, gates, u, bias, hs, cs, tanh_c, mask, rec):  # 
     not depend on each other). ``u`` C-ordered; call inside :func:`shendu.kernels.gemm.one_thread_each`."""
     n = gates.shape[1]
     for p in prange(parts):
-        first, last = p * n // parts, (p + 1) * n // parts
+        first, last = _block(p, parts, n)
         for t in range(gates.shape[0]):
             matmul_rows(hs[t, first:last], u, rec[first:last])
             for b in range(first, last):
@@ -204,7 +210,7 @@ def lstm_backward_sequence(parts, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz
     dh_rec holds dz[0] U^T."""
     n = dc.shape[0]
     for p in prange(parts):
-        first, last = p * n // parts, (p + 1) * n // parts
+        first, last = _block(p, parts, n)
         for t in range(gates.shape[0] - 1, -1, -1):
             for b in range(first, last):
                 _lstm_backward_row(t, b, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mask, db_rows)
@@ -253,13 +259,11 @@ def gru_forward_sequence(parts, gates, u, rec_bias, hs, mask, rec):  # pragma: n
     of rows as in :func:`lstm_forward_sequence`."""
     n = gates.shape[1]
     for p in prange(parts):
-        first, last = p * n // parts, (p + 1) * n // parts
+        first, last = _block(p, parts, n)
         for t in range(gates.shape[0]):
             matmul_rows(hs[t, first:last], u, rec[t, first:last])
             for b in range(first, last):
-                q = rec[t, b]
-                for j in range(q.shape[0]):
-                    q[j] += rec_bias[j]
+                _accumulate(rec[t, b], rec_bias)
                 _gru_forward_row(t, b, gates, rec, hs, mask)
 
 
@@ -308,7 +312,7 @@ def gru_backward_sequence(parts, gseq, dh_rec, carry, gates, rec, hs, dp, dq, ma
     (``u_t`` = U^T, C-ordered), on ``parts`` blocks of rows. On return dh_rec holds dq[0] U^T."""
     n = dh_rec.shape[0]
     for p in prange(parts):
-        first, last = p * n // parts, (p + 1) * n // parts
+        first, last = _block(p, parts, n)
         for t in range(gates.shape[0] - 1, -1, -1):
             for b in range(first, last):
                 _gru_backward_row(t, b, gseq, dh_rec, carry, gates, rec, hs, dp, dq, mask, db_rows)

@@ -157,10 +157,10 @@ class Plan:
                     continue
                 e, op, args = entries[i], ops[i], args_of[i]
                 out = outs[i]
-                if len(gys) > 1 and op.missing_grads_as_none:
+                if len(gys) > 1:
+                    if not op.missing_grads_as_none:
+                        gys = [g if g is not None else engine.zeros_like_array(o) for g, o in zip(gys, out)]
                     gy = tuple(gys)
-                elif len(gys) > 1:
-                    gy = tuple(g if g is not None else engine.zeros_like_array(o) for g, o in zip(gys, out))
                 else:
                     gy = gys[0]
                 gxs = op.backward(gy, *args, out if e.saves_output else None)

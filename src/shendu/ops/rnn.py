@@ -167,12 +167,10 @@ def _input_grads(op: Op, dpre: Any, xt: Any, x: Any, w: Any, has_bias: bool, w_i
     return dx, dw, db
 
 
-def _batch_major_grad(gseq: Any, mask: Any, zero_output: bool, dtype: Any, like: Any) -> Any:
-    """The output gradient as the kernels read it: (batch, time, units), C order, the op's dtype; unused (None):
-    (batch, 0, units), which the kernels skip (``like`` is h_T's gradient, for the shape)."""
-    if gseq is None:
-        return get_array_module(like).empty((like.shape[0], 0, like.shape[1]), dtype)
-    if mask is not None and zero_output:
+def _batch_major_grad(gseq: Any, mask: Any, zero_output: bool, dtype: Any) -> Any:
+    """The output gradient as the kernels read it: (batch, time, units), C order, the op's dtype ((batch, 0,
+    units) when the sequence was not used: the kernels skip it)."""
+    if mask is not None and zero_output and gseq.shape[1]:
         gseq = gseq * mask[:, :, None]
     return get_array_module(gseq).ascontiguousarray(gseq, dtype=dtype)
 
@@ -209,8 +207,9 @@ class _GatedSequence(Op):
         return hs[-1].copy()
 
     def _given_grads(self, gys: tuple, x: Any) -> list:
-        """The output gradients with zeros for the unused ones (None), except the sequence's on the kernel path
-        (with return_sequences=False the first output is h_T: its gradient joins h_T's, and the sequence has none)."""
+        """The output gradients with zeros for the unused ones (None); the kernels get an unused sequence's as
+        (batch, 0, units) and skip it. With return_sequences=False the first output is h_T: its gradient joins
+        h_T's, and the sequence has none."""
         xp = get_array_module(x)
         gys = list(gys)
         if not self.return_sequences:
@@ -218,9 +217,8 @@ class _GatedSequence(Op):
             if first is not None:
                 gys[1] = first if gys[1] is None else gys[1] + first
         n, steps, units = x.shape[0], x.shape[1], self.hs.shape[2]
-        shapes = [(n, steps, units)] + [(n, units)] * (len(gys) - 1)
-        return [g if g is not None or (i == 0 and self.fused) else xp.zeros(shape, x.dtype)
-                for i, (g, shape) in enumerate(zip(gys, shapes))]
+        shapes = [(n, 0 if self.fused else steps, units)] + [(n, units)] * (len(gys) - 1)
+        return [g if g is not None else xp.zeros(shape, x.dtype) for g, shape in zip(gys, shapes)]
 
     def _use_kernel(self, x: Any, w: Any, u: Any) -> bool:
         """Sets ``fused`` (backward through time by the compiled kernels) and returns whether the forward loop
@@ -314,7 +312,7 @@ class LSTMSequenceOp(_GatedSequence):
 
     def _backward_kernel(self, gseq, gh, gc, dtype, u, want_db):
         xp = get_array_module(u)
-        gseq = _batch_major_grad(gseq, self.mask, self.zero_output, dtype, gh)
+        gseq = _batch_major_grad(gseq, self.mask, self.zero_output, dtype)
         dz = _BUFFERS.take(xp, self.gates.shape, self.gates.dtype)
         dh_rec = xp.array(gh, dtype=dtype, copy=True)  # dz[t + 1] U^T (at the last step: the gradient of h_T)
         dc = xp.array(gc, dtype=dtype, copy=True)
@@ -455,7 +453,7 @@ class GRUSequenceOp(_GatedSequence):
 
     def _backward_kernel(self, gseq, gh, dtype, u, want_db):
         xp = get_array_module(u)
-        gseq = _batch_major_grad(gseq, self.mask, self.zero_output, dtype, gh)
+        gseq = _batch_major_grad(gseq, self.mask, self.zero_output, dtype)
         dp = _BUFFERS.take(xp, self.gates.shape, self.gates.dtype)
         dq = _BUFFERS.take(xp, self.gates.shape, self.gates.dtype)
         dh_rec = xp.array(gh, dtype=dtype, copy=True)  # dq[t + 1] U^T (at the last step: the gradient of h_T)
