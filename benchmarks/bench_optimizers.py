@@ -5,6 +5,9 @@
   (multi-tensor kernels), and against the textbook NumPy rule (``m = b1*m + (1-b1)*g`` ..., fresh arrays).
 * SGD with momentum over the seed program's two one-element parameters (``Dense(1, input_dim=1)``), where
   the step is all per-call overhead.
+* Adam over the 24 parameters of twelve Dense(64) layers: steps update every parameter in one kernel call
+  (``shendu.kernels.optim.Table``); the second row is the same step one call per parameter (the fallback
+  path, ``_fuses`` off), against the same PyTorch and NumPy figures.
 
 Target: shendu's Adam step at most PyTorch's (the issue notes Adam is a third of PyTorch's MLP step).
 """
@@ -22,6 +25,7 @@ from shendu.optimizers import SGD, Adam
 
 MLP_SHAPES = [(784, 512), (512,), (512, 512), (512,), (512, 10), (10,)]
 SEED_SHAPES = [(1, 1), (1,)]
+DEEP_SHAPES = [(64, 64), (64,)] * 12
 
 
 def _weights_and_grads(shapes: list[tuple[int, ...]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -31,12 +35,16 @@ def _weights_and_grads(shapes: list[tuple[int, ...]]) -> tuple[list[np.ndarray],
     return weights, grads
 
 
-def _shendu_step(make: Callable[[list], Any], shapes: list[tuple[int, ...]]) -> Callable[[], Any]:
+def _shendu_step(make: Callable[[list], Any], shapes: list[tuple[int, ...]], each: bool = False) -> Callable[[], Any]:
+    """``make(params).step``; ``each``: one kernel call per parameter instead of one for all."""
     weights, grads = _weights_and_grads(shapes)
     params = [shendu.Parameter(w) for w in weights]
     for p, g in zip(params, grads):
         p.grad = shendu.tensor(g)
-    return make(params).step
+    opt = make(params)
+    if each:
+        opt._fuses = False
+    return opt.step
 
 
 def _torch_step(torch: Any, make: Callable[[list], Any], shapes: list[tuple[int, ...]]) -> Callable[[], Any]:
@@ -100,4 +108,14 @@ def run(quick: bool) -> list[dict]:
     numpy_sgd = us(median_time(_numpy_momentum(SEED_SHAPES), repeat=repeat))
     rows.append(row("SGD momentum step, seed model (2 one-element params)", "us/step", sgd, torch_sgd, numpy_sgd,
                     "<= 0.25x torch"))
+    make_adam = lambda p: Adam(1e-3, params=p)  # noqa: E731
+    deep = {each: us(median_time(_shendu_step(make_adam, DEEP_SHAPES, each), repeat=repeat)) for each in (False, True)}
+    torch_deep = None
+    if torch is not None:
+        make = lambda p: torch.optim.Adam(p, lr=1e-3, eps=1e-7, foreach=True)  # noqa: E731
+        torch_deep = us(median_time(_torch_step(torch, make, DEEP_SHAPES), repeat=repeat))
+    numpy_deep = us(median_time(_numpy_adam(DEEP_SHAPES), repeat=repeat))
+    name = "Adam step, 12 Dense(64) layers (24 params, torch foreach=True)"
+    rows.append(row(name + ", all in one call", "us/step", deep[False], torch_deep, numpy_deep, "<= 1.0x torch"))
+    rows.append(row(name + ", one call per param", "us/step", deep[True], torch_deep, numpy_deep, "-"))
     return rows

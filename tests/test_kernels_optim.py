@@ -2,7 +2,9 @@
 
 Each case runs the same optimiser twice over the same gradients, once with the kernels and once inside
 ``kernels.disabled()``, and compares weights and state after every step: the kernel applies the reference's
-operations in the same order and dtype, so the two agree to float rounding (in practice bit for bit).
+operations in the same order and dtype, so the two agree to float rounding (in practice bit for bit). The
+kernel run takes either path: "all" (one call for every parameter through an ``optim.Table``, what steps
+use) or "each" (one call per parameter, what they fall back to).
 Sizes cover 0-d, small (serial kernel) and large (parallel kernel) parameters, float32 and float64;
 non-contiguous and mixed-dtype arrays must take the reference. Under ``SHENDU_JIT=0`` both runs are the
 reference and the comparisons hold trivially.
@@ -43,10 +45,13 @@ def _gradients(dtype, shapes, steps=STEPS, seed=0):
     return [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(steps)]
 
 
-def _run(make, init, grads, jit):
-    """Weights and optimiser state after each step (PyTorch-style steps)."""
+def _run(make, init, grads, jit, path="all"):
+    """Weights and optimiser state after each step (PyTorch-style steps); ``path="each"`` turns the
+    all-parameters kernel off for this optimiser."""
     params = [shendu.Parameter(w.copy()) for w in init]
     opt = make()
+    if path == "each":
+        opt._fuses = False
     opt.add_params(params)
     history = []
     for step_grads in grads:
@@ -77,36 +82,48 @@ def _assert_same(fast_history, ref_history, dtype):
                 np.testing.assert_allclose(slot_fast[key], slot_ref[key], rtol=TOL[dtype], atol=0, err_msg=key)
 
 
+@pytest.mark.parametrize("path", ["all", "each"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("name", CASES)
-def test_kernel_matches_numpy_reference(name, dtype):
+def test_kernel_matches_numpy_reference(name, dtype, path):
     init = [0.5 * g for g in _gradients(dtype, SHAPES, steps=1, seed=1)[0]]
     grads = _gradients(dtype, SHAPES)
-    fast, _, _ = _run(CASES[name], init, grads, jit=True)
+    fast, _, _ = _run(CASES[name], init, grads, jit=True, path=path)
     ref, _, _ = _run(CASES[name], init, grads, jit=False)
     _assert_same(fast, ref, dtype)
 
 
-def test_kernel_path_is_taken_for_contiguous_float_arrays(monkeypatch):
+def _count_calls(monkeypatch, name):
+    """Record the shapes each call of ``optim.<name>`` updates (a Table's, or the one weight's)."""
     calls = []
-    real = optim.adam
-    monkeypatch.setattr(optim, "adam", lambda *a: calls.append(a[0].shape) or real(*a))
-    w = shendu.Parameter(np.ones((3, 4), np.float32))
-    opt = Adam(0.1, params=[w])
-    w.grad = shendu.tensor(np.ones((3, 4), np.float32))
+    real = getattr(optim, name)
+
+    def spy(*args):
+        calls.append(tuple(args[0].shapes) if isinstance(args[0], optim.Table) else args[0].shape)
+        return real(*args)
+
+    monkeypatch.setattr(optim, name, spy)
+    return calls
+
+
+def test_kernel_path_is_taken_for_contiguous_float_arrays(monkeypatch):
+    every, each = _count_calls(monkeypatch, "adam_all"), _count_calls(monkeypatch, "adam")
+    w, b = shendu.Parameter(np.ones((3, 4), np.float32)), shendu.Parameter(np.ones(4, np.float32))
+    opt = Adam(0.1, params=[w, b])
+    w.grad, b.grad = shendu.tensor(np.ones((3, 4), np.float32)), shendu.tensor(np.ones(4, np.float32))
     opt.step()
-    assert calls == ([(3, 4)] if kernels.available() else [])
+    assert every == ([((3, 4), (4,))] if kernels.available() else []) and each == []
     with kernels.disabled():
         opt.step()
-    assert len(calls) == (1 if kernels.available() else 0)
+    opt._fuses = False
+    opt.step()
+    assert len(every) == len(each) // 2 == (1 if kernels.available() else 0)
 
 
 def test_f_ordered_initial_values_are_stored_c_ordered_and_take_the_kernel_path(monkeypatch):
     """An LSTM's recurrent kernel (Orthogonal: LAPACK's q is F-ordered) used to keep that layout, and with it
     every Adam step of it ran the reference's dozen NumPy passes."""
-    calls = []
-    real = optim.adam
-    monkeypatch.setattr(optim, "adam", lambda *a: calls.append(a[0].shape) or real(*a))
+    calls = _count_calls(monkeypatch, "adam_all")
     assert shendu.initializers.Orthogonal(seed=1)((8, 32)).flags.c_contiguous
     values = np.asfortranarray(np.arange(12, dtype=np.float32).reshape(3, 4))
     w = shendu.Parameter(values)
@@ -117,7 +134,7 @@ def test_f_ordered_initial_values_are_stored_c_ordered_and_take_the_kernel_path(
     opt = Adam(0.1, params=[w])
     w.grad = shendu.tensor(np.ones((3, 4), np.float32))
     opt.step()
-    assert calls == ([(3, 4)] if kernels.available() else [])
+    assert calls == ([((3, 4),)] if kernels.available() else [])
 
 
 @pytest.mark.parametrize("name", ["adam-amsgrad", "sgd-nesterov-decay", "rmsprop-centered-momentum"])
@@ -252,3 +269,141 @@ def test_weight_decay_exclusions_and_an_update_without_decay_argument():
         np.testing.assert_allclose(b, c, rtol=1e-6, atol=0)
     np.testing.assert_allclose(fused[1], no_decay[1], rtol=1e-6, atol=0)  # the bias is excluded
     assert np.all(np.abs(fused[0]) < np.abs(no_decay[0]))  # the kernel is decayed
+
+
+# ---------------------------------------------------------------- all parameters in one call (optim.Table)
+needs_kernels = pytest.mark.skipif(not kernels.available(), reason="the Numba kernels are off")
+
+
+def _steps_with_grads(opt, params, grads, jit=True):
+    for step_grads in grads:
+        _step(opt, params, step_grads, jit)
+    return [p.data.copy() for p in params]
+
+
+@needs_kernels
+def test_table_is_built_once_and_rebuilt_when_an_array_is_replaced(monkeypatch):
+    """The table keeps addresses: it must notice a weight or a state array that is no longer the one it
+    holds (``p.data = ...``, ``load_state_dict``), or the kernel would update memory nobody reads."""
+    builds = []
+    real = optim.Table.build.__func__
+    monkeypatch.setattr(optim.Table, "build", classmethod(lambda cls, *a: builds.append(1) or real(cls, *a)))
+    shapes = [(5, 3), (3,)]
+    init = [np.full(s, 0.5, np.float32) for s in shapes]
+    grads = _gradients(np.float32, shapes, steps=6)
+    ref_params = [shendu.Parameter(w.copy()) for w in init]
+    ref = Adam(0.05, params=ref_params)
+    params = [shendu.Parameter(w.copy()) for w in init]
+    opt = Adam(0.05, params=params)
+
+    _steps_with_grads(opt, params, grads[:2])
+    _steps_with_grads(ref, ref_params, grads[:2], jit=False)
+    assert len(builds) == 1
+    params[0].data = params[0].data.copy()  # a new array, PyTorch style
+    ref_params[0].data = ref_params[0].data.copy()
+    _steps_with_grads(opt, params, grads[2:4])
+    _steps_with_grads(ref, ref_params, grads[2:4], jit=False)
+    assert len(builds) == 2
+    opt.load_state_dict(opt.state_dict())  # fresh state arrays with the same values
+    _steps_with_grads(opt, params, grads[4:])
+    _steps_with_grads(ref, ref_params, grads[4:], jit=False)
+    assert len(builds) == 3
+    for a, b in zip(params, ref_params):
+        np.testing.assert_allclose(a.data, b.data, rtol=1e-6, atol=0)
+
+
+@needs_kernels
+def test_parameters_without_gradients_groups_and_exclusions_match_the_reference():
+    """A step over a subset of the parameters (the others have no .grad), two groups with their own learning
+    rate and weight decay, a parameter exempt from decay, and an empty parameter."""
+    shapes = [(40, 30), (30,), (0,), (optim.CHUNK * 2 + 5,)]
+    init = [0.3 * g for g in _gradients(np.float32, shapes, steps=1, seed=5)[0]]
+    grads = _gradients(np.float32, shapes, steps=5, seed=6)
+    results = []
+    for jit in (True, False):
+        params = [shendu.Parameter(w.copy(), name=n) for w, n in zip(init, ["kernel", "bias", "empty", "big"])]
+        opt = SGD(params=[{"params": params[:2], "lr": 0.1, "weight_decay": 0.05},
+                          {"params": params[2:], "lr": 0.02}], momentum=0.9, weight_decay=0.2)
+        opt.exclude_from_weight_decay(var_names=["bias"])
+        for i, step_grads in enumerate(grads):
+            for p, g in zip(params, step_grads):
+                p.grad = None if (i == 1 and p.name == "kernel") else shendu.tensor(g)
+            if jit:
+                opt.step()
+                assert len(opt._table.shapes) == (3 if i == 1 else 4)  # the step's parameters, in one table
+            else:
+                with kernels.disabled():
+                    opt.step()
+        results.append([p.data for p in params])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=0)
+
+
+def test_a_group_added_after_the_first_step_matches_the_reference():
+    shapes = [(6, 4), (4,), (3,)]
+    init = [0.2 * g for g in _gradients(np.float64, shapes, steps=1, seed=7)[0]]
+    grads = _gradients(np.float64, shapes, steps=4, seed=8)
+    results = []
+    for jit in (True, False):
+        params = [shendu.Parameter(w.copy()) for w in init]
+        opt = RMSprop(0.01, momentum=0.3, params=params[:2])
+        _steps_with_grads(opt, params[:2], [g[:2] for g in grads[:1]], jit)
+        opt.add_param_group({"params": [params[2]], "lr": 0.1, "weight_decay": 0.5})
+        _steps_with_grads(opt, params[:2], [g[:2] for g in grads[1:2]], jit)  # the new group has no gradient yet
+        _steps_with_grads(opt, params, grads[2:], jit)
+        results.append([p.data for p in params])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-14, atol=0)
+
+
+@needs_kernels
+def test_arrays_that_cannot_share_a_table_take_the_per_parameter_path():
+    f32, f64 = np.ones((4, 3), np.float32), np.ones(3, np.float64)
+    assert optim.Table.build([f32, f64], {"v": [None, None]}, [0, 0], 2) is None  # two dtypes
+    base = np.zeros(10, np.float32)
+    assert optim.Table.build([base[:6], base[4:]], {"v": [None, None]}, [0, 0], 2) is None  # overlapping
+    assert optim.Table.build([base[:5], base[5:]], {"v": [None, None]}, [0, 0], 2) is not None
+    assert optim.Table.build([f32], {"v": [np.asfortranarray(np.ones((4, 3), np.float32))]}, [0], 2) is None
+    assert optim.Table.build([f32, f32.copy()], {"v": [None, np.ones((4, 3), np.float32)]}, [0, 0], 2) is None
+    table = optim.Table.build([f32], {"v": [None]}, [0], 2)
+    assert not table.load_gradients([np.ones((3, 4), np.float32)])  # same size, other shape
+    assert not table.load_gradients([np.ones((4, 3), np.float64)])
+    assert not table.load_gradients([np.ones((3, 4), np.float32).T])
+    assert table.load_gradients([np.ones((4, 3), np.float32)])
+
+    # two parameters viewing one buffer, updated through the optimiser: one after the other, as the reference
+    results = []
+    for jit in (True, False):
+        buffer = np.linspace(-1, 1, 12).astype(np.float32)
+        params = [shendu.Parameter(np.zeros(1, np.float32)), shendu.Parameter(np.zeros(1, np.float32))]
+        params[0].data, params[1].data = buffer[:8], buffer[4:]
+        opt = SGD(0.1, momentum=0.5, params=params)
+        _steps_with_grads(opt, params, _gradients(np.float32, [(8,), (8,)], steps=3), jit)
+        assert opt._table is None
+        results.append(buffer)
+    np.testing.assert_array_equal(*results)
+
+
+def test_a_copied_table_is_none_and_a_subclass_overriding_update_alone_is_not_fused():
+    import copy
+    import pickle
+
+    table = optim.Table.build([np.ones(3, np.float32)], {"v": [None]}, [0], 2)
+    if kernels.available():
+        assert copy.copy(table) is None and copy.deepcopy(table) is None
+        assert pickle.loads(pickle.dumps(table)) is None
+
+    class Clipped(SGD):
+        def update(self, param, grad, state, lr, decay=1.0):
+            super().update(param, grad.clip(-0.1, 0.1), state, lr, decay)
+
+    class Faster(Adam):
+        pass
+
+    assert SGD._fuses and GD._fuses and Adam._fuses and AdamW._fuses and RMSprop._fuses and Faster._fuses
+    assert not Clipped._fuses
+    w = shendu.Parameter(np.zeros(2, np.float32))
+    opt = Clipped(1.0, params=[w])
+    w.grad = shendu.tensor(np.array([5.0, -5.0], np.float32))
+    opt.step()
+    np.testing.assert_allclose(w.data, [-0.1, 0.1], rtol=1e-6)

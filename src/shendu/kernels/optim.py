@@ -13,15 +13,21 @@ the reference applies as a pass of its own before the update (``w *= decay``); h
 Arrays below :data:`PARALLEL_MIN` elements (biases, small models) run a serial kernel: a parallel launch
 costs ~3 us, more than the whole update of a few thousand values. Above it, the elements are shared
 among the threads. :func:`ready` says whether a parameter's arrays may take this path.
+
+:class:`Table` and the ``*_all`` functions update *all* of a model's parameters in one kernel call: the
+table holds every parameter's arrays by address, cut into chunks that the threads share, so a step costs
+one call whatever the number of parameters (the per-parameter path costs ~3 us of Python each, most of a
+small model's update). The element rule is the same function as above, so the results are the same bits.
 """
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
 
-from shendu.kernels.jit import Kernel, fast, jit, prange
+from shendu.kernels.jit import Kernel, address, array_at, fast, jit, prange
 
 #: parameters with at least this many elements are updated by all threads, smaller ones by one
 PARALLEL_MIN = 1 << 15
@@ -156,3 +162,168 @@ def rmsprop(w: np.ndarray, g: np.ndarray, v: np.ndarray, average: np.ndarray | N
         w, g, v, average, s = w.reshape(-1), g.reshape(-1), v.reshape(-1), _flat(average), _flat(s)
     kernel = _rmsprop.pick(w.size)
     kernel(w, g, v, average, s, float(c), float(lr), float(eps), float(momentum), float(decay))
+
+
+# ---------------------------------------------------------------- all parameters in one call
+#: a table's chunks hold at most this many elements (the threads share them out)
+CHUNK = 1 << 14
+
+
+class Table:
+    """The arrays of many parameters, by address, for kernels that update them all in one call.
+
+    ``weights[p]`` and ``slots[name][p]`` (the rule's state arrays by name; a slot is None for every
+    parameter where the rule has no such array) are NumPy float32/float64 arrays of one dtype, C-ordered,
+    each state array shaped like its weight, the weights writeable and not overlapping (:meth:`build`
+    checks). ``rows[p]`` is the row of :attr:`scalars` that parameter p reads each step: its rate
+    (column 0) and weight-decay factor (column 1).
+
+    The table keeps a reference to every array it holds, so its addresses stay valid; :attr:`arrays` lists
+    them for a caller to check that they are still the parameters' own (:meth:`holds`). Gradients change
+    every step: :meth:`load_gradients` records theirs just before a kernel runs. A copy of a table is None
+    (its addresses would still be the original's arrays), so a copied optimiser builds its own.
+    """
+
+    def __init__(self, weights: list[np.ndarray], slots: dict[str, list[np.ndarray | None]], rows: list[int],
+                 scalar_rows: int) -> None:
+        self.like = np.empty(0, weights[0].dtype)  # gives the kernels the dtype (one compiled type per dtype)
+        self.shapes = [w.shape for w in weights]
+        self.arrays = [a for p, w in enumerate(weights) for a in (w, *(slot[p] for slot in slots.values()))]
+        self.weights = np.array([address(w) for w in weights], np.intp)
+        self.slots = {name: None if slot[0] is None else np.array([address(a) for a in slot], np.intp)
+                      for name, slot in slots.items()}
+        self.gradients = np.zeros(len(weights), np.intp)
+        self.scalars = np.ones((scalar_rows, 2))
+        self._rates: list[float] = []
+        self._decays: list[float] = []
+        self.size = sum(w.size for w in weights)
+        chunks = [(p, start, min(start + CHUNK, w.size), rows[p])
+                  for p, w in enumerate(weights) for start in range(0, w.size, CHUNK)]
+        self.chunks = np.array(chunks, np.intp).reshape(-1, 4)
+
+    @classmethod
+    def build(cls, weights: list[Any], slots: dict[str, list[Any]], rows: list[int],
+              scalar_rows: int) -> Table | None:
+        """A table of these arrays, or None where they cannot share one kernel: kernels off, other array
+        types or dtypes, a slot present for some parameters only, memory not C-ordered or read-only, or
+        weights that overlap (views of one buffer must be updated one after the other)."""
+        if not weights or not fast(*weights):
+            return None
+        dtype = weights[0].dtype
+        for slot in slots.values():
+            if slot[0] is None and any(a is not None for a in slot):
+                return None
+        for p, w in enumerate(weights):
+            states = [slot[p] for slot in slots.values() if slot[0] is not None]
+            if w.dtype != dtype or any(a is None for a in states) or not ready(w, *states):
+                return None
+        spans = sorted((address(w), address(w) + w.nbytes) for w in weights if w.size)
+        if any(end > start for (_, end), (start, _) in zip(spans, spans[1:])):
+            return None
+        return cls(weights, slots, rows, scalar_rows)
+
+    def holds(self, arrays: list[Any]) -> bool:
+        """Whether ``arrays`` (laid out as :attr:`arrays`) are the very arrays this table was built from."""
+        return len(arrays) == len(self.arrays) and all(map(operator.is_, arrays, self.arrays))
+
+    def load_gradients(self, gradients: list[Any]) -> bool:
+        """Record the gradients' addresses for the next kernel (the caller keeps the arrays alive until it has
+        run); False when one is not a C-ordered NumPy array of the weights' dtype and its weight's shape."""
+        dtype, shapes, column = self.like.dtype, self.shapes, self.gradients
+        for p, g in enumerate(gradients):
+            if (type(g) is not np.ndarray or g.shape != shapes[p] or (g.dtype is not dtype and g.dtype != dtype)
+                    or not g.flags.c_contiguous):
+                return False
+            column[p] = address(g)
+        return True
+
+    def set_scalars(self, rates: list[float], decays: list[float]) -> None:
+        """Row ``2k`` of :attr:`scalars` gets group k's (rate, decay factor); row ``2k + 1`` gets (rate, 1.0),
+        the row of its parameters exempt from weight decay. Groups added after the table was built have no
+        parameter in it and no row. (Unchanged values are not written again: a NumPy element store costs more
+        than comparing two short lists.)"""
+        if rates == self._rates and decays == self._decays:
+            return
+        self._rates, self._decays = rates, decays
+        scalars = self.scalars
+        for k, rate, decay in zip(range(len(scalars) // 2), rates, decays):
+            scalars[2 * k, 0] = scalars[2 * k + 1, 0] = rate
+            scalars[2 * k, 1] = decay
+
+    def __reduce__(self) -> tuple:
+        return _no_table, ()
+
+
+def _no_table() -> None:
+    return None
+
+
+@jit(inline="always")
+def _chunk(chunks, scalars, k, t):  # pragma: no cover - compiled
+    """Chunk k of a table: its parameter, first element, length, and the parameter's rate and decay factor."""
+    p, start, row = chunks[k, 0], chunks[k, 1], chunks[k, 3]
+    return p, start, chunks[k, 2] - start, t(scalars[row, 0]), t(scalars[row, 1])
+
+
+# Each kernel shares the table's chunks among the threads and applies the element rule above to each chunk,
+# through views that begin at the chunk.
+@_loop
+def _adam_all(like, chunks, scalars, w, g, m, v, v_hat, c1, c2, eps):  # pragma: no cover - compiled
+    t = like.dtype.type
+    c1, c2, eps = t(c1), t(c2), t(eps)
+    for k in prange(chunks.shape[0]):
+        p, start, n, alpha, decay = _chunk(chunks, scalars, k, t)
+        wp, gp, mp = array_at(w, p, start, n, like), array_at(g, p, start, n, like), array_at(m, p, start, n, like)
+        vp, hp = array_at(v, p, start, n, like), array_at(v_hat, p, start, n, like)
+        for i in range(n):
+            _adam_at(i, wp, gp, mp, vp, hp, c1, c2, alpha, eps, decay)
+
+
+@_loop
+def _sgd_all(like, chunks, scalars, w, g, v, momentum, nesterov):  # pragma: no cover - compiled
+    t = like.dtype.type
+    momentum = t(momentum)
+    for k in prange(chunks.shape[0]):
+        p, start, n, lr, decay = _chunk(chunks, scalars, k, t)
+        wp, gp, vp = array_at(w, p, start, n, like), array_at(g, p, start, n, like), array_at(v, p, start, n, like)
+        for i in range(n):
+            _sgd_at(i, wp, gp, vp, lr, momentum, nesterov, decay)
+
+
+@_loop
+def _rmsprop_all(like, chunks, scalars, w, g, v, a, s, c, eps, momentum):  # pragma: no cover - compiled
+    t = like.dtype.type
+    c, eps, momentum = t(c), t(eps), t(momentum)
+    for k in prange(chunks.shape[0]):
+        p, start, n, lr, decay = _chunk(chunks, scalars, k, t)
+        wp, gp, vp = array_at(w, p, start, n, like), array_at(g, p, start, n, like), array_at(v, p, start, n, like)
+        ap, sp = array_at(a, p, start, n, like), array_at(s, p, start, n, like)
+        for i in range(n):
+            _rmsprop_at(i, wp, gp, vp, ap, sp, c, lr, eps, momentum, decay)
+
+
+def adam_all(table: Table, alphas: list[float], decays: list[float], c1: float, c2: float, eps: float) -> None:
+    """:func:`adam` on every parameter of ``table`` (slots ``m``, ``v``, ``v_hat``): group k's with ``alphas[k]``
+    and ``decays[k]``, the gradients those of :meth:`Table.load_gradients`."""
+    table.set_scalars(alphas, decays)
+    slots = table.slots
+    _adam_all.pick(table.size)(table.like, table.chunks, table.scalars, table.weights, table.gradients,
+                               slots["m"], slots["v"], slots["v_hat"], float(c1), float(c2), float(eps))
+
+
+def sgd_all(table: Table, rates: list[float], decays: list[float], momentum: float, nesterov: bool) -> None:
+    """:func:`sgd` on every parameter of ``table`` (slot ``v``; None without momentum): group k's with learning
+    rate ``rates[k]`` and ``decays[k]``."""
+    table.set_scalars(rates, decays)
+    _sgd_all.pick(table.size)(table.like, table.chunks, table.scalars, table.weights, table.gradients,
+                              table.slots["v"], float(momentum), bool(nesterov))
+
+
+def rmsprop_all(table: Table, rates: list[float], decays: list[float], c: float, eps: float,
+                momentum: float) -> None:
+    """:func:`rmsprop` on every parameter of ``table`` (slots ``v``, ``average``, ``s``): group k's with learning
+    rate ``rates[k]`` and ``decays[k]``."""
+    table.set_scalars(rates, decays)
+    slots = table.slots
+    _rmsprop_all.pick(table.size)(table.like, table.chunks, table.scalars, table.weights, table.gradients,
+                                  slots["v"], slots["average"], slots["s"], float(c), float(eps), float(momentum))

@@ -37,15 +37,24 @@ class Adam(Optimizer):
     """
 
     hyper = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "amsgrad": False}
+    fused_slots = {"m": "momentum", "v": "velocity", "v_hat": "velocity_hat"}
 
     def init_state(self, param: Tensor) -> dict[str, Any]:
         names = ("momentum", "velocity", "velocity_hat") if self.amsgrad else ("momentum", "velocity")
         return _zeros(param, *names)
 
+    def _alpha(self, lr: float) -> float:
+        """The step size with both bias corrections: ``lr * sqrt(1 - beta_2**t) / (1 - beta_1**t)``."""
+        t = self.iterations + 1
+        return lr * math.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
+
+    def update_all(self, table: optim.Table, lrs: list[float], decays: list[float]) -> None:
+        optim.adam_all(table, [self._alpha(lr) for lr in lrs], decays, 1 - self.beta_1, 1 - self.beta_2,
+                       self.epsilon)
+
     def update(self, param: Tensor, grad: Any, state: dict[str, Any], lr: float, decay: float = 1.0) -> None:
         w, m, v = param.data, state["momentum"], state["velocity"]
-        t = self.iterations + 1
-        alpha = lr * math.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
+        alpha = self._alpha(lr)
         v_hat = state.get("velocity_hat")
         if optim.ready(w, grad, m, v, v_hat):  # the same rule (and decay), fused into one multi-threaded pass
             return optim.adam(w, grad, m, v, v_hat, 1 - self.beta_1, 1 - self.beta_2, alpha, self.epsilon, decay)

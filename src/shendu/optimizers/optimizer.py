@@ -25,12 +25,19 @@ optimiser's rule with ``lr = learning_rate(iterations)``, then ``iterations += 1
 An ``update`` that declares a ``decay`` argument (Adam, SGD, RMSprop) is given the decay factor
 ``1 - lr * weight_decay`` (1.0 when none) and decays ``w *= decay`` itself first: their fused kernels
 (:mod:`shendu.kernels.optim`) then decay and update in one pass over the weights.
+
+Those three also write ``update_all``: the same rule on *every* parameter in one kernel call, through a
+table of the parameters' arrays (:class:`shendu.kernels.optim.Table`, built once and checked each step to
+still hold the parameters' own arrays). Steps take it whenever the kernels can (NumPy float arrays of one
+dtype, C-ordered); otherwise, or when a subclass overrides ``update`` alone, they call ``update`` per
+parameter. Both give the same bits.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+import operator
 import re
 import warnings
 from collections.abc import Callable, Iterable
@@ -42,6 +49,8 @@ import numpy as np
 from shendu import backend
 from shendu.autograd.grad_mode import enable_grad
 from shendu.autograd.tensor import Tensor
+from shendu.kernels import enabled as kernels_enabled
+from shendu.kernels import optim
 from shendu.naming import snake_case
 from shendu.optimizers import schedules
 from shendu.optimizers.schedules import LearningRateSchedule
@@ -91,12 +100,17 @@ class Optimizer:
     default_learning_rate: float = 0.001
     default_weight_decay: float | None = None
     hyper: dict[str, Any] = {}
+    #: the state arrays ``update_all`` takes: the kernel's name for each -> this optimiser's state key
+    fused_slots: dict[str, str] = {}
     _update_decays: bool = False  # whether ``update`` takes ``decay`` (set per subclass from its signature)
+    _fuses: bool = False  # whether the class that wrote ``update`` also wrote ``update_all`` (set per subclass)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         REGISTRY[f"{cls.__module__}.{cls.__qualname__}"] = cls
         cls._update_decays = "decay" in inspect.signature(cls.update).parameters
+        author = next(c for c in cls.__mro__ if "update" in vars(c))
+        cls._fuses = "update_all" in vars(author) and cls._update_decays
 
     def __init__(self, learning_rate: Any = None, params: Iterable[Any] | None = None, *, lr: Any = None,
                  clipnorm: float | None = None, clipvalue: float | None = None,
@@ -142,6 +156,8 @@ class Optimizer:
         self._pending_state: list[dict[str, Any]] = []
         self._decay_excluded: dict[Tensor, bool] = {}
         self._decay_pattern: re.Pattern | None = None
+        self._table: optim.Table | None = None  # the parameters' arrays for update_all, and arrays it refused
+        self._refused: list[Any] = []
         if params is not None:
             self.add_params(params)
 
@@ -159,6 +175,11 @@ class Optimizer:
         An override may add a ``decay`` argument: it then receives the weight-decay factor and applies
         ``w *= decay`` itself before its rule (see the module docstring)."""
         raise NotImplementedError(f"{type(self).__name__} must implement update(param, grad, state, lr)")
+
+    def update_all(self, table: optim.Table, lrs: list[float], decays: list[float]) -> None:
+        """Optional: :meth:`update` on every parameter of ``table`` in one kernel call, group k's parameters with
+        learning rate ``lrs[k]`` and decay factor ``decays[k]`` (see the module docstring)."""
+        raise NotImplementedError(f"{type(self).__name__} has no update_all; its steps call update per parameter")
 
     def prepare_step(self) -> None:
         """Called once per step before the per-parameter updates (for step-wide values such as Nadam's)."""
@@ -314,6 +335,7 @@ class Optimizer:
         self._decay_excluded = dict.fromkeys(var_list or (), False)
         names = list(var_names or ())
         self._decay_pattern = re.compile("|".join(map(re.escape, names))) if names else None
+        self._table, self._refused = None, []  # the table's rows say which parameters decay
 
     def _use_weight_decay(self, param: Tensor) -> bool:
         use = self._decay_excluded.get(param)
@@ -397,6 +419,14 @@ class Optimizer:
         rates = [(self._lr_value(g["learning_rate"]) if "learning_rate" in g else default_lr,
                   g.get("weight_decay", self.weight_decay)) for g in self.param_groups]
         self.prepare_step()
+        if self._fuses and self._update_all(pairs, rates):
+            for param, _ in pairs:
+                if getattr(param, "constraint", None) is not None:
+                    self._after_update(param)
+                else:
+                    param._version += 1
+            self.iterations += 1
+            return
         group_index, state, update = self._group_index, self.state, self.update
         for param, grad in pairs:
             lr, weight_decay = rates[group_index[param]]
@@ -407,11 +437,43 @@ class Optimizer:
                 if decay != 1.0:
                     param.data *= decay
                 update(param, grad, state[param], lr)
-            constraint = getattr(param, "constraint", None)
-            if constraint is not None:  # Keras applies a weight's constraint right after its update
-                param.data[...] = _as_array(constraint(param))
-            param._version += 1
+            self._after_update(param)
         self.iterations += 1
+
+    @staticmethod
+    def _after_update(param: Tensor) -> None:
+        constraint = getattr(param, "constraint", None)
+        if constraint is not None:  # Keras applies a weight's constraint right after its update
+            param.data[...] = _as_array(constraint(param))
+        param._version += 1
+
+    def _update_all(self, pairs: list[tuple[Tensor, Any]], rates: list[tuple[float, Any]]) -> bool:
+        """:meth:`update_all` on all pairs at once; False (nothing changed) when they cannot share a kernel."""
+        if not kernels_enabled():
+            return False
+        state, keys = self.state, tuple(self.fused_slots.values())
+        arrays = []
+        for param, _ in pairs:
+            arrays.append(param.data)
+            arrays += map(state[param].get, keys)
+        table = self._table
+        if table is None or not table.holds(arrays):
+            if len(arrays) == len(self._refused) and all(map(operator.is_, arrays, self._refused)):
+                return False
+            table = self._table = self._build_table([param for param, _ in pairs])
+            self._refused = arrays if table is None else []
+            if table is None:
+                return False
+        if not table.load_gradients([grad for _, grad in pairs]):
+            return False
+        self.update_all(table, [lr for lr, _ in rates],
+                        [1.0 - lr * weight_decay if weight_decay else 1.0 for lr, weight_decay in rates])
+        return True
+
+    def _build_table(self, params: list[Tensor]) -> optim.Table | None:
+        slots = {name: [self.state[p].get(key) for p in params] for name, key in self.fused_slots.items()}
+        rows = [2 * self._group_index[p] + (not self._use_weight_decay(p)) for p in params]
+        return optim.Table.build([p.data for p in params], slots, rows, 2 * len(self.param_groups))
 
     def _clip(self, grads: list[Any]) -> list[Any]:
         """Keras 3's clipping: per-parameter norm, global norm, or value (only one is set)."""

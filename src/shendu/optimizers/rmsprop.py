@@ -25,10 +25,14 @@ class RMSprop(Optimizer):
     """
 
     hyper = {"rho": 0.9, "momentum": 0.0, "epsilon": 1e-7, "centered": False}
+    fused_slots = {"v": "velocity", "average": "average_gradient", "s": "momentum"}
 
     def init_state(self, param: Tensor) -> dict[str, Any]:
         names = ["velocity"] + ["momentum"] * (self.momentum > 0) + ["average_gradient"] * bool(self.centered)
         return _zeros(param, *names)
+
+    def update_all(self, table: optim.Table, lrs: list[float], decays: list[float]) -> None:
+        optim.rmsprop_all(table, lrs, decays, 1 - self.rho, self.epsilon, self.momentum)
 
     def update(self, param: Tensor, grad: Any, state: dict[str, Any], lr: float, decay: float = 1.0) -> None:
         w, v = param.data, state["velocity"]

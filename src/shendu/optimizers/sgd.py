@@ -19,6 +19,10 @@ class GD(Optimizer):
     """
 
     default_learning_rate = 0.01
+    fused_slots = {"v": "momentum"}  # SGD's velocity; GD keeps none, so the kernel gets None
+
+    def update_all(self, table: optim.Table, lrs: list[float], decays: list[float]) -> None:
+        optim.sgd_all(table, lrs, decays, 0.0, False)
 
     def update(self, param: Tensor, grad: Any, state: dict[str, Any], lr: float, decay: float = 1.0) -> None:
         w = param.data
@@ -56,6 +60,9 @@ class SGD(GD):
         if not self.momentum:
             return {}
         return {"momentum": get_array_module(param.data).zeros_like(param.data)}
+
+    def update_all(self, table: optim.Table, lrs: list[float], decays: list[float]) -> None:
+        optim.sgd_all(table, lrs, decays, self.momentum, self.nesterov)
 
     def update(self, param: Tensor, grad: Any, state: dict[str, Any], lr: float, decay: float = 1.0) -> None:
         if not state:
