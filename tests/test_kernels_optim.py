@@ -407,3 +407,25 @@ def test_a_copied_table_is_none_and_a_subclass_overriding_update_alone_is_not_fu
     w.grad = shendu.tensor(np.array([5.0, -5.0], np.float32))
     opt.step()
     np.testing.assert_allclose(w.data, [-0.1, 0.1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("path", ["all", "each"])
+def test_constraints_apply_after_the_update_on_both_paths(path):
+    """A weight's constraint (Keras's kernel_constraint) is applied to the updated weight, and every updated
+    weight's version moves on, whichever path updated it."""
+    shapes = [(5, 4), (4,)]
+    init = [np.full(s, 0.04, np.float32) for s in shapes]
+    grads = _gradients(np.float32, shapes, steps=3, seed=9)
+    results = []
+    for jit in (True, False):
+        params = [shendu.Parameter(w.copy()) for w in init]
+        params[0].constraint = lambda w: np.clip(w.data, -0.05, 0.05)
+        opt = SGD(0.5, momentum=0.5, params=params)
+        if path == "each":
+            opt._fuses = False
+        versions = [p._version for p in params]
+        results.append(_steps_with_grads(opt, params, grads, jit))
+        assert [p._version for p in params] == [v + len(grads) for v in versions]
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    assert np.abs(results[0][0]).max() <= 0.05 and np.abs(results[0][1]).max() > 0.05  # only the constrained one

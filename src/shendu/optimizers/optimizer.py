@@ -416,38 +416,32 @@ class Optimizer:
         if self.clipnorm or self.clipvalue or self.global_clipnorm:
             pairs = list(zip([p for p, _ in pairs], self._clip([g for _, g in pairs])))
         default_lr = self._lr_value(self._learning_rate)
-        rates = [(self._lr_value(g["learning_rate"]) if "learning_rate" in g else default_lr,
-                  g.get("weight_decay", self.weight_decay)) for g in self.param_groups]
+        lrs, decays = [], []  # per parameter group: the learning rate, and the decay factor 1 - lr * weight_decay
+        for group in self.param_groups:
+            lr = self._lr_value(group["learning_rate"]) if "learning_rate" in group else default_lr
+            weight_decay = group.get("weight_decay", self.weight_decay)
+            lrs.append(lr)
+            decays.append(1.0 - lr * weight_decay if weight_decay else 1.0)
         self.prepare_step()
-        if self._fuses and self._update_all(pairs, rates):
-            for param, _ in pairs:
-                if getattr(param, "constraint", None) is not None:
-                    self._after_update(param)
+        if not (self._fuses and self._update_all(pairs, lrs, decays)):
+            group_index, state, update = self._group_index, self.state, self.update
+            for param, grad in pairs:
+                k = group_index[param]
+                decay = decays[k] if decays[k] != 1.0 and self._use_weight_decay(param) else 1.0
+                if self._update_decays:
+                    update(param, grad, state[param], lrs[k], decay=decay)
                 else:
-                    param._version += 1
-            self.iterations += 1
-            return
-        group_index, state, update = self._group_index, self.state, self.update
-        for param, grad in pairs:
-            lr, weight_decay = rates[group_index[param]]
-            decay = 1.0 - lr * weight_decay if weight_decay and self._use_weight_decay(param) else 1.0
-            if self._update_decays:
-                update(param, grad, state[param], lr, decay=decay)
-            else:
-                if decay != 1.0:
-                    param.data *= decay
-                update(param, grad, state[param], lr)
-            self._after_update(param)
+                    if decay != 1.0:
+                        param.data *= decay
+                    update(param, grad, state[param], lrs[k])
+        for param, _ in pairs:
+            constraint = getattr(param, "constraint", None)
+            if constraint is not None:  # as Keras 3: each weight's constraint, once all are updated
+                param.data[...] = _as_array(constraint(param))
+            param._version += 1
         self.iterations += 1
 
-    @staticmethod
-    def _after_update(param: Tensor) -> None:
-        constraint = getattr(param, "constraint", None)
-        if constraint is not None:  # Keras applies a weight's constraint right after its update
-            param.data[...] = _as_array(constraint(param))
-        param._version += 1
-
-    def _update_all(self, pairs: list[tuple[Tensor, Any]], rates: list[tuple[float, Any]]) -> bool:
+    def _update_all(self, pairs: list[tuple[Tensor, Any]], lrs: list[float], decays: list[float]) -> bool:
         """:meth:`update_all` on all pairs at once; False (nothing changed) when they cannot share a kernel."""
         if not kernels_enabled():
             return False
@@ -466,8 +460,7 @@ class Optimizer:
                 return False
         if not table.load_gradients([grad for _, grad in pairs]):
             return False
-        self.update_all(table, [lr for lr, _ in rates],
-                        [1.0 - lr * weight_decay if weight_decay else 1.0 for lr, weight_decay in rates])
+        self.update_all(table, lrs, decays)
         return True
 
     def _build_table(self, params: list[Tensor]) -> optim.Table | None:
