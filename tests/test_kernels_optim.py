@@ -409,6 +409,38 @@ def test_a_copied_table_is_none_and_a_subclass_overriding_update_alone_is_not_fu
     np.testing.assert_allclose(w.data, [-0.1, 0.1], rtol=1e-6)
 
 
+def test_a_subclass_with_a_state_of_its_own_is_not_fused():
+    """A subclass that renames or extends the state its parent's kernel reads: the all-parameters kernel would
+    read no velocity (a silent update without momentum) or fail to compile, so such a step takes the
+    per-parameter path, which reports the missing key as the NumPy reference does."""
+    class Renamed(SGD):  # a velocity under another name, and the inherited update
+        def init_state(self, param):
+            return {"velocity": np.zeros_like(param.data)}
+
+    class Prefixed(Adam):
+        def init_state(self, param):
+            return {"my_" + k: v for k, v in super().init_state(param).items()}
+
+    assert not Renamed._fuses and not Prefixed._fuses
+    for make in (lambda p: Renamed(0.1, params=p, momentum=0.9), lambda p: Prefixed(0.1, params=p)):
+        for jit in (True, False):
+            w = shendu.Parameter(np.ones(3, np.float32))
+            opt = make([w])
+            with pytest.raises(KeyError):
+                _step(opt, [w], [np.ones(3, np.float32)], jit)
+
+    # a state with a key the kernel does not know (put there by hand): no table, the reference's result
+    results = []
+    for jit in (True, False):
+        w = shendu.Parameter(np.ones(3, np.float32))
+        opt = SGD(0.1, momentum=0.9, params=[w])
+        opt.state[w]["extra"] = np.zeros(3, np.float32)
+        _steps_with_grads(opt, [w], _gradients(np.float32, [(3,)], steps=2), jit)
+        assert opt._table is None
+        results.append(w.data.copy())
+    np.testing.assert_array_equal(*results)
+
+
 @pytest.mark.parametrize("path", ["all", "each"])
 def test_constraints_apply_after_the_update_on_both_paths(path):
     """A weight's constraint (Keras's kernel_constraint) is applied to the updated weight, and every updated

@@ -103,14 +103,18 @@ class Optimizer:
     #: the state arrays ``update_all`` takes: the kernel's name for each -> this optimiser's state key
     fused_slots: dict[str, str] = {}
     _update_decays: bool = False  # whether ``update`` takes ``decay`` (set per subclass from its signature)
-    _fuses: bool = False  # whether the class that wrote ``update`` also wrote ``update_all`` (set per subclass)
+    #: whether the class that wrote ``update`` also wrote ``update_all``, and ``init_state`` is its own or inherited
+    #: by it (a subclass that renames the state keeps to the per-parameter path; set per subclass)
+    _fuses: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         REGISTRY[f"{cls.__module__}.{cls.__qualname__}"] = cls
         cls._update_decays = "decay" in inspect.signature(cls.update).parameters
         author = next(c for c in cls.__mro__ if "update" in vars(c))
-        cls._fuses = "update_all" in vars(author) and cls._update_decays
+        state_author = next(c for c in cls.__mro__ if "init_state" in vars(c))
+        # update_all reads the state by the keys of fused_slots: it must be the state its author's update reads
+        cls._fuses = "update_all" in vars(author) and cls._update_decays and issubclass(author, state_author)
 
     def __init__(self, learning_rate: Any = None, params: Iterable[Any] | None = None, *, lr: Any = None,
                  clipnorm: float | None = None, clipvalue: float | None = None,
@@ -464,6 +468,9 @@ class Optimizer:
         return True
 
     def _build_table(self, params: list[Tensor]) -> optim.Table | None:
+        known = set(self.fused_slots.values())
+        if not all(known.issuperset(self.state[p]) for p in params):  # a state the kernel would not update
+            return None
         slots = {name: [self.state[p].get(key) for p in params] for name, key in self.fused_slots.items()}
         rows = [2 * self._group_index[p] + (not self._use_weight_decay(p)) for p in params]
         return optim.Table.build([p.data for p in params], slots, rows, 2 * len(self.param_groups))
