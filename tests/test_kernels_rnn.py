@@ -120,6 +120,37 @@ def test_unused_outputs_get_no_gradient_array(kind, used, dtype, masked):
     assert shendu.gradcheck(lambda *a: sum(fn(*a, mask=_mask(3, 4))[i].sum() for i in used), *small)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("per_step", [False, True], ids=["sequence-kernel", "step-kernels"])
+@pytest.mark.parametrize("wanted", [(0, 3, 4, 5), (3, 4), (4,), (3,), (0,), (1, 2)],
+                         ids=["all", "weights", "U", "W", "x", "states"])
+def test_lstm_kernel_paths_give_each_wanted_gradient(dtype, per_step, wanted, monkeypatch):
+    """The LSTM's kernel layout ([h_{t-1}, x_t] times [U; W] per step, [dU; dW] in one GEMM): every subset of
+    the gradients, on the whole-sequence kernels and on the per-step kernels NumPy builds without a bindable
+    OpenBLAS take (NumPy's GEMM between compiled steps), against the NumPy reference."""
+    if per_step:
+        monkeypatch.setattr(fused.gemm, "available", lambda: False)
+    batch, steps = 34, 5
+    inputs = _inputs("lstm", dtype, batch, steps, 3, 6, strided=False)
+    for i, t in enumerate(inputs):
+        t.requires_grad = i in wanted  # inputs are x, W, U, b, h0, c0
+    order = [0, 4, 5, 1, 2, 3]  # the op's order: x, h0, c0, W, U, b
+    wanted_inputs = [inputs[i] for i in range(6) if i in wanted]
+    options = dict(mask=_mask(batch, steps))
+    results = []
+    for jit in (True, False):
+        with (_nothing() if jit else kernels.disabled()):
+            outputs = fused.lstm(*inputs, **options)
+            assert outputs[0].creator.fused == (jit and kernels.enabled())
+            assert list(outputs[0].creator.needs_grad) == [order[k] in wanted for k in range(6)]
+            rng = np.random.default_rng(11)
+            loss = sum((o * rng.standard_normal(o.shape).astype(dtype)).sum() for o in outputs)
+            results.append([o.data for o in outputs] + [g.data for g in shendu.grad(loss, wanted_inputs)])
+    for a, b in zip(*results):
+        assert a.dtype == dtype and a.shape == b.shape
+        np.testing.assert_allclose(a, b, **TOL[dtype])
+
+
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("jit", [True, False])
@@ -243,8 +274,9 @@ def test_layers_with_kernels_match_reference(layer):
 
 # ---------------------------------------------------------------------------- whole-sequence kernels
 def _sequence_case(kind, dtype, batch, steps, units, masked, seed=5):
-    """Random inputs of the step kernels: time-major pre-activations, states, U, a bias, the output gradient.
-    (The runs below start every buffer at zero: masked rows leave parts of some, like tanh_c, unwritten.)"""
+    """Random inputs of the step kernels: time-major pre-activations (the GRU's) or inputs and W (the LSTM's),
+    states, U, a bias, the output gradient. (The runs below start every buffer at zero: masked rows leave parts
+    of some, like tanh_c, unwritten.)"""
     rng = np.random.default_rng(seed)
     k = GATES[kind]
 
@@ -253,41 +285,55 @@ def _sequence_case(kind, dtype, batch, steps, units, masked, seed=5):
 
     case = dict(gates=arr(steps, batch, k * units), u=arr(units, k * units), bias=arr(k * units),
                 h0=arr(batch, units), c0=arr(batch, units), gseq=arr(batch, steps, units), gh=arr(batch, units),
-                gc=arr(batch, units), mask=_mask(batch, steps) if masked else None)
+                gc=arr(batch, units), mask=_mask(batch, steps) if masked else None, x=arr(steps, batch, 3),
+                w=arr(3, k * units))
     return case
 
 
 def _lstm_buffers(c):
-    """gates (a copy), rec, hs, cs, tanh_c, dz, dh, dc, carry, db_rows for one forward and backward run."""
-    steps, batch, _ = c["gates"].shape
-    units = c["u"].shape[0]
-    gates, rec = c["gates"].copy(), np.zeros(c["gates"].shape[1:], c["gates"].dtype)
-    hs, cs = np.zeros((2, steps + 1, batch, units), gates.dtype)
-    tanh_c = np.zeros((steps, batch, units), gates.dtype)
+    """hx, [U; W], [U; W]^T, gates, hs, cs, tanh_c, dz, dh, dc, carry, db_rows, dx for one forward and backward
+    run (hx[t] = [h_{t-1}, x_t], its h part beyond h_0 left to the kernels; dh has room for dz_t W^T)."""
+    x, u = c["x"], c["u"]
+    (steps, batch, features), units = x.shape, u.shape[0]
+    hx = np.zeros((steps, batch, units + features), x.dtype)
+    hx[:, :, units:], hx[0, :, :units] = x, c["h0"]
+    weights = np.concatenate([u, c["w"]])
+    gates = np.zeros((steps, batch, 4 * units), x.dtype)
+    hs, cs = np.zeros((2, steps + 1, batch, units), x.dtype)
+    tanh_c = np.zeros((steps, batch, units), x.dtype)
     hs[0], cs[0] = c["h0"], c["c0"]
-    return (gates, rec, hs, cs, tanh_c, np.zeros_like(gates), c["gh"].copy(), c["gc"].copy(), np.zeros_like(c["gh"]),
-            np.zeros_like(rec))
+    dh = np.zeros((batch, units + features), x.dtype)
+    dh[:, :units] = c["gh"]
+    dx = np.zeros((batch, steps, features), x.dtype)
+    return (hx, weights, np.ascontiguousarray(weights.T), gates, hs, cs, tanh_c, np.zeros_like(gates), dh,
+            c["gc"].copy(), np.zeros_like(c["gh"]), np.zeros_like(gates[0]), dx)
 
 
 def _lstm_by_steps(c):
-    gates, rec, hs, cs, tanh_c, dz, dh, dc, carry, db_rows = _lstm_buffers(c)
+    hx, weights, weights_t, gates, hs, cs, tanh_c, dz, dh, dc, carry, db_rows, dx = _lstm_buffers(c)
+    units = c["u"].shape[0]
     for t in range(gates.shape[0]):
-        np.matmul(hs[t], c["u"], out=rec)
-        rnn_kernels.lstm_forward_step(t, gates, rec, c["bias"], hs, cs, tanh_c, c["mask"])
+        np.matmul(hx[t], weights, out=gates[t])
+        rnn_kernels.lstm_forward_step(t, gates, c["bias"], hs, cs, tanh_c, c["mask"])
+        if t + 1 < gates.shape[0]:
+            hx[t + 1, :, :units] = hs[t + 1]
     for t in range(gates.shape[0] - 1, -1, -1):
         rnn_kernels.lstm_backward_step(t, c["gseq"], dh, carry, dc, gates, cs, tanh_c, dz, c["mask"], db_rows)
-        np.matmul(dz[t], c["u"].T, out=dh)
+        np.matmul(dz[t], weights_t, out=dh)
+        dx[:, t] = dh[:, units:]
     np.testing.assert_allclose(db_rows, dz.sum(axis=0), rtol=1e-5, atol=1e-6)  # the bias gradient, per row
-    return [gates, hs, cs, tanh_c, dz, dh, dc, carry, db_rows]
+    np.testing.assert_allclose(dx, np.einsum("tbk,fk->btf", dz, c["w"]), rtol=1e-5, atol=1e-6)  # dz W^T
+    np.testing.assert_allclose(hx[1:, :, :units], hs[1:-1])  # each step's GEMM read the state before it
+    return [hx, gates, hs, cs, tanh_c, dz, dh, dc, carry, db_rows, dx]
 
 
 def _lstm_by_sequence(c, parts):
-    gates, rec, hs, cs, tanh_c, dz, dh, dc, carry, db_rows = _lstm_buffers(c)
+    hx, weights, weights_t, gates, hs, cs, tanh_c, dz, dh, dc, carry, db_rows, dx = _lstm_buffers(c)
     with gemm.one_thread_each():
-        rnn_kernels.lstm_forward_sequence(parts, gates, c["u"], c["bias"], hs, cs, tanh_c, c["mask"], rec)
+        rnn_kernels.lstm_forward_sequence(parts, hx, weights, c["bias"], gates, hs, cs, tanh_c, c["mask"])
         rnn_kernels.lstm_backward_sequence(parts, c["gseq"], dh, carry, dc, gates, cs, tanh_c, dz, c["mask"],
-                                           db_rows, np.ascontiguousarray(c["u"].T))
-    return [gates, hs, cs, tanh_c, dz, dh, dc, carry, db_rows]
+                                           db_rows, weights_t, dx)
+    return [hx, gates, hs, cs, tanh_c, dz, dh, dc, carry, db_rows, dx]
 
 
 def _gru_buffers(c):

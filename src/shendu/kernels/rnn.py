@@ -1,8 +1,10 @@
-"""The fused LSTM and GRU ops' loops over time (:mod:`shendu.ops.rnn`): the recurrent GEMM and the gate maths.
+"""The fused LSTM and GRU ops' loops over time (:mod:`shendu.ops.rnn`): the per-step GEMM and the gate maths.
 
-The ops keep the big GEMMs in NumPy (the input projection of all steps, and ``dW``, ``dU``, ``dx`` over the
-whole sequence after backward). What is left per step is one small GEMM (``h_{t-1} U``, or ``dz_t U^T`` going
-back) and a dozen element-wise passes over (batch, units) arrays.
+Per step there is one small GEMM and a dozen element-wise passes over (batch, units) arrays. The LSTM's GEMM
+takes the step's input with the state, ``z_t = [h_{t-1}, x_t] [U; W]`` (``hx[t]`` holds both side by side), and
+going back ``dz_t [U; W]^T = [dh_{t-1}, dx_t]``: no input projection before the loop and no ``dx`` GEMM after it,
+and the op finds ``dU`` and ``dW`` in one GEMM over ``hx``. The GRU's reset gate scales ``h U`` alone, so it keeps
+the input projection of all steps (one GEMM before) and ``h_{t-1} U`` per step; ``dW``, ``dU``, ``dx`` after.
 
 * ``*_sequence`` kernels run every step in one call: rows of a batch do not depend on each other, so the batch
   is cut into ``parts`` blocks of rows and each block runs the whole sequence on its own thread, its GEMMs
@@ -111,13 +113,13 @@ def _dh(gseq, b, t, j, dh_rec, carry):  # pragma: no cover - compiled
 # Gate blocks are the Keras ones: LSTM i, f, g(c), o; GRU z, r, n(h).
 # ---------------------------------------------------------------------------- LSTM
 @jit(error_model="numpy", fastmath=_CONTRACT, inline="always")
-def _lstm_row(zi, zf, zg, zo, ri, rf, rg, ro, bi, bf, bg, bo, c_prev, c, tc, h, f32):  # pragma: no cover
+def _lstm_row(zi, zf, zg, zo, bi, bf, bg, bo, c_prev, c, tc, h, f32):  # pragma: no cover - compiled
     half = zi.dtype.type(0.5)
     for j in range(zi.shape[0]):
-        i = _sigmoid((zi[j] + bi[j]) + ri[j], f32, half)
-        f = _sigmoid((zf[j] + bf[j]) + rf[j], f32, half)
-        g = _tanh((zg[j] + bg[j]) + rg[j], f32)
-        o = _sigmoid((zo[j] + bo[j]) + ro[j], f32, half)
+        i = _sigmoid(zi[j] + bi[j], f32, half)
+        f = _sigmoid(zf[j] + bf[j], f32, half)
+        g = _tanh(zg[j] + bg[j], f32)
+        o = _sigmoid(zo[j] + bo[j], f32, half)
         zi[j], zf[j], zg[j], zo[j] = i, f, g, o
         cj = f * c_prev[j] + i * g
         tj = _tanh(cj, f32)
@@ -125,7 +127,7 @@ def _lstm_row(zi, zf, zg, zo, ri, rf, rg, ro, bi, bf, bg, bo, c_prev, c, tc, h, 
 
 
 @jit(error_model="numpy", fastmath=_CONTRACT, inline="always")
-def _lstm_forward_row(t, b, gates, rec, bias, hs, cs, tanh_c, mask):  # pragma: no cover - compiled
+def _lstm_forward_row(t, b, gates, bias, hs, cs, tanh_c, mask):  # pragma: no cover - compiled
     """Row b of step t (see lstm_forward_step)."""
     u = hs.shape[2]
     h_prev, c_prev, h, c, tc = hs[t, b], cs[t, b], hs[t + 1, b], cs[t + 1, b], tanh_c[t, b]
@@ -134,35 +136,44 @@ def _lstm_forward_row(t, b, gates, rec, bias, hs, cs, tanh_c, mask):  # pragma: 
         _copy(c_prev, c)
         return
     zi, zf, zg, zo = gates[t, b, :u], gates[t, b, u:2 * u], gates[t, b, 2 * u:3 * u], gates[t, b, 3 * u:]
-    ri, rf, rg, ro = rec[b, :u], rec[b, u:2 * u], rec[b, 2 * u:3 * u], rec[b, 3 * u:]
     bi, bf, bg, bo = bias[:u], bias[u:2 * u], bias[2 * u:3 * u], bias[3 * u:]
     if gates.itemsize == 4:
-        _lstm_row(zi, zf, zg, zo, ri, rf, rg, ro, bi, bf, bg, bo, c_prev, c, tc, h, True)
+        _lstm_row(zi, zf, zg, zo, bi, bf, bg, bo, c_prev, c, tc, h, True)
     else:
-        _lstm_row(zi, zf, zg, zo, ri, rf, rg, ro, bi, bf, bg, bo, c_prev, c, tc, h, False)
+        _lstm_row(zi, zf, zg, zo, bi, bf, bg, bo, c_prev, c, tc, h, False)
 
 
 @jit(error_model="numpy", fastmath=_CONTRACT)
-def lstm_forward_step(t, gates, rec, bias, hs, cs, tanh_c, mask):  # pragma: no cover - compiled
-    """gates[t] (batch, 4*units): x_t W in, the activated (i, f, g, o) out (after adding the bias and rec =
-    h_{t-1} U, in that order, as the reference does); cs[t + 1] = f cs[t] + i g, tanh_c[t] = tanh(cs[t + 1]),
-    hs[t + 1] = o tanh_c[t]; rows with mask[b, t] False keep hs[t], cs[t]."""
+def lstm_forward_step(t, gates, bias, hs, cs, tanh_c, mask):  # pragma: no cover - compiled
+    """gates[t] (batch, 4*units): z_t = x_t W + h_{t-1} U in, the activated (i, f, g, o) out (after adding the
+    bias); cs[t + 1] = f cs[t] + i g, tanh_c[t] = tanh(cs[t + 1]), hs[t + 1] = o tanh_c[t]; rows with
+    mask[b, t] False keep hs[t], cs[t]."""
     for b in range(gates.shape[1]):
-        _lstm_forward_row(t, b, gates, rec, bias, hs, cs, tanh_c, mask)
+        _lstm_forward_row(t, b, gates, bias, hs, cs, tanh_c, mask)
+
+
+@jit(inline="always")
+def _next_input(hx, t, b, hs):  # pragma: no cover - compiled
+    """hx[t + 1, b] starts with h_t, the state the next step's GEMM reads (nothing after the last step)."""
+    if t + 1 < hx.shape[0]:
+        _copy(hs[t + 1, b], hx[t + 1, b, :hs.shape[2]])
 
 
 @jit(parallel=True, error_model="numpy", fastmath=_CONTRACT)
-def lstm_forward_sequence(parts, gates, u, bias, hs, cs, tanh_c, mask, rec):  # pragma: no cover - compiled
-    """Every step of :func:`lstm_forward_step`, with the recurrent GEMM rec = h_{t-1} U done here: the batch
-    is cut into ``parts`` blocks of rows, and each block runs the whole sequence on its own thread (rows do
-    not depend on each other). ``u`` C-ordered; call inside :func:`shendu.kernels.gemm.one_thread_each`."""
+def lstm_forward_sequence(parts, hx, weights, bias, gates, hs, cs, tanh_c, mask):  # pragma: no cover - compiled
+    """Every step of :func:`lstm_forward_step` with its GEMM gates[t] = hx[t] [U; W] done here. ``hx`` (steps,
+    batch, units + in) holds [h_{t-1}, x_t] side by side: the caller fills the inputs and h_0, the kernel each
+    h_t it computes. The batch is cut into ``parts`` blocks of rows, and each block runs the whole sequence on
+    its own thread (rows do not depend on each other). ``weights`` = [U; W] C-ordered; call inside
+    :func:`shendu.kernels.gemm.one_thread_each`."""
     n = gates.shape[1]
     for p in prange(parts):
         first, last = _block(p, parts, n)
         for t in range(gates.shape[0]):
-            matmul_rows(hs[t, first:last], u, rec[first:last])
+            matmul_rows(hx[t, first:last], weights, gates[t, first:last])
             for b in range(first, last):
-                _lstm_forward_row(t, b, gates, rec, bias, hs, cs, tanh_c, mask)
+                _lstm_forward_row(t, b, gates, bias, hs, cs, tanh_c, mask)
+                _next_input(hx, t, b, hs)
 
 
 @jit(error_model="numpy", fastmath=_CONTRACT, inline="always")
@@ -194,7 +205,8 @@ def _lstm_backward_row(t, b, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mas
 
 @jit(error_model="numpy", fastmath=_CONTRACT)
 def lstm_backward_step(t, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mask, db_rows):  # pragma: no cover
-    """dh = gseq[:, t] + dh_rec + carry (dh_rec = dz[t + 1] U^T; gseq of no steps when the sequence was unused);
+    """dh = gseq[:, t] + dh_rec + carry (dh_rec = dz[t + 1] U^T in its first ``units`` columns; gseq of no steps
+    when the sequence was unused);
     dz[t] = the pre-activation gradients of step t; dc <- dc_{t-1}; carry <- the part of dh_{t-1} not through U
     (dh itself on masked rows, else 0); db_rows[b] += dz[t, b] unless db_rows has no rows (no bias gradient).
     Summed per row, then over the rows by the op: the same sums whatever the thread count."""
@@ -203,18 +215,23 @@ def lstm_backward_step(t, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mask, 
 
 
 @jit(parallel=True, error_model="numpy", fastmath=_CONTRACT)
-def lstm_backward_sequence(parts, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mask, db_rows,
-                           u_t):  # pragma: no cover - compiled
-    """Every step of :func:`lstm_backward_step` from the last to the first, with dh_rec = dz[t] U^T done here
-    (``u_t`` = U^T, C-ordered), on ``parts`` blocks of rows as in :func:`lstm_forward_sequence`. On return
-    dh_rec holds dz[0] U^T."""
+def lstm_backward_sequence(parts, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mask, db_rows, weights_t,
+                           dx):  # pragma: no cover - compiled
+    """Every step of :func:`lstm_backward_step` from the last to the first, with its GEMM dh_rec = dz[t]
+    ``weights_t`` done here, on ``parts`` blocks of rows as in :func:`lstm_forward_sequence`. ``weights_t`` is
+    U^T, or [U; W]^T when ``dx`` (batch, steps, in) is wanted: dh_rec (batch, units + in) then also gets
+    dz[t] W^T = dx_t, copied to dx[:, t] (``dx`` of no columns when not wanted). C-ordered; on return dh_rec
+    holds dz[0] weights_t."""
     n = dc.shape[0]
     for p in prange(parts):
         first, last = _block(p, parts, n)
         for t in range(gates.shape[0] - 1, -1, -1):
             for b in range(first, last):
                 _lstm_backward_row(t, b, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mask, db_rows)
-            matmul_rows(dz[t, first:last], u_t, dh_rec[first:last])
+            matmul_rows(dz[t, first:last], weights_t, dh_rec[first:last])
+            if dx.shape[2] != 0:
+                for b in range(first, last):
+                    _copy(dh_rec[b, dc.shape[1]:], dx[b, t])
 
 
 # ---------------------------------------------------------------------------- GRU (reset_after=True)

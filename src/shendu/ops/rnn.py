@@ -15,8 +15,10 @@ shendu ops so autograd differentiates them, are in :mod:`shendu.ops.rnn_steps`; 
 With the default activations (tanh, sigmoid) and NumPy float arrays, the LSTM and GRU hand the loop over time
 to :mod:`shendu.kernels.rnn` (``kernels.fast``; forward in float32, backward in float32 and float64): one
 compiled call runs every step, the batch split into blocks of rows, one thread each (with NumPy's OpenBLAS;
-otherwise one compiled call per step after NumPy's GEMM). The NumPy loops below stay the reference
-(``kernels.disabled()`` or ``SHENDU_JIT=0``).
+otherwise one compiled call per step after NumPy's GEMM). There the LSTM keeps each step's input beside the
+state, ``hx[t] = [h_{t-1}, x_t]``, and multiplies it by ``[U; W]``: one GEMM per step does the projection and
+the recurrence, going back ``dz_t [U; W]^T`` gives ``dh_{t-1}`` and ``dx_t`` together, and ``[dU; dW] = hx^T dZ``
+is one GEMM. The NumPy loops below stay the reference (``kernels.disabled()`` or ``SHENDU_JIT=0``).
 The gate orders are Keras's: LSTM i, f, c, o; GRU z, r, h (``reset_after=True``: the recurrent bias is
 applied before the reset gate, as cuDNN and PyTorch do). These ops have first derivatives only.
 
@@ -157,6 +159,29 @@ def _sequence_grad(gseq: Any, mask: Any, zero_output: bool) -> Any:
     return gseq.transpose(1, 0, 2)
 
 
+def _stacked_inputs(op: Op, x: Any, h0: Any) -> Any:
+    """hx (time, batch, units + in) with hx[t] = [h_{t-1}, x_t]: the inputs and h_0 filled in, the later states
+    left to the loop."""
+    xp = get_array_module(x)
+    n, steps, d = x.shape
+    units = h0.shape[1]
+    hx = _take(op, xp, (steps, n, units + d), x.dtype)
+    hx[:, :, units:] = x.transpose(1, 0, 2)
+    if steps:
+        hx[0, :, :units] = h0
+    return hx
+
+
+def _stacked_weight_grads(op: Op, hx: Any, dz: Any, units: int, w_index: int, u_index: int) -> tuple[Any, Any]:
+    """dW and dU (those wanted) from one GEMM: [H_prev X]^T dZ stacks dU over dW."""
+    want_w, want_u = op.needs_grad[w_index], op.needs_grad[u_index]
+    if not (want_w or want_u):
+        return None, None
+    rows = hx.reshape(-1, hx.shape[2])[:, (0 if want_u else units):(None if want_w else units)]
+    both = rows.T @ dz.reshape(-1, dz.shape[2])
+    return (both[units:] if want_u else both) if want_w else None, both[:units] if want_u else None
+
+
 def _input_grads(op: Op, dpre: Any, xt: Any, x: Any, w: Any, has_bias: bool, w_index: int) -> tuple:
     """dx, dW, db from the gradients of the pre-activations (time, batch, k*units): one GEMM each."""
     t, n, k = dpre.shape
@@ -244,31 +269,41 @@ class LSTMSequenceOp(_GatedSequence):
         xp = get_array_module(x)
         n, steps = x.shape[:2]
         forward_kernel = self._use_kernel(x, w, u)
-        # gates[t] becomes the activated (i, f, g, o) of step t; the kernel adds the bias as it goes (a pass less)
-        self.xt, gates = _project(self, x, w, None if forward_kernel else b)
         hs = _take(self, xp, (steps + 1, n, units), x.dtype)  # hs[0] = h0
         cs = _take(self, xp, (steps + 1, n, units), x.dtype)
         tanh_c = _take(self, xp, (steps, n, units), x.dtype)  # a(c_t)
         hs[0], cs[0] = h0, c0
+        if self.fused:  # the kernels' layout: [h_{t-1}, x_t] side by side (module docstring)
+            self.hx = _stacked_inputs(self, x, h0)
+        # gates[t] becomes the activated (i, f, g, o) of step t
         if forward_kernel:
-            self._steps_kernel(gates, hs, cs, tanh_c, u, b)
+            gates = _take(self, xp, (steps, n, 4 * units), x.dtype)
+            self._steps_kernel(gates, hs, cs, tanh_c, w, u, b)
         else:
+            xt, gates = _project(self, x, w, b)
             self._steps_reference(gates, hs, cs, tanh_c, u)
+            if self.fused:  # float64: the reference forward, the kernels' backward
+                self.hx[1:, :, :units] = hs[1:steps]
+            else:
+                self.xt = xt
         self.gates, self.hs, self.cs, self.tanh_c = gates, hs, cs, tanh_c
         return self._first_output(hs), hs[steps].copy(), cs[steps].copy()
 
-    def _steps_kernel(self, gates, hs, cs, tanh_c, u, b):
+    def _steps_kernel(self, gates, hs, cs, tanh_c, w, u, b):
         xp = get_array_module(u)
-        recurrent = xp.empty(gates.shape[1:], dtype=gates.dtype)
+        hx, units = self.hx, u.shape[0]
+        weights = xp.concatenate([u, w])  # [U; W]: z_t = [h_{t-1}, x_t] [U; W]
         bias = xp.zeros(gates.shape[2], gates.dtype) if b is None else xp.ascontiguousarray(b, dtype=gates.dtype)
         if gemm.available():
             with gemm.one_thread_each():
-                kernels.lstm_forward_sequence(_row_blocks(hs.shape[1]), gates, xp.ascontiguousarray(u), bias, hs,
-                                              cs, tanh_c, self.kernel_mask, recurrent)
+                kernels.lstm_forward_sequence(_row_blocks(hs.shape[1]), hx, weights, bias, gates, hs, cs, tanh_c,
+                                              self.kernel_mask)
             return
         for t in range(gates.shape[0]):
-            xp.matmul(hs[t], u, out=recurrent)
-            kernels.lstm_forward_step(t, gates, recurrent, bias, hs, cs, tanh_c, self.kernel_mask)
+            xp.matmul(hx[t], weights, out=gates[t])
+            kernels.lstm_forward_step(t, gates, bias, hs, cs, tanh_c, self.kernel_mask)
+            if t + 1 < gates.shape[0]:
+                hx[t + 1, :, :units] = hs[t + 1]
 
     def _steps_reference(self, gates, hs, cs, tanh_c, u):
         xp = get_array_module(u)
@@ -300,36 +335,44 @@ class LSTMSequenceOp(_GatedSequence):
         units = u.shape[0]
         want_db = b is not None and self.needs_grad[5]
         if self.fused:  # the kernels sum the bias gradient as they go (per batch row; then over the rows here)
-            dh_next, dc_next, dz, db_rows = self._backward_kernel(gseq, gh, gc, x.dtype, u, want_db)
+            dh_next, dc_next, dz, dx, db_rows = self._backward_kernel(gseq, gh, gc, x, w, u, want_db)
+            dw, du = _stacked_weight_grads(self, self.hx, dz, units, 3, 4)
+            db = db_rows.sum(axis=0) if want_db else None
         else:
-            (dh_next, dc_next, dz), db_rows = self._backward_reference(gseq, gh, gc, x.dtype, u), None
-        dx, dw, db = _input_grads(self, dz, self.xt, x, w, want_db and db_rows is None, 3)
-        if db_rows is not None:
-            db = db_rows.sum(axis=0)
-        du = self.hs[:-1].reshape(-1, units).T @ dz.reshape(-1, 4 * units) if self.needs_grad[4] else None
+            dh_next, dc_next, dz = self._backward_reference(gseq, gh, gc, x.dtype, u)
+            dx, dw, db = _input_grads(self, dz, self.xt, x, w, want_db, 3)
+            du = self.hs[:-1].reshape(-1, units).T @ dz.reshape(-1, 4 * units) if self.needs_grad[4] else None
         _BUFFERS.give(dz)
         return dx, dh_next, dc_next, dw, du, db
 
-    def _backward_kernel(self, gseq, gh, gc, dtype, u, want_db):
+    def _backward_kernel(self, gseq, gh, gc, x, w, u, want_db):
         xp = get_array_module(u)
+        dtype, units, (n, steps) = x.dtype, u.shape[0], x.shape[:2]
         gseq = _batch_major_grad(gseq, self.mask, self.zero_output, dtype)
         dz = _BUFFERS.take(xp, self.gates.shape, self.gates.dtype)
-        dh_rec = xp.array(gh, dtype=dtype, copy=True)  # dz[t + 1] U^T (at the last step: the gradient of h_T)
+        want_dx = self.needs_grad[0]
+        # one GEMM per step: dz_t [U; W]^T = [dh_{t-1}, dx_t] (dz_t U^T without dx), on C-ordered copies (a
+        # transposed right-hand side measured 1.5x slower)
+        weights_t = xp.ascontiguousarray((xp.concatenate([u, w]) if want_dx else u).T)
+        dx = xp.empty((n, steps, x.shape[2]) if want_dx else (n, 0, 0), dtype)
+        dh_rec = xp.zeros((n, weights_t.shape[1]), dtype)  # dz[t + 1] weights_t (at the last step: h_T's gradient)
+        dh_rec[:, :units] = gh
         dc = xp.array(gc, dtype=dtype, copy=True)
-        carry = xp.zeros_like(dh_rec)
+        carry = xp.zeros((n, units), dtype)
         db_rows = xp.zeros(self.gates.shape[1:], dtype) if want_db else xp.empty((0, self.gates.shape[2]), dtype)
-        u_t = xp.ascontiguousarray(u.T)  # a GEMM with a transposed U measured 1.5x slower
         if gemm.available():
             with gemm.one_thread_each():
-                kernels.lstm_backward_sequence(_row_blocks(dc.shape[0]), gseq, dh_rec, carry, dc, self.gates,
-                                               self.cs, self.tanh_c, dz, self.kernel_mask, db_rows, u_t)
+                kernels.lstm_backward_sequence(_row_blocks(n), gseq, dh_rec, carry, dc, self.gates, self.cs,
+                                               self.tanh_c, dz, self.kernel_mask, db_rows, weights_t, dx)
         else:
-            for t in range(self.gates.shape[0] - 1, -1, -1):
+            for t in range(steps - 1, -1, -1):
                 kernels.lstm_backward_step(t, gseq, dh_rec, carry, dc, self.gates, self.cs, self.tanh_c, dz,
                                            self.kernel_mask, db_rows)
-                xp.matmul(dz[t], u_t, out=dh_rec)
-        dh_rec += carry
-        return dh_rec, dc, dz, db_rows if want_db else None
+                xp.matmul(dz[t], weights_t, out=dh_rec)
+                if want_dx:
+                    dx[:, t] = dh_rec[:, units:]
+        carry += dh_rec[:, :units]
+        return carry, dc, dz, dx if want_dx else None, db_rows
 
     def _backward_reference(self, gseq, gh, gc, dtype, u):
         xp = get_array_module(u)
