@@ -26,7 +26,7 @@ import os
 from typing import Any
 
 import numpy as np
-from common import Tracked, interleaved, median_time, row, setup_torch, us
+from common import Tracked, frameworks, interleaved, median_time, row, setup_torch, us
 
 import shendu
 from shendu import losses
@@ -108,7 +108,11 @@ def seed_numpy(epochs: int) -> Any:
 
 
 def seed_keras(epochs: int) -> float | None:
-    """Keras 3 on its PyTorch backend running the seed program (None when Keras is not installed)."""
+    """Keras 3 on its PyTorch backend running the seed program (None when Keras is not installed, or when this
+    process does not time PyTorch: Keras would import it into the process that times shendu, whose later
+    workloads would then share their threads with PyTorch's)."""
+    if "torch" not in frameworks():
+        return None
     os.environ.setdefault("KERAS_BACKEND", "torch")
     try:
         import keras

@@ -132,17 +132,22 @@ def _first_launch(compiled: Callable, args: tuple) -> Any:
       pool, nothing to starve (convnet step 51-54 ms against 64-73 ms for two pools, in alternating runs);
     * otherwise ``OMP_WAIT_POLICY=PASSIVE`` is set while Numba's OpenMP layer loads, then removed, unless
       the user set a policy. A library loaded later (PyTorch imported after shendu) shares that runtime;
-    * GNU OpenMP already loaded by another library (PyTorch imported first), with its spinning default:
-      Numba's own "workqueue" pool is used instead (measured: convnet step 124 ms on the shared spinning
-      pool, 50-54 ms on workqueue, 48 ms on a passive OpenMP), leaving the other library's runtime as it was.
+    * GNU OpenMP already loaded by another library (PyTorch imported first): with the BLAS callback the pool
+      is that runtime too (its default policy is the one above), so BLAS, the kernels and PyTorch take turns
+      on one set of threads. Measured at 2 threads, PyTorch imported and run first: MNIST convnet step 52-58
+      ms there, 72-77 ms on Numba's own "workqueue" pool beside OpenBLAS's spinning threads, 52-54 ms with
+      no PyTorch; Embedding-LSTM step 30-40, 40-47 and 29-34 ms; PyTorch's own steps as before. Without the
+      callback two pools would spin against each other, and Numba's "workqueue" pool is used instead,
+      leaving the other library's runtime as it was.
     """
     with _launch_lock:
         if _layer:
             return compiled(*args)
         user_policy = "OMP_WAIT_POLICY" in os.environ
-        if not user_policy and _openmp_loaded_by_another() and _numba.config.THREADING_LAYER == "default":
-            _numba.config.THREADING_LAYER_PRIORITY = ["tbb", "workqueue", "omp"]
         one_pool = _numba.config.THREADING_LAYER_PRIORITY[0] == "omp" and blas_offers_callback()
+        if (not user_policy and not one_pool and _openmp_loaded_by_another()
+                and _numba.config.THREADING_LAYER == "default"):
+            _numba.config.THREADING_LAYER_PRIORITY = ["tbb", "workqueue", "omp"]
         passive = not user_policy and not one_pool
         if passive:
             os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
