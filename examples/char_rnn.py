@@ -14,7 +14,8 @@ Measured 2026-12-05 (seed 0, the defaults, full corpus, one BLAS and one kernel 
 2-core development machine with one other training job beside it): validation loss 1.549 nats/char (training
 1.29; 1.603 after 2,000 steps, 1.884 after 500), 1,022 s of wall time for training (17 min; 926 s of CPU).
 Again 2026-12-06 with the whole-sequence LSTM kernels (commit 22eea9d, the same protocol, on a 2-core Intel
-Xeon at 2.1 GHz): 1.549 nats/char, 933 s of training.
+Xeon at 2.1 GHz): 1.549 nats/char, 933 s of training. At a1383c7 (the LSTM's input and state in one GEMM per
+step), the same protocol: 1.551 nats/char, 872 s.
 
 DATA_DIR holds ``input.txt`` (e.g. ../shared/data/tiny-shakespeare); without it the loader looks in its cache
 (and downloads when online), else falls back to the first 200,000 characters bundled with shendu. Prints the
