@@ -178,8 +178,10 @@ def _stacked_weight_grads(op: Op, hx: Any, dz: Any, units: int, w_index: int, u_
     if not (want_w or want_u):
         return None, None
     rows = hx.reshape(-1, hx.shape[2])[:, (0 if want_u else units):(None if want_w else units)]
-    both = rows.T @ dz.reshape(-1, dz.shape[2])
-    return (both[units:] if want_u else both) if want_w else None, both[:units] if want_u else None
+    product = rows.T @ dz.reshape(-1, dz.shape[2])  # [dU; dW], or the one of them wanted
+    du = product[:units] if want_u else None
+    dw = (product[units:] if want_u else product) if want_w else None
+    return dw, du
 
 
 def _input_grads(op: Op, dpre: Any, xt: Any, x: Any, w: Any, has_bias: bool, w_index: int) -> tuple:
