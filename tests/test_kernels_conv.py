@@ -13,6 +13,7 @@ import shendu
 from shendu import kernels
 from shendu.kernels import conv as kconv
 from shendu.kernels import pool as kpool
+from shendu.ops import bias as bias_ops
 from shendu.ops import convolution as conv
 from shendu.ops import pool
 
@@ -164,6 +165,22 @@ def test_bias_kernels_match_numpy(shape, dtype):
     mixed = gy.astype(np.float32)
     conv.add_bias(mixed, b.astype(np.float64))  # another dtype: NumPy's in-place rule
     np.testing.assert_array_equal(mixed, (gy.astype(np.float32) + b.astype(np.float64)).astype(np.float32))
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3, 37, 41, 13), (1, 1, 16384, 1), (128, 512)])
+def test_fused_bias_relu_kernels_match_numpy(shape, dtype):
+    z, b = _rand(shape, dtype), _rand(shape[-1:], dtype, 1)
+    z.reshape(-1)[::97] = np.nan  # NaN stays NaN, as np.maximum
+    z.reshape(-1)[1::89] = -b[0] if shape[-1] == 1 else 0  # exact zeros and sums of zero
+    for bias in (b, None):
+        y_fast, y_ref = _both(lambda bias=bias: bias_ops.add_bias(z.copy(), bias, relu=True))
+        np.testing.assert_array_equal(y_fast, y_ref)
+        want = np.maximum(z + bias if bias is not None else z, 0)
+        np.testing.assert_array_equal(y_ref, want)
+    y = z.copy()
+    assert bias_ops.add_bias(y, b, relu=True) is y  # in place
 
 
 @needs_kernels

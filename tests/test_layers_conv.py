@@ -183,3 +183,57 @@ def test_depthwise_conv2d_matches_per_channel_convolutions():
         np.testing.assert_allclose(y[..., 2 * c:2 * c + 2],
                                    shendu.ops.convolution.conv2d(x[..., c:c + 1], k[:, :, c:c + 1], padding="same"),
                                    rtol=1e-12)
+
+
+
+def _fused_and_plain(fused, plain, x):
+    """Outputs and gradients of ``fused`` (a layer with activation='relu') and of ``plain`` (the same layer and
+    weights without it) followed by ReLU, and the op names of the fused graph."""
+    fused.build(x.shape)
+    plain.build(x.shape)
+    plain.set_weights([w + 0 for w in fused.get_weights()])
+    results, names = [], set()
+    for layer, after in ((fused, lambda y: y), (plain, shendu.relu)):
+        xt = shendu.tensor(x, requires_grad=True)
+        y = after(layer(xt))
+        if layer is fused:
+            names = {type(op).__name__ for op in _ops_of(y)}
+        (y * y).sum().backward()
+        results.append([y.data, xt.grad.data, layer.kernel.grad.data, layer.bias.grad.data])
+    return results, names
+
+
+def _ops_of(y):
+    ops, stack = [], [y.creator]
+    while stack:
+        op = stack.pop()
+        if op is not None:
+            ops.append(op)
+            stack += [t.creator for t in op.inputs if isinstance(t, shendu.Tensor)]
+    return ops
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_relu_is_one_op_and_equals_conv_then_relu(data_format, dtype):
+    """Conv2D(activation='relu') runs one Conv2DReluOp; outputs and gradients are those of Conv2D followed by
+    a ReLU, bit for bit (a large output: the parallel bias+ReLU kernel). Channels-first, the bias gradient may
+    round differently: the ReLU's gradient reaches the bias sum in another memory layout."""
+    shape = (4, 20, 20, 3) if data_format == "channels_last" else (4, 3, 20, 20)
+    x = _x(*shape).astype(dtype)
+    make = lambda **kw: Conv2D(32, 3, data_format=data_format, dtype=np.dtype(dtype).name, **kw)  # noqa: E731
+    (got, want), names = _fused_and_plain(make(activation="relu"), make(), x)
+    assert "Conv2DReluOp" in names and "ReluOp" not in names
+    for a, b in zip(got[:3], want[:3]):
+        np.testing.assert_array_equal(a, b)
+    if data_format == "channels_last":
+        np.testing.assert_array_equal(got[3], want[3])
+    np.testing.assert_allclose(got[3], want[3], rtol=1e-6 if dtype == np.float32 else 1e-14)
+
+
+def test_dense_relu_is_one_op_and_equals_dense_then_relu():
+    x = _x(128, 64).astype(np.float32)
+    (got, want), names = _fused_and_plain(Dense(512, activation="relu"), Dense(512), x)
+    assert "LinearReluOp" in names and "ReluOp" not in names
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)

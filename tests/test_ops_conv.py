@@ -34,6 +34,10 @@ GRADCHECK_CASES = [
      lambda: [_t64(2, 5, 4, 2), _t64(3, 3, 2, 3), _t64(3)]),
     ("Conv2DOp", lambda x, w: conv.conv2d(x, w, padding=1, dilation=2, groups=2),
      lambda: [_t64(1, 5, 5, 4), _t64(2, 2, 2, 4)]),
+    ("Conv2DReluOp", lambda x, w, b: conv.conv2d(x, w, b, strides=2, padding="same", activation="relu"),
+     lambda: [_t64(2, 5, 4, 2), _t64(3, 3, 2, 3), _t64(3)]),
+    ("Conv2DReluOp", lambda x, w: conv.conv2d(x, w, padding=1, groups=2, activation="relu"),
+     lambda: [_t64(1, 5, 5, 4), _t64(2, 2, 2, 4)]),
     ("Conv2DTransposeOp", lambda x, w, b: conv.conv2d_transpose(x, w, b, strides=2, padding="same"),
      lambda: [_t64(2, 3, 2, 3), _t64(3, 3, 2, 3), _t64(2)]),
     ("Conv2DFilterGradOp", _filter_grad, lambda: [_t64(1, 5, 4, 2), _t64(1, 3, 4, 3)]),
@@ -64,6 +68,23 @@ def _torch_conv(kw):
 def test_conv2d_matches_torch(x_shape, w_shape, kw):
     arrays = optest.make_arrays((x_shape, w_shape, (w_shape[3],)))
     optest.compare_with_torch(lambda x, w, b: conv.conv2d(x, w, b, **kw), _torch_conv(kw), arrays)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", CONV_CASES[:4])
+def test_conv2d_relu_matches_torch(x_shape, w_shape, kw):
+    arrays = optest.make_arrays((x_shape, w_shape, (w_shape[3],)))
+    torch_conv = _torch_conv(kw)
+    optest.compare_with_torch(lambda x, w, b: conv.conv2d(x, w, b, activation="relu", **kw),
+                              lambda x, w, b: torch_conv(x, w, b).relu(), arrays)
+    optest.check_float32(lambda x, w, b: conv.conv2d(x, w, b, activation="relu", **kw), arrays)
+
+
+def test_conv2d_relu_channels_first_and_errors():
+    x, w, b = _t64(2, 3, 6, 5), _t64(3, 3, 3, 4, seed=1), _t64(4, seed=2)
+    fused = conv.conv2d(x, w, b, data_format="channels_first", activation="relu")
+    np.testing.assert_array_equal(fused.data, shendu.relu(conv.conv2d(x, w, b, data_format="channels_first")).data)
+    with pytest.raises(ValueError, match=r"conv2d: activation must be one of \(None, 'relu'\).*got 'gelu'"):
+        conv.conv2d(x, w, b, data_format="channels_first", activation="gelu")
 
 
 @pytest.mark.parametrize("x_shape, w_shape, kw", CONV_CASES[:4])

@@ -1,10 +1,20 @@
 """The fused ops of shendu.ops.nn: gradient checks, double backward, and forward+backward against PyTorch."""
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import shendu
 from shendu.ops import nn
+
+if "optest" not in sys.modules:  # shared helpers, loaded by path (pytest runs with --import-mode=importlib)
+    _spec = importlib.util.spec_from_file_location("optest", Path(__file__).with_name("optest.py"))
+    sys.modules["optest"] = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(sys.modules["optest"])
+import optest  # noqa: E402
 
 
 def _t64(*shape, low=None, high=None):
@@ -30,6 +40,8 @@ def _seeded_dropout(x):
 GRADCHECK_CASES = [
     ("LinearOp", nn.linear, lambda: [_t64(4, 3), _t64(3, 2), _t64(2)]),
     ("LinearOp", nn.linear, lambda: [_t64(2, 3, 4), _t64(4, 2), _t64(2)]),
+    ("LinearReluOp", lambda x, w, b: nn.linear(x, w, b, activation="relu"), lambda: [_t64(5, 3), _t64(3, 4), _t64(4)]),
+    ("LinearReluOp", lambda x, w: nn.linear(x, w, activation="relu"), lambda: [_t64(2, 3, 4), _t64(4, 3)]),
     ("SoftmaxCrossEntropyOp", nn.softmax_cross_entropy, lambda: [_t64(5, 4), _labels(5, 4)]),
     ("SoftmaxCrossEntropyOp", nn.softmax_cross_entropy, lambda: [_t64(5, 4), _probs(5, 4)]),
     ("SoftmaxCrossEntropyOp", lambda z, t: nn.softmax_cross_entropy(z, t, 0.2, "none"),
@@ -79,6 +91,41 @@ def test_linear_matches_torch():
     np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-12)
     for ours, theirs in ((x, tx), (w, tw), (b, tb)):
         np.testing.assert_allclose(ours.grad.data, theirs.grad.numpy(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_linear_relu_matches_torch(with_bias):
+    arrays = optest.make_arrays(((2, 5, 3), (3, 4), (4,))[:3 if with_bias else 2])
+
+    def torch_fn(x, w, b=None):
+        torch = pytest.importorskip("torch")
+        return torch.relu(torch.nn.functional.linear(x, w.T, b))
+
+    optest.compare_with_torch(lambda x, w, b=None: nn.linear(x, w, b, activation="relu"), torch_fn, arrays)
+    optest.check_float32(lambda x, w, b=None: nn.linear(x, w, b, activation="relu"), arrays)
+
+
+def test_linear_relu_is_linear_then_relu_on_the_kernel_path():
+    """Large float32 arrays take the parallel bias+ReLU kernel: the same bits as the two ops it replaces."""
+    rng = np.random.default_rng(3)
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((128, 64), (64, 512), (512,)))
+    g = rng.standard_normal((128, 512)).astype(np.float32)
+    results = []
+    for fused in (True, False):
+        xt, wt, bt = (shendu.tensor(a, requires_grad=True) for a in (x, w, b))
+        y = nn.linear(xt, wt, bt, activation="relu") if fused else shendu.relu(nn.linear(xt, wt, bt))
+        y.backward(shendu.tensor(g))
+        results.append([y.data, xt.grad.data, wt.grad.data, bt.grad.data])
+    for got, want in zip(*results):
+        np.testing.assert_array_equal(got, want)
+    assert optest.graph_op_names(nn.linear(shendu.tensor(x), shendu.tensor(w, requires_grad=True), activation="relu")) \
+        >= {"LinearReluOp"}
+
+
+def test_linear_rejects_an_activation_it_does_not_fuse():
+    x, w = shendu.ones(2, 3), shendu.ones(3, 4)
+    with pytest.raises(ValueError, match=r"linear: activation must be one of \(None, 'relu'\).*got 'tanh'"):
+        nn.linear(x, w, activation="tanh")
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])

@@ -15,8 +15,9 @@ image it walks the rows of ``cols`` in memory order (a streaming read; a gather 
 ``cols`` out of order and was measured 3x slower). Padding is never materialised: taps that land in it are
 skipped. The kernel also zeroes each image of ``dx`` before adding, so ``dx`` may be uninitialised.
 
-Also here: the bias of a convolution added to its output and summed out of its gradient (``y += b``,
-``db = sum(gy)`` over N, H, W), each in one parallel pass instead of NumPy's single-threaded one.
+Also here: the bias of a convolution or Dense layer added to its output, alone or with the ReLU that follows it
+(``y += b``, ``y = max(y + b, 0)``), and summed out of its gradient (``db = sum(gy)`` over N, H, W), each in one
+parallel pass instead of NumPy's single-threaded ones (see :mod:`shendu.ops.bias`).
 """
 
 from __future__ import annotations
@@ -94,6 +95,18 @@ def add_bias(y, b):
     for m in prange(y.shape[0]):
         for o in range(y.shape[1]):
             y[m, o] += b[o]
+    return y
+
+
+@jit(parallel=True)
+def add_bias_relu(y, b):
+    """y[m, o] = max(y[m, o] + b[o], 0) in place (NaN stays NaN, as np.maximum), y (M, O) C-contiguous, in
+    parallel over rows."""
+    zero = y.dtype.type(0)
+    for m in prange(y.shape[0]):
+        for o in range(y.shape[1]):
+            v = y[m, o] + b[o]
+            y[m, o] = v if v > zero or v != v else zero
     return y
 
 

@@ -146,9 +146,10 @@ class Conv2D(_Conv):
     rank = 2
 
     def call(self, inputs: Tensor) -> Tensor:
+        fused = "relu" if self.activation is activations.relu else None  # one op (shendu.ops.bias)
         y = conv_ops.conv2d(inputs, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
-                            self.groups, self.data_format)
-        return self._activate(y)
+                            self.groups, self.data_format, activation=fused)
+        return y if fused else self._activate(y)
 
 
 class Conv1D(_Conv):

@@ -47,9 +47,9 @@ from shendu.autograd.op import Op, raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
 from shendu.kernels import conv as conv_kernels
+from shendu.ops.bias import add_bias, bias_grad, check_activation
 from shendu.ops.buffers import BufferPool
-from shendu.ops.elementwise import match_dtypes
-from shendu.ops.reduce import reduce_sum
+from shendu.ops.elementwise import match_dtypes, relu_gradient
 from shendu.ops.shaping import reshape, transpose
 
 Pads = tuple[tuple[int, int], tuple[int, int]]
@@ -309,23 +309,6 @@ def conv_filter_grad(cols: Any, gy: Any, geo: ConvGeometry, kernel_shape: tuple[
     return _ungroup_rows(dw, kernel_shape)
 
 
-def add_bias(y: Any, b: Any) -> Any:
-    """y += b in place (y (..., O), b (O,)); fast path: :func:`shendu.kernels.conv.add_bias` on large arrays."""
-    if (kernels.fast(y, b) and y.size >= conv_kernels.MIN_SIZE and b.shape == y.shape[-1:]
-            and b.dtype == y.dtype and y.flags.c_contiguous):
-        conv_kernels.add_bias(y.reshape(-1, b.shape[0]), b)
-    else:
-        y += b
-    return y
-
-
-def bias_grad(gy: Any) -> Any:
-    """db = sum(gy) over N, H, W; fast path: :func:`shendu.kernels.conv.bias_grad` on large arrays."""
-    if kernels.fast(gy) and gy.size >= conv_kernels.MIN_SIZE and gy.flags.c_contiguous:
-        return conv_kernels.bias_grad(gy.reshape(-1, gy.shape[-1]), get_array_module(gy).empty(gy.shape[-1], gy.dtype))
-    return reduce_sum(gy, axis=(0, 1, 2))
-
-
 def _check_kernel(op: str, x_shape: tuple, w: Any, channels_axis_size: int, geo: ConvGeometry, what: str) -> None:
     if w.ndim != 4 or w.shape[:2] != geo.kernel:
         raise ValueError(f"{op}: kernel of shape {w.shape} does not match the kernel size {geo.kernel}; kernels are "
@@ -341,6 +324,8 @@ class Conv2DOp(Op):
     """y[n,i,j,o] = sum_{a,b,c} xpad[n, i*sh + a*dh, j*sw + b*dw, c] W[a,b,c,o] + b[o] (per group), as
     y = im2col(x) @ W + b;   dx = col2im(gy @ W^T),  dW = im2col(x)^T @ gy,  db = sum(gy) over N, OH, OW"""
 
+    relu = False  # Conv2DReluOp
+
     def __init__(self, geo: ConvGeometry) -> None:
         self.geo = geo
 
@@ -355,9 +340,7 @@ class Conv2DOp(Op):
             self.cols = cols  # kept for dW, given back to the pool in release()
         else:
             COLS_POOL.give(cols)
-        if b is not None:
-            add_bias(y, b)
-        return y
+        return add_bias(y, b, self.relu)
 
     def release(self) -> None:
         cols = self.__dict__.get("cols")
@@ -377,6 +360,17 @@ class Conv2DOp(Op):
         if self.needs_grad[2]:
             db = bias_grad(gy)
         return dx, dw, db
+
+
+class Conv2DReluOp(Conv2DOp):
+    """y = max(conv2d(x, W) + b, 0) (Conv2D with activation='relu'; bias and ReLU in one pass, see shendu.ops.bias);
+    dz = gy * (y > 0), then Conv2DOp's rules with dz"""
+
+    relu = True
+    saves_output = True
+
+    def backward(self, gy, x, w, b, y):
+        return super().backward(relu_gradient(gy, y), x, w, b, y)
 
 
 class Conv2DTransposeOp(Op):
@@ -455,16 +449,18 @@ def _from_channels_last(y: Any, data_format: str) -> Any:
 
 
 def conv2d(x: Any, kernel: Any, bias: Any = None, strides: Any = 1, padding: Any = "valid", dilation: Any = 1,
-           groups: int = 1, data_format: str = "channels_last") -> Any:
+           groups: int = 1, data_format: str = "channels_last", activation: str | None = None) -> Any:
     """2-D convolution (cross-correlation, as every framework): x (N, H, W, C), kernel (KH, KW, C/groups, O),
     bias (O,); ``padding`` 'valid', 'same' (Keras/TensorFlow), an int, (ph, pw) or ((top, bottom), (left, right)).
-    ``groups=C`` with a kernel (KH, KW, 1, C*m) is a depthwise convolution."""
+    ``groups=C`` with a kernel (KH, KW, 1, C*m) is a depthwise convolution. ``activation='relu'`` fuses
+    max(., 0) into the op (one pass with the bias: :class:`Conv2DReluOp`)."""
+    op_class = Conv2DReluOp if check_activation("conv2d", activation) else Conv2DOp
     x = _to_channels_last(x, data_format)
     kshape = raw(kernel).shape
     if len(kshape) != 4:
         raise ValueError(f"conv2d: kernel must be 4-D (KH, KW, in/groups, out), got shape {kshape}")
     geo = ConvGeometry.make(tuple(raw(x).shape[1:3]), kshape[:2], strides, padding, dilation, groups)
-    return _from_channels_last(Conv2DOp(geo)(x, kernel, bias), data_format)
+    return _from_channels_last(op_class(geo)(x, kernel, bias), data_format)
 
 
 def depthwise_conv2d(x: Any, kernel: Any, bias: Any = None, strides: Any = 1, padding: Any = "valid",

@@ -220,9 +220,23 @@ class ReluOp(Op):
         return get_array_module(x).maximum(x, 0)
 
     def backward(self, gy, x, y):
-        if fused.fits(gy, y):
-            return fused.run(fused.relu_grad, gy, y)
-        return gy * (y > 0)
+        return relu_gradient(gy, y)
+
+
+def relu_gradient(gy: Any, y: Any) -> Any:
+    """gy * (y > 0), from ReLU's output y (also the rule of the layers that fuse a ReLU, shendu.ops.bias)."""
+    if fused.fits(gy, y):
+        return fused.run(fused.relu_grad, gy, y)
+    return gy * (y > 0)
+
+
+def relu_in_place(y: Any) -> Any:
+    """y = max(y, 0), written into y (the fused layers' forward; ReluOp keeps its input and makes a new array)."""
+    if fused.fits(y):
+        flat = y.reshape(-1)
+        fused.relu(flat, flat)
+        return y
+    return get_array_module(y).maximum(y, 0, out=y)
 
 
 class LeakyReluOp(Op):

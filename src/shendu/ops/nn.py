@@ -1,7 +1,8 @@
 """Fused hot paths of neural networks: one op where a chain of small ops would cost allocations.
 
 * ``LinearOp``: y = x @ W + b (the kernel is ``(in, out)``, as Dense's); dx is skipped when x needs no
-  gradient (a first layer's input).
+  gradient (a first layer's input). ``LinearReluOp``: the same with the ReLU of ``Dense(activation='relu')``
+  fused in (bias and ReLU in one pass over y, see :mod:`shendu.ops.bias`).
 * ``SoftmaxCrossEntropyOp``: softmax and cross-entropy together; the backward is one expression,
   (softmax(z) - t) / n, with softmax reused from the forward.
 * ``SigmoidBinaryCrossEntropyOp``: binary cross-entropy from logits, stable for any |z|.
@@ -28,7 +29,8 @@ from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
 from shendu.kernels import dropout as hashed
 from shendu.kernels import elementwise as fused
-from shendu.ops.elementwise import match_dtypes, sigmoid
+from shendu.ops.bias import add_bias, check_activation
+from shendu.ops.elementwise import match_dtypes, relu_gradient, sigmoid
 from shendu.ops.reduce import log_softmax, softmax
 from shendu.ops.shaping import expand_dims, reshape
 from shendu.rng import get_rng
@@ -46,6 +48,8 @@ class LinearOp(Op):
     """y = x @ W + b (x (..., in), W (in, out), b (out,) or None; dtypes as matmul's, see shendu.ops.linalg);
     dx = gy @ W^T,  dW = x^T @ gy (summed over all leading axes),  db = sum(gy) over the leading axes"""
 
+    relu = False  # LinearReluOp
+
     def forward(self, x, w, b=None):
         if x.shape[-1:] != w.shape[:1] or w.ndim != 2:
             raise ValueError(f"linear: input of shape {x.shape} does not fit a kernel of shape {w.shape}; the kernel "
@@ -53,13 +57,10 @@ class LinearOp(Op):
                              "shape (out, in) needs a .T)")
         x, w = match_dtypes(x, w)  # the dtype rule of every product (see shendu.ops.linalg)
         y = x @ w
-        if b is not None:
-            if b.dtype == y.dtype:
-                y += b
-            else:
-                y, b = match_dtypes(y, b)
-                y = y + b
-        return y
+        if b is not None and b.dtype != y.dtype:
+            y, b = match_dtypes(y, b)
+            y, b = y + b, None
+        return add_bias(y, b, self.relu)
 
     def backward(self, gy, x, w, b, y):
         n_in, n_out = w.shape
@@ -71,6 +72,17 @@ class LinearOp(Op):
             dw = flat_x.T @ flat_gy
         db = flat_gy.sum(axis=0) if self.needs_grad[2] else None
         return dx, dw, db
+
+
+class LinearReluOp(LinearOp):
+    """y = max(x @ W + b, 0) (Dense with activation='relu'; bias and ReLU in one pass, see shendu.ops.bias);
+    dz = gy * (y > 0), then LinearOp's rules with dz: dx = dz @ W^T, dW = x^T @ dz, db = sum(dz)"""
+
+    relu = True
+    saves_output = True
+
+    def backward(self, gy, x, w, b, y):
+        return super().backward(relu_gradient(gy, y), x, w, b, y)
 
 
 class SoftmaxCrossEntropyOp(Op):
@@ -300,9 +312,10 @@ def dropout_mask(key: np.uint64, shape: tuple, rate: float, dtype: Any) -> np.nd
     return mask
 
 
-def linear(x: Any, kernel: Any, bias: Any = None) -> Any:
-    """x @ kernel + bias in one op; the kernel is (in, out)."""
-    return LinearOp()(x, kernel, bias)
+def linear(x: Any, kernel: Any, bias: Any = None, activation: str | None = None) -> Any:
+    """x @ kernel + bias in one op; the kernel is (in, out). ``activation='relu'`` fuses max(., 0) into the op
+    (:class:`LinearReluOp`)."""
+    return (LinearReluOp() if check_activation("linear", activation) else LinearOp())(x, kernel, bias)
 
 
 def softmax_cross_entropy(logits: Any, target: Any, label_smoothing: float = 0.0, reduction: str = "mean",
