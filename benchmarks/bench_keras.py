@@ -22,11 +22,10 @@ first step (a ``fit`` of one batch: Numba compile or cache load included) and th
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import numpy as np
-from common import Tracked, frameworks, interleaved, median_time, row, setup_torch, us
+from common import Tracked, interleaved, keras_on_torch, median_time, row, setup_torch, us
 
 import shendu
 from shendu import losses
@@ -108,17 +107,9 @@ def seed_numpy(epochs: int) -> Any:
 
 
 def seed_keras(epochs: int) -> float | None:
-    """Keras 3 on its PyTorch backend running the seed program (None when Keras is not installed, or when this
-    process does not time PyTorch: Keras would import it into the process that times shendu, whose later
-    workloads would then share their threads with PyTorch's)."""
-    if "torch" not in frameworks():
-        return None
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    try:
-        import keras
-    except ImportError:
-        return None
-    if keras.backend.backend() != "torch":
+    """Keras 3 on its PyTorch backend running the seed program (None where :func:`common.keras_on_torch` is)."""
+    keras = keras_on_torch()
+    if keras is None:
         return None
     keras.utils.set_random_seed(0)
     X, y = _seed_data()

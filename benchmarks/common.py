@@ -60,6 +60,20 @@ def setup_torch() -> Any:
     return torch
 
 
+def keras_on_torch() -> Any:
+    """Keras 3 on its PyTorch backend, or None without Keras, or outside the process that times PyTorch
+    (:func:`frameworks`): Keras would import PyTorch into the process that times shendu, whose later workloads
+    would then share their threads with PyTorch's."""
+    if "torch" not in frameworks():
+        return None
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    try:
+        import keras
+    except ImportError:
+        return None
+    return keras if keras.backend.backend() == "torch" else None
+
+
 def torch_adam_step(torch: Any, model: Any, loss_fn: Callable[[Any, Any], Any], x: Any, y: Any) -> Callable[[], None]:
     """One hand-written PyTorch training step on ``(x, y)``: Adam(1e-3, eps=1e-7, Keras's defaults)."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)

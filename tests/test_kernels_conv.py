@@ -141,6 +141,74 @@ def test_conv_image_groups_match_one_pass_and_reference(images, groups, dtype, m
         _close(got, want, dtype)
 
 
+# (x shape, output channels, strides, padding, dilation): convolutions narrow enough for the direct kernels
+NARROW_CASES = [
+    ((3, 9, 8, 5), 1, 1, "same", 1),
+    ((2, 9, 7, 3), 2, 2, "valid", 1),
+    ((2, 10, 9, 4), 4, (2, 1), (2, 1), 2),
+    ((3, 6, 6, 16), 3, 1, 1, 1),
+    ((2, 8, 8, 1), 1, 2, "same", (1, 2)),
+]
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_shape, outputs, strides, padding, dilation", NARROW_CASES)
+def test_narrow_convolution_kernels_match_reference(x_shape, outputs, strides, padding, dilation, dtype):
+    """A convolution with few outputs (its forward and both gradients), and a transposed convolution from few
+    channels (its forward is that input gradient; its gradients that forward and filter gradient), on the
+    direct kernels against the im2col/GEMM reference."""
+    arrays = [_rand(x_shape, dtype), _rand((3, 3, x_shape[3], outputs), dtype, 1), _rand((outputs,), dtype, 2)]
+    geo = conv.ConvGeometry.make(x_shape[1:3], (3, 3), strides, padding, dilation)
+    assert conv._narrow(arrays[0], arrays[1], outputs, geo)
+
+    def run():
+        x, w, b = (shendu.tensor(a, dtype=dtype, requires_grad=True) for a in arrays)
+        y = conv.conv2d(x, w, b, strides, padding, dilation)
+        z = conv.conv2d_transpose(y, w, None, strides, padding, dilation=dilation)  # back to x's channels
+        (y * y).sum().backward(retain_graph=True)
+        first = [y.data, x.grad.data, w.grad.data, b.grad.data]
+        x.grad = w.grad = None
+        (z * z).sum().backward()
+        return [*first, z.data, x.grad.data, w.grad.data]
+
+    for got, want in zip(*_both(run)):
+        assert got.dtype == dtype
+        _close(got, want, dtype)
+
+
+@needs_kernels
+def test_narrow_convolution_double_backward_with_kernels_on():
+    """create_graph runs the filter gradient as an op (Conv2DFilterGradOp), on the narrow kernel too."""
+    x, w = (shendu.tensor(_rand(s, np.float64, i), dtype="float64", requires_grad=True)
+            for i, s in enumerate([(2, 6, 5, 3), (3, 3, 3, 2)]))
+    geo = conv.ConvGeometry.make((6, 5), (3, 3), 2, "same")
+    assert conv._narrow(x.data, w.data, 2, geo)
+    assert shendu.gradgradcheck(lambda x, w: conv.conv2d(x, w, strides=2, padding="same"), x, w)
+
+
+@needs_kernels
+def test_narrow_convolution_gradients_do_not_depend_on_the_thread_count():
+    x, w = _rand((70, 12, 12, 8), np.float32), _rand((3, 3, 8, 1), np.float32, 1)
+    geo = conv.ConvGeometry.make((12, 12), (3, 3), 1, "same")
+    gy = _rand((70, 12, 12, 1), np.float32, 2)
+    before = kernels.get_num_threads()
+    results = []
+    try:
+        for threads in (1, before):
+            kernels.set_num_threads(threads)
+            results.append([*conv.narrow_gradients(x, gy, w, geo, w.shape), conv.conv_input_grad(gy, w, geo),
+                            conv.conv_filter_grad(None, gy, geo, w.shape, x),
+                            conv.im2col_forward(x, w, geo, conv.COLS_POOL)[1]])
+    finally:
+        kernels.set_num_threads(before)
+    for one, many in zip(*results):
+        np.testing.assert_array_equal(one, many)
+    both, dx_alone, dw_alone = results[0][:2], results[0][2], results[0][3]
+    np.testing.assert_array_equal(both[0], dx_alone)  # one pass for both: the same bits as each alone
+    np.testing.assert_array_equal(both[1], dw_alone)
+
+
 @needs_kernels
 def test_conv_fast_paths_take_an_empty_batch():
     x = shendu.tensor(np.zeros((0, 6, 6, 8), np.float32), requires_grad=True)
@@ -203,6 +271,9 @@ def test_conv_with_large_bias_matches_reference():
     (lambda x, w: conv.conv2d(x, w, padding=1, dilation=2, groups=2), lambda: [(1, 5, 5, 4), (2, 2, 2, 4)]),
     (lambda x, w, b: conv.conv2d_transpose(x, w, b, strides=2, padding="same"),
      lambda: [(2, 3, 2, 3), (3, 3, 2, 3), (2,)]),
+    (lambda x, w, b: conv.conv2d(x, w, b, strides=2, padding="same", dilation=1),  # narrow: the direct kernels
+     lambda: [(2, 9, 8, 4), (3, 3, 4, 1), (1,)]),
+    (lambda x, w: conv.conv2d_transpose(x, w, None, strides=2, padding="same"), lambda: [(2, 4, 4, 2), (3, 3, 4, 2)]),
 ])
 def test_conv_gradcheck_with_kernels_on(fn, make):
     inputs = [shendu.tensor(_rand(s, np.float64, i), dtype="float64", requires_grad=True) for i, s in enumerate(make())]

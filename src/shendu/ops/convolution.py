@@ -214,9 +214,45 @@ def im2col(x: Any, geo: ConvGeometry, pool: BufferPool | None = None) -> Any:
     return cols
 
 
+def _narrow(a: Any, b: Any, outputs: int, geo: ConvGeometry) -> bool:
+    """Whether a product of a convolution with ``outputs`` output channels takes the direct kernels (``a``, ``b``:
+    its operands): at most NARROW_MAX_OUT outputs, one group, NumPy float arrays of one dtype, large enough."""
+    return (outputs <= conv_kernels.NARROW_MAX_OUT and geo.groups == 1 and kernels.fast(a, b) and a.dtype == b.dtype
+            and a.size * geo.kernel[0] * geo.kernel[1] >= conv_kernels.MIN_SIZE)
+
+
+def _taps_by_output(w: Any) -> Any:
+    """(KH, KW, C, O) -> (KH, KW, O, C), C-ordered: the narrow kernels read one output's taps as a row."""
+    return get_array_module(w).ascontiguousarray(w.transpose(0, 1, 3, 2))
+
+
+def narrow_gradients(x: Any, gy: Any, w: Any, geo: ConvGeometry, kernel_shape: tuple[int, ...],
+                     want_dx: bool = True, want_dw: bool = True) -> tuple[Any, Any]:
+    """dx (N, H, W, C) and dW (KH, KW, C, O) of a narrow convolution, from gy and W, and x, directly (no cols),
+    in one pass (:func:`shendu.kernels.conv.conv_narrow_backward`); None for a gradient not wanted (and ``x``
+    or ``w`` may be None when only the other gradient is)."""
+    xp = get_array_module(gy)
+    kh, kw, c, o = kernel_shape
+    n, dtype = gy.shape[0], gy.dtype
+    blocks = max(1, min(n, conv_kernels.SUM_BLOCKS))
+    none4 = xp.empty((0, 0, 0, 0), dtype)
+    dx = xp.empty((n, *geo.in_hw, c), dtype) if want_dx else none4
+    parts = xp.empty((blocks, kh, kw, o, c) if want_dw else (blocks, 0, 0, 0, 0), dtype)
+    conv_kernels.conv_narrow_backward(xp.ascontiguousarray(x) if want_dw else none4, xp.ascontiguousarray(gy),
+                                      _taps_by_output(w) if want_dx else none4, dx, parts, want_dx, want_dw,
+                                      *geo.spec)
+    dw = xp.ascontiguousarray(parts.sum(axis=0).transpose(0, 1, 3, 2)) if want_dw else None
+    return (dx if want_dx else None), dw
+
+
 def im2col_forward(x: Any, w: Any, geo: ConvGeometry, pool: BufferPool) -> tuple[Any, Any]:
     """``cols = im2col(x)`` (from ``pool``) and ``y = cols @ W`` (N, OH, OW, O). Fast path: im2col and the GEMM
-    one group of images at a time, each group multiplied while its rows are still in cache (GROUP_BYTES)."""
+    one group of images at a time, each group multiplied while its rows are still in cache (GROUP_BYTES).
+    A narrow convolution (:func:`_narrow`) runs the direct kernel and returns no cols (None)."""
+    if _narrow(x, w, w.shape[3], geo):
+        xp = get_array_module(x)
+        y = xp.empty((x.shape[0], *geo.out_hw, w.shape[3]), dtype=x.dtype)
+        return None, conv_kernels.conv_narrow(xp.ascontiguousarray(x), _taps_by_output(w), y, *geo.spec)
     if not (_im2col_kernel_applies(x, geo) and x.dtype == w.dtype):
         cols = im2col(x, geo, pool)
         return cols, conv_forward(cols, w, geo, x.shape[0])
@@ -273,11 +309,13 @@ def conv_input_grad(gy: Any, w: Any, geo: ConvGeometry) -> Any:
     strided add). The (N*OH*OW, KH*KW*C) matrix of the textbook col2im is never formed.
 
     Fast path (:func:`shendu.kernels.conv.col2im`): that matrix formed by one wide GEMM into a pooled buffer,
-    then added back in one parallel pass."""
+    then added back in one parallel pass. Narrow convolutions: :func:`narrow_gradients`."""
     xp = get_array_module(gy)
     g = geo.groups
     (kh, kw), (oh, ow), (hp, wp) = geo.kernel, geo.out_hw, geo.padded_hw
     n, cg = gy.shape[0], w.shape[2]
+    if _narrow(gy, w, w.shape[3], geo):  # few outputs: no cols at all (an outer product for O = 1)
+        return narrow_gradients(None, gy, w, geo, w.shape, want_dw=False)[0]
     rows = _grouped_rows(gy, g)  # (G, M, O/G)
     if kernels.fast(gy, w) and gy.dtype == w.dtype and n * oh * ow * kh * kw * cg * g >= conv_kernels.MIN_SIZE:
         per_image, k = oh * ow, kh * kw * cg
@@ -303,8 +341,10 @@ def conv_input_grad(gy: Any, w: Any, geo: ConvGeometry) -> Any:
     return crop_padding(out.reshape(n, hp, wp, g * cg), geo)
 
 
-def conv_filter_grad(cols: Any, gy: Any, geo: ConvGeometry, kernel_shape: tuple[int, ...]) -> Any:
-    """dW (KH, KW, C/G, O) = cols^T @ gy."""
+def conv_filter_grad(cols: Any, gy: Any, geo: ConvGeometry, kernel_shape: tuple[int, ...], x: Any = None) -> Any:
+    """dW (KH, KW, C/G, O) = cols^T @ gy; with no cols (a narrow convolution's forward) from x directly."""
+    if cols is None:
+        return narrow_gradients(x, gy, None, geo, kernel_shape, want_dx=False)[1]
     dw = _matmul(cols.transpose(0, 2, 1), _grouped_rows(gy, geo.groups))  # (G, KH*KW*C/G, O/G)
     return _ungroup_rows(dw, kernel_shape)
 
@@ -337,8 +377,8 @@ class Conv2DOp(Op):
         x, w = match_dtypes(x, w)  # the dtype rule of every product (see shendu.ops.linalg)
         cols, y = im2col_forward(x, w, geo, COLS_POOL)
         if is_grad_enabled():
-            self.cols = cols  # kept for dW, given back to the pool in release()
-        else:
+            self.cols = cols  # kept for dW, given back to the pool in release() (None: a narrow convolution)
+        elif cols is not None:
             COLS_POOL.give(cols)
         return add_bias(y, b, self.relu)
 
@@ -352,11 +392,15 @@ class Conv2DOp(Op):
         geo = self.geo
         graph = isinstance(gy, Tensor) or isinstance(x, Tensor) or isinstance(w, Tensor)
         dx = dw = db = None
-        if self.needs_grad[0]:
-            dx = Conv2DTransposeOp(geo)(gy, w, None)
-        if self.needs_grad[1]:
-            dw = (Conv2DFilterGradOp(geo, raw(w).shape)(x, gy) if graph
-                  else conv_filter_grad(self.cols, gy, geo, w.shape))
+        if not graph and self.cols is None:  # a narrow convolution: both gradients in one pass
+            if self.needs_grad[0] or self.needs_grad[1]:
+                dx, dw = narrow_gradients(x, gy, w, geo, w.shape, *self.needs_grad[:2])
+        else:
+            if self.needs_grad[0]:
+                dx = Conv2DTransposeOp(geo)(gy, w, None)
+            if self.needs_grad[1]:
+                dw = (Conv2DFilterGradOp(geo, raw(w).shape)(x, gy) if graph
+                      else conv_filter_grad(self.cols, gy, geo, w.shape))
         if self.needs_grad[2]:
             db = bias_grad(gy)
         return dx, dw, db
@@ -408,9 +452,10 @@ class Conv2DTransposeOp(Op):
             if self.needs_grad[0]:
                 cols, dx = im2col_forward(gy, w, geo, COLS_POOL)
             else:
-                cols = im2col(gy, geo, COLS_POOL)
-            dw = conv_filter_grad(cols, x, geo, w.shape) if self.needs_grad[1] else None
-            COLS_POOL.give(cols)
+                cols = None if _narrow(gy, w, w.shape[3], geo) else im2col(gy, geo, COLS_POOL)
+            dw = conv_filter_grad(cols, x, geo, w.shape, gy) if self.needs_grad[1] else None
+            if cols is not None:
+                COLS_POOL.give(cols)
         if self.needs_grad[2]:
             db = bias_grad(gy)
         return dx, dw, db
@@ -425,6 +470,8 @@ class Conv2DFilterGradOp(Op):
         self.kernel_shape = tuple(kernel_shape)
 
     def forward(self, x, gy):
+        if _narrow(x, gy, self.kernel_shape[3], self.geo):
+            return narrow_gradients(x, gy, None, self.geo, self.kernel_shape, want_dx=False)[1]
         return conv_filter_grad(im2col(x, self.geo), gy, self.geo, self.kernel_shape)
 
     def backward(self, g, x, gy, y):
