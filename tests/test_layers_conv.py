@@ -231,6 +231,15 @@ def test_conv2d_relu_is_one_op_and_equals_conv_then_relu(data_format, dtype):
     np.testing.assert_allclose(got[3], want[3], rtol=1e-6 if dtype == np.float32 else 1e-14)
 
 
+def test_conv2d_transpose_relu_is_one_op_and_equals_the_layer_then_relu():
+    x = _x(8, 14, 14, 16).astype(np.float32)
+    make = lambda **kw: Conv2DTranspose(32, 3, strides=2, padding="same", **kw)  # noqa: E731
+    (got, want), names = _fused_and_plain(make(activation="relu"), make(), x)
+    assert "Conv2DTransposeReluOp" in names and "ReluOp" not in names
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_dense_relu_is_one_op_and_equals_dense_then_relu():
     x = _x(128, 64).astype(np.float32)
     (got, want), names = _fused_and_plain(Dense(512, activation="relu"), Dense(512), x)

@@ -40,6 +40,9 @@ GRADCHECK_CASES = [
      lambda: [_t64(1, 5, 5, 4), _t64(2, 2, 2, 4)]),
     ("Conv2DTransposeOp", lambda x, w, b: conv.conv2d_transpose(x, w, b, strides=2, padding="same"),
      lambda: [_t64(2, 3, 2, 3), _t64(3, 3, 2, 3), _t64(2)]),
+    ("Conv2DTransposeReluOp",
+     lambda x, w, b: conv.conv2d_transpose(x, w, b, strides=2, padding="same", activation="relu"),
+     lambda: [_t64(2, 3, 2, 3), _t64(3, 3, 2, 3), _t64(2)]),
     ("Conv2DFilterGradOp", _filter_grad, lambda: [_t64(1, 5, 4, 2), _t64(1, 3, 4, 3)]),
 ]
 
@@ -126,6 +129,9 @@ def test_conv2d_transpose_matches_torch(x_shape, w_shape, s, p, op, d, g):
 
     arrays = optest.make_arrays((x_shape, w_shape, (w_shape[2] * g,)))
     optest.compare_with_torch(lambda x, w, b: conv.conv2d_transpose(x, w, b, s, p, op, d, g), torch_fn, arrays)
+    fused = lambda x, w, b: conv.conv2d_transpose(x, w, b, s, p, op, d, g, activation="relu")  # noqa: E731
+    optest.compare_with_torch(fused, lambda x, w, b: torch_fn(x, w, b).relu(), arrays)
+    optest.check_float32(fused, arrays)
 
 
 @pytest.mark.parametrize("padding, out", [("same", (6, 8)), ("valid", (7, 9))])

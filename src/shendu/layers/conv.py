@@ -298,9 +298,10 @@ class Conv2DTranspose(_Conv):
         return (*self.kernel_size, self.filters, channels)
 
     def call(self, inputs: Tensor) -> Tensor:
+        fused = "relu" if self.activation is activations.relu else None  # one op (shendu.ops.bias)
         y = conv_ops.conv2d_transpose(inputs, self.kernel, self.bias, self.strides, self.padding,
-                                      self.output_padding, self.dilation_rate, 1, self.data_format)
-        return self._activate(y)
+                                      self.output_padding, self.dilation_rate, 1, self.data_format, activation=fused)
+        return y if fused else self._activate(y)
 
     def _spatial_output(self, sizes: tuple) -> list:
         pads = self.output_padding or (None, None)

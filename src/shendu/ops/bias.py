@@ -1,4 +1,4 @@
-"""The end of Dense and Conv2D: the bias, and the ReLU when the layer's activation is 'relu', in one pass.
+"""The end of Dense, Conv2D and Conv2DTranspose: the bias, and the ReLU when the activation is 'relu', in one pass.
 
     y = z + b            (in place on the product z),    db = sum(gy) over every axis but the last
     y = max(z + b, 0)    (fused ReLU),                    dz = gy * (y > 0), then the rules above with dz
@@ -16,7 +16,7 @@ from typing import Any
 from shendu import kernels
 from shendu.backend import get_array_module
 from shendu.kernels import conv as conv_kernels
-from shendu.ops.elementwise import relu_in_place
+from shendu.ops.elementwise import relu_gradient, relu_in_place
 from shendu.ops.reduce import reduce_sum
 
 ACTIVATIONS = (None, "relu")  # what the fused ops take
@@ -48,3 +48,16 @@ def bias_grad(gy: Any) -> Any:
     if kernels.fast(gy) and gy.size >= conv_kernels.MIN_SIZE and gy.flags.c_contiguous:
         return conv_kernels.bias_grad(gy.reshape(-1, gy.shape[-1]), get_array_module(gy).empty(gy.shape[-1], gy.dtype))
     return reduce_sum(gy, axis=tuple(range(gy.ndim - 1)))
+
+
+class ReluEnd:
+    """Mixin for an op that ends in the fused ReLU (``LinearReluOp(ReluEnd, LinearOp)``, ...): it sets ``relu`` (the
+    forward's :func:`add_bias` applies it), keeps the output, and its backward is dz = gy * (y > 0) followed by
+    the plain op's rules with dz."""
+
+    relu = True
+    saves_output = True
+
+    def backward(self, gy: Any, *inputs_and_output: Any) -> Any:
+        y = inputs_and_output[-1]
+        return super().backward(relu_gradient(gy, y), *inputs_and_output)  # type: ignore[misc]

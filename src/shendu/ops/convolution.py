@@ -47,9 +47,9 @@ from shendu.autograd.op import Op, raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
 from shendu.kernels import conv as conv_kernels
-from shendu.ops.bias import add_bias, bias_grad, check_activation
+from shendu.ops.bias import ReluEnd, add_bias, bias_grad, check_activation
 from shendu.ops.buffers import BufferPool
-from shendu.ops.elementwise import match_dtypes, relu_gradient
+from shendu.ops.elementwise import match_dtypes
 from shendu.ops.shaping import reshape, transpose
 
 Pads = tuple[tuple[int, int], tuple[int, int]]
@@ -406,21 +406,17 @@ class Conv2DOp(Op):
         return dx, dw, db
 
 
-class Conv2DReluOp(Conv2DOp):
+class Conv2DReluOp(ReluEnd, Conv2DOp):
     """y = max(conv2d(x, W) + b, 0) (Conv2D with activation='relu'; bias and ReLU in one pass, see shendu.ops.bias);
     dz = gy * (y > 0), then Conv2DOp's rules with dz"""
-
-    relu = True
-    saves_output = True
-
-    def backward(self, gy, x, w, b, y):
-        return super().backward(relu_gradient(gy, y), x, w, b, y)
 
 
 class Conv2DTransposeOp(Op):
     """The transposed convolution (the gradient of Conv2DOp with respect to its input):
     y = col2im(x @ W^T) + b, x (N, OH, OW, O), W (KH, KW, C/G, O), y (N, H, W, C);
     dx = im2col(gy) @ W,  dW = im2col(gy)^T @ x,  db = sum(gy) over N, H, W"""
+
+    relu = False  # Conv2DTransposeReluOp
 
     def __init__(self, geo: ConvGeometry) -> None:
         self.geo = geo
@@ -435,10 +431,7 @@ class Conv2DTransposeOp(Op):
                              f"the kernel is (KH, KW, out/groups, in) = ({geo.kernel[0]}, {geo.kernel[1]}, ?, "
                              f"{x.shape[3]}) (Keras's Conv2DTranspose layout)")
         x, w = match_dtypes(x, w)
-        y = conv_input_grad(x, w, geo)
-        if b is not None:
-            add_bias(y, b)
-        return y
+        return add_bias(conv_input_grad(x, w, geo), b, self.relu)
 
     def backward(self, gy, x, w, b, y):
         geo = self.geo
@@ -459,6 +452,11 @@ class Conv2DTransposeOp(Op):
         if self.needs_grad[2]:
             db = bias_grad(gy)
         return dx, dw, db
+
+
+class Conv2DTransposeReluOp(ReluEnd, Conv2DTransposeOp):
+    """y = max(conv2d_transpose(x, W) + b, 0) (Conv2DTranspose with activation='relu', see shendu.ops.bias);
+    dz = gy * (y > 0), then Conv2DTransposeOp's rules with dz"""
 
 
 class Conv2DFilterGradOp(Op):
@@ -540,9 +538,11 @@ def conv_transpose_output_size(size: int, kernel: int, stride: int, padding: Any
 
 def conv2d_transpose(x: Any, kernel: Any, bias: Any = None, strides: Any = 1, padding: Any = "valid",
                      output_padding: Any = None, dilation: Any = 1, groups: int = 1,
-                     data_format: str = "channels_last") -> Any:
+                     data_format: str = "channels_last", activation: str | None = None) -> Any:
     """Transposed 2-D convolution: x (N, H, W, C_in), kernel (KH, KW, C_out/groups, C_in) (Keras layout),
-    bias (C_out,). The output size follows Keras for 'valid'/'same' and PyTorch for an int padding."""
+    bias (C_out,). The output size follows Keras for 'valid'/'same' and PyTorch for an int padding.
+    ``activation='relu'`` fuses max(., 0) into the op (:class:`Conv2DTransposeReluOp`)."""
+    op_class = Conv2DTransposeReluOp if check_activation("conv2d_transpose", activation) else Conv2DTransposeOp
     x = _to_channels_last(x, data_format)
     kshape = raw(kernel).shape
     if len(kshape) != 4:
@@ -562,7 +562,7 @@ def conv2d_transpose(x: Any, kernel: Any, bias: Any = None, strides: Any = 1, pa
         raise ValueError(f"conv2d_transpose: an output of size {out_hw} (from input {in_hw}, strides {strides}, "
                          f"padding {padding!r}, output_padding {output_padding}) does not convolve back to the input; "
                          "Hint: output_padding must be smaller than the stride")
-    return _from_channels_last(Conv2DTransposeOp(geo)(x, kernel, bias), data_format)
+    return _from_channels_last(op_class(geo)(x, kernel, bias), data_format)
 
 
 def conv1d(x: Any, kernel: Any, bias: Any = None, strides: int = 1, padding: Any = "valid", dilation: int = 1,

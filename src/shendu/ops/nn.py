@@ -29,8 +29,8 @@ from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
 from shendu.kernels import dropout as hashed
 from shendu.kernels import elementwise as fused
-from shendu.ops.bias import add_bias, check_activation
-from shendu.ops.elementwise import match_dtypes, relu_gradient, sigmoid
+from shendu.ops.bias import ReluEnd, add_bias, check_activation
+from shendu.ops.elementwise import match_dtypes, sigmoid
 from shendu.ops.reduce import log_softmax, softmax
 from shendu.ops.shaping import expand_dims, reshape
 from shendu.rng import get_rng
@@ -74,15 +74,9 @@ class LinearOp(Op):
         return dx, dw, db
 
 
-class LinearReluOp(LinearOp):
+class LinearReluOp(ReluEnd, LinearOp):
     """y = max(x @ W + b, 0) (Dense with activation='relu'; bias and ReLU in one pass, see shendu.ops.bias);
     dz = gy * (y > 0), then LinearOp's rules with dz: dx = dz @ W^T, dW = x^T @ dz, db = sum(dz)"""
-
-    relu = True
-    saves_output = True
-
-    def backward(self, gy, x, w, b, y):
-        return super().backward(relu_gradient(gy, y), x, w, b, y)
 
 
 class SoftmaxCrossEntropyOp(Op):
