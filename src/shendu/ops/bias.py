@@ -34,7 +34,7 @@ def add_bias(y: Any, b: Any, relu: bool = False) -> Any:
     """y += b, then y = max(y, 0) when ``relu``, in place (y (..., O), b (O,) of y's dtype, or None); returns y."""
     if b is None:
         return relu_in_place(y) if relu else y
-    if (kernels.fast(y, b) and y.size >= conv_kernels.MIN_SIZE and b.shape == y.shape[-1:]
+    if (y.size >= conv_kernels.MIN_SIZE and kernels.fast(y, b) and b.shape == y.shape[-1:]  # size first: cheapest
             and b.dtype == y.dtype and y.flags.c_contiguous):
         rows = y.reshape(-1, b.shape[0])
         conv_kernels.add_bias_relu(rows, b) if relu else conv_kernels.add_bias(rows, b)
@@ -45,7 +45,7 @@ def add_bias(y: Any, b: Any, relu: bool = False) -> Any:
 
 def bias_grad(gy: Any) -> Any:
     """db = sum(gy) over every axis but the last; fast path: :func:`shendu.kernels.conv.bias_grad` on large arrays."""
-    if kernels.fast(gy) and gy.size >= conv_kernels.MIN_SIZE and gy.flags.c_contiguous:
+    if gy.size >= conv_kernels.MIN_SIZE and kernels.fast(gy) and gy.flags.c_contiguous:
         return conv_kernels.bias_grad(gy.reshape(-1, gy.shape[-1]), get_array_module(gy).empty(gy.shape[-1], gy.dtype))
     return reduce_sum(gy, axis=tuple(range(gy.ndim - 1)))
 
