@@ -23,7 +23,9 @@ The loop-level textbook forms are in :mod:`shendu.reference.conv`; tests check b
 Fast paths (:mod:`shendu.kernels.conv`, taken for NumPy float arrays from ``MIN_SIZE`` elements, the bodies
 here staying the reference): im2col as one parallel pass that skips the padding instead of copying it; col2im
 as one wide GEMM ``gy @ W^T`` into a pooled ``cols`` and one parallel pass adding its rows back (instead of
-KH*KW narrow GEMMs and strided adds); the bias add and its gradient as parallel passes. The GEMMs stay BLAS.
+KH*KW narrow GEMMs and strided adds); the bias add (with a fused ReLU: ``activation='relu'``, shendu.ops.bias)
+and its gradient as parallel passes. The GEMMs stay BLAS, except for narrow convolutions (at most
+``NARROW_MAX_OUT`` outputs, one group): their forward and gradients are direct loops, with no cols at all.
 Both walk the batch a group of images at a time (``GROUP_BYTES``), so the GEMM meets rows still in cache.
 
 >>> import numpy as np, shendu
