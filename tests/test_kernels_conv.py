@@ -193,6 +193,8 @@ def test_narrow_convolution_gradients_do_not_depend_on_the_thread_count():
     geo = conv.ConvGeometry.make((12, 12), (3, 3), 1, "same")
     gy = _rand((70, 12, 12, 1), np.float32, 2)
     before = kernels.get_num_threads()
+    if before < 2:
+        pytest.skip("one kernel thread here: nothing to compare 1 thread with")
     results = []
     try:
         for threads in (1, before):

@@ -32,6 +32,12 @@ def relu(x: Any, negative_slope: float = 0.0, max_value: float | None = None, th
     return y if max_value is None else ops.clip(y, None, max_value)
 
 
+def fused_name(activation: Callable) -> str | None:
+    """The name under which the layers' ops take ``activation`` inside themselves ('relu': ``shendu.ops.bias``),
+    or None for an activation applied as ops of its own after the layer's product."""
+    return "relu" if activation is relu else None
+
+
 def sigmoid(x: Any) -> Any:
     """y = 1 / (1 + exp(-x))"""
     return ops.sigmoid(x)

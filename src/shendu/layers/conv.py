@@ -146,7 +146,7 @@ class Conv2D(_Conv):
     rank = 2
 
     def call(self, inputs: Tensor) -> Tensor:
-        fused = "relu" if self.activation is activations.relu else None  # one op (shendu.ops.bias)
+        fused = activations.fused_name(self.activation)  # 'relu': inside the op, with the bias (shendu.ops.bias)
         y = conv_ops.conv2d(inputs, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
                             self.groups, self.data_format, activation=fused)
         return y if fused else self._activate(y)
@@ -298,7 +298,7 @@ class Conv2DTranspose(_Conv):
         return (*self.kernel_size, self.filters, channels)
 
     def call(self, inputs: Tensor) -> Tensor:
-        fused = "relu" if self.activation is activations.relu else None  # one op (shendu.ops.bias)
+        fused = activations.fused_name(self.activation)  # 'relu': inside the op, with the bias (shendu.ops.bias)
         y = conv_ops.conv2d_transpose(inputs, self.kernel, self.bias, self.strides, self.padding,
                                       self.output_padding, self.dilation_rate, 1, self.data_format, activation=fused)
         return y if fused else self._activate(y)

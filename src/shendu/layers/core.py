@@ -72,10 +72,9 @@ class Dense(Layer):
         self.input_spec = InputSpec(min_ndim=2, axes={-1: in_dim})
 
     def call(self, inputs: Tensor) -> Tensor:
-        if self.activation is activations.relu:  # one op, the ReLU fused with the bias (shendu.ops.bias)
-            return nn.linear(inputs, self.kernel, self.bias, activation="relu")
-        y = nn.linear(inputs, self.kernel, self.bias)
-        return y if self.activation is activations.linear else self.activation(y)
+        fused = activations.fused_name(self.activation)  # 'relu': one op with the bias (shendu.ops.bias)
+        y = nn.linear(inputs, self.kernel, self.bias, activation=fused)
+        return y if fused or self.activation is activations.linear else self.activation(y)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return (*input_shape[:-1], self.units)
