@@ -264,3 +264,58 @@ def test_two_threads_fitting_two_models_record_and_replay_their_own_steps(plans_
         assert m._train.plans.replayed > 0
         for a, b in zip(m.get_weights(), ref):
             np.testing.assert_array_equal(a, b)
+
+
+def test_a_plan_is_written_out_as_a_function_to_read(plans_on):
+    shendu.seed(0)
+    model = Sequential([Dense(1, input_dim=1)])
+    model.compile(optimizer=SGD(lr=0.01, momentum=0.9), loss="mean_squared_error")
+    x = np.random.default_rng(0).random((64, 1))
+    model.fit(x, x ** 2, batch_size=32, epochs=2, verbose=0)
+    (plan,) = [p for p in model._train.plans.plans.values() if p is not None]
+    lines = plan.source.splitlines()
+    assert lines[0] == "def replay(x, y, sw):"
+    assert not any(line.lstrip().startswith(("for ", "while ")) for line in lines)  # straight-line
+    forward = [line for line in lines if ".forward(" in line]
+    assert [line.split("# ")[-1] for line in forward] == ["LinearOp", "MeanSquaredErrorOp"]
+    assert sum(".backward(" in line for line in lines) == 2
+
+
+class _Halves(op_module.Op):
+    """(x[:, :k], x[:, k:]): an op with two outputs, for the replay's tuple path."""
+
+    def forward(self, x):
+        k = x.shape[1] // 2
+        return x[:, :k].copy(), x[:, k:].copy()
+
+    def backward(self, gy, x, out):
+        return (np.concatenate(gy, axis=1),)
+
+
+@pytest.mark.parametrize("used", [(0,), (0, 1)], ids=["one output used", "both used"])
+def test_replayed_tuple_outputs_get_the_engines_gradients(used):
+    """A two-output op whose second output may get no gradient (filled with zeros, as the engine does), and an
+    output used twice (its gradients summed); the replay's weight gradient equals the engine's, bit for bit."""
+    from shendu.ops.arithmetic import MulOp
+    from shendu.ops.reduce import SumOp
+
+    rng = np.random.default_rng(0)
+    w = shendu.Parameter(rng.standard_normal((3, 4)).astype(np.float32))
+    halves = _Halves()(w)
+    product = halves[0] * halves[used[-1]]
+    (product.sum()).backward()
+    want = w.grad.data.copy()
+    w.grad = None
+
+    def entry(cls, config, sources, needs, outputs=0):
+        return step_plan._Entry(cls, config, sources, True, needs, outputs)
+
+    entries = [entry(_Halves, {}, [(step_plan._WEIGHT, w, 0)], [True], outputs=2),
+               entry(MulOp, {}, [(step_plan._OUT, 0, 0), (step_plan._OUT, 0, used[-1])], [True, True]),
+               entry(SumOp, {"axis": None, "keepdims": False}, [(step_plan._OUT, 1, 0)], [True])]
+    plan = step_plan.Plan(entries, [(w, True)], (1, 0), (2, 0), [])
+    _, loss = plan.run(None, None, None)
+    np.testing.assert_array_equal(loss.data, product.sum().data)
+    np.testing.assert_array_equal(w.grad.data, want)
+    if used == (0,):  # the unused output's gradient: zeros, as the engine gives it
+        assert "_zeros_like(o0[1]),)" in plan.source
