@@ -1,6 +1,7 @@
 """The fused ops of shendu.ops.nn: gradient checks, double backward, and forward+backward against PyTorch."""
 
 import importlib.util
+import math
 import sys
 from pathlib import Path
 
@@ -46,6 +47,8 @@ GRADCHECK_CASES = [
     ("SoftmaxCrossEntropyOp", nn.softmax_cross_entropy, lambda: [_t64(5, 4), _probs(5, 4)]),
     ("SoftmaxCrossEntropyOp", lambda z, t: nn.softmax_cross_entropy(z, t, 0.2, "none"),
      lambda: [_t64(2, 3, 4), _labels(6, 4).reshape(2, 3)]),
+    ("NegativeLogLikelihoodOp", nn.negative_log_likelihood, lambda: [_t64(5, 4), _labels(5, 4)]),
+    ("NegativeLogLikelihoodOp", nn.negative_log_likelihood, lambda: [_t64(2, 3, 4), _labels(6, 4).reshape(2, 3)]),
     ("SigmoidBinaryCrossEntropyOp", nn.sigmoid_binary_cross_entropy,
      lambda: [_t64(4, 3), _t64(4, 3, low=0.0, high=1.0)]),
     ("SigmoidBinaryCrossEntropyOp", lambda z, t: nn.sigmoid_binary_cross_entropy(z, t, "none"),
@@ -189,6 +192,38 @@ def test_softmax_cross_entropy_errors_name_shapes():
         nn.softmax_cross_entropy(z, np.zeros((4, 1), int))
     with pytest.raises(ValueError, match="reduction"):
         nn.softmax_cross_entropy(z, np.zeros(4, int), reduction="avg")
+
+
+@pytest.mark.parametrize("shape", [(6, 5), (2, 3, 5)])
+def test_negative_log_likelihood_matches_torch(shape):
+    torch = pytest.importorskip("torch")
+    log_p = _t64(*shape)
+    labels = _labels(math.prod(shape[:-1]), shape[-1]).reshape(shape[:-1])
+    t_log_p = torch.tensor(log_p.data, requires_grad=True)
+    y = nn.negative_log_likelihood(log_p, labels)
+    # PyTorch takes the classes on axis 1
+    ty = torch.nn.functional.nll_loss(t_log_p.movedim(-1, 1), torch.tensor(labels), reduction="none")
+    g = np.random.default_rng(3).standard_normal(y.shape)
+    y.backward(g)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_array_equal(y.data, ty.detach().numpy())
+    np.testing.assert_array_equal(log_p.grad.data, t_log_p.grad.numpy())
+
+
+def test_negative_log_likelihood_keeps_float32_and_names_bad_labels():
+    log_p = shendu.tensor(np.log(np.full((4, 3), 1 / 3, np.float32)), requires_grad=True)
+    y = nn.negative_log_likelihood(log_p, np.array([0, 2, 1, 2]), "my_loss")
+    y.sum().backward()
+    assert y.dtype == np.float32 and log_p.grad.dtype == np.float32
+    np.testing.assert_array_equal(log_p.grad.data, -np.eye(3, dtype=np.float32)[[0, 2, 1, 2]])
+    with pytest.raises(ValueError, match=r"my_loss: labels must be in \[0, 3\) for 3 classes, got values from -1 to 2"):
+        nn.negative_log_likelihood(log_p, np.array([0, 2, -1, 2]), "my_loss")  # -1 would read the last class
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 3\).*from 0 to 3"):
+        nn.negative_log_likelihood(log_p, np.array([0, 3, 1, 2]))
+    with pytest.raises(ValueError, match=r"shape \(4, 3\) need integer labels of shape \(4,\), got float64"):
+        nn.negative_log_likelihood(log_p, np.array([0.0, 2.0, 1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"got int64 labels of shape \(4, 1\)"):
+        nn.negative_log_likelihood(log_p, np.array([[0], [2], [1], [2]]))
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])

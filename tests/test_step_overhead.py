@@ -196,8 +196,8 @@ def test_recording_in_one_thread_ignores_ops_of_another():
 
 @pytest.mark.parametrize("from_logits", [True, False])
 def test_flatten_first_mlp(from_logits, plans_on):
-    """Planned with a fused loss; with probabilities the loss indexes by the labels inside an op's arguments
-    (GetItemOp's key holds this batch's labels): never planned, and the results match either way."""
+    """Planned with either loss (from probabilities, the labels reach NegativeLogLikelihoodOp as an input, so
+    each replay reads its own batch's), and the results match the unplanned steps bit for bit."""
     rng = np.random.default_rng(0)
     x = rng.random((40, 4, 4)).astype(np.float32)
     labels = rng.integers(0, 3, 40)
@@ -211,7 +211,7 @@ def test_flatten_first_mlp(from_logits, plans_on):
                   metrics=["accuracy"])
         h = m.fit(x, labels, batch_size=8, epochs=2, verbose=0)
         out.append((m.get_weights(), h.history, any(m._train.plans.plans.values())))
-    assert out[0][2] is from_logits and not out[1][2]
+    assert out[0][2] and not out[1][2]
     assert out[0][1] == out[1][1]
     for a, b in zip(out[0][0], out[1][0]):
         np.testing.assert_array_equal(a, b)
@@ -319,3 +319,19 @@ def test_replayed_tuple_outputs_get_the_engines_gradients(used):
     np.testing.assert_array_equal(w.grad.data, want)
     if used == (0,):  # the unused output's gradient: zeros, as the engine gives it
         assert "_zeros_like(o0[1]),)" in plan.source
+
+
+def test_a_replayed_step_still_refuses_a_bad_label(plans_on):
+    """The labels are checked inside the loss's op, so a replayed step meets a label out of range as the first step
+    does: a clear error, not a silently wrong loss (-1 would read the last class)."""
+    shendu.seed(0)
+    x = np.random.default_rng(0).random((48, 4)).astype(np.float32)
+    labels = np.random.default_rng(1).integers(0, 3, 48)
+    m = Sequential([Input((4,)), Dense(3, activation="softmax")])
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    m.fit(x, labels, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    assert m._train.plans.replayed == 2
+    bad = labels.copy()
+    bad[40] = -1  # in the third batch: a replayed step
+    with pytest.raises(ValueError, match=r"sparse_categorical_crossentropy: .*labels .*\[0, 3\)"):
+        m.fit(x, bad, batch_size=16, epochs=1, shuffle=False, verbose=0)

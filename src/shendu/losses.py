@@ -305,7 +305,7 @@ def sparse_categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool 
     keep = None if ignore_class is None else labels != ignore_class
     safe = labels if keep is None else np.where(keep, labels, 0)
     p = ops.clip(y_pred / ops.sum(y_pred, axis=-1, keepdims=True), EPSILON, 1.0 - EPSILON)
-    losses = -ops.squeeze(ops.take_along_axis(ops.log(p), safe[..., None], axis=-1), -1)
+    losses = nn.negative_log_likelihood(ops.log(p), safe, "sparse_categorical_crossentropy")
     return losses if keep is None else losses * keep
 
 

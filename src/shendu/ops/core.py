@@ -21,6 +21,7 @@ from shendu.ops.arithmetic import add, astype, div, mul, neg, power, sub
 from shendu.ops.convolution import conv1d, conv2d
 from shendu.ops.elementwise import absolute, clip, log, maximum, relu, softplus, sqrt, where
 from shendu.ops.linalg import matmul
+from shendu.ops.nn import negative_log_likelihood
 from shendu.ops.pool import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
 from shendu.ops.reduce import log_softmax, mean, reduce_max, reduce_min, reduce_sum, var
 from shendu.ops.shaping import getitem, reshape, split, squeeze, stack, take_along_axis
@@ -292,7 +293,7 @@ def sparse_categorical_crossentropy(target: Any, output: Any, from_logits: bool 
     else:
         p = div(output, reduce_sum(output, axis=-1, keepdims=True))
         log_p = log(clip(p, _EPSILON, 1.0 - _EPSILON))
-    return neg(squeeze(take_along_axis(log_p, labels[..., None], axis=-1), axis=-1))
+    return negative_log_likelihood(log_p, labels, "sparse_categorical_crossentropy")
 
 
 # ------------------------------------------------------------------ comparisons and other results without gradient

@@ -191,6 +191,42 @@ class SoftmaxCrossEntropyOp(Op):
         return (1 - s) * t + s / k if s else t
 
 
+class NegativeLogLikelihoodOp(Op):
+    """y_i = -log_p[i, t_i] for integer labels t (classes on the last axis, one loss per label: PyTorch's
+    ``nll_loss(reduction="none")``);   dlog_p[i, k] = -gy_i where k = t_i, else 0.
+
+    The labels are an input, not a setting, so a step plan replays the op on each batch's own labels; they are
+    checked on every call: integers in [0, K), shaped like ``log_p`` without its last axis. ``name`` is the
+    function its errors name."""
+
+    def __init__(self, name: str = "negative_log_likelihood") -> None:
+        self.name = name
+
+    def forward(self, log_p, labels):
+        k = log_p.shape[-1]
+        if labels.dtype.kind not in "iu" or labels.shape != log_p.shape[:-1]:
+            raise ValueError(f"{self.name}: log-probabilities of shape {log_p.shape} need integer labels of shape "
+                             f"{log_p.shape[:-1]}, got {labels.dtype} labels of shape {labels.shape}")
+        flat = labels.reshape(-1)
+        if flat.size and (flat.min() < 0 or flat.max() >= k):
+            raise ValueError(f"{self.name}: labels must be in [0, {k}) for {k} classes, got values from "
+                             f"{int(flat.min())} to {int(flat.max())}")
+        xp = get_array_module(log_p)
+        return -log_p.reshape(-1, k)[xp.arange(flat.size), flat].reshape(labels.shape)
+
+    def backward(self, gy, log_p, labels, y):
+        xp = get_array_module(log_p)
+        k, flat = log_p.shape[-1], labels.reshape(-1)
+        rows = xp.arange(flat.size)
+        if isinstance(gy, Tensor):  # create_graph: linear in gy, through ops
+            one_hot = xp.zeros((flat.size, k), dtype=log_p.dtype)
+            one_hot[rows, flat] = 1
+            return expand_dims(-gy, -1) * one_hot.reshape(log_p.shape), None
+        g = xp.zeros((flat.size, k), dtype=log_p.dtype)
+        g[rows, flat] = -gy.reshape(-1)
+        return g.reshape(log_p.shape), None
+
+
 class SigmoidBinaryCrossEntropyOp(Op):
     """l = max(z, 0) - z t + log(1 + exp(-|z|))  (= -t log sigmoid(z) - (1 - t) log(1 - sigmoid(z)), stable);
     y = mean(l) | sum(l) | l;   dz = (sigmoid(z) - t) * gy / N,  dt = -z * gy / N"""
@@ -316,6 +352,11 @@ def softmax_cross_entropy(logits: Any, target: Any, label_smoothing: float = 0.0
                           ignore_index: int | None = None) -> Any:
     """Cross-entropy of softmax(logits) (classes last) against integer labels or probabilities."""
     return SoftmaxCrossEntropyOp(label_smoothing, reduction, ignore_index)(logits, target)
+
+
+def negative_log_likelihood(log_p: Any, labels: Any, name: str = "negative_log_likelihood") -> Any:
+    """-log_p[..., label] for each integer label (classes last), one loss per label, in one op."""
+    return NegativeLogLikelihoodOp(name)(log_p, labels)
 
 
 def sigmoid_binary_cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Any:
