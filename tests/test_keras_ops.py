@@ -191,6 +191,8 @@ CASES.update({
     "categorical_crossentropy": lambda m, t: m.categorical_crossentropy(t(ONE_HOT), t(PROBS)),
     "categorical_crossentropy_logits": lambda m, t: m.categorical_crossentropy(t(ONE_HOT), t(X), from_logits=True),
     "sparse_categorical_crossentropy": lambda m, t: m.sparse_categorical_crossentropy(t(LABELS), t(PROBS)),
+    "sparse_categorical_crossentropy_column": lambda m, t: m.sparse_categorical_crossentropy(t(LABELS[:, None]),
+                                                                                              t(PROBS)),
     "sparse_categorical_crossentropy_logits": lambda m, t: m.sparse_categorical_crossentropy(t(LABELS), t(X),
                                                                                               from_logits=True),
     "equal": lambda m, t: m.equal(t(X > 0), t(Y > 0)),

@@ -288,6 +288,8 @@ def sparse_categorical_crossentropy(target: Any, output: Any, from_logits: bool 
     if axis not in (-1, len(shape(output)) - 1):
         raise ValueError("sparse_categorical_crossentropy: only the last axis holds the classes in shendu")
     labels = raw(target).astype("int64")
+    if labels.ndim == len(shape(output)) and labels.shape[-1] == 1:  # (N, 1) labels, as Keras takes them
+        labels = labels[..., 0]
     if from_logits:
         log_p = log_softmax(output, axis=-1)
     else:
