@@ -94,7 +94,10 @@ def col2im(cols, dx, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
 #: im2col + GEMM. With O outputs the GEMMs have O columns (forward, filter gradient) or an inner dimension of
 #: O (input gradient, an outer product for O = 1 that also writes the whole KH*KW*C-wide cols matrix).
 #: Measured at 2 threads on (128, 28, 28, 32) 3x3 'same', forward + both gradients: O = 1 106 -> 16 ms,
-#: O = 2 43 -> 24, O = 4 37 -> 28, O = 8 52 -> 84 (the GEMMs win from there)
+#: O = 2 43 -> 24, O = 4 37 -> 28, O = 8 52 -> 84 (the GEMMs win from there). The loops index the arrays in
+#: full instead of taking a 1-D view per tap (a view costs more than the C multiply-adds it serves): O = 1,
+#: alternating processes on a noisy host, forward 4.3-7.8 -> 3.1-5.5 ms, both gradients 6.5-11.8 -> 4.0-7.9 ms,
+#: the same bits
 NARROW_MAX_OUT = 4
 
 
@@ -117,11 +120,9 @@ def conv_narrow(x, wt, y, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
                     u = j * sw + b * dw - pl
                     if u < 0 or u >= w:
                         continue
-                    src = x[n, yy, u]
-                    for o in range(outs):
-                        taps, lane = wt[a, b, o], lanes[o]
+                    for o in range(outs):  # indexed in full: no array views per tap (see conv_narrow_backward)
                         for k in range(c):
-                            lane[k] += src[k] * taps[k]
+                            lanes[o, k] += x[n, yy, u, k] * wt[a, b, o, k]
             for o in range(outs):
                 total = lanes[o, 0]
                 for k in range(1, c):
@@ -142,6 +143,7 @@ def conv_narrow_backward(x, gy, wt, dx, parts, want_dx, want_dw, kh, kw, sh, sw,
     gradient depends on the thread count. An array not wanted may be empty (of its dtype and number of axes)."""
     images, blocks, outs = gy.shape[0], parts.shape[0], gy.shape[3]
     h, w = (dx.shape[1], dx.shape[2]) if want_dx else (x.shape[1], x.shape[2])
+    channels = dx.shape[3] if want_dx else x.shape[3]
     per = (images + blocks - 1) // blocks
     for k in prange(blocks):
         if want_dw:
@@ -159,16 +161,14 @@ def conv_narrow_backward(x, gy, wt, dx, parts, want_dx, want_dw, kh, kw, sh, sw,
                             u = j * sw + b * dw - pl
                             if u < 0 or u >= w:
                                 continue
-                            for o in range(outs):
-                                g = gy[n, i, j, o]
+                            for o in range(outs):  # indexed in full: an array view per tap cost more than its
+                                g = gy[n, i, j, o]  # few multiply-adds (see NARROW_MAX_OUT)
                                 if want_dx:
-                                    dst, taps = dx[n, yy, u], wt[a, b, o]
-                                    for c in range(dst.size):
-                                        dst[c] += g * taps[c]
+                                    for c in range(channels):
+                                        dx[n, yy, u, c] += g * wt[a, b, o, c]
                                 if want_dw:
-                                    src, acc = x[n, yy, u], parts[k, a, b, o]
-                                    for c in range(src.size):
-                                        acc[c] += g * src[c]
+                                    for c in range(channels):
+                                        parts[k, a, b, o, c] += g * x[n, yy, u, c]
     return dx, parts
 
 
