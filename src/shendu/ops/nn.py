@@ -44,6 +44,13 @@ def _check_reduction(op: str, reduction: str) -> str:
     return reduction
 
 
+def _check_labels(op: str, labels: Any, k: int) -> None:
+    """Integer class labels must lie in [0, k): NumPy would read -1 as the last class (a silently wrong loss)."""
+    if labels.size and (labels.min() < 0 or labels.max() >= k):
+        raise ValueError(f"{op}: labels must be in [0, {k}) for {k} classes, got values from {int(labels.min())} "
+                         f"to {int(labels.max())}")
+
+
 class LinearOp(Op):
     """y = x @ W + b (x (..., in), W (in, out), b (out,) or None; dtypes as matmul's, see shendu.ops.linalg);
     dx = gy @ W^T,  dW = x^T @ gy (summed over all leading axes),  db = sum(gy) over the leading axes"""
@@ -114,9 +121,7 @@ class SoftmaxCrossEntropyOp(Op):
             if self.ignore_index is not None and (labels == self.ignore_index).any():
                 self.keep = labels != self.ignore_index
                 labels = xp.where(self.keep, labels, 0)
-            if labels.size and (labels.min() < 0 or labels.max() >= k):
-                raise ValueError(f"softmax_cross_entropy: labels must be in [0, {k}) for {k} classes, got values "
-                                 f"from {int(labels.min())} to {int(labels.max())}")
+            _check_labels("softmax_cross_entropy", labels, k)
             self.labels = labels
             dot = shifted[xp.arange(n), labels]  # sum_k t_ik shifted_ik for one-hot t
             if s:
@@ -208,9 +213,7 @@ class NegativeLogLikelihoodOp(Op):
             raise ValueError(f"{self.name}: log-probabilities of shape {log_p.shape} need integer labels of shape "
                              f"{log_p.shape[:-1]}, got {labels.dtype} labels of shape {labels.shape}")
         flat = labels.reshape(-1)
-        if flat.size and (flat.min() < 0 or flat.max() >= k):
-            raise ValueError(f"{self.name}: labels must be in [0, {k}) for {k} classes, got values from "
-                             f"{int(flat.min())} to {int(flat.max())}")
+        _check_labels(self.name, flat, k)
         xp = get_array_module(log_p)
         return -log_p.reshape(-1, k)[xp.arange(flat.size), flat].reshape(labels.shape)
 
