@@ -327,12 +327,13 @@ def _lstm_by_steps(c):
     return [hx, gates, hs, cs, tanh_c, dz, dh, dc, carry, db_rows, dx]
 
 
-def _lstm_by_sequence(c, parts):
+def _lstm_by_sequence(c, parts, block):
     hx, weights, weights_t, gates, hs, cs, tanh_c, dz, dh, dc, carry, db_rows, dx = _lstm_buffers(c)
     with gemm.one_thread_each():
-        rnn_kernels.lstm_forward_sequence(parts, hx, weights, c["bias"], gates, hs, cs, tanh_c, c["mask"])
+        rnn_kernels.lstm_forward_sequence(parts, hx, gemm.pack_column_blocks(weights, block), c["bias"], gates, hs,
+                                          cs, tanh_c, c["mask"], block)
         rnn_kernels.lstm_backward_sequence(parts, c["gseq"], dh, carry, dc, gates, cs, tanh_c, dz, c["mask"],
-                                           db_rows, weights_t, dx)
+                                           db_rows, weights_t, dx, block)
     return [hx, gates, hs, cs, tanh_c, dz, dh, dc, carry, db_rows, dx]
 
 
@@ -359,12 +360,13 @@ def _gru_by_steps(c):
     return [gates, rec, hs, dp, dq, dh, carry, db_rows]
 
 
-def _gru_by_sequence(c, parts):
+def _gru_by_sequence(c, parts, block):
     gates, rec, hs, dp, dq, dh, carry, db_rows = _gru_buffers(c)
     with gemm.one_thread_each():
-        rnn_kernels.gru_forward_sequence(parts, gates, c["u"], c["bias"], hs, c["mask"], rec)
+        rnn_kernels.gru_forward_sequence(parts, gates, gemm.pack_column_blocks(c["u"], block), c["bias"], hs,
+                                         c["mask"], rec, block)
         rnn_kernels.gru_backward_sequence(parts, c["gseq"], dh, carry, gates, rec, hs, dp, dq, c["mask"],
-                                          db_rows, np.ascontiguousarray(c["u"].T))
+                                          db_rows, np.ascontiguousarray(c["u"].T), block)
     return [gates, rec, hs, dp, dq, dh, carry, db_rows]
 
 
@@ -373,13 +375,15 @@ def _gru_by_sequence(c, parts):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("parts", [1, 2, 3, 7])
 @pytest.mark.parametrize("masked", [False, True])
-def test_sequence_kernels_agree_with_step_kernels(kind, dtype, parts, masked):
+@pytest.mark.parametrize("block", [4, gemm.recurrent_block(), 1 << 62])
+def test_sequence_kernels_agree_with_step_kernels(kind, dtype, parts, masked, block):
     """The whole-sequence kernels (the batch cut into ``parts`` blocks of rows, each block's GEMMs called from
     inside the kernel) against the per-step kernels with NumPy's GEMM between them: every buffer, forward and
-    backward, with masked rows and blocks of unequal size (7 rows in 2 or 3 parts; 7 parts of one row)."""
+    backward, with masked rows and blocks of unequal size (7 rows in 2 or 3 parts; 7 parts of one row), the
+    GEMMs in blocks of 4 columns and rows (the last narrower: 5 units), as on this machine, and whole."""
     case = _sequence_case(kind, dtype, batch=7, steps=6, units=5, masked=masked)
     by_steps = (_lstm_by_steps if kind == "lstm" else _gru_by_steps)(case)
-    by_sequence = (_lstm_by_sequence if kind == "lstm" else _gru_by_sequence)(case, parts)
+    by_sequence = (_lstm_by_sequence if kind == "lstm" else _gru_by_sequence)(case, parts, block)
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
     for a, b in zip(by_sequence, by_steps):
         np.testing.assert_allclose(a, b, **tol)
@@ -397,6 +401,43 @@ def test_matmul_rows_is_numpys_product(dtype):
         gemm.matmul_rows(big[:0], b, out[:0])  # no rows
     np.testing.assert_allclose(out[2:7], big[2:7] @ b, rtol=1e-6 if dtype == np.float32 else 1e-14)
     assert np.isnan(out[:2]).all() and np.isnan(out[7:]).all()
+
+
+@pytest.mark.skipif(not gemm.available(), reason="NumPy's BLAS is not an OpenBLAS this module binds")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("width", [1, 3, 4, 64, 1 << 62])
+def test_blocked_products_are_numpys_product(dtype, width):
+    """matmul_packed (B in column blocks) and matmul_rows_summed (a sum over blocks of B's rows) give a @ b on
+    row blocks of larger arrays, for blocks that divide the size, that do not (the last narrower), of one column,
+    and wider than the product; an inner size of 0 gives zeros."""
+    rng = np.random.default_rng(0)
+    big = rng.standard_normal((9, 10)).astype(dtype)
+    b = rng.standard_normal((10, 7)).astype(dtype)
+    packed = gemm.pack_column_blocks(b, width)
+    assert packed.shape == (70,) and sorted(packed) == sorted(b.ravel())
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    for product, right in ((gemm.matmul_packed, packed), (gemm.matmul_rows_summed, b)):
+        out = np.full((9, 7), np.nan, dtype)
+        with gemm.one_thread_each():
+            product(big[2:7], right, out[2:7], width)
+        np.testing.assert_allclose(out[2:7], big[2:7] @ b, rtol=tol, atol=tol)
+        assert np.isnan(out[:2]).all() and np.isnan(out[7:]).all()
+    empty = np.full((3, 7), np.nan, dtype)
+    with gemm.one_thread_each():
+        gemm.matmul_packed(big[:3, :0], gemm.pack_column_blocks(b[:0], width), empty, width)
+    assert (empty == 0).all()
+    empty[:] = np.nan
+    with gemm.one_thread_each():
+        gemm.matmul_rows_summed(big[:3, :0], b[:0], empty, width)
+    assert (empty == 0).all()
+
+
+def test_recurrent_block_follows_the_blas_kernel(monkeypatch):
+    """Blocks of BLOCK on OpenBLAS's AVX-512 kernels, one product elsewhere (the AVX2 kernel ran slower)."""
+    monkeypatch.setattr(gemm, "_CORE", "skylakex")
+    assert gemm.recurrent_block() == gemm.BLOCK
+    monkeypatch.setattr(gemm, "_CORE", "haswell")
+    assert gemm.recurrent_block() > 1 << 40
 
 
 @pytest.mark.skipif(not gemm.available(), reason="NumPy's BLAS is not an OpenBLAS this module binds")

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from shendu.kernels.gemm import matmul_rows
+from shendu.kernels.gemm import matmul_packed, matmul_rows_summed
 from shendu.kernels.jit import jit, prange
 
 _CONTRACT = {"contract"}  # a * b + c as one FMA (~1.5x faster steps; no other fast-math liberty)
@@ -160,17 +160,18 @@ def _next_input(hx, t, b, hs):  # pragma: no cover - compiled
 
 
 @jit(parallel=True, error_model="numpy", fastmath=_CONTRACT)
-def lstm_forward_sequence(parts, hx, weights, bias, gates, hs, cs, tanh_c, mask):  # pragma: no cover - compiled
+def lstm_forward_sequence(parts, hx, weights, bias, gates, hs, cs, tanh_c, mask, block):  # pragma: no cover - compiled
     """Every step of :func:`lstm_forward_step` with its GEMM gates[t] = hx[t] [U; W] done here. ``hx`` (steps,
     batch, units + in) holds [h_{t-1}, x_t] side by side: the caller fills the inputs and h_0, the kernel each
     h_t it computes. The batch is cut into ``parts`` blocks of rows, and each block runs the whole sequence on
-    its own thread (rows do not depend on each other). ``weights`` = [U; W] C-ordered; call inside
+    its own thread (rows do not depend on each other). ``weights`` = [U; W] in blocks of ``block`` columns
+    (:func:`shendu.kernels.gemm.pack_column_blocks`, :func:`shendu.kernels.gemm.recurrent_block`); call inside
     :func:`shendu.kernels.gemm.one_thread_each`."""
     n = gates.shape[1]
     for p in prange(parts):
         first, last = _block(p, parts, n)
         for t in range(gates.shape[0]):
-            matmul_rows(hx[t, first:last], weights, gates[t, first:last])
+            matmul_packed(hx[t, first:last], weights, gates[t, first:last], block)
             for b in range(first, last):
                 _lstm_forward_row(t, b, gates, bias, hs, cs, tanh_c, mask)
                 _next_input(hx, t, b, hs)
@@ -216,19 +217,20 @@ def lstm_backward_step(t, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mask, 
 
 @jit(parallel=True, error_model="numpy", fastmath=_CONTRACT)
 def lstm_backward_sequence(parts, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mask, db_rows, weights_t,
-                           dx):  # pragma: no cover - compiled
+                           dx, block):  # pragma: no cover - compiled
     """Every step of :func:`lstm_backward_step` from the last to the first, with its GEMM dh_rec = dz[t]
     ``weights_t`` done here, on ``parts`` blocks of rows as in :func:`lstm_forward_sequence`. ``weights_t`` is
     U^T, or [U; W]^T when ``dx`` (batch, steps, in) is wanted: dh_rec (batch, units + in) then also gets
-    dz[t] W^T = dx_t, copied to dx[:, t] (``dx`` of no columns when not wanted). C-ordered; on return dh_rec
-    holds dz[0] weights_t."""
+    dz[t] W^T = dx_t, copied to dx[:, t] (``dx`` of no columns when not wanted). C-ordered, multiplied in
+    blocks of ``block`` rows (:func:`shendu.kernels.gemm.matmul_rows_summed`); on return dh_rec holds dz[0]
+    weights_t."""
     n = dc.shape[0]
     for p in prange(parts):
         first, last = _block(p, parts, n)
         for t in range(gates.shape[0] - 1, -1, -1):
             for b in range(first, last):
                 _lstm_backward_row(t, b, gseq, dh_rec, carry, dc, gates, cs, tanh_c, dz, mask, db_rows)
-            matmul_rows(dz[t, first:last], weights_t, dh_rec[first:last])
+            matmul_rows_summed(dz[t, first:last], weights_t, dh_rec[first:last], block)
             if dx.shape[2] != 0:
                 for b in range(first, last):
                     _copy(dh_rec[b, dc.shape[1]:], dx[b, t])
@@ -271,14 +273,14 @@ def gru_forward_step(t, gates, rec, hs, mask):  # pragma: no cover - compiled
 
 
 @jit(parallel=True, error_model="numpy", fastmath=_CONTRACT)
-def gru_forward_sequence(parts, gates, u, rec_bias, hs, mask, rec):  # pragma: no cover - compiled
+def gru_forward_sequence(parts, gates, u, rec_bias, hs, mask, rec, block):  # pragma: no cover - compiled
     """Every step of :func:`gru_forward_step`, with rec[t] = h_{t-1} U + b_rec done here, on ``parts`` blocks
-    of rows as in :func:`lstm_forward_sequence`."""
+    of rows as in :func:`lstm_forward_sequence` (``u``: U in column blocks, as ``weights`` there)."""
     n = gates.shape[1]
     for p in prange(parts):
         first, last = _block(p, parts, n)
         for t in range(gates.shape[0]):
-            matmul_rows(hs[t, first:last], u, rec[t, first:last])
+            matmul_packed(hs[t, first:last], u, rec[t, first:last], block)
             for b in range(first, last):
                 _accumulate(rec[t, b], rec_bias)
                 _gru_forward_row(t, b, gates, rec, hs, mask)
@@ -324,13 +326,14 @@ def gru_backward_step(t, gseq, dh_rec, carry, gates, rec, hs, dp, dq, mask, db_r
 
 @jit(parallel=True, error_model="numpy", fastmath=_CONTRACT)
 def gru_backward_sequence(parts, gseq, dh_rec, carry, gates, rec, hs, dp, dq, mask, db_rows,
-                          u_t):  # pragma: no cover - compiled
+                          u_t, block):  # pragma: no cover - compiled
     """Every step of :func:`gru_backward_step` from the last to the first, with dh_rec = dq[t] U^T done here
-    (``u_t`` = U^T, C-ordered), on ``parts`` blocks of rows. On return dh_rec holds dq[0] U^T."""
+    (``u_t`` = U^T, C-ordered, in blocks of ``block`` rows as in :func:`lstm_backward_sequence`), on ``parts``
+    blocks of rows. On return dh_rec holds dq[0] U^T."""
     n = dh_rec.shape[0]
     for p in prange(parts):
         first, last = _block(p, parts, n)
         for t in range(gates.shape[0] - 1, -1, -1):
             for b in range(first, last):
                 _gru_backward_row(t, b, gseq, dh_rec, carry, gates, rec, hs, dp, dq, mask, db_rows)
-            matmul_rows(dq[t, first:last], u_t, dh_rec[first:last])
+            matmul_rows_summed(dq[t, first:last], u_t, dh_rec[first:last], block)

@@ -297,9 +297,10 @@ class LSTMSequenceOp(_GatedSequence):
         weights = xp.concatenate([u, w])  # [U; W]: z_t = [h_{t-1}, x_t] [U; W]
         bias = xp.zeros(gates.shape[2], gates.dtype) if b is None else xp.ascontiguousarray(b, dtype=gates.dtype)
         if gemm.available():
+            block = gemm.recurrent_block()
             with gemm.one_thread_each():
-                kernels.lstm_forward_sequence(_row_blocks(hs.shape[1]), hx, weights, bias, gates, hs, cs, tanh_c,
-                                              self.kernel_mask)
+                kernels.lstm_forward_sequence(_row_blocks(hs.shape[1]), hx, gemm.pack_column_blocks(weights, block),
+                                              bias, gates, hs, cs, tanh_c, self.kernel_mask, block)
             return
         for t in range(gates.shape[0]):
             xp.matmul(hx[t], weights, out=gates[t])
@@ -368,7 +369,8 @@ class LSTMSequenceOp(_GatedSequence):
         if gemm.available():
             with gemm.one_thread_each():
                 kernels.lstm_backward_sequence(_row_blocks(n), gseq, dh_rec, carry, dc, self.gates, self.cs,
-                                               self.tanh_c, dz, self.kernel_mask, db_rows, weights_t, dx)
+                                               self.tanh_c, dz, self.kernel_mask, db_rows, weights_t, dx,
+                                               gemm.recurrent_block())
         else:
             for t in range(steps - 1, -1, -1):
                 kernels.lstm_backward_step(t, gseq, dh_rec, carry, dc, self.gates, self.cs, self.tanh_c, dz,
@@ -452,9 +454,10 @@ class GRUSequenceOp(_GatedSequence):
         xp = get_array_module(u)
         if gemm.available():
             rec_bias = xp.zeros(rec.shape[2], rec.dtype) if b is None else xp.ascontiguousarray(b[1], rec.dtype)
+            block = gemm.recurrent_block()
             with gemm.one_thread_each():
-                kernels.gru_forward_sequence(_row_blocks(hs.shape[1]), gates, xp.ascontiguousarray(u), rec_bias, hs,
-                                             self.kernel_mask, rec)
+                kernels.gru_forward_sequence(_row_blocks(hs.shape[1]), gates, gemm.pack_column_blocks(u, block),
+                                             rec_bias, hs, self.kernel_mask, rec, block)
             return
         for t in range(gates.shape[0]):
             self._recurrent(rec, hs, u, b, t)
@@ -512,7 +515,7 @@ class GRUSequenceOp(_GatedSequence):
         if gemm.available():
             with gemm.one_thread_each():
                 kernels.gru_backward_sequence(_row_blocks(dh_rec.shape[0]), gseq, dh_rec, carry, self.gates, self.rec,
-                                              self.hs, dp, dq, self.kernel_mask, db_rows, u_t)
+                                              self.hs, dp, dq, self.kernel_mask, db_rows, u_t, gemm.recurrent_block())
         else:
             for t in range(self.gates.shape[0] - 1, -1, -1):
                 kernels.gru_backward_step(t, gseq, dh_rec, carry, self.gates, self.rec, self.hs, dp, dq,
