@@ -12,6 +12,7 @@ import pytest
 import shendu
 from shendu import kernels
 from shendu.kernels import conv as kconv
+from shendu.kernels import gemm
 from shendu.kernels import pool as kpool
 from shendu.ops import bias as bias_ops
 from shendu.ops import convolution as conv
@@ -141,6 +142,43 @@ def test_conv_image_groups_match_one_pass_and_reference(images, groups, dtype, m
         _close(got, want, dtype)
 
 
+def _check_conv_and_transpose(arrays, dtype, strides, padding, dilation):
+    """A convolution's forward and gradients, then a transposed convolution of its output back to x's channels
+    (its forward is the input gradient; its gradients the forward and the filter gradient), with the kernels
+    against the NumPy references. Uneven padding (no transposed convolution takes it): the convolution alone."""
+
+    def run():
+        x, w, b = (shendu.tensor(a, dtype=dtype, requires_grad=True) for a in arrays)
+        y = conv.conv2d(x, w, b, strides, padding, dilation)
+        (y * y).sum().backward(retain_graph=True)
+        results = [y.data, x.grad.data, w.grad.data, b.grad.data]
+        if isinstance(padding, tuple):
+            return results
+        x.grad = w.grad = None
+        z = conv.conv2d_transpose(y, w, None, strides, padding, dilation=dilation)
+        (z * z).sum().backward()
+        return [*results, z.data, x.grad.data, w.grad.data]
+
+    for got, want in zip(*_both(run)):
+        assert got.dtype == dtype
+        _close(got, want, dtype)
+
+
+def _at_one_and_all_threads(fn):
+    """fn() with the kernels on 1 thread, then on all of them (skips where there is only one)."""
+    before = kernels.get_num_threads()
+    if before < 2:
+        pytest.skip("one kernel thread here: nothing to compare 1 thread with")
+    results = []
+    try:
+        for threads in (1, before):
+            kernels.set_num_threads(threads)
+            results.append(fn())
+    finally:
+        kernels.set_num_threads(before)
+    return results
+
+
 # (x shape, output channels, strides, padding, dilation): convolutions narrow enough for the direct kernels
 NARROW_CASES = [
     ((3, 9, 8, 5), 1, 1, "same", 1),
@@ -162,19 +200,7 @@ def test_narrow_convolution_kernels_match_reference(x_shape, outputs, strides, p
     geo = conv.ConvGeometry.make(x_shape[1:3], (3, 3), strides, padding, dilation)
     assert conv._narrow(arrays[0], arrays[1], outputs, geo)
 
-    def run():
-        x, w, b = (shendu.tensor(a, dtype=dtype, requires_grad=True) for a in arrays)
-        y = conv.conv2d(x, w, b, strides, padding, dilation)
-        z = conv.conv2d_transpose(y, w, None, strides, padding, dilation=dilation)  # back to x's channels
-        (y * y).sum().backward(retain_graph=True)
-        first = [y.data, x.grad.data, w.grad.data, b.grad.data]
-        x.grad = w.grad = None
-        (z * z).sum().backward()
-        return [*first, z.data, x.grad.data, w.grad.data]
-
-    for got, want in zip(*_both(run)):
-        assert got.dtype == dtype
-        _close(got, want, dtype)
+    _check_conv_and_transpose(arrays, dtype, strides, padding, dilation)
 
 
 @needs_kernels
@@ -192,23 +218,70 @@ def test_narrow_convolution_gradients_do_not_depend_on_the_thread_count():
     x, w = _rand((70, 12, 12, 8), np.float32), _rand((3, 3, 8, 1), np.float32, 1)
     geo = conv.ConvGeometry.make((12, 12), (3, 3), 1, "same")
     gy = _rand((70, 12, 12, 1), np.float32, 2)
-    before = kernels.get_num_threads()
-    if before < 2:
-        pytest.skip("one kernel thread here: nothing to compare 1 thread with")
-    results = []
-    try:
-        for threads in (1, before):
-            kernels.set_num_threads(threads)
-            results.append([*conv.narrow_gradients(x, gy, w, geo, w.shape), conv.conv_input_grad(gy, w, geo),
-                            conv.conv_filter_grad(None, gy, geo, w.shape, x),
-                            conv.im2col_forward(x, w, geo, conv.COLS_POOL)[1]])
-    finally:
-        kernels.set_num_threads(before)
+    results = _at_one_and_all_threads(lambda: [*conv.narrow_gradients(x, gy, w, geo, w.shape),
+                                               conv.conv_input_grad(gy, w, geo),
+                                               conv.conv_filter_grad(None, gy, geo, w.shape, x),
+                                               conv.im2col_forward(x, w, geo, conv.COLS_POOL)[1]])
     for one, many in zip(*results):
         np.testing.assert_array_equal(one, many)
     both, dx_alone, dw_alone = results[0][:2], results[0][2], results[0][3]
     np.testing.assert_array_equal(both[0], dx_alone)  # one pass for both: the same bits as each alone
     np.testing.assert_array_equal(both[1], dw_alone)
+
+
+# (x shape, output channels, strides, padding, dilation): convolutions for the implicit im2col kernels
+IMPLICIT_CASES = [
+    ((3, 9, 8, 8), 6, 1, "valid", 1),
+    ((2, 10, 9, 12), 5, 2, "same", 2),
+    ((2, 7, 7, 16), 8, (2, 1), ((2, 1), (0, 3)), 1),  # uneven padding: no transposed convolution takes it
+    ((2, 7, 7, 16), 9, (1, 2), 1, (2, 1)),
+    ((1, 4, 4, 8), 7, 1, "valid", 1),  # 4 windows: fewer than the filter gradient's blocks (some empty)
+]
+
+
+@needs_kernels
+@pytest.mark.skipif(not gemm.available(), reason="NumPy's BLAS is not an OpenBLAS the kernels can call")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows", [3, 128])
+@pytest.mark.parametrize("x_shape, outputs, strides, padding, dilation", IMPLICIT_CASES)
+def test_implicit_convolution_kernels_match_reference(x_shape, outputs, strides, padding, dilation, rows, dtype,
+                                                      monkeypatch):
+    """The implicit im2col kernels (forward, filter gradient; blocks of 3 windows that cross rows and images, and
+    of 128) in a convolution's forward and backward, and in a transposed convolution's backward (its input
+    gradient is that forward, its filter gradient that filter gradient), against the NumPy reference."""
+    monkeypatch.setattr(kconv, "IMPLICIT_ROWS", rows)
+    arrays = [_rand(x_shape, dtype), _rand((3, 3, x_shape[3], outputs), dtype, 1), _rand((outputs,), dtype, 2)]
+    geo = conv.ConvGeometry.make(x_shape[1:3], (3, 3), strides, padding, dilation)
+    assert conv._implicit(arrays[0], arrays[1], geo) and not conv._narrow(arrays[0], arrays[1], outputs, geo)
+
+    _check_conv_and_transpose(arrays, dtype, strides, padding, dilation)
+
+
+@needs_kernels
+@pytest.mark.skipif(not gemm.available(), reason="NumPy's BLAS is not an OpenBLAS the kernels can call")
+def test_implicit_convolution_keeps_no_cols_and_double_backward_runs_on_it():
+    """The forward keeps no im2col matrix for the backward; create_graph runs the filter gradient as an op
+    (Conv2DFilterGradOp) on the implicit kernel, and its double backward checks out."""
+    x, w = (shendu.tensor(_rand(s, np.float64, i), dtype="float64", requires_grad=True)
+            for i, s in enumerate([(2, 6, 5, 8), (3, 3, 8, 5)]))
+    geo = conv.ConvGeometry.make((6, 5), (3, 3), 2, "same")
+    assert conv._implicit(x.data, w.data, geo)
+    op = conv.Conv2DOp(geo)
+    op(x, w, None)
+    assert op.cols is None
+    assert shendu.gradgradcheck(lambda x, w: conv.conv2d(x, w, strides=2, padding="same"), x, w)
+
+
+@needs_kernels
+@pytest.mark.skipif(not gemm.available(), reason="NumPy's BLAS is not an OpenBLAS the kernels can call")
+def test_implicit_convolution_does_not_depend_on_the_thread_count():
+    x, w = _rand((9, 12, 12, 16), np.float32), _rand((3, 3, 16, 24), np.float32, 1)
+    geo = conv.ConvGeometry.make((12, 12), (3, 3), 1, "same")
+    gy = _rand((9, 12, 12, 24), np.float32, 2)
+    results = _at_one_and_all_threads(lambda: [conv.implicit_forward(x, w, geo),
+                                               conv.implicit_filter_grad(x, gy, geo, w.shape)])
+    for one, many in zip(*results):
+        np.testing.assert_array_equal(one, many)
 
 
 @needs_kernels

@@ -46,7 +46,7 @@ try:
 except ImportError:  # pragma: no cover - no Numba: the kernels that need a GEMM are never called
     binding = types = None
 
-_ROW_MAJOR, _NO_TRANS = 101, 111
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _SGEMM, _DGEMM = "shendu_cblas_sgemm", "shendu_cblas_dgemm"
 
 
@@ -138,13 +138,15 @@ _CORE = _core_name() if _THREADS is not None else ""
 
 
 @jit(inline="always")
-def _gemm(m, n, k, a, lda, b, ldb, out, ldc, accumulate, itemsize):  # pragma: no cover - compiled
-    """out = a b (+ out when ``accumulate``) on row-major blocks given by address and leading dimension."""
+def gemm_at(m, n, k, a, lda, b, ldb, out, ldc, accumulate, itemsize, transpose_a=False):  # pragma: no cover
+    """out (m, n) = a b (+ out when ``accumulate``) on row-major blocks given by address and leading dimension;
+    a is (m, k), or (k, m) read as its transpose when ``transpose_a``. One thread: inside :func:`one_thread_each`."""
+    trans_a = _TRANS if transpose_a else _NO_TRANS
     if itemsize == 4:
-        _sgemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, np.float32(1), a, lda, b, ldb,
+        _sgemm(_ROW_MAJOR, trans_a, _NO_TRANS, m, n, k, np.float32(1), a, lda, b, ldb,
                np.float32(1) if accumulate else np.float32(0), out, ldc)
     else:
-        _dgemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, 1.0, a, lda, b, ldb, 1.0 if accumulate else 0.0, out, ldc)
+        _dgemm(_ROW_MAJOR, trans_a, _NO_TRANS, m, n, k, 1.0, a, lda, b, ldb, 1.0 if accumulate else 0.0, out, ldc)
 
 
 @jit(inline="always")
@@ -154,7 +156,7 @@ def matmul_rows(a, b, out):  # pragma: no cover - compiled
     C-ordered copy of U^T: OpenBLAS's transposed-B path measured 1.5x slower at these sizes.)"""
     m, k = a.shape
     n = out.shape[1]
-    _gemm(m, n, k, a.ctypes.data, max(k, 1), b.ctypes.data, max(n, 1), out.ctypes.data, max(n, 1), False,
+    gemm_at(m, n, k, a.ctypes.data, max(k, 1), b.ctypes.data, max(n, 1), out.ctypes.data, max(n, 1), False,
           a.itemsize)  # BLAS refuses a leading dimension of 0
 
 
@@ -168,7 +170,7 @@ def matmul_rows_summed(a, b, out, depth):  # pragma: no cover - compiled
         matmul_rows(a, b, out)
         return
     for first in range(0, k, depth):
-        _gemm(m, n, min(depth, k - first), a.ctypes.data + first * a.itemsize, k,
+        gemm_at(m, n, min(depth, k - first), a.ctypes.data + first * a.itemsize, k,
               b.ctypes.data + first * n * b.itemsize, n, out.ctypes.data, n, first > 0, a.itemsize)
 
 
@@ -196,5 +198,5 @@ def matmul_packed(a, packed, out, width):  # pragma: no cover - compiled
         return
     for first in range(0, n, width):
         columns = min(width, n - first)
-        _gemm(m, columns, k, a.ctypes.data, k, packed.ctypes.data + k * first * packed.itemsize, columns,
+        gemm_at(m, columns, k, a.ctypes.data, k, packed.ctypes.data + k * first * packed.itemsize, columns,
               out.ctypes.data + first * out.itemsize, n, False, a.itemsize)

@@ -27,6 +27,11 @@ KH*KW narrow GEMMs and strided adds); the bias add (with a fused ReLU: ``activat
 and its gradient as parallel passes. The GEMMs stay BLAS, except for narrow convolutions (at most
 ``NARROW_MAX_OUT`` outputs, one group): their forward and gradients are direct loops, with no cols at all.
 Both walk the batch a group of images at a time (``GROUP_BYTES``), so the GEMM meets rows still in cache.
+One group and enough channels for the im2col kernel (:func:`_implicit`): the forward and the filter gradient
+never form ``cols`` either. Each kernel thread copies a block of windows (``IMPLICIT_ROWS`` rows of ``cols``)
+into a small buffer of its own and multiplies it there by a one-thread GEMM (``cols_block @ W``, or
+``cols_block^T @ gy`` added onto a fixed block's sum), so the filter gradient makes its windows again instead
+of keeping the forward's ``cols`` (MNIST convnet's second layer: 42 MB per step not written, not read back).
 
 >>> import numpy as np, shendu
 >>> x = shendu.ones((1, 4, 4, 1)); w = shendu.ones((3, 3, 1, 2))
@@ -49,6 +54,7 @@ from shendu.autograd.op import Op, raw
 from shendu.autograd.tensor import Tensor
 from shendu.backend import get_array_module
 from shendu.kernels import conv as conv_kernels
+from shendu.kernels import gemm
 from shendu.ops.bias import ReluEnd, add_bias, bias_grad, check_activation
 from shendu.ops.buffers import BufferPool
 from shendu.ops.elementwise import match_dtypes
@@ -223,6 +229,46 @@ def _narrow(a: Any, b: Any, outputs: int, geo: ConvGeometry) -> bool:
             and a.size * geo.kernel[0] * geo.kernel[1] >= conv_kernels.MIN_SIZE)
 
 
+def _implicit(x: Any, w: Any, geo: ConvGeometry) -> bool:
+    """Whether a convolution's forward and filter gradient run on the implicit im2col kernels (im2col's matrix
+    made and multiplied a block of windows at a time, never whole): one group, enough channels for the im2col
+    kernel, NumPy floats of one dtype, and a GEMM the kernels can call (:mod:`shendu.kernels.gemm`)."""
+    return (geo.groups == 1 and gemm.available() and _im2col_kernel_applies(x, geo) and kernels.fast(w)
+            and x.dtype == w.dtype)
+
+
+def _workspace(xp: Any, k: int, dtype: Any) -> Any:
+    """A block of im2col rows per kernel thread (from the cols pool; give it back after)."""
+    return COLS_POOL.take(xp, (kernels.get_num_threads(), conv_kernels.IMPLICIT_ROWS, k), dtype)
+
+
+def implicit_forward(x: Any, w: Any, geo: ConvGeometry) -> Any:
+    """y (N, OH, OW, O) = im2col(x) @ W by :func:`shendu.kernels.conv.conv_implicit` (no cols kept)."""
+    xp = get_array_module(x)
+    y = xp.empty((x.shape[0], *geo.out_hw, w.shape[3]), dtype=x.dtype)
+    k = w.shape[0] * w.shape[1] * w.shape[2]
+    workspace = _workspace(xp, k, x.dtype)
+    with gemm.one_thread_each():
+        conv_kernels.conv_implicit(xp.ascontiguousarray(x), xp.ascontiguousarray(w).reshape(k, w.shape[3]),
+                                   y.reshape(-1, w.shape[3]), workspace, *geo.spec)
+    COLS_POOL.give(workspace)
+    return y
+
+
+def implicit_filter_grad(x: Any, gy: Any, geo: ConvGeometry, kernel_shape: tuple[int, ...]) -> Any:
+    """dW (KH, KW, C, O) = im2col(x)^T @ gy by :func:`shendu.kernels.conv.conv_implicit_filter_grad`: fixed
+    blocks of windows, then the blocks summed in order (the same bits on any thread count)."""
+    xp = get_array_module(x)
+    k, o = math.prod(kernel_shape[:3]), kernel_shape[3]
+    parts = xp.empty((conv_kernels.FILTER_GRAD_BLOCKS, k, o), dtype=x.dtype)
+    workspace = _workspace(xp, k, x.dtype)
+    with gemm.one_thread_each():
+        conv_kernels.conv_implicit_filter_grad(xp.ascontiguousarray(x), xp.ascontiguousarray(gy).reshape(-1, o),
+                                               parts, workspace, *geo.spec)
+    COLS_POOL.give(workspace)
+    return parts.sum(axis=0).reshape(kernel_shape)
+
+
 def _taps_by_output(w: Any) -> Any:
     """(KH, KW, C, O) -> (KH, KW, O, C), C-ordered: the narrow kernels read one output's taps as a row."""
     return get_array_module(w).ascontiguousarray(w.transpose(0, 1, 3, 2))
@@ -250,11 +296,14 @@ def narrow_gradients(x: Any, gy: Any, w: Any, geo: ConvGeometry, kernel_shape: t
 def im2col_forward(x: Any, w: Any, geo: ConvGeometry, pool: BufferPool) -> tuple[Any, Any]:
     """``cols = im2col(x)`` (from ``pool``) and ``y = cols @ W`` (N, OH, OW, O). Fast path: im2col and the GEMM
     one group of images at a time, each group multiplied while its rows are still in cache (GROUP_BYTES).
-    A narrow convolution (:func:`_narrow`) runs the direct kernel and returns no cols (None)."""
+    A narrow convolution (:func:`_narrow`) runs the direct kernel, and one that :func:`_implicit` takes its
+    kernel; both return no cols (None)."""
     if _narrow(x, w, w.shape[3], geo):
         xp = get_array_module(x)
         y = xp.empty((x.shape[0], *geo.out_hw, w.shape[3]), dtype=x.dtype)
         return None, conv_kernels.conv_narrow(xp.ascontiguousarray(x), _taps_by_output(w), y, *geo.spec)
+    if _implicit(x, w, geo):
+        return None, implicit_forward(x, w, geo)
     if not (_im2col_kernel_applies(x, geo) and x.dtype == w.dtype):
         cols = im2col(x, geo, pool)
         return cols, conv_forward(cols, w, geo, x.shape[0])
@@ -344,9 +393,14 @@ def conv_input_grad(gy: Any, w: Any, geo: ConvGeometry) -> Any:
 
 
 def conv_filter_grad(cols: Any, gy: Any, geo: ConvGeometry, kernel_shape: tuple[int, ...], x: Any = None) -> Any:
-    """dW (KH, KW, C/G, O) = cols^T @ gy; with no cols (a narrow convolution's forward) from x directly."""
+    """dW (KH, KW, C/G, O) = cols^T @ gy; with no cols (the forward ran a narrow or implicit kernel) from x: by
+    the narrow kernel, the implicit one, or from cols made here."""
     if cols is None:
-        return narrow_gradients(x, gy, None, geo, kernel_shape, want_dx=False)[1]
+        if _narrow(x, gy, kernel_shape[3], geo):
+            return narrow_gradients(x, gy, None, geo, kernel_shape, want_dx=False)[1]
+        if _implicit(x, gy, geo):
+            return implicit_filter_grad(x, gy, geo, kernel_shape)
+        cols = im2col(x, geo)
     dw = _matmul(cols.transpose(0, 2, 1), _grouped_rows(gy, geo.groups))  # (G, KH*KW*C/G, O/G)
     return _ungroup_rows(dw, kernel_shape)
 
@@ -394,7 +448,7 @@ class Conv2DOp(Op):
         geo = self.geo
         graph = isinstance(gy, Tensor) or isinstance(x, Tensor) or isinstance(w, Tensor)
         dx = dw = db = None
-        if not graph and self.cols is None:  # a narrow convolution: both gradients in one pass
+        if not graph and self.cols is None and _narrow(x, w, w.shape[3], geo):  # both gradients in one pass
             if self.needs_grad[0] or self.needs_grad[1]:
                 dx, dw = narrow_gradients(x, gy, w, geo, w.shape, *self.needs_grad[:2])
         else:
@@ -402,7 +456,7 @@ class Conv2DOp(Op):
                 dx = Conv2DTransposeOp(geo)(gy, w, None)
             if self.needs_grad[1]:
                 dw = (Conv2DFilterGradOp(geo, raw(w).shape)(x, gy) if graph
-                      else conv_filter_grad(self.cols, gy, geo, w.shape))
+                      else conv_filter_grad(self.cols, gy, geo, w.shape, x))
         if self.needs_grad[2]:
             db = bias_grad(gy)
         return dx, dw, db
@@ -447,7 +501,8 @@ class Conv2DTransposeOp(Op):
             if self.needs_grad[0]:
                 cols, dx = im2col_forward(gy, w, geo, COLS_POOL)
             else:
-                cols = None if _narrow(gy, w, w.shape[3], geo) else im2col(gy, geo, COLS_POOL)
+                direct = _narrow(gy, w, w.shape[3], geo) or _implicit(gy, w, geo)
+                cols = None if direct else im2col(gy, geo, COLS_POOL)
             dw = conv_filter_grad(cols, x, geo, w.shape, gy) if self.needs_grad[1] else None
             if cols is not None:
                 COLS_POOL.give(cols)
@@ -470,9 +525,7 @@ class Conv2DFilterGradOp(Op):
         self.kernel_shape = tuple(kernel_shape)
 
     def forward(self, x, gy):
-        if _narrow(x, gy, self.kernel_shape[3], self.geo):
-            return narrow_gradients(x, gy, None, self.geo, self.kernel_shape, want_dx=False)[1]
-        return conv_filter_grad(im2col(x, self.geo), gy, self.geo, self.kernel_shape)
+        return conv_filter_grad(None, gy, self.geo, self.kernel_shape, x)
 
     def backward(self, g, x, gy, y):
         dx = Conv2DTransposeOp(self.geo)(gy, g, None) if self.needs_grad[0] else None
