@@ -157,7 +157,7 @@ def matmul_rows(a, b, out):  # pragma: no cover - compiled
     m, k = a.shape
     n = out.shape[1]
     gemm_at(m, n, k, a.ctypes.data, max(k, 1), b.ctypes.data, max(n, 1), out.ctypes.data, max(n, 1), False,
-          a.itemsize)  # BLAS refuses a leading dimension of 0
+            a.itemsize)  # BLAS refuses a leading dimension of 0
 
 
 @jit(inline="always")
@@ -171,13 +171,16 @@ def matmul_rows_summed(a, b, out, depth):  # pragma: no cover - compiled
         return
     for first in range(0, k, depth):
         gemm_at(m, n, min(depth, k - first), a.ctypes.data + first * a.itemsize, k,
-              b.ctypes.data + first * n * b.itemsize, n, out.ctypes.data, n, first > 0, a.itemsize)
+                b.ctypes.data + first * n * b.itemsize, n, out.ctypes.data, n, first > 0, a.itemsize)
 
 
 def pack_column_blocks(b: np.ndarray, width: int) -> np.ndarray:
     """B (k, n) as its blocks of ``width`` columns one after another, each C-ordered (k, width), the last
-    narrower when n is not a multiple: a flat array, the layout :func:`matmul_packed` reads."""
+    narrower when n is not a multiple: a flat array, the layout :func:`matmul_packed` reads (a view of a
+    C-ordered B when one block takes every column)."""
     k, n = b.shape
+    if width >= n and b.flags.c_contiguous:
+        return b.reshape(-1)
     packed = np.empty(k * n, b.dtype)
     for first in range(0, n, width):
         columns = min(width, n - first)
@@ -191,12 +194,7 @@ def matmul_packed(a, packed, out, width):  # pragma: no cover - compiled
     columns: one GEMM per block, each written into its columns of ``out``."""
     m, k = a.shape
     n = out.shape[1]
-    if k == 0:  # an empty sum
-        for i in range(m):
-            for j in range(n):
-                out[i, j] = 0
-        return
-    for first in range(0, n, width):
+    for first in range(0, n, width):  # k = 0: BLAS writes zeros (an empty sum); it refuses a leading dimension of 0
         columns = min(width, n - first)
-        gemm_at(m, columns, k, a.ctypes.data, k, packed.ctypes.data + k * first * packed.itemsize, columns,
-              out.ctypes.data + first * out.itemsize, n, False, a.itemsize)
+        gemm_at(m, columns, k, a.ctypes.data, max(k, 1), packed.ctypes.data + k * first * packed.itemsize, columns,
+                out.ctypes.data + first * out.itemsize, n, False, a.itemsize)
