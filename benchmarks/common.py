@@ -15,6 +15,11 @@ compare the libraries and not the thread pools. ``run.py`` times PyTorch in a pr
 (``SHENDU_BENCH_FRAMEWORKS``): a process has one GNU OpenMP runtime, shared by PyTorch and shendu's Numba
 kernels, whose wait policy is fixed by whichever library loads it first, so timing both in one process
 would hand one of them the other's setting, which is not how either runs in a user's program.
+
+The two processes of a configuration run in turns (:func:`take_turn`, :func:`pass_turn`): ``run.py`` starts
+both and lets one work at a time, and each hands over after every round of :func:`interleaved`. So a ratio's two
+sides are timed in alternating rounds, a few seconds apart, and the host's drift (this machine's speed moves by
+1.5-2x for minutes at a time) hits both alike, while neither process shares a core with the other's work.
 """
 
 from __future__ import annotations
@@ -45,6 +50,27 @@ def threads() -> int:
 def frameworks() -> set[str]:
     """The frameworks this process times: ``SHENDU_BENCH_FRAMEWORKS`` (comma-separated), default all three."""
     return set(os.environ.get("SHENDU_BENCH_FRAMEWORKS", "shendu,torch,numpy").split(","))
+
+
+def _turn_pipes() -> tuple[int, int] | None:
+    """The pipes ``run.py`` passes the turn through (``SHENDU_BENCH_TURNS="go,done"``), or None."""
+    spec = os.environ.get("SHENDU_BENCH_TURNS")
+    return None if not spec else tuple(int(fd) for fd in spec.split(","))  # type: ignore[return-value]
+
+
+def take_turn() -> None:
+    """Wait until ``run.py`` gives this process its turn (at once when no ``run.py`` runs it in turns)."""
+    pipes = _turn_pipes()
+    if pipes is not None and not os.read(pipes[0], 1):
+        raise SystemExit("benchmarks/run.py, which gives the turns, has gone")
+
+
+def pass_turn() -> None:
+    """Hand the turn to the configuration's other process and wait for it to come back."""
+    pipes = _turn_pipes()
+    if pipes is not None:
+        os.write(pipes[1], b"p")
+        take_turn()
 
 
 def setup_torch() -> Any:
@@ -138,13 +164,14 @@ def interleaved(steps: dict[str, Callable[[], Any] | None], rounds: int, number:
     """Median seconds per call of each step (None: left out), timed in ``rounds`` rounds that take the
     steps in turn, so that a change of machine load mid-run hits every framework alike. A framework this
     process does not time (:func:`frameworks`) gets NaN; ``run.py`` takes its figure from the process that
-    does."""
+    does, which times its rounds in turns with this one's (:func:`pass_turn` after each round)."""
     wanted = frameworks()
     times: dict[str, list[float]] = {name: [] for name, fn in steps.items() if fn is not None}
     for _ in range(rounds):
         for name in times:
             if name in wanted:
                 times[name].append(median_time(steps[name], number=number, repeat=1))
+        pass_turn()
     return {name: statistics.median(ts) if ts else math.nan for name, ts in times.items()}
 
 

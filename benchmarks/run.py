@@ -7,8 +7,10 @@
     python benchmarks/run.py --memory              # + resident memory over 10,000 steps (bench_memory.py)
     python benchmarks/run.py --markdown bench.md   # also write every table to bench.md
 
-Configurations. Each one runs in a fresh Python process whose environment is set before NumPy, Numba or
-PyTorch is imported:
+Configurations. Each one runs in two fresh Python processes, shendu and hand NumPy in one and PyTorch in the
+other, whose environment is set before NumPy, Numba or PyTorch is imported. The two run in turns: one works
+while the other waits, and they hand over after every timing round, so both sides of a ratio are timed a few
+seconds apart however the host's speed drifts (``run_in_turns``; ``--no-torch`` runs the first alone):
 
 * threads: the machine's default (``os.cpu_count()``: NumPy's BLAS, the Numba kernels and PyTorch all
   use every core, as a user's program does) and 1 thread; ``--threads N`` (repeatable) picks others.
@@ -37,6 +39,7 @@ issue 8's work; ``--write-baseline FILE`` makes one, see README.md) and allows 5
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -61,6 +64,8 @@ ONCE = ("bench_distributed",)
 OPT_IN = ("bench_memory",)
 #: at 1 thread, the slack "no slower than the baseline" allows for noise
 BASE_SLACK = 0.05
+#: seconds between one process's turn and the next (see ``run_in_turns``)
+HANDOFF_S = 0.2
 
 _TARGET = re.compile(r"^\s*(<=|>=)\s*([0-9.]+)\s*(x\s*torch|x\s*numpy|x\s*base|us/step|samples/s|%)\s*$")
 
@@ -318,8 +323,9 @@ def worker(args: argparse.Namespace) -> int:
     """Run the selected modules in this process (its environment already set) and write the rows as JSON."""
     if str(HERE) not in sys.path:
         sys.path.insert(0, str(HERE))
-    from common import setup_torch, threads
+    from common import setup_torch, take_turn, threads
 
+    take_turn()  # the configuration's other process works until it hands over (run_in_turns)
     setup_torch()  # torch.set_num_threads before any benchmark imports it
     started = time.perf_counter()
     rows, failed, seconds = [], [], {}
@@ -378,7 +384,8 @@ def heading(result: dict) -> str:
     jit = env.get("jit")
     parts.append("Numba kernels " + ("off" if not jit else
                                      f"on, {threads(env.get('numba_threads'))} ({env.get('numba_layer')} layer)"))
-    parts.append(f"PyTorch {env.get('torch')}, {threads(env.get('torch_threads'))}, timed in a process of its own"
+    parts.append(f"PyTorch {env.get('torch')}, {threads(env.get('torch_threads'))}, timed in a process of its own "
+                 "in turns with shendu's"
                  + "".join(f" ({p.get('internal_api')} x{p.get('num_threads')})" for p in env.get("torch_pools") or []))
     parts.append(f"shendu {env.get('commit')} from {env.get('shendu')}")
     return f"### {result['label']}\n\n{'; '.join(parts)}"
@@ -387,10 +394,11 @@ def heading(result: dict) -> str:
 def run_config(config: dict, args: argparse.Namespace, first: bool, tag: str = "") -> dict:
     """Run one configuration and return its result: shendu and hand NumPy in one fresh process, PyTorch in
     another (see ``common.py``: one GNU OpenMP runtime per process, its wait policy set by whoever loads it
-    first), the PyTorch figures merged into the first process's rows."""
-    result = _run_process(config, args, first, tag, "shendu,numpy")
-    if args.torch:
-        apart = _run_process(config, args, False, tag + " (PyTorch)", "torch")
+    first), the two in turns (:func:`run_in_turns`), the PyTorch figures merged into the first process's rows."""
+    groups = ["shendu,numpy"] + ["torch"] * args.torch
+    result, *apart = _run_processes(config, args, first, tag, groups)
+    if apart:
+        apart = apart[0]
         torch_rows = {_ident(r): r.get("torch") for r in apart.get("rows", [])}
         for r in result.get("rows", []):
             if r.get("torch") is None and torch_rows.get(_ident(r)) is not None:
@@ -407,33 +415,77 @@ def _ident(row: dict) -> str:
     return row.get("key") or row["workload"]
 
 
-def _run_process(config: dict, args: argparse.Namespace, first: bool, tag: str, frameworks: str) -> dict:
-    """Run the selected modules in a fresh process that times ``frameworks`` (comma-separated)."""
-    env = dict(config["env"], SHENDU_BENCH_FRAMEWORKS=frameworks)
-    cache = None
-    if args.cold_cache:
-        cache = tempfile.mkdtemp(prefix="shendu-numba-cache-")
-        env["NUMBA_CACHE_DIR"] = cache
-    fd, out = tempfile.mkstemp(suffix=".json", prefix="shendu-bench-")
-    os.close(fd)
+def _run_processes(config: dict, args: argparse.Namespace, first: bool, tag: str, groups: list[str]) -> list[dict]:
+    """Run the selected modules in one fresh process per group of frameworks (comma-separated names), the
+    processes in turns; only the first group's process runs the once-only modules (``first``)."""
     name = label(config)
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", out,
-               "--label", ("first:" if first else "later:") + name, "--memory-steps", str(args.memory_steps)]
-    command += ["--quick"] * args.quick + ["--memory"] * args.memory
-    for s in args.only or []:
-        command += ["--only", s]
-    print(f"== {name}{tag}", file=sys.stderr, flush=True)
+    commands, outs, caches = [], [], []
+    for i, frameworks in enumerate(groups):
+        env = dict(config["env"], SHENDU_BENCH_FRAMEWORKS=frameworks)
+        if args.cold_cache:
+            caches.append(tempfile.mkdtemp(prefix="shendu-numba-cache-"))
+            env["NUMBA_CACHE_DIR"] = caches[-1]
+        fd, out = tempfile.mkstemp(suffix=".json", prefix="shendu-bench-")
+        os.close(fd)
+        outs.append(out)
+        command = [sys.executable, str(Path(__file__).resolve()), "--worker", out,
+                   "--label", ("first:" if first and i == 0 else "later:") + name,
+                   "--memory-steps", str(args.memory_steps)]
+        command += ["--quick"] * args.quick + ["--memory"] * args.memory
+        for s in args.only or []:
+            command += ["--only", s]
+        commands.append((command, env))
+    print(f"== {name}{tag}: {' and '.join(groups)} in turns", file=sys.stderr, flush=True)
+    results = []
     try:
-        code = subprocess.run(command, env=env).returncode
-        result = json.loads(Path(out).read_text() or "{}") if code == 0 else {}
+        codes = run_in_turns(commands)
+        for code, out in zip(codes, outs):
+            results.append(json.loads(Path(out).read_text() or "{}") if code == 0 else {})
     finally:
-        os.unlink(out)
-        if cache:
+        for out in outs:
+            os.unlink(out)
+        for cache in caches:
             shutil.rmtree(cache, ignore_errors=True)
-    if not result:
-        result = {"rows": [], "failed": [f"the process (exit {code})"]}
-    result.update(label=name, config={"threads": config["threads"], "blas": config["blas"]})
-    return result
+    for code, result in zip(codes, results):
+        if not result:
+            result.update(rows=[], failed=[f"the process (exit {code})"])
+        result.update(label=name, config={"threads": config["threads"], "blas": config["blas"]})
+    return results
+
+
+def run_in_turns(commands: list[tuple[list[str], dict[str, str]]], handoff_s: float = HANDOFF_S) -> list[int]:
+    """Start every ``(command, env)`` at once and let one work at a time; return their exit codes.
+
+    Each process waits for its turn before it starts work and hands the turn on after each timing round
+    (``common.py``: ``take_turn``, ``pass_turn``), through two pipes named in ``SHENDU_BENCH_TURNS``; a process
+    that ends passes it for good. Between turns the parent waits ``handoff_s``, so the threads of the process
+    that just stopped (OpenMP and OpenBLAS workers spin a while before they sleep) are idle when the next starts.
+    """
+    procs = []
+    for command, env in commands:
+        go_read, go_write = os.pipe()
+        done_read, done_write = os.pipe()
+        env = dict(env, SHENDU_BENCH_TURNS=f"{go_read},{done_write}")
+        procs.append((subprocess.Popen(command, env=env, pass_fds=(go_read, done_write)), go_write, done_read))
+        os.close(go_read)
+        os.close(done_write)
+    waiting = list(range(len(procs)))
+    turn = 0
+    while waiting:
+        proc, go_write, done_read = procs[waiting[turn]]
+        with contextlib.suppress(BrokenPipeError):  # it has already ended: its pipe reads as ended below
+            os.write(go_write, b"g")
+        if os.read(done_read, 1):
+            turn = (turn + 1) % len(waiting)
+        else:  # it ended: wait until it has left, so its exit does not overlap the next one's turn
+            proc.wait()
+            os.close(go_write)
+            os.close(done_read)
+            waiting.pop(turn)
+            turn = turn % len(waiting) if waiting else 0
+        if waiting:
+            time.sleep(handoff_s)
+    return [proc.wait() for proc, _, _ in procs]
 
 
 def baseline_config(config: dict, args: argparse.Namespace) -> tuple[dict, argparse.Namespace]:

@@ -162,23 +162,62 @@ def test_a_process_times_only_its_frameworks(monkeypatch):
 def test_run_config_takes_torch_figures_from_torch_process(monkeypatch):
     seen = []
 
-    def fake_process(config, args, first, tag, frameworks):
-        seen.append((frameworks, first))
-        if frameworks == "torch":
-            return {"rows": [dict(_row(shendu=1.0, torch=7.0), key="k")], "failed": ["bench_x.py"],
-                    "env": {"torch": "2.13", "torch_threads": 2,
-                            "pools": [{"owner": "torch", "internal_api": "openmp", "num_threads": 2}]}}
-        return {"rows": [dict(_row(shendu=5.0), key="k"), dict(_row(shendu=3.0), workload="only shendu")],
-                "failed": [], "env": {"torch": None}}
+    def fake_processes(config, args, first, tag, groups):
+        seen.append((groups, first))
+        shendu = {"rows": [dict(_row(shendu=5.0), key="k"), dict(_row(shendu=3.0), workload="only shendu")],
+                  "failed": [], "env": {"torch": None}}
+        torch = {"rows": [dict(_row(shendu=1.0, torch=7.0), key="k")], "failed": ["bench_x.py"],
+                 "env": {"torch": "2.13", "torch_threads": 2,
+                         "pools": [{"owner": "torch", "internal_api": "openmp", "num_threads": 2}]}}
+        return [shendu, torch][:len(groups)]
 
-    monkeypatch.setattr(run, "_run_process", fake_process)
+    monkeypatch.setattr(run, "_run_processes", fake_processes)
     args = run._parse_args([])
     result = run.run_config({"threads": 2, "blas": "user", "env": {}}, args, first=True)
-    assert seen == [("shendu,numpy", True), ("torch", False)]
+    assert seen == [(["shendu,numpy", "torch"], True)]
     assert result["rows"][0]["shendu"] == 5.0 and result["rows"][0]["torch"] == 7.0
     assert result["rows"][1]["torch"] is None
     assert result["env"]["torch"] == "2.13" and result["env"]["torch_pools"][0]["internal_api"] == "openmp"
     assert result["failed"] == ["bench_x.py (PyTorch process)"]
     seen.clear()
     run.run_config({"threads": 2, "blas": "user", "env": {}}, run._parse_args(["--no-torch"]), first=True)
-    assert seen == [("shendu,numpy", True)]
+    assert seen == [(["shendu,numpy"], True)]
+
+
+_TURNS_CHILD = """
+import sys, time
+sys.path.insert(0, {benchmarks!r})
+from common import pass_turn, take_turn
+name, rounds, code = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+take_turn()
+for i in range(rounds):
+    with open({log!r}, "a") as log:
+        log.write(f"{{name}}{{i}} start {{time.perf_counter()}}\\n")
+    time.sleep(0.02)
+    with open({log!r}, "a") as log:
+        log.write(f"{{name}}{{i}} end {{time.perf_counter()}}\\n")
+    pass_turn()
+sys.exit(code)
+"""
+
+
+def test_processes_run_in_turns(tmp_path):
+    log = tmp_path / "log"
+    script = tmp_path / "child.py"
+    script.write_text(_TURNS_CHILD.format(benchmarks=str(Path(run.__file__).parent), log=str(log)))
+    env = dict(os.environ)
+    commands = [([sys.executable, str(script), "a", "3", "0"], env),
+                ([sys.executable, str(script), "b", "1", "3"], env)]
+    assert run.run_in_turns(commands, handoff_s=0.01) == [0, 3]
+    lines = [line.split() for line in log.read_text().splitlines()]
+    # one process at a time, in turns, until b has ended; a then keeps the turn
+    assert [name for name, _, _ in lines[::2]] == ["a0", "b0", "a1", "a2"]
+    assert all(a[0] == b[0] and a[1] == "start" and b[1] == "end" for a, b in zip(lines[::2], lines[1::2]))
+    times = [float(t) for _, _, t in lines]
+    assert times == sorted(times)  # no turn overlaps another
+
+
+def test_take_and_pass_turn_without_run_py(monkeypatch):
+    monkeypatch.delenv("SHENDU_BENCH_TURNS", raising=False)
+    common.take_turn()
+    common.pass_turn()  # nothing to wait for: returns at once
