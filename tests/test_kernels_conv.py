@@ -14,6 +14,7 @@ from shendu import kernels
 from shendu.kernels import conv as kconv
 from shendu.kernels import gemm
 from shendu.kernels import pool as kpool
+from shendu.kernels import winograd as kwinograd
 from shendu.ops import bias as bias_ops
 from shendu.ops import convolution as conv
 from shendu.ops import pool
@@ -250,6 +251,7 @@ def test_implicit_convolution_kernels_match_reference(x_shape, outputs, strides,
     of 128) in a convolution's forward and backward, and in a transposed convolution's backward (its input
     gradient is that forward, its filter gradient that filter gradient), against the NumPy reference."""
     monkeypatch.setattr(kconv, "IMPLICIT_ROWS", rows)
+    monkeypatch.setattr(conv, "_winograd", lambda *args: False)  # these cases test the implicit kernels
     arrays = [_rand(x_shape, dtype), _rand((3, 3, x_shape[3], outputs), dtype, 1), _rand((outputs,), dtype, 2)]
     geo = conv.ConvGeometry.make(x_shape[1:3], (3, 3), strides, padding, dilation)
     assert conv._implicit(arrays[0], arrays[1], geo) and not conv._narrow(arrays[0], arrays[1], outputs, geo)
@@ -282,6 +284,77 @@ def test_implicit_convolution_does_not_depend_on_the_thread_count():
                                                conv.implicit_filter_grad(x, gy, geo, w.shape)])
     for one, many in zip(*results):
         np.testing.assert_array_equal(one, many)
+
+
+# (x shape, output channels, padding): 3x3 stride-1 convolutions for Winograd's F(2x2, 3x3) kernel
+WINOGRAD_CASES = [
+    ((3, 9, 8, 8), 8, "valid"),  # odd output rows: the tiles' last row falls outside
+    ((2, 10, 9, 12), 13, "same"),  # odd output columns
+    ((2, 7, 7, 8), 16, ((2, 1), (0, 2))),  # uneven padding: no transposed convolution takes it
+    ((2, 5, 6, 8), 16, 2),  # padding 2: the input gradient's frame is empty on that side
+    ((1, 3, 3, 8), 8, 1),  # one tile
+]
+
+
+@needs_kernels
+@pytest.mark.skipif(not gemm.available(), reason="NumPy's BLAS is not an OpenBLAS the kernels can call")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("tiles", [3, 128])
+@pytest.mark.parametrize("x_shape, outputs, padding", WINOGRAD_CASES)
+def test_winograd_convolution_matches_reference(x_shape, outputs, padding, tiles, dtype, monkeypatch):
+    """Winograd's kernel (blocks of 3 tiles that cross rows and images, and of 128) in a convolution's forward
+    and in a transposed convolution's backward (its input gradient is that forward), the convolution's input
+    gradient (more outputs than inputs: GEMM + col2im) and filter gradient beside them, against the NumPy
+    reference."""
+    monkeypatch.setattr(kwinograd, "TILES", tiles)
+    arrays = [_rand(x_shape, dtype), _rand((3, 3, x_shape[3], outputs), dtype, 1), _rand((outputs,), dtype, 2)]
+    geo = conv.ConvGeometry.make(x_shape[1:3], (3, 3), 1, padding)
+    assert conv._winograd(arrays[0], arrays[1], geo)
+
+    _check_conv_and_transpose(arrays, dtype, 1, padding, 1)
+
+
+@needs_kernels
+@pytest.mark.skipif(not gemm.available(), reason="NumPy's BLAS is not an OpenBLAS the kernels can call")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("padding", ["valid", "same", 2, ((1, 2), (2, 0))])
+@pytest.mark.parametrize("shape", [(2, 9, 8, 8), (3, 6, 7, 12)])
+def test_winograd_input_gradient_matches_reference(shape, padding, dtype):
+    """With fewer outputs than inputs the input gradient is the Winograd correlation (gy framed, the kernel
+    turned and transposed): against the reference, odd and even sizes."""
+    geo = conv.ConvGeometry.make(shape[1:3], (3, 3), 1, padding)
+    w = _rand((3, 3, shape[3], 8), dtype, 1)
+    gy = _rand((shape[0], *geo.out_hw, 8), dtype, 2)
+    assert conv._winograd(gy, w.swapaxes(2, 3), geo)
+    fast, ref = _both(lambda: conv.conv_input_grad(gy, w, geo))
+    assert fast.shape == ref.shape == shape and fast.dtype == dtype
+    _close(fast, ref, dtype)
+
+
+@needs_kernels
+@pytest.mark.skipif(not gemm.available(), reason="NumPy's BLAS is not an OpenBLAS the kernels can call")
+def test_winograd_gradients_check_out_and_do_not_depend_on_the_thread_count():
+    """float64 gradient checks (and double backward) through the Winograd forward and input gradient; the same
+    bits on 1 thread and on all of them."""
+    x, w = (shendu.tensor(_rand(s, np.float64, i), dtype="float64", requires_grad=True)
+            for i, s in enumerate([(2, 5, 6, 8), (3, 3, 8, 8)]))
+    geo = conv.ConvGeometry.make((5, 6), (3, 3), 1, "same")
+    assert conv._winograd(x.data, w.data, geo) and conv._winograd(x.data, w.data.swapaxes(2, 3), geo)
+    assert shendu.gradcheck(lambda x, w: conv.conv2d(x, w, padding="same"), x, w)
+    assert shendu.gradgradcheck(lambda x, w: conv.conv2d(x, w, padding="same"), x, w)
+    a, k = _rand((9, 12, 12, 16), np.float32), _rand((3, 3, 16, 24), np.float32, 1)
+    results = _at_one_and_all_threads(lambda: [conv.winograd_correlate(a, k, 1, 1, (12, 12)),
+                                               conv.winograd_correlate(a, k, 0, 0, (10, 10))])
+    for one, many in zip(*results):
+        np.testing.assert_array_equal(one, many)
+
+
+def test_winograd_kernel_transform():
+    """U = G g G^T: for a filter that picks one tap, the 4x4 transform is the outer product of G's columns."""
+    w = np.zeros((3, 3, 1, 1))
+    w[1, 2, 0, 0] = 1.0
+    u = kwinograd.transform_kernel(w).reshape(4, 4)
+    np.testing.assert_array_equal(u, np.outer(kwinograd.G[:, 1], kwinograd.G[:, 2]))
 
 
 @needs_kernels
