@@ -219,5 +219,8 @@ def test_processes_run_in_turns(tmp_path):
 
 def test_take_and_pass_turn_without_run_py(monkeypatch):
     monkeypatch.delenv("SHENDU_BENCH_TURNS", raising=False)
+    assert common._turn_pipes() is None
     common.take_turn()
     common.pass_turn()  # nothing to wait for: returns at once
+    monkeypatch.setenv("SHENDU_BENCH_TURNS", "7,9")
+    assert common._turn_pipes() == (7, 9)
