@@ -396,9 +396,8 @@ def run_config(config: dict, args: argparse.Namespace, first: bool, tag: str = "
     another (see ``common.py``: one GNU OpenMP runtime per process, its wait policy set by whoever loads it
     first), the two in turns (:func:`run_in_turns`), the PyTorch figures merged into the first process's rows."""
     groups = ["shendu,numpy"] + ["torch"] * args.torch
-    result, *apart = _run_processes(config, args, first, tag, groups)
-    if apart:
-        apart = apart[0]
+    result, *torch_results = _run_processes(config, args, first, tag, groups)
+    for apart in torch_results:
         torch_rows = {_ident(r): r.get("torch") for r in apart.get("rows", [])}
         for r in result.get("rows", []):
             if r.get("torch") is None and torch_rows.get(_ident(r)) is not None:
@@ -483,7 +482,7 @@ def run_in_turns(commands: list[tuple[list[str], dict[str, str]]], handoff_s: fl
             os.close(done_read)
             waiting.pop(turn)
             turn = turn % len(waiting) if waiting else 0
-        if waiting:
+        if len(waiting) > 1:  # alone (or after the other has left) there are no spinning threads to wait out
             time.sleep(handoff_s)
     return [proc.wait() for proc, _, _ in procs]
 
