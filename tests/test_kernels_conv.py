@@ -286,75 +286,100 @@ def test_implicit_convolution_does_not_depend_on_the_thread_count():
         np.testing.assert_array_equal(one, many)
 
 
-# (x shape, output channels, padding): 3x3 stride-1 convolutions for Winograd's F(2x2, 3x3) kernel
+@pytest.fixture
+def _winograd_on_few_channels(monkeypatch):
+    """Winograd's kernels on the small channel counts of these tests (the ops take them from 32)."""
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_CHANNELS", 8)
+
+
+# (x shape, output channels, padding): 3x3 stride-1 convolutions for Winograd's F(2x2, 3x3) kernels
 WINOGRAD_CASES = [
     ((3, 9, 8, 8), 8, "valid"),  # odd output rows: the tiles' last row falls outside
     ((2, 10, 9, 12), 13, "same"),  # odd output columns
     ((2, 7, 7, 8), 16, ((2, 1), (0, 2))),  # uneven padding: no transposed convolution takes it
     ((2, 5, 6, 8), 16, 2),  # padding 2: the input gradient's frame is empty on that side
     ((1, 3, 3, 8), 8, 1),  # one tile
+    ((2, 6, 7, 16), 8, "same"),  # more inputs than outputs: the input gradient by GEMM + col2im
 ]
 
 
 @needs_kernels
 @pytest.mark.skipif(not gemm.available(), reason="NumPy's BLAS is not an OpenBLAS the kernels can call")
+@pytest.mark.usefixtures("_winograd_on_few_channels")
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("tiles", [3, 128])
 @pytest.mark.parametrize("x_shape, outputs, padding", WINOGRAD_CASES)
 def test_winograd_convolution_matches_reference(x_shape, outputs, padding, tiles, dtype, monkeypatch):
-    """Winograd's kernel (blocks of 3 tiles that cross rows and images, and of 128) in a convolution's forward
-    and in a transposed convolution's backward (its input gradient is that forward), the convolution's input
-    gradient (more outputs than inputs: GEMM + col2im) and filter gradient beside them, against the NumPy
-    reference."""
+    """Winograd's kernels (blocks of 3 tiles that cross rows and images, and of 128) in a convolution's forward
+    and gradients, and in a transposed convolution's forward (the input gradient) and backward (the forward
+    and the filter gradient), against the NumPy reference."""
     monkeypatch.setattr(kwinograd, "TILES", tiles)
     arrays = [_rand(x_shape, dtype), _rand((3, 3, x_shape[3], outputs), dtype, 1), _rand((outputs,), dtype, 2)]
     geo = conv.ConvGeometry.make(x_shape[1:3], (3, 3), 1, padding)
-    assert conv._winograd(arrays[0], arrays[1], geo)
+    assert conv._winograd(arrays[0], arrays[1].shape, geo, arrays[1])
 
     _check_conv_and_transpose(arrays, dtype, 1, padding, 1)
 
 
 @needs_kernels
 @pytest.mark.skipif(not gemm.available(), reason="NumPy's BLAS is not an OpenBLAS the kernels can call")
+@pytest.mark.usefixtures("_winograd_on_few_channels")
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("stripes", [2, 3, 64])
 @pytest.mark.parametrize("padding", ["valid", "same", 2, ((1, 2), (2, 0))])
-@pytest.mark.parametrize("shape", [(2, 9, 8, 8), (3, 6, 7, 12)])
-def test_winograd_input_gradient_matches_reference(shape, padding, dtype):
-    """With fewer outputs than inputs the input gradient is the Winograd correlation (gy framed, the kernel
-    turned and transposed): against the reference, odd and even sizes."""
+@pytest.mark.parametrize("shape", [(2, 9, 8, 8), (3, 6, 7, 12), (1, 12, 5, 8)])
+def test_winograd_gradients_match_reference(shape, padding, stripes, dtype, monkeypatch):
+    """The input gradient (the forward's adjoint, in stripes of rows of tiles: 2 and 3 stripes hold several
+    rows, across images too) and the filter gradient (fixed blocks of tiles) against the reference."""
+    monkeypatch.setattr(kwinograd, "STRIPES", stripes)
     geo = conv.ConvGeometry.make(shape[1:3], (3, 3), 1, padding)
-    w = _rand((3, 3, shape[3], 8), dtype, 1)
-    gy = _rand((shape[0], *geo.out_hw, 8), dtype, 2)
-    assert conv._winograd(gy, w.swapaxes(2, 3), geo)
-    fast, ref = _both(lambda: conv.conv_input_grad(gy, w, geo))
-    assert fast.shape == ref.shape == shape and fast.dtype == dtype
-    _close(fast, ref, dtype)
+    x, w = _rand(shape, dtype), _rand((3, 3, shape[3], 16), dtype, 1)
+    gy = _rand((shape[0], *geo.out_hw, 16), dtype, 2)
+    assert conv._winograd(gy, w.shape, geo, w) and conv._winograd(x, w.shape, geo, gy)
+    fast, ref = _both(lambda: [conv.conv_input_grad(gy, w, geo), conv.conv_filter_grad(None, gy, geo, w.shape, x)])
+    for got, want, expected_shape in zip(fast, ref, [shape, w.shape]):
+        assert got.shape == want.shape == expected_shape and got.dtype == dtype
+        _close(got, want, dtype)
 
 
 @needs_kernels
 @pytest.mark.skipif(not gemm.available(), reason="NumPy's BLAS is not an OpenBLAS the kernels can call")
+@pytest.mark.usefixtures("_winograd_on_few_channels")
 def test_winograd_gradients_check_out_and_do_not_depend_on_the_thread_count():
-    """float64 gradient checks (and double backward) through the Winograd forward and input gradient; the same
-    bits on 1 thread and on all of them."""
+    """float64 gradient checks (and double backward) through Winograd's forward and gradients; the same bits on
+    1 thread and on all of them, and for an empty batch an empty or zero answer."""
     x, w = (shendu.tensor(_rand(s, np.float64, i), dtype="float64", requires_grad=True)
             for i, s in enumerate([(2, 5, 6, 8), (3, 3, 8, 8)]))
     geo = conv.ConvGeometry.make((5, 6), (3, 3), 1, "same")
-    assert conv._winograd(x.data, w.data, geo) and conv._winograd(x.data, w.data.swapaxes(2, 3), geo)
+    assert conv._winograd(x.data, w.shape, geo, w.data)
     assert shendu.gradcheck(lambda x, w: conv.conv2d(x, w, padding="same"), x, w)
     assert shendu.gradgradcheck(lambda x, w: conv.conv2d(x, w, padding="same"), x, w)
     a, k = _rand((9, 12, 12, 16), np.float32), _rand((3, 3, 16, 24), np.float32, 1)
+    geo = conv.ConvGeometry.make((12, 12), (3, 3), 1, "same")
+    gy = _rand((9, 12, 12, 24), np.float32, 2)
     results = _at_one_and_all_threads(lambda: [conv.winograd_correlate(a, k, 1, 1, (12, 12)),
-                                               conv.winograd_correlate(a, k, 0, 0, (10, 10))])
+                                               conv.winograd_correlate(a, k, 0, 0, (10, 10)),
+                                               conv.winograd_input_grad(gy, k, geo),
+                                               conv.winograd_filter_grad(a, gy, geo)])
     for one, many in zip(*results):
         np.testing.assert_array_equal(one, many)
+    empty, gy_empty = a[:0], gy[:0]
+    assert conv.winograd_correlate(empty, k, 1, 1, (12, 12)).shape == (0, 12, 12, 24)
+    assert conv.winograd_input_grad(gy_empty, k, geo).shape == (0, 12, 12, 16)
+    np.testing.assert_array_equal(conv.winograd_filter_grad(empty, gy_empty, geo), np.zeros(k.shape, np.float32))
 
 
 def test_winograd_kernel_transform():
-    """U = G g G^T: for a filter that picks one tap, the 4x4 transform is the outer product of G's columns."""
+    """U = G g G^T: for a filter that picks one tap, the 4x4 transform is the outer product of G's columns; and
+    dg = G^T dU G is its adjoint: <U(g), dU> = <g, dg> for random g and dU."""
     w = np.zeros((3, 3, 1, 1))
     w[1, 2, 0, 0] = 1.0
     u = kwinograd.transform_kernel(w).reshape(4, 4)
     np.testing.assert_array_equal(u, np.outer(kwinograd.G[:, 1], kwinograd.G[:, 2]))
+    g, du = _rand((3, 3, 5, 7), np.float64), _rand((16, 5, 7), np.float64, 1)
+    dg = kwinograd.untransform_filter_grad(du, np.float64)
+    assert dg.shape == g.shape
+    np.testing.assert_allclose(np.sum(kwinograd.transform_kernel(g) * du), np.sum(g * dg), rtol=1e-12)
 
 
 @needs_kernels

@@ -32,9 +32,9 @@ never form ``cols`` either. Each kernel thread copies a block of windows (``IMPL
 into a small buffer of its own and multiplies it there by a one-thread GEMM (``cols_block @ W``, or
 ``cols_block^T @ gy`` added onto a fixed block's sum), so the filter gradient makes its windows again instead
 of keeping the forward's ``cols`` (MNIST convnet's second layer: 42 MB per step not written, not read back).
-A 3x3 stride-1 correlation with at least as many outputs as inputs (:func:`_winograd`: a convolution's
-forward, and the input gradient of one with fewer outputs than inputs) runs Winograd's F(2x2, 3x3)
-(:mod:`shendu.kernels.winograd`): 16 products per 2x2 block of outputs instead of 36.
+A 3x3 stride-1 convolution with at least 32 input and output channels (:func:`_winograd`) runs Winograd's
+F(2x2, 3x3) (:mod:`shendu.kernels.winograd`): 16 products per 2x2 block of outputs instead of 36, in the
+forward, the filter gradient and (with at least as many outputs as inputs) the input gradient.
 
 >>> import numpy as np, shendu
 >>> x = shendu.ones((1, 4, 4, 1)); w = shendu.ones((3, 3, 1, 2))
@@ -241,15 +241,56 @@ def _implicit(x: Any, w: Any, geo: ConvGeometry) -> bool:
             and x.dtype == w.dtype)
 
 
-def _winograd(x: Any, w: Any, geo: ConvGeometry) -> bool:
-    """Whether a 3x3 correlation of x with w (3, 3, C, O) runs on Winograd's F(2x2, 3x3) kernel
-    (:mod:`shendu.kernels.winograd`): stride 1, no dilation, at most 2 pixels of padding on a side (a
-    convolution's input gradient is then such a correlation too), at least as many outputs as inputs, and what
-    the implicit kernels need (:func:`_implicit`: one group, at least IM2COL_MIN_CHANNELS channels). With more
-    inputs than outputs the input transform outweighs the products saved: the MNIST convnet's input gradient
-    (64 -> 32 channels) measured 0.96-1.02x GEMM + col2im, its forward (32 -> 64) 1.45-1.6x implicit im2col."""
+#: Winograd's kernels take a 3x3 convolution from this many input and output channels each: with fewer, the
+#: transforms outweigh the products saved. Measured at 2 threads against implicit im2col (forward, filter
+#: gradient) and GEMM + col2im (input gradient), batch 64, medians of 3 rounds: 16 -> 16 channels on 32x32
+#: 0.82x / 1.06x / 1.13x, 32 -> 32 1.14x / 1.16x / 1.11x, the MNIST convnet's 32 -> 64 on 26x26 1.69x /
+#: 1.45x / 1.44x, 64 -> 128 on 16x16 1.40x / 1.15x / 1.82x
+WINOGRAD_MIN_CHANNELS = 32
+#: ... and while the kernel's transform (16 C O numbers), which every block of tiles multiplies by, fits a core's
+#: L2 cache: 256 -> 256 channels on 8x8 (4 MB in float32) measured 0.84x / 0.87x / 1.02x, 128 -> 128 (1 MB)
+#: 1.19x / 1.20x / 1.04x
+WINOGRAD_MAX_KERNEL_BYTES = 2 << 20
+
+
+def _winograd(x: Any, kernel_shape: tuple[int, ...], geo: ConvGeometry, other: Any) -> bool:
+    """Whether a 3x3 convolution of x with a kernel of ``kernel_shape`` (3, 3, C, O) runs on Winograd's
+    F(2x2, 3x3) kernels (:mod:`shendu.kernels.winograd`): stride 1, no dilation, at most 2 pixels of padding on
+    a side, enough channels (:data:`WINOGRAD_MIN_CHANNELS`, :data:`WINOGRAD_MAX_KERNEL_BYTES`), and what the
+    implicit kernels need of x and ``other`` (the kernel, or gy for the filter gradient; :func:`_implicit`)."""
+    c, o = kernel_shape[2], kernel_shape[3]
     return (geo.kernel == (3, 3) and geo.strides == (1, 1) and geo.dilation == (1, 1)
-            and max(max(side) for side in geo.pads) <= 2 and w.shape[3] >= x.shape[3] and _implicit(x, w, geo))
+            and max(max(side) for side in geo.pads) <= 2 and min(c, o) >= WINOGRAD_MIN_CHANNELS
+            and 16 * c * o * x.itemsize <= WINOGRAD_MAX_KERNEL_BYTES and _implicit(x, other, geo))
+
+
+def _framed(x: Any, top: int, left: int, hp: int, wp: int) -> tuple[Any, bool]:
+    """x (N, H, W, C) framed by ``top``/``left`` rows/columns of zeros, and on the other sides to (hp, wp) (or
+    cut there): x itself where that is nothing, else a pooled buffer with only the frame zeroed (no fresh pages
+    per step; give it back after, the second value says whether)."""
+    xp = get_array_module(x)
+    n, h, wd, c = x.shape
+    rows, cols = min(h, hp - top), min(wd, wp - left)  # what the tiles read of x
+    if (top, left, hp, wp) == (0, 0, h, wd):
+        return xp.ascontiguousarray(x), False
+    framed = COLS_POOL.take(xp, (n, hp, wp, c), x.dtype)
+    framed[:, :top] = 0
+    framed[:, top + rows:] = 0
+    framed[:, top:top + rows, :left] = 0
+    framed[:, top:top + rows, left + cols:] = 0
+    framed[:, top:top + rows, left:left + cols] = x[:, :rows, :cols]
+    return framed, True
+
+
+def _tiled_hw(out_hw: tuple[int, int]) -> tuple[int, int]:
+    """The framed input's size whose 4x4 tiles, two pixels apart, make 2x2 blocks of outputs covering out_hw."""
+    return 2 * ((out_hw[0] + 1) // 2) + 2, 2 * ((out_hw[1] + 1) // 2) + 2
+
+
+def _winograd_workspaces(xp: Any, dtype: Any, *widths: int) -> list[Any]:
+    """Per kernel thread, a block of tiles' transforms (tiles, 16, width), pooled; give them back after."""
+    threads, tiles = kernels.get_num_threads(), winograd_kernels.TILES
+    return [COLS_POOL.take(xp, (threads, tiles, 16, width), dtype) for width in widths]
 
 
 def winograd_correlate(x: Any, w: Any, top: int, left: int, out_hw: tuple[int, int]) -> Any:
@@ -257,24 +298,11 @@ def winograd_correlate(x: Any, w: Any, top: int, left: int, out_hw: tuple[int, i
     (and as many on the other sides as the tiles reach) with w (3, 3, C, O), by
     :func:`shendu.kernels.winograd.winograd_conv`."""
     xp = get_array_module(x)
-    n, h, wd, c = x.shape
-    oh, ow = out_hw
-    hp, wp = 2 * ((oh + 1) // 2) + 2, 2 * ((ow + 1) // 2) + 2
-    rows, cols = min(h, hp - top), min(wd, wp - left)  # what the tiles read of x
-    pooled = (top, left, hp, wp) != (0, 0, h, wd)
-    if not pooled:
-        framed = xp.ascontiguousarray(x)
-    else:  # pooled, only the frame zeroed: no fresh pages per step
-        framed = COLS_POOL.take(xp, (n, hp, wp, c), x.dtype)
-        framed[:, :top] = 0
-        framed[:, top + rows:] = 0
-        framed[:, top:top + rows, :left] = 0
-        framed[:, top:top + rows, left + cols:] = 0
-        framed[:, top:top + rows, left:left + cols] = x[:, :rows, :cols]
-    threads, o = kernels.get_num_threads(), w.shape[3]
-    inputs = COLS_POOL.take(xp, (threads, winograd_kernels.TILES, 16, c), x.dtype)
-    products = COLS_POOL.take(xp, (threads, 16, winograd_kernels.TILES, o), x.dtype)
-    y = xp.empty((n, oh, ow, o), dtype=x.dtype)
+    framed, pooled = _framed(x, top, left, *_tiled_hw(out_hw))
+    o = w.shape[3]
+    inputs, = _winograd_workspaces(xp, x.dtype, x.shape[3])
+    products = COLS_POOL.take(xp, (inputs.shape[0], 16, winograd_kernels.TILES, o), x.dtype)
+    y = xp.empty((x.shape[0], *out_hw, o), dtype=x.dtype)
     with gemm.one_thread_each():
         winograd_kernels.winograd_conv(framed, winograd_kernels.transform_kernel(w), y, inputs, products)
     COLS_POOL.give(inputs, products, *([framed] if pooled else []))
@@ -282,12 +310,35 @@ def winograd_correlate(x: Any, w: Any, top: int, left: int, out_hw: tuple[int, i
 
 
 def winograd_input_grad(gy: Any, w: Any, geo: ConvGeometry) -> Any:
-    """dx (N, H, W, C) of a 3x3 stride-1 convolution, dx[p, q] = sum_{a, b} gy[p + pt - a, q + pl - b] W[a, b]^T:
-    gy framed by 2 - pt rows and 2 - pl columns of zeros, correlated with W turned by 180 degrees and its
-    input and output channels swapped."""
-    (pt, _), (pl, _) = geo.pads
-    flipped = get_array_module(gy).ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
-    return winograd_correlate(gy, flipped, 2 - pt, 2 - pl, geo.in_hw)
+    """dx (N, H, W, C) of a 3x3 stride-1 convolution run by Winograd's forward, by that forward's adjoint
+    (:func:`shendu.kernels.winograd.winograd_conv_adjoint`): each 2x2 block of gy to its tile's 4x4 gradient."""
+    xp = get_array_module(gy)
+    c = w.shape[2]
+    grads, = _winograd_workspaces(xp, gy.dtype, gy.shape[3])
+    products = COLS_POOL.take(xp, (grads.shape[0], 16, winograd_kernels.TILES, c), gy.dtype)
+    ut = xp.ascontiguousarray(winograd_kernels.transform_kernel(w).transpose(0, 2, 1))
+    dx = xp.empty((gy.shape[0], *geo.in_hw, c), dtype=gy.dtype)
+    with gemm.one_thread_each():
+        winograd_kernels.winograd_conv_adjoint(xp.ascontiguousarray(gy), ut, dx, grads, products, geo.pads[0][0],
+                                               geo.pads[1][0])
+    COLS_POOL.give(grads, products)
+    return dx
+
+
+def winograd_filter_grad(x: Any, gy: Any, geo: ConvGeometry) -> Any:
+    """dW (3, 3, C, O) of a 3x3 stride-1 convolution run by Winograd's forward: the gradient of the kernel
+    transform summed over fixed blocks of tiles (:func:`shendu.kernels.winograd.winograd_filter_grad`), the
+    blocks summed in order, then mapped back to the 3x3 taps."""
+    xp = get_array_module(x)
+    c, o = x.shape[3], gy.shape[3]
+    framed, pooled = _framed(x, geo.pads[0][0], geo.pads[1][0], *_tiled_hw(geo.out_hw))
+    inputs, grads = _winograd_workspaces(xp, x.dtype, c, o)
+    parts = COLS_POOL.take(xp, (winograd_kernels.GRAD_BLOCKS, 16, c, o), x.dtype)
+    with gemm.one_thread_each():
+        winograd_kernels.winograd_filter_grad(framed, xp.ascontiguousarray(gy), parts, inputs, grads)
+    dw = winograd_kernels.untransform_filter_grad(parts.sum(axis=0), x.dtype)
+    COLS_POOL.give(inputs, grads, parts, *([framed] if pooled else []))
+    return dw
 
 
 def _workspace(xp: Any, k: int, dtype: Any) -> Any:
@@ -357,7 +408,7 @@ def im2col_forward(x: Any, w: Any, geo: ConvGeometry, pool: BufferPool) -> tuple
         xp = get_array_module(x)
         y = xp.empty((x.shape[0], *geo.out_hw, w.shape[3]), dtype=x.dtype)
         return None, conv_kernels.conv_narrow(xp.ascontiguousarray(x), _taps_by_output(w), y, *geo.spec)
-    if _winograd(x, w, geo):
+    if _winograd(x, w.shape, geo, w):
         return None, winograd_correlate(x, w, geo.pads[0][0], geo.pads[1][0], geo.out_hw)
     if _implicit(x, w, geo):
         return None, implicit_forward(x, w, geo)
@@ -424,7 +475,7 @@ def conv_input_grad(gy: Any, w: Any, geo: ConvGeometry) -> Any:
     n, cg = gy.shape[0], w.shape[2]
     if _narrow(gy, w, w.shape[3], geo):  # few outputs: no cols at all (an outer product for O = 1)
         return narrow_gradients(None, gy, w, geo, w.shape, want_dw=False)[0]
-    if _winograd(gy, w.swapaxes(2, 3), geo):  # gy's O channels in, x's C out
+    if w.shape[3] >= w.shape[2] and _winograd(gy, w.shape, geo, w):  # see WINOGRAD_MIN_CHANNELS
         return winograd_input_grad(gy, w, geo)
     rows = _grouped_rows(gy, g)  # (G, M, O/G)
     if kernels.fast(gy, w) and gy.dtype == w.dtype and n * oh * ow * kh * kw * cg * g >= conv_kernels.MIN_SIZE:
@@ -452,11 +503,13 @@ def conv_input_grad(gy: Any, w: Any, geo: ConvGeometry) -> Any:
 
 
 def conv_filter_grad(cols: Any, gy: Any, geo: ConvGeometry, kernel_shape: tuple[int, ...], x: Any = None) -> Any:
-    """dW (KH, KW, C/G, O) = cols^T @ gy; with no cols (the forward ran a narrow or implicit kernel) from x: by
-    the narrow kernel, the implicit one, or from cols made here."""
+    """dW (KH, KW, C/G, O) = cols^T @ gy; with no cols (the forward ran a narrow, Winograd or implicit kernel)
+    from x: by the narrow kernel, Winograd's, the implicit one, or from cols made here."""
     if cols is None:
         if _narrow(x, gy, kernel_shape[3], geo):
             return narrow_gradients(x, gy, None, geo, kernel_shape, want_dx=False)[1]
+        if _winograd(x, kernel_shape, geo, gy):
+            return winograd_filter_grad(x, gy, geo)
         if _implicit(x, gy, geo):
             return implicit_filter_grad(x, gy, geo, kernel_shape)
         cols = im2col(x, geo)
