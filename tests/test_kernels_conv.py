@@ -288,18 +288,21 @@ def test_implicit_convolution_does_not_depend_on_the_thread_count():
 
 @pytest.fixture
 def _winograd_on_few_channels(monkeypatch):
-    """Winograd's kernels on the small channel counts of these tests (the ops take them from 32)."""
+    """Winograd's kernels on the small channel counts and images of these tests (the ops take them from 32
+    channels and 8 x 8 outputs)."""
     monkeypatch.setattr(conv, "WINOGRAD_MIN_CHANNELS", 8)
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_OUTPUT_SIDE", 1)
 
 
-# (x shape, output channels, padding): 3x3 stride-1 convolutions for Winograd's F(2x2, 3x3) kernels
+# (x shape, output channels, padding): 3x3 stride-1 convolutions for Winograd's F(4x4, 3x3) kernels
 WINOGRAD_CASES = [
-    ((3, 9, 8, 8), 8, "valid"),  # odd output rows: the tiles' last row falls outside
-    ((2, 10, 9, 12), 13, "same"),  # odd output columns
+    ((3, 9, 8, 8), 8, "valid"),  # 7 x 6 outputs: the tiles' last row and last two columns fall outside
+    ((2, 10, 9, 12), 13, "same"),  # 10 x 9 outputs
+    ((2, 13, 11, 8), 8, "valid"),  # 11 x 9 outputs: three rows of tiles
     ((2, 7, 7, 8), 16, ((2, 1), (0, 2))),  # uneven padding: no transposed convolution takes it
     ((2, 5, 6, 8), 16, 2),  # padding 2: the input gradient's frame is empty on that side
     ((1, 3, 3, 8), 8, 1),  # one tile
-    ((2, 6, 7, 16), 8, "same"),  # more inputs than outputs: the input gradient by GEMM + col2im
+    ((2, 6, 7, 16), 8, "same"),  # more inputs than outputs
 ]
 
 
@@ -369,17 +372,57 @@ def test_winograd_gradients_check_out_and_do_not_depend_on_the_thread_count():
     np.testing.assert_array_equal(conv.winograd_filter_grad(empty, gy_empty, geo), np.zeros(k.shape, np.float32))
 
 
+@needs_kernels
+@pytest.mark.skipif(not gemm.available(), reason="NumPy's BLAS is not an OpenBLAS the kernels can call")
+@pytest.mark.parametrize("channels", [(32, 64), (128, 32)])
+def test_winograd_float32_rounding_stays_small(channels, monkeypatch):
+    """F(4x4, 3x3) rounds more than a direct sum (its transforms scale by up to 5 and 1/24): in float32, the
+    forward and both gradients of a convolution the ops send to it stay within 2e-5 of their largest value,
+    against the float64 answer (measured 2e-6 to 9e-6, the most for the forward with 128 input channels; the
+    direct im2col GEMM 6e-7 to 8e-7), and WINOGRAD = False (SHENDU_WINOGRAD=0) turns it off."""
+    c, o = channels
+    x, w = _rand((4, 26, 26, c), np.float64), _rand((3, 3, c, o), np.float64, 1) / np.sqrt(9 * c)
+    geo = conv.ConvGeometry.make((26, 26), (3, 3), 1, "same")
+    gy = _rand((4, 26, 26, o), np.float64, 2)
+    x32, w32, gy32 = x.astype(np.float32), w.astype(np.float32), gy.astype(np.float32)
+    assert conv._winograd(x32, w.shape, geo, w32) and conv._winograd(gy32, w.shape, geo, w32)
+    pairs = [(conv.im2col_forward(x32, w32, geo, conv.COLS_POOL)[1], conv.winograd_correlate(x, w, 1, 1, (26, 26))),
+             (conv.conv_input_grad(gy32, w32, geo), conv.winograd_input_grad(gy, w, geo)),
+             (conv.conv_filter_grad(None, gy32, geo, w.shape, x32), conv.winograd_filter_grad(x, gy, geo))]
+    for got, exact in pairs:
+        assert got.dtype == np.float32
+        assert np.abs(got - exact).max() <= 2e-5 * np.abs(exact).max()
+    monkeypatch.setattr(conv, "WINOGRAD", False)  # switched off: the direct GEMM, which rounds less
+    assert not conv._winograd(x32, w.shape, geo, w32)
+    direct = conv.im2col_forward(x32, w32, geo, conv.COLS_POOL)[1]
+    assert np.abs(direct - pairs[0][1]).max() <= 2e-6 * np.abs(pairs[0][1]).max()
+
+
 def test_winograd_kernel_transform():
-    """U = G g G^T: for a filter that picks one tap, the 4x4 transform is the outer product of G's columns; and
+    """U = G g G^T: for a filter that picks one tap, the 6x6 transform is the outer product of G's columns; and
     dg = G^T dU G is its adjoint: <U(g), dU> = <g, dg> for random g and dU."""
     w = np.zeros((3, 3, 1, 1))
     w[1, 2, 0, 0] = 1.0
-    u = kwinograd.transform_kernel(w).reshape(4, 4)
+    u = kwinograd.transform_kernel(w).reshape(kwinograd.SIDE, kwinograd.SIDE)
     np.testing.assert_array_equal(u, np.outer(kwinograd.G[:, 1], kwinograd.G[:, 2]))
-    g, du = _rand((3, 3, 5, 7), np.float64), _rand((16, 5, 7), np.float64, 1)
+    g, du = _rand((3, 3, 5, 7), np.float64), _rand((kwinograd.ELEMENTS, 5, 7), np.float64, 1)
     dg = kwinograd.untransform_filter_grad(du, np.float64)
     assert dg.shape == g.shape
     np.testing.assert_allclose(np.sum(kwinograd.transform_kernel(g) * du), np.sum(g * dg), rtol=1e-12)
+
+
+@needs_kernels
+@pytest.mark.skipif(not gemm.available(), reason="NumPy's BLAS is not an OpenBLAS the kernels can call")
+def test_winograd_kernel_computes_the_documented_formula():
+    """One tile, one channel: the kernel's 4x4 outputs are A^T [(G g G^T) * (B^T d B)] A with the module's
+    matrices (the 1-D transforms in the kernels are those matrices), and equal the direct correlation."""
+    d, g = _rand((6, 6), np.float64), _rand((3, 3), np.float64, 1)
+    at, bt, gm = kwinograd.AT, kwinograd.BT, kwinograd.G
+    formula = at @ ((gm @ g @ gm.T) * (bt @ d @ bt.T)) @ at.T
+    direct = np.array([[np.sum(d[i:i + 3, j:j + 3] * g) for j in range(4)] for i in range(4)])
+    got = conv.winograd_correlate(d[None, :, :, None], g[:, :, None, None], 0, 0, (4, 4))[0, :, :, 0]
+    np.testing.assert_allclose(formula, direct, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got, formula, rtol=1e-12, atol=1e-12)
 
 
 @needs_kernels

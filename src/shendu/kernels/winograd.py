@@ -1,29 +1,34 @@
-"""Winograd's minimal filtering F(2x2, 3x3): a 3x3 stride-1 convolution in 16 products instead of 36 per
-2x2 block of outputs (Lavin & Gray, 2016). A fast path of :mod:`shendu.ops.convolution`.
+"""Winograd's minimal filtering F(4x4, 3x3): a 3x3 stride-1 convolution in 36 products instead of 144 per
+4x4 block of outputs (Lavin & Gray, 2016). A fast path of :mod:`shendu.ops.convolution`.
 
-For each tile d, a 4x4 patch of the (padded) input per channel, and each 3x3 filter g::
+For each tile d, a 6x6 patch of the (framed) input per channel, and each 3x3 filter g::
 
-    y (2x2) = A^T [ sum over channels c of (G g G^T) * (B^T d B) ] A        (* elementwise, 4x4)
+    y (4x4) = A^T [ sum over channels c of (G g G^T) * (B^T d B) ] A        (* elementwise, 6x6)
 
-    B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
-    G   = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
-    A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
+    B^T = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+           [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
+    G   = [[1/4, 0, 0], [-1/6, -1/6, -1/6], [-1/6, 1/6, -1/6], [1/24, 1/12, 1/6], [1/24, -1/12, 1/6], [0, 0, 1]]
+    A^T = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
 
-Neighbouring tiles overlap by two pixels. The sum over channels of each of the 16 elements is a GEMM: with
-V[e] (tiles, C) the transformed input and U[e] = (G g G^T)[e] (C, O) the transformed kernel, M[e] = V[e] U[e]
-(tiles, O), then each tile's 2x2 outputs per channel o from M[0..15][tile, o]. The multiplications per output
-fall from 9 C O to 4 C O, and the transforms are additions only, so float32 rounds about as a direct sum does.
+(the interpolation points 0, 1, -1, 2, -2 and infinity). Neighbouring tiles overlap by two pixels. The sum over
+channels of each of the 36 elements is a GEMM: with V[e] (tiles, C) the transformed input and U[e] = (G g G^T)[e]
+(C, O) the transformed kernel, M[e] = V[e] U[e] (tiles, O), then each tile's 4x4 outputs per channel o from
+M[0..35][tile, o]. The multiplications per output fall from 9 C O to 2.25 C O (F(2x2, 3x3): 4 C O). The price
+is rounding: the transforms scale by up to 5 and G by 1/24, so float32 results are within 2e-6 to 9e-6 of the
+largest output (the most for 128 input channels; a direct im2col GEMM 6e-7 to 8e-7, F(2x2, 3x3) about 3e-7;
+``tests/test_kernels_conv.py``), float64 within 1e-14. ``SHENDU_WINOGRAD=0`` turns the kernels off
+(:data:`shendu.ops.convolution.WINOGRAD`).
 
 Each kernel thread takes a contiguous range of tiles, :data:`TILES` at a time: it transforms them into its
-own workspace, multiplies by 16 one-thread GEMMs there (:mod:`shendu.kernels.gemm`) and transforms back,
+own workspace, multiplies by 36 one-thread GEMMs there (:mod:`shendu.kernels.gemm`) and transforms back,
 while the block is in its core's cache. Every output is computed from its own tile alone, so the result does
-not depend on the thread count. Measured on the MNIST convnet's second layer ((64, 26, 26, 32) -> 64): see
-:data:`TILES`.
+not depend on the thread count. Each 2-D transform is two passes of the 1-D one (:func:`_bt`, :func:`_at`,
+:func:`_a`, :func:`_b`), over columns and then rows, channels innermost, through a small scratch array.
 
-The gradients are the adjoints of these linear maps, with dM = A dy A^T per tile (a 2x2 block of gy)::
+The gradients are the adjoints of these linear maps, with dM = A dy A^T per tile (a 4x4 block of gy)::
 
     dU[e] = sum over tiles of V[e]^T dM[e]   ->  dg = G^T dU G               (:func:`winograd_filter_grad`)
-    dV[e] = dM[e] U[e]^T                     ->  dd = B dV B^T, added onto the tile's 4x4 input pixels
+    dV[e] = dM[e] U[e]^T                     ->  dd = B dV B^T, added onto the tile's 6x6 input pixels
                                                                              (:func:`winograd_conv_adjoint`)
 
 so the filter gradient and the input gradient save the same share of products as the forward.
@@ -36,12 +41,17 @@ import numpy as np
 from shendu.kernels.gemm import gemm_at
 from shendu.kernels.jit import jit, prange
 
-#: tiles per block: a block's transformed input (TILES, 16, C) and products (16, TILES, O) stay in the core's
-#: cache between the transforms and the GEMMs. The MNIST convnet's second layer at 2 threads, medians: forward
-#: 6.7-7.0 ms against 10.7-11.1 for implicit im2col (user's BLAS kernel), 10.2-10.6 against 15.1-15.3 (pinned
-#: AVX2 kernel); at a quieter moment the 16 GEMMs took 2.7 ms, the input transform 1.4, the output transform 1.1.
-#: Blocks of 64 or 256 tiles: 2-6% slower
-TILES = 128
+#: outputs per tile side, and input pixels per tile side (tiles OUT apart, overlapping by 2)
+OUT, SIDE = 4, 6
+#: elements of a transformed tile: one GEMM each
+ELEMENTS = SIDE * SIDE
+
+#: tiles per block: a block's transformed input (TILES, 36, C) and products (36, TILES, O) stay in the core's
+#: cache between the transforms and the GEMMs (0.9 MB for the MNIST convnet's 32 -> 64 channels). Blocks of 32,
+#: 64 and 128 tiles on that layer at 2 threads, medians, user's BLAS kernel: forward 4.9 / 4.7 / 4.9 ms,
+#: filter gradient 6.0 / 5.4 / 5.3, input gradient 4.6 / 4.5 / 4.4; pinned AVX2 kernel 4.6 / 4.5 / 4.4,
+#: 5.2 / 4.8 / 5.0 and 5.5 / 4.2 / 4.3
+TILES = 64
 
 #: fixed blocks of tiles the filter gradient sums one by one (:func:`winograd_filter_grad`), then in order
 GRAD_BLOCKS = 16
@@ -50,156 +60,191 @@ GRAD_BLOCKS = 16
 #: (:func:`winograd_conv_adjoint`)
 STRIPES = 64
 
-#: the kernel transform G (4x3), applied as U = G g G^T per input and output channel
-G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+#: the transforms (see the module's docstring); the kernels apply B^T and A^T as the 1-D transforms below
+G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
+              [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
+BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+               [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], dtype=float)
+AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], dtype=float)
+
+
+def tiled_hw(out_hw: tuple[int, int]) -> tuple[int, int]:
+    """The framed input's size whose 6x6 tiles, 4 pixels apart, make 4x4 blocks of outputs covering out_hw."""
+    return OUT * -(-out_hw[0] // OUT) + 2, OUT * -(-out_hw[1] // OUT) + 2
+
+
+def constants(dtype: np.dtype) -> np.ndarray:
+    """The transforms' factors 2, 4, 5, 8 in the data's dtype (the kernels' ``c``: a float32 tile stays float32)."""
+    return np.array([2, 4, 5, 8], dtype=dtype)
 
 
 def transform_kernel(w: np.ndarray) -> np.ndarray:
-    """U (16, C, O) = G g G^T for each (C, O) filter g of w (3, 3, C, O), in float64, then w's dtype: G over
+    """U (36, C, O) = G g G^T for each (C, O) filter g of w (3, 3, C, O), in float64, then w's dtype: G over
     the rows of every filter at once, then over their columns (two small GEMMs; an einsum of the three took 5x
-    as long, 0.6 ms per forward for the MNIST convnet's second layer)."""
+    as long)."""
     c, o = w.shape[2], w.shape[3]
-    rows = (G @ w.astype(np.float64).reshape(3, -1)).reshape(4, 3, c * o)  # G g: (a, j, c*o)
-    u = (G @ rows.transpose(1, 0, 2).reshape(3, -1)).reshape(4, 4, c * o)  # (G g) G^T, as (b, a, c*o)
-    return np.ascontiguousarray(u.transpose(1, 0, 2).reshape(16, c, o), dtype=w.dtype)
-
+    rows = (G @ w.astype(np.float64).reshape(3, -1)).reshape(SIDE, 3, c * o)  # G g: (a, j, c*o)
+    u = (G @ rows.transpose(1, 0, 2).reshape(3, -1)).reshape(SIDE, SIDE, c * o)  # (G g) G^T, as (b, a, c*o)
+    return np.ascontiguousarray(u.transpose(1, 0, 2).reshape(ELEMENTS, c, o), dtype=w.dtype)
 
 
 def untransform_filter_grad(du: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """dg (3, 3, C, O) = G^T dU G for each (C, O) of du (16, C, O), the gradient of U = G g G^T (the adjoint of
+    """dg (3, 3, C, O) = G^T dU G for each (C, O) of du (36, C, O), the gradient of U = G g G^T (the adjoint of
     :func:`transform_kernel`), in float64, then ``dtype``."""
     c, o = du.shape[1], du.shape[2]
-    rows = (G.T @ du.astype(np.float64).reshape(4, -1)).reshape(3, 4, c * o)  # G^T dU: (a, j, c*o)
-    dg = (G.T @ rows.transpose(1, 0, 2).reshape(4, -1)).reshape(3, 3, c * o)  # (.) G, as (b, a, c*o)
+    rows = (G.T @ du.astype(np.float64).reshape(SIDE, -1)).reshape(3, SIDE, c * o)  # G^T dU: (a, j, c*o)
+    dg = (G.T @ rows.transpose(1, 0, 2).reshape(SIDE, -1)).reshape(3, 3, c * o)  # (.) G, as (b, a, c*o)
     return np.ascontiguousarray(dg.transpose(1, 0, 2).reshape(3, 3, c, o), dtype=dtype)
 
+
 @jit(inline="always")
-def _input_tile(x, n, i, j, v, r):  # pragma: no cover - compiled
-    """v[r] (16, C) = B^T d B for the 4x4 tile d of x at (n, i, j), channels innermost."""
-    for k in range(x.shape[3]):
-        d00, d01, d02, d03 = x[n, i, j, k], x[n, i, j + 1, k], x[n, i, j + 2, k], x[n, i, j + 3, k]
-        d10, d11, d12, d13 = x[n, i + 1, j, k], x[n, i + 1, j + 1, k], x[n, i + 1, j + 2, k], x[n, i + 1, j + 3, k]
-        d20, d21, d22, d23 = x[n, i + 2, j, k], x[n, i + 2, j + 1, k], x[n, i + 2, j + 2, k], x[n, i + 2, j + 3, k]
-        d30, d31, d32, d33 = x[n, i + 3, j, k], x[n, i + 3, j + 1, k], x[n, i + 3, j + 2, k], x[n, i + 3, j + 3, k]
-        a0, a1, a2, a3 = d00 - d20, d01 - d21, d02 - d22, d03 - d23  # rows of B^T d
-        b0, b1, b2, b3 = d10 + d20, d11 + d21, d12 + d22, d13 + d23
-        e0, e1, e2, e3 = d20 - d10, d21 - d11, d22 - d12, d23 - d13
-        f0, f1, f2, f3 = d10 - d30, d11 - d31, d12 - d32, d13 - d33
-        v[r, 0, k], v[r, 1, k], v[r, 2, k], v[r, 3, k] = a0 - a2, a1 + a2, a2 - a1, a1 - a3  # (.) B
-        v[r, 4, k], v[r, 5, k], v[r, 6, k], v[r, 7, k] = b0 - b2, b1 + b2, b2 - b1, b1 - b3
-        v[r, 8, k], v[r, 9, k], v[r, 10, k], v[r, 11, k] = e0 - e2, e1 + e2, e2 - e1, e1 - e3
-        v[r, 12, k], v[r, 13, k], v[r, 14, k], v[r, 15, k] = f0 - f2, f1 + f2, f2 - f1, f1 - f3
+def _bt(d0, d1, d2, d3, d4, d5, c):  # pragma: no cover - compiled
+    """B^T d for a column d of 6 (c: the constants 2, 4, 5, 8 in the data's dtype)."""
+    return (c[1] * d0 - c[2] * d2 + d4, d3 + d4 - c[1] * (d1 + d2), c[1] * (d1 - d2) + d4 - d3,
+            c[0] * (d3 - d1) + d4 - d2, c[0] * (d1 - d3) + d4 - d2, c[1] * d1 - c[2] * d3 + d5)
 
 
 @jit(inline="always")
-def _gradient_tile(gy, n, i, j, g, r, zero):  # pragma: no cover - compiled
-    """g[r] (16, O) = A dy A^T for the 2x2 block dy of gy at (n, i, j) (``zero`` past gy's last row or
-    column), outputs innermost: the adjoint of the output transform y = A^T M A."""
-    right, below = j + 1 < gy.shape[2], i + 1 < gy.shape[1]
-    for k in range(gy.shape[3]):
-        y00 = gy[n, i, j, k]
-        y01 = gy[n, i, j + 1, k] if right else zero
-        y10 = gy[n, i + 1, j, k] if below else zero
-        y11 = gy[n, i + 1, j + 1, k] if right and below else zero
-        s0, s1, d0, d1 = y00 + y10, y01 + y11, y00 - y10, y01 - y11  # rows of A dy: y0, y0 + y1, y0 - y1, -y1
-        g[r, 0, k], g[r, 1, k], g[r, 2, k], g[r, 3, k] = y00, y00 + y01, y00 - y01, -y01  # (.) A^T
-        g[r, 4, k], g[r, 5, k], g[r, 6, k], g[r, 7, k] = s0, s0 + s1, s0 - s1, -s1
-        g[r, 8, k], g[r, 9, k], g[r, 10, k], g[r, 11, k] = d0, d0 + d1, d0 - d1, -d1
-        g[r, 12, k], g[r, 13, k], g[r, 14, k], g[r, 15, k] = -y10, -y10 - y11, y11 - y10, y11
+def _b(x0, x1, x2, x3, x4, x5, c):  # pragma: no cover - compiled
+    """B x: the adjoint of :func:`_bt`."""
+    return (c[1] * x0, c[1] * (x2 - x1) + c[0] * (x4 - x3) + c[1] * x5, -(c[2] * x0 + c[1] * (x1 + x2) + x3 + x4),
+            x1 - x2 + c[0] * (x3 - x4) - c[2] * x5, x0 + x1 + x2 + x3 + x4, x5)
+
+
+@jit(inline="always")
+def _at(m0, m1, m2, m3, m4, m5, c):  # pragma: no cover - compiled
+    """A^T m for a column m of 6."""
+    return (m0 + m1 + m2 + m3 + m4, m1 - m2 + c[0] * (m3 - m4), m1 + m2 + c[1] * (m3 + m4),
+            m1 - m2 + c[3] * (m3 - m4) + m5)
+
+
+@jit(inline="always")
+def _a(y0, y1, y2, y3, c):  # pragma: no cover - compiled
+    """A y: the adjoint of :func:`_at`."""
+    return (y0, y0 + y1 + y2 + y3, y0 - y1 + y2 - y3, y0 + c[0] * y1 + c[1] * y2 + c[3] * y3,
+            y0 - c[0] * y1 + c[1] * y2 - c[3] * y3, y3)
+
+
+@jit(inline="always")
+def _input_tile(x, n, i, j, v, r, c, tmp):  # pragma: no cover - compiled
+    """v[r] (36, C) = B^T d B for the 6x6 tile d of x at (n, i, j), channels innermost (tmp: (6, 6, C))."""
+    for b in range(SIDE):  # tmp[:, b] = B^T d[:, b]
+        for k in range(x.shape[3]):
+            tmp[0, b, k], tmp[1, b, k], tmp[2, b, k], tmp[3, b, k], tmp[4, b, k], tmp[5, b, k] = _bt(
+                x[n, i, j + b, k], x[n, i + 1, j + b, k], x[n, i + 2, j + b, k], x[n, i + 3, j + b, k],
+                x[n, i + 4, j + b, k], x[n, i + 5, j + b, k], c)
+    for a in range(SIDE):  # v[a, :] = tmp[a, :] B
+        e = SIDE * a
+        for k in range(x.shape[3]):
+            v[r, e, k], v[r, e + 1, k], v[r, e + 2, k], v[r, e + 3, k], v[r, e + 4, k], v[r, e + 5, k] = _bt(
+                tmp[a, 0, k], tmp[a, 1, k], tmp[a, 2, k], tmp[a, 3, k], tmp[a, 4, k], tmp[a, 5, k], c)
+
+
+@jit(inline="always")
+def _gradient_tile(gy, n, i, j, g, r, c, block, tmp):  # pragma: no cover - compiled
+    """g[r] (36, O) = A dy A^T for the 4x4 block dy of gy at (n, i, j), zeros past gy's edges (block: (4, 4, O),
+    tmp: (6, 4, O))."""
+    for a in range(OUT):
+        for b in range(OUT):
+            if i + a < gy.shape[1] and j + b < gy.shape[2]:
+                block[a, b] = gy[n, i + a, j + b]
+            else:
+                block[a, b] = 0
+    for b in range(OUT):  # tmp[:, b] = A dy[:, b]
+        for k in range(gy.shape[3]):
+            tmp[0, b, k], tmp[1, b, k], tmp[2, b, k], tmp[3, b, k], tmp[4, b, k], tmp[5, b, k] = _a(
+                block[0, b, k], block[1, b, k], block[2, b, k], block[3, b, k], c)
+    for a in range(SIDE):  # g[a, :] = tmp[a, :] A^T
+        e = SIDE * a
+        for k in range(gy.shape[3]):
+            g[r, e, k], g[r, e + 1, k], g[r, e + 2, k], g[r, e + 3, k], g[r, e + 4, k], g[r, e + 5, k] = _a(
+                tmp[a, 0, k], tmp[a, 1, k], tmp[a, 2, k], tmp[a, 3, k], c)
+
+
+@jit(inline="always")
+def _output_tile(m, r, y, n, i, j, c, tmp, block):  # pragma: no cover - compiled
+    """y's 4x4 block at (n, i, j) = A^T M A from m[:, r] (36, O) (tmp: (4, 6, O), block: (4, 4, O)), the rows
+    and columns past y's edges left out."""
+    for b in range(SIDE):  # tmp[:, b] = A^T M[:, b]
+        for k in range(y.shape[3]):
+            tmp[0, b, k], tmp[1, b, k], tmp[2, b, k], tmp[3, b, k] = _at(
+                m[b, r, k], m[SIDE + b, r, k], m[2 * SIDE + b, r, k], m[3 * SIDE + b, r, k], m[4 * SIDE + b, r, k],
+                m[5 * SIDE + b, r, k], c)
+    for a in range(OUT):  # block[a, :] = tmp[a, :] A
+        for k in range(y.shape[3]):
+            block[a, 0, k], block[a, 1, k], block[a, 2, k], block[a, 3, k] = _at(
+                tmp[a, 0, k], tmp[a, 1, k], tmp[a, 2, k], tmp[a, 3, k], tmp[a, 4, k], tmp[a, 5, k], c)
+    for a in range(min(OUT, y.shape[1] - i)):
+        for b in range(min(OUT, y.shape[2] - j)):
+            y[n, i + a, j + b] = block[a, b]
+
+
+@jit(inline="always")
+def _add_input_tile(m, r, dx, n, i, j, top, left, c, tmp, tile):  # pragma: no cover - compiled
+    """dx's 6x6 pixels read by the tile at framed (n, i, j) += B dV B^T from m[:, r] (36, C) (tmp, tile:
+    (6, 6, C)), the frame's pixels dropped."""
+    for b in range(SIDE):  # tmp[:, b] = B dV[:, b]
+        for k in range(dx.shape[3]):
+            tmp[0, b, k], tmp[1, b, k], tmp[2, b, k], tmp[3, b, k], tmp[4, b, k], tmp[5, b, k] = _b(
+                m[b, r, k], m[SIDE + b, r, k], m[2 * SIDE + b, r, k], m[3 * SIDE + b, r, k], m[4 * SIDE + b, r, k],
+                m[5 * SIDE + b, r, k], c)
+    for a in range(SIDE):  # tile[a, :] = tmp[a, :] B^T
+        for k in range(dx.shape[3]):
+            tile[a, 0, k], tile[a, 1, k], tile[a, 2, k], tile[a, 3, k], tile[a, 4, k], tile[a, 5, k] = _b(
+                tmp[a, 0, k], tmp[a, 1, k], tmp[a, 2, k], tmp[a, 3, k], tmp[a, 4, k], tmp[a, 5, k], c)
+    for a in range(max(0, top - i), min(SIDE, dx.shape[1] + top - i)):
+        for b in range(max(0, left - j), min(SIDE, dx.shape[2] + left - j)):
+            for k in range(dx.shape[3]):
+                dx[n, i + a - top, j + b - left, k] += tile[a, b, k]
 
 
 @jit(parallel=True)
-def winograd_conv(x, u, y, inputs, products):  # pragma: no cover - compiled
-    """y (N, OH, OW, O) = the 3x3 stride-1 'valid' correlation of x (N, 2*ceil(OH/2) + 2, 2*ceil(OW/2) + 2, C)
-    with the kernel whose transform is u (16, C, O) (:func:`transform_kernel`): x is padded by the caller so
-    that every 4x4 tile lies inside it. ``inputs`` (threads, tiles, 16, C) and ``products`` (threads, 16, tiles,
-    O) are the threads' workspaces. Call inside :func:`shendu.kernels.gemm.one_thread_each`."""
-    threads, block, _, c = inputs.shape
+def winograd_conv(x, u, y, inputs, products, c):  # pragma: no cover - compiled
+    """y (N, OH, OW, O) = the 3x3 stride-1 'valid' correlation of x (N, *tiled_hw((OH, OW)), C) with the kernel
+    whose transform is u (36, C, O) (:func:`transform_kernel`): x is framed by the caller so that every 6x6 tile
+    lies inside it. ``inputs`` (threads, tiles, 36, C) and ``products`` (threads, 36, tiles, O) are the
+    threads' workspaces, ``c`` :func:`constants`. Call inside :func:`shendu.kernels.gemm.one_thread_each`."""
+    threads, block, _, ch = inputs.shape
     o = u.shape[2]
-    oh, ow = y.shape[1], y.shape[2]
-    th, tw = (oh + 1) // 2, (ow + 1) // 2
+    th, tw = (y.shape[1] + OUT - 1) // OUT, (y.shape[2] + OUT - 1) // OUT
     tiles = x.shape[0] * th * tw
     per = (tiles + threads - 1) // threads
     for t in prange(threads):
         v, m = inputs[t], products[t]
+        tmp_in, tmp_out = np.empty((SIDE, SIDE, ch), x.dtype), np.empty((OUT, SIDE, o), x.dtype)
+        out = np.empty((OUT, OUT, o), x.dtype)
         for first in range(t * per, min(tiles, (t + 1) * per), block):
             last = min(tiles, (t + 1) * per, first + block)
-            for q in range(first, last):  # V = B^T d B
-                _input_tile(x, q // (th * tw), 2 * ((q % (th * tw)) // tw), 2 * (q % tw), v, q - first)
-            for e in range(16):  # M[e] = V[e] U[e]: V[e] is every 16th row of C values
-                gemm_at(last - first, o, c, v.ctypes.data + e * c * v.itemsize, 16 * c, u[e].ctypes.data, o,
+            for q in range(first, last):
+                _input_tile(x, q // (th * tw), OUT * ((q % (th * tw)) // tw), OUT * (q % tw), v, q - first, c,
+                            tmp_in)
+            for e in range(ELEMENTS):
+                gemm_at(last - first, o, ch, v.ctypes.data + e * ch * v.itemsize, ELEMENTS * ch, u[e].ctypes.data, o,
                         m[e].ctypes.data, o, False, v.itemsize)
-            for q in range(first, last):  # y = A^T M A, output channels innermost
-                r = q - first
-                n, i, j = q // (th * tw), 2 * ((q % (th * tw)) // tw), 2 * (q % tw)
-                for k in range(o):
-                    s00 = m[0, r, k] + m[4, r, k] + m[8, r, k]  # rows of A^T M
-                    s01 = m[1, r, k] + m[5, r, k] + m[9, r, k]
-                    s02 = m[2, r, k] + m[6, r, k] + m[10, r, k]
-                    s03 = m[3, r, k] + m[7, r, k] + m[11, r, k]
-                    s10 = m[4, r, k] - m[8, r, k] - m[12, r, k]
-                    s11 = m[5, r, k] - m[9, r, k] - m[13, r, k]
-                    s12 = m[6, r, k] - m[10, r, k] - m[14, r, k]
-                    s13 = m[7, r, k] - m[11, r, k] - m[15, r, k]
-                    y[n, i, j, k] = s00 + s01 + s02  # (.) A; the last row or column of an odd size is left out
-                    if j + 1 < ow:
-                        y[n, i, j + 1, k] = s01 - s02 - s03
-                    if i + 1 < oh:
-                        y[n, i + 1, j, k] = s10 + s11 + s12
-                        if j + 1 < ow:
-                            y[n, i + 1, j + 1, k] = s11 - s12 - s13
+            for q in range(first, last):
+                _output_tile(m, q - first, y, q // (th * tw), OUT * ((q % (th * tw)) // tw), OUT * (q % tw), c,
+                             tmp_out, out)
     return y
 
 
-@jit(inline="always")
-def _add_tile_gradients(gy, ut, dx, g, m, first, last, top, left):  # pragma: no cover - compiled
-    """For the tiles first..last-1: dM = A dy A^T (in g), dV = dM U^T (one-thread GEMMs, into m), then
-    dd = B dV B^T added onto the 4x4 pixels of dx the tile read (those of the frame dropped), tile by tile."""
-    o, c = ut.shape[1], ut.shape[2]
-    th, tw, h, w = (gy.shape[1] + 1) // 2, (gy.shape[2] + 1) // 2, dx.shape[1], dx.shape[2]
-    zero = np.zeros(1, gy.dtype)[0]
-    for q in range(first, last):
-        _gradient_tile(gy, q // (th * tw), 2 * ((q % (th * tw)) // tw), 2 * (q % tw), g, q - first, zero)
-    for e in range(16):
-        gemm_at(last - first, c, o, g.ctypes.data + e * o * g.itemsize, 16 * o, ut[e].ctypes.data, c,
-                m[e].ctypes.data, c, False, g.itemsize)
-    for q in range(first, last):
-        r = q - first
-        n, i, j = q // (th * tw), 2 * ((q % (th * tw)) // tw), 2 * (q % tw)
-        for k in range(c):  # dd = B dV B^T in place; B's rows: x0, x1 - x2 + x3, x1 + x2 - x0, -x3
-            for e in range(0, 16, 4):  # each row's columns
-                x0, x1, x2, x3 = m[e, r, k], m[e + 1, r, k], m[e + 2, r, k], m[e + 3, r, k]
-                m[e, r, k], m[e + 1, r, k], m[e + 2, r, k], m[e + 3, r, k] = x0, x1 - x2 + x3, x1 + x2 - x0, -x3
-            for e in range(4):  # then the rows
-                x0, x1, x2, x3 = m[e, r, k], m[e + 4, r, k], m[e + 8, r, k], m[e + 12, r, k]
-                m[e, r, k], m[e + 4, r, k], m[e + 8, r, k], m[e + 12, r, k] = x0, x1 - x2 + x3, x1 + x2 - x0, -x3
-        for a in range(4):
-            row = i + a - top
-            if 0 <= row < h:
-                for b in range(4):
-                    col = j + b - left
-                    if 0 <= col < w:
-                        for k in range(c):
-                            dx[n, row, col, k] += m[4 * a + b, r, k]
-
-
 @jit(parallel=True)
-def winograd_conv_adjoint(gy, ut, dx, grads, products, top, left):  # pragma: no cover - compiled
+def winograd_conv_adjoint(gy, ut, dx, grads, products, top, left, c):  # pragma: no cover - compiled
     """dx (N, H, W, C) = the gradient with respect to x of y = :func:`winograd_conv` of x framed by ``top``/
-    ``left`` rows/columns of zeros, given gy (N, OH, OW, O) and ut (16, O, C), the kernel transform with its
-    channels swapped: per tile, dd = B [(A dy A^T) U^T] B^T added onto the 4x4 pixels the tile read.
+    ``left`` rows/columns of zeros, given gy (N, OH, OW, O) and ut (36, O, C), the kernel transform with its
+    channels swapped: per tile, dd = B [(A dy A^T) U^T] B^T added onto the 6x6 pixels the tile read.
 
     Neighbouring tiles overlap by two pixels. The rows of tiles of all images are cut into :data:`STRIPES`
     fixed stripes: the even stripes are summed in parallel, each by one thread tile by tile, then the odd ones,
     so no two threads add onto one pixel at once, and every pixel adds its tiles in one order whatever the
-    thread count. ``grads`` (threads, tiles, 16, O) and ``products`` (threads, 16, tiles, C) are the threads'
+    thread count. ``grads`` (threads, tiles, 36, O) and ``products`` (threads, 36, tiles, C) are the threads'
     workspaces."""
-    threads, block = grads.shape[0], grads.shape[1]
-    th, tw, h = (gy.shape[1] + 1) // 2, (gy.shape[2] + 1) // 2, dx.shape[1]
+    threads, block, _, o = grads.shape
+    ch = ut.shape[2]
+    th, tw, h = (gy.shape[1] + OUT - 1) // OUT, (gy.shape[2] + OUT - 1) // OUT, dx.shape[1]
     tile_rows = gy.shape[0] * th
-    for u in prange(tile_rows):  # zero the rows of dx that each row of tiles starts (the last: all it reads)
-        n, i = u // th, 2 * (u % th)
-        stop = i + 4 if u % th == th - 1 else i + 2
+    for q in prange(tile_rows):  # zero the rows of dx that each row of tiles starts (the last: all it reads)
+        n, i = q // th, OUT * (q % th)
+        stop = i + SIDE if q % th == th - 1 else i + OUT
         for row in range(max(0, i - top), min(h, stop - top)):
             dx[n, row] = 0
     stripes = max(1, min(STRIPES, tile_rows))  # one (empty) for an empty batch
@@ -207,29 +252,42 @@ def winograd_conv_adjoint(gy, ut, dx, grads, products, top, left):  # pragma: no
     for parity in range(2):
         count = (stripes - parity + 1) // 2
         for t in prange(threads):
+            g, m = grads[t], products[t]
+            tmp_gy, tmp_dx = np.empty((SIDE, OUT, o), gy.dtype), np.empty((SIDE, SIDE, ch), gy.dtype)
+            tile = np.empty((SIDE, SIDE, ch), gy.dtype)
+            dy = np.empty((OUT, OUT, o), gy.dtype)
             for s in range(parity + 2 * t, parity + 2 * count, 2 * threads):
                 for first in range(s * per * tw, min(tile_rows, (s + 1) * per) * tw, block):
                     last = min(min(tile_rows, (s + 1) * per) * tw, first + block)
-                    _add_tile_gradients(gy, ut, dx, grads[t], products[t], first, last, top, left)
+                    for q in range(first, last):
+                        _gradient_tile(gy, q // (th * tw), OUT * ((q % (th * tw)) // tw), OUT * (q % tw), g,
+                                       q - first, c, dy, tmp_gy)
+                    for e in range(ELEMENTS):
+                        gemm_at(last - first, ch, o, g.ctypes.data + e * o * g.itemsize, ELEMENTS * o,
+                                ut[e].ctypes.data, ch, m[e].ctypes.data, ch, False, g.itemsize)
+                    for q in range(first, last):
+                        _add_input_tile(m, q - first, dx, q // (th * tw), OUT * ((q % (th * tw)) // tw),
+                                        OUT * (q % tw), top, left, c, tmp_dx, tile)
     return dx
 
 
 @jit(parallel=True)
-def winograd_filter_grad(x, gy, parts, inputs, grads):  # pragma: no cover - compiled
-    """parts[p] (16, C, O) = sum over the tiles of block p of V[e]^T dM[e] per element e, V = B^T d B of x's
-    tiles (x framed as for :func:`winograd_conv`) and dM = A dy A^T of gy's 2x2 blocks: the gradient of the
+def winograd_filter_grad(x, gy, parts, inputs, grads, c):  # pragma: no cover - compiled
+    """parts[p] (36, C, O) = sum over the tiles of block p of V[e]^T dM[e] per element e, V = B^T d B of x's
+    tiles (x framed as for :func:`winograd_conv`) and dM = A dy A^T of gy's 4x4 blocks: the gradient of the
     kernel transform U, which the caller sums over the blocks in order and maps back (dg = G^T dU G,
     :func:`untransform_filter_grad`). The blocks are fixed, each summed by one thread (one-thread GEMMs of
     the transposed V adding onto it), so the bits do not depend on the thread count. ``inputs`` (threads,
-    tiles, 16, C) and ``grads`` (threads, tiles, 16, O) are the threads' workspaces."""
-    threads, block, _, c = inputs.shape
+    tiles, 36, C) and ``grads`` (threads, tiles, 36, O) are the threads' workspaces."""
+    threads, block, _, ch = inputs.shape
     o = gy.shape[3]
-    th, tw = (gy.shape[1] + 1) // 2, (gy.shape[2] + 1) // 2
+    th, tw = (gy.shape[1] + OUT - 1) // OUT, (gy.shape[2] + OUT - 1) // OUT
     tiles, blocks = gy.shape[0] * th * tw, parts.shape[0]
     per = (tiles + blocks - 1) // blocks
-    zero = np.zeros(1, gy.dtype)[0]
     for t in prange(threads):
         v, g = inputs[t], grads[t]
+        tmp_in, tmp_gy = np.empty((SIDE, SIDE, ch), x.dtype), np.empty((SIDE, OUT, o), x.dtype)
+        dy = np.empty((OUT, OUT, o), x.dtype)
         for p in range(t, blocks, threads):
             start, stop = p * per, min(tiles, (p + 1) * per)
             if start >= stop:
@@ -237,11 +295,11 @@ def winograd_filter_grad(x, gy, parts, inputs, grads):  # pragma: no cover - com
             for first in range(start, stop, block):
                 last = min(stop, first + block)
                 for q in range(first, last):
-                    n, i, j = q // (th * tw), 2 * ((q % (th * tw)) // tw), 2 * (q % tw)
-                    _input_tile(x, n, i, j, v, q - first)
-                    _gradient_tile(gy, n, i, j, g, q - first, zero)
-                for e in range(16):  # dU[e] += V[e]^T dM[e]
-                    gemm_at(c, o, last - first, v.ctypes.data + e * c * v.itemsize, 16 * c,
-                            g.ctypes.data + e * o * g.itemsize, 16 * o, parts[p, e].ctypes.data, o, first > start,
-                            v.itemsize, True)
+                    n, i, j = q // (th * tw), OUT * ((q % (th * tw)) // tw), OUT * (q % tw)
+                    _input_tile(x, n, i, j, v, q - first, c, tmp_in)
+                    _gradient_tile(gy, n, i, j, g, q - first, c, dy, tmp_gy)
+                for e in range(ELEMENTS):
+                    gemm_at(ch, o, last - first, v.ctypes.data + e * ch * v.itemsize, ELEMENTS * ch,
+                            g.ctypes.data + e * o * g.itemsize, ELEMENTS * o, parts[p, e].ctypes.data, o,
+                            first > start, v.itemsize, True)
     return parts

@@ -33,8 +33,8 @@ into a small buffer of its own and multiplies it there by a one-thread GEMM (``c
 ``cols_block^T @ gy`` added onto a fixed block's sum), so the filter gradient makes its windows again instead
 of keeping the forward's ``cols`` (MNIST convnet's second layer: 42 MB per step not written, not read back).
 A 3x3 stride-1 convolution with at least 32 input and output channels (:func:`_winograd`) runs Winograd's
-F(2x2, 3x3) (:mod:`shendu.kernels.winograd`): 16 products per 2x2 block of outputs instead of 36, in the
-forward, the filter gradient and (with at least as many outputs as inputs) the input gradient.
+F(4x4, 3x3) (:mod:`shendu.kernels.winograd`): 36 products per 4x4 block of outputs instead of 144, in the
+forward and both gradients.
 
 >>> import numpy as np, shendu
 >>> x = shendu.ones((1, 4, 4, 1)); w = shendu.ones((3, 3, 1, 2))
@@ -48,6 +48,7 @@ array([[9., 9.],
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -241,27 +242,37 @@ def _implicit(x: Any, w: Any, geo: ConvGeometry) -> bool:
             and x.dtype == w.dtype)
 
 
-#: Winograd's kernels take a 3x3 convolution from this many input and output channels each: with fewer, the
-#: transforms outweigh the products saved. Measured at 2 threads against implicit im2col (forward, filter
-#: gradient) and GEMM + col2im (input gradient), batch 64, medians of 3 rounds: 16 -> 16 channels on 32x32
-#: 0.82x / 1.06x / 1.13x, 32 -> 32 1.14x / 1.16x / 1.11x, the MNIST convnet's 32 -> 64 on 26x26 1.69x /
-#: 1.45x / 1.44x, 64 -> 128 on 16x16 1.40x / 1.15x / 1.82x
+#: Winograd's kernels take a 3x3 convolution from this many input and output channels each, and from 8 x 8
+#: outputs (a 7 x 7 output fills its 4 x 4 tiles to 77%): with fewer, the transforms outweigh the products
+#: saved. Measured at 2 threads, batch 64, 'same', medians of 3 rounds, forward / filter gradient / input
+#: gradient against implicit im2col / implicit im2col / GEMM + col2im: 8 -> 8 channels on 32 x 32 1.06x / 0.90x /
+#: 0.97x, 32 -> 16 0.89x / 0.86x / 2.21x, 32 -> 32 1.43x / 1.41x / 1.90x, 64 -> 64 on 16 x 16 1.81x / 1.63x /
+#: 2.73x, 64 -> 64 on 7 x 7 0.82x / 0.79x / 1.41x
 WINOGRAD_MIN_CHANNELS = 32
-#: ... and while the kernel's transform (16 C O numbers), which every block of tiles multiplies by, fits a core's
-#: L2 cache: 256 -> 256 channels on 8x8 (4 MB in float32) measured 0.84x / 0.87x / 1.02x, 128 -> 128 (1 MB)
-#: 1.19x / 1.20x / 1.04x
-WINOGRAD_MAX_KERNEL_BYTES = 2 << 20
+WINOGRAD_MIN_OUTPUT_SIDE = 8
+#: Winograd's kernels on (the default) or off: ``SHENDU_WINOGRAD=0`` in the environment, or set this to False,
+#: for float32 results that round as a direct sum does (about 10x closer to the exact answer; see
+#: :mod:`shendu.kernels.winograd`), at the GEMMs' speed
+WINOGRAD = os.environ.get("SHENDU_WINOGRAD", "1").strip().lower() not in ("0", "false", "no", "off")
+#: ... and while the kernel's transform (36 C O numbers), which every block of tiles multiplies by, stays near a
+#: core's L2 cache: 128 -> 128 channels on 8 x 8 (2.4 MB in float32) 1.17x / 1.05x / 1.77x, 128 -> 256 (4.7 MB)
+#: 1.20x / 1.04x / 1.42x, 256 -> 256 at batch 16 (9.4 MB, 64 tiles) 0.51x / 0.47x / 0.45x
+WINOGRAD_MAX_KERNEL_BYTES = 4 << 20
 
 
 def _winograd(x: Any, kernel_shape: tuple[int, ...], geo: ConvGeometry, other: Any) -> bool:
     """Whether a 3x3 convolution of x with a kernel of ``kernel_shape`` (3, 3, C, O) runs on Winograd's
-    F(2x2, 3x3) kernels (:mod:`shendu.kernels.winograd`): stride 1, no dilation, at most 2 pixels of padding on
-    a side, enough channels (:data:`WINOGRAD_MIN_CHANNELS`, :data:`WINOGRAD_MAX_KERNEL_BYTES`), and what the
-    implicit kernels need of x and ``other`` (the kernel, or gy for the filter gradient; :func:`_implicit`)."""
+    F(4x4, 3x3) kernels (:mod:`shendu.kernels.winograd`), forward and both gradients: not switched off
+    (:data:`WINOGRAD`), stride 1, no dilation, at most 2 pixels of padding on a side, enough channels and
+    outputs and a kernel transform that is not too large (:data:`WINOGRAD_MIN_CHANNELS`,
+    :data:`WINOGRAD_MAX_KERNEL_BYTES`), and what the implicit kernels need of x and ``other`` (the kernel, or gy
+    for the filter gradient; :func:`_implicit`)."""
     c, o = kernel_shape[2], kernel_shape[3]
-    return (geo.kernel == (3, 3) and geo.strides == (1, 1) and geo.dilation == (1, 1)
+    return (WINOGRAD and geo.kernel == (3, 3) and geo.strides == (1, 1) and geo.dilation == (1, 1)
             and max(max(side) for side in geo.pads) <= 2 and min(c, o) >= WINOGRAD_MIN_CHANNELS
-            and 16 * c * o * x.itemsize <= WINOGRAD_MAX_KERNEL_BYTES and _implicit(x, other, geo))
+            and min(geo.out_hw) >= WINOGRAD_MIN_OUTPUT_SIDE
+            and winograd_kernels.ELEMENTS * c * o * x.itemsize <= WINOGRAD_MAX_KERNEL_BYTES
+            and _implicit(x, other, geo))
 
 
 def _framed(x: Any, top: int, left: int, hp: int, wp: int) -> tuple[Any, bool]:
@@ -282,15 +293,10 @@ def _framed(x: Any, top: int, left: int, hp: int, wp: int) -> tuple[Any, bool]:
     return framed, True
 
 
-def _tiled_hw(out_hw: tuple[int, int]) -> tuple[int, int]:
-    """The framed input's size whose 4x4 tiles, two pixels apart, make 2x2 blocks of outputs covering out_hw."""
-    return 2 * ((out_hw[0] + 1) // 2) + 2, 2 * ((out_hw[1] + 1) // 2) + 2
-
-
 def _winograd_workspaces(xp: Any, dtype: Any, *widths: int) -> list[Any]:
-    """Per kernel thread, a block of tiles' transforms (tiles, 16, width), pooled; give them back after."""
+    """Per kernel thread, a block of tiles' transforms (tiles, 36, width), pooled; give them back after."""
     threads, tiles = kernels.get_num_threads(), winograd_kernels.TILES
-    return [COLS_POOL.take(xp, (threads, tiles, 16, width), dtype) for width in widths]
+    return [COLS_POOL.take(xp, (threads, tiles, winograd_kernels.ELEMENTS, width), dtype) for width in widths]
 
 
 def winograd_correlate(x: Any, w: Any, top: int, left: int, out_hw: tuple[int, int]) -> Any:
@@ -298,29 +304,30 @@ def winograd_correlate(x: Any, w: Any, top: int, left: int, out_hw: tuple[int, i
     (and as many on the other sides as the tiles reach) with w (3, 3, C, O), by
     :func:`shendu.kernels.winograd.winograd_conv`."""
     xp = get_array_module(x)
-    framed, pooled = _framed(x, top, left, *_tiled_hw(out_hw))
+    framed, pooled = _framed(x, top, left, *winograd_kernels.tiled_hw(out_hw))
     o = w.shape[3]
     inputs, = _winograd_workspaces(xp, x.dtype, x.shape[3])
-    products = COLS_POOL.take(xp, (inputs.shape[0], 16, winograd_kernels.TILES, o), x.dtype)
+    products = COLS_POOL.take(xp, (inputs.shape[0], winograd_kernels.ELEMENTS, winograd_kernels.TILES, o), x.dtype)
     y = xp.empty((x.shape[0], *out_hw, o), dtype=x.dtype)
     with gemm.one_thread_each():
-        winograd_kernels.winograd_conv(framed, winograd_kernels.transform_kernel(w), y, inputs, products)
+        winograd_kernels.winograd_conv(framed, winograd_kernels.transform_kernel(w), y, inputs, products,
+                                       winograd_kernels.constants(x.dtype))
     COLS_POOL.give(inputs, products, *([framed] if pooled else []))
     return y
 
 
 def winograd_input_grad(gy: Any, w: Any, geo: ConvGeometry) -> Any:
-    """dx (N, H, W, C) of a 3x3 stride-1 convolution run by Winograd's forward, by that forward's adjoint
-    (:func:`shendu.kernels.winograd.winograd_conv_adjoint`): each 2x2 block of gy to its tile's 4x4 gradient."""
+    """dx (N, H, W, C) of a 3x3 stride-1 convolution, by the adjoint of Winograd's forward
+    (:func:`shendu.kernels.winograd.winograd_conv_adjoint`): each 4x4 block of gy to its tile's 6x6 gradient."""
     xp = get_array_module(gy)
     c = w.shape[2]
     grads, = _winograd_workspaces(xp, gy.dtype, gy.shape[3])
-    products = COLS_POOL.take(xp, (grads.shape[0], 16, winograd_kernels.TILES, c), gy.dtype)
+    products = COLS_POOL.take(xp, (grads.shape[0], winograd_kernels.ELEMENTS, winograd_kernels.TILES, c), gy.dtype)
     ut = xp.ascontiguousarray(winograd_kernels.transform_kernel(w).transpose(0, 2, 1))
     dx = xp.empty((gy.shape[0], *geo.in_hw, c), dtype=gy.dtype)
     with gemm.one_thread_each():
         winograd_kernels.winograd_conv_adjoint(xp.ascontiguousarray(gy), ut, dx, grads, products, geo.pads[0][0],
-                                               geo.pads[1][0])
+                                               geo.pads[1][0], winograd_kernels.constants(gy.dtype))
     COLS_POOL.give(grads, products)
     return dx
 
@@ -331,11 +338,12 @@ def winograd_filter_grad(x: Any, gy: Any, geo: ConvGeometry) -> Any:
     blocks summed in order, then mapped back to the 3x3 taps."""
     xp = get_array_module(x)
     c, o = x.shape[3], gy.shape[3]
-    framed, pooled = _framed(x, geo.pads[0][0], geo.pads[1][0], *_tiled_hw(geo.out_hw))
+    framed, pooled = _framed(x, geo.pads[0][0], geo.pads[1][0], *winograd_kernels.tiled_hw(geo.out_hw))
     inputs, grads = _winograd_workspaces(xp, x.dtype, c, o)
-    parts = COLS_POOL.take(xp, (winograd_kernels.GRAD_BLOCKS, 16, c, o), x.dtype)
+    parts = COLS_POOL.take(xp, (winograd_kernels.GRAD_BLOCKS, winograd_kernels.ELEMENTS, c, o), x.dtype)
     with gemm.one_thread_each():
-        winograd_kernels.winograd_filter_grad(framed, xp.ascontiguousarray(gy), parts, inputs, grads)
+        winograd_kernels.winograd_filter_grad(framed, xp.ascontiguousarray(gy), parts, inputs, grads,
+                                              winograd_kernels.constants(x.dtype))
     dw = winograd_kernels.untransform_filter_grad(parts.sum(axis=0), x.dtype)
     COLS_POOL.give(inputs, grads, parts, *([framed] if pooled else []))
     return dw
@@ -475,7 +483,7 @@ def conv_input_grad(gy: Any, w: Any, geo: ConvGeometry) -> Any:
     n, cg = gy.shape[0], w.shape[2]
     if _narrow(gy, w, w.shape[3], geo):  # few outputs: no cols at all (an outer product for O = 1)
         return narrow_gradients(None, gy, w, geo, w.shape, want_dw=False)[0]
-    if w.shape[3] >= w.shape[2] and _winograd(gy, w.shape, geo, w):  # see WINOGRAD_MIN_CHANNELS
+    if _winograd(gy, w.shape, geo, w):
         return winograd_input_grad(gy, w, geo)
     rows = _grouped_rows(gy, g)  # (G, M, O/G)
     if kernels.fast(gy, w) and gy.dtype == w.dtype and n * oh * ow * kh * kw * cg * g >= conv_kernels.MIN_SIZE:
