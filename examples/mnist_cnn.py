@@ -23,7 +23,7 @@ training, 189 s in all. (An earlier run with SHENDU_JIT=0, before dropout masks 
 2026-12-06 (commit 22eea9d, the same protocol, on a 2-core Intel Xeon at 2.1 GHz): 0.68%, 237 s of training.
 Six epochs were the default until Winograd's F(4x4, 3x3) (092d872), where they gave 0.71% (0.66% with F(2x2),
 0.68-0.69% before: too close to the 0.7% goal); 8 epochs, the default since, gave 0.52% in 192 s of training
-(Xeon, one Fashion-MNIST run beside it).
+(on a 2-core AMD EPYC, Zen 4, one Fashion-MNIST run beside it).
 """
 
 import argparse
