@@ -250,14 +250,14 @@ def _implicit(x: Any, w: Any, geo: ConvGeometry) -> bool:
 #: 2.73x, 64 -> 64 on 7 x 7 0.82x / 0.79x / 1.41x
 WINOGRAD_MIN_CHANNELS = 32
 WINOGRAD_MIN_OUTPUT_SIDE = 8
-#: Winograd's kernels on (the default) or off: ``SHENDU_WINOGRAD=0`` in the environment, or set this to False,
-#: for float32 results that round as a direct sum does (about 10x closer to the exact answer; see
-#: :mod:`shendu.kernels.winograd`), at the GEMMs' speed
-WINOGRAD = os.environ.get("SHENDU_WINOGRAD", "1").strip().lower() not in ("0", "false", "no", "off")
 #: ... and while the kernel's transform (36 C O numbers), which every block of tiles multiplies by, stays near a
 #: core's L2 cache: 128 -> 128 channels on 8 x 8 (2.4 MB in float32) 1.17x / 1.05x / 1.77x, 128 -> 256 (4.7 MB)
 #: 1.20x / 1.04x / 1.42x, 256 -> 256 at batch 16 (9.4 MB, 64 tiles) 0.51x / 0.47x / 0.45x
 WINOGRAD_MAX_KERNEL_BYTES = 4 << 20
+#: Winograd's kernels on (the default) or off: ``SHENDU_WINOGRAD=0`` in the environment, or set this to False,
+#: for float32 results that round as a direct sum does (3-11x closer to the exact answer; see
+#: :mod:`shendu.kernels.winograd`), at the GEMMs' speed
+WINOGRAD = os.environ.get("SHENDU_WINOGRAD", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def _winograd(x: Any, kernel_shape: tuple[int, ...], geo: ConvGeometry, other: Any) -> bool:
