@@ -300,7 +300,8 @@ WINOGRAD_CASES = [
     ((2, 10, 9, 12), 13, "same"),  # 10 x 9 outputs
     ((2, 13, 11, 8), 8, "valid"),  # 11 x 9 outputs: three rows of tiles
     ((2, 7, 7, 8), 16, ((2, 1), (0, 2))),  # uneven padding: no transposed convolution takes it
-    ((2, 5, 6, 8), 16, 2),  # padding 2: the input gradient's frame is empty on that side
+    ((2, 5, 6, 8), 16, 2),  # padding 2
+    ((2, 4, 5, 8), 8, 3),  # padding 3: whole rows and columns of tiles in the frame
     ((1, 3, 3, 8), 8, 1),  # one tile
     ((2, 6, 7, 16), 8, "same"),  # more inputs than outputs
 ]
@@ -329,7 +330,7 @@ def test_winograd_convolution_matches_reference(x_shape, outputs, padding, tiles
 @pytest.mark.usefixtures("_winograd_on_few_channels")
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("stripes", [2, 3, 64])
-@pytest.mark.parametrize("padding", ["valid", "same", 2, ((1, 2), (2, 0))])
+@pytest.mark.parametrize("padding", ["valid", "same", 2, 3, ((1, 2), (2, 0))])
 @pytest.mark.parametrize("shape", [(2, 9, 8, 8), (3, 6, 7, 12), (1, 12, 5, 8)])
 def test_winograd_gradients_match_reference(shape, padding, stripes, dtype, monkeypatch):
     """The input gradient (the forward's adjoint, in stripes of rows of tiles: 2 and 3 stripes hold several
@@ -358,16 +359,15 @@ def test_winograd_gradients_check_out_and_do_not_depend_on_the_thread_count():
     assert shendu.gradcheck(lambda x, w: conv.conv2d(x, w, padding="same"), x, w)
     assert shendu.gradgradcheck(lambda x, w: conv.conv2d(x, w, padding="same"), x, w)
     a, k = _rand((9, 12, 12, 16), np.float32), _rand((3, 3, 16, 24), np.float32, 1)
-    geo = conv.ConvGeometry.make((12, 12), (3, 3), 1, "same")
+    geo, valid = (conv.ConvGeometry.make((12, 12), (3, 3), 1, padding) for padding in ("same", "valid"))
     gy = _rand((9, 12, 12, 24), np.float32, 2)
-    results = _at_one_and_all_threads(lambda: [conv.winograd_correlate(a, k, 1, 1, (12, 12)),
-                                               conv.winograd_correlate(a, k, 0, 0, (10, 10)),
+    results = _at_one_and_all_threads(lambda: [conv.winograd_forward(a, k, geo), conv.winograd_forward(a, k, valid),
                                                conv.winograd_input_grad(gy, k, geo),
                                                conv.winograd_filter_grad(a, gy, geo)])
     for one, many in zip(*results):
         np.testing.assert_array_equal(one, many)
     empty, gy_empty = a[:0], gy[:0]
-    assert conv.winograd_correlate(empty, k, 1, 1, (12, 12)).shape == (0, 12, 12, 24)
+    assert conv.winograd_forward(empty, k, geo).shape == (0, 12, 12, 24)
     assert conv.winograd_input_grad(gy_empty, k, geo).shape == (0, 12, 12, 16)
     np.testing.assert_array_equal(conv.winograd_filter_grad(empty, gy_empty, geo), np.zeros(k.shape, np.float32))
 
@@ -386,7 +386,7 @@ def test_winograd_float32_rounding_stays_small(channels, monkeypatch):
     gy = _rand((4, 26, 26, o), np.float64, 2)
     x32, w32, gy32 = x.astype(np.float32), w.astype(np.float32), gy.astype(np.float32)
     assert conv._winograd(x32, w.shape, geo, w32) and conv._winograd(gy32, w.shape, geo, w32)
-    pairs = [(conv.im2col_forward(x32, w32, geo, conv.COLS_POOL)[1], conv.winograd_correlate(x, w, 1, 1, (26, 26))),
+    pairs = [(conv.im2col_forward(x32, w32, geo, conv.COLS_POOL)[1], conv.winograd_forward(x, w, geo)),
              (conv.conv_input_grad(gy32, w32, geo), conv.winograd_input_grad(gy, w, geo)),
              (conv.conv_filter_grad(None, gy32, geo, w.shape, x32), conv.winograd_filter_grad(x, gy, geo))]
     for got, exact in pairs:
@@ -420,7 +420,8 @@ def test_winograd_kernel_computes_the_documented_formula():
     at, bt, gm = kwinograd.AT, kwinograd.BT, kwinograd.G
     formula = at @ ((gm @ g @ gm.T) * (bt @ d @ bt.T)) @ at.T
     direct = np.array([[np.sum(d[i:i + 3, j:j + 3] * g) for j in range(4)] for i in range(4)])
-    got = conv.winograd_correlate(d[None, :, :, None], g[:, :, None, None], 0, 0, (4, 4))[0, :, :, 0]
+    got = conv.winograd_forward(d[None, :, :, None], g[:, :, None, None], conv.ConvGeometry.make((6, 6), (3, 3)))
+    got = got[0, :, :, 0]
     np.testing.assert_allclose(formula, direct, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(got, formula, rtol=1e-12, atol=1e-12)
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import shendu
-from shendu import reference
+from shendu import kernels, reference
+from shendu.kernels import gemm
 from shendu.ops import convolution as conv
 
 if "optest" not in sys.modules:  # shared helpers, loaded by path (pytest runs with --import-mode=importlib)
@@ -71,6 +72,21 @@ def _torch_conv(kw):
 def test_conv2d_matches_torch(x_shape, w_shape, kw):
     arrays = optest.make_arrays((x_shape, w_shape, (w_shape[3],)))
     optest.compare_with_torch(lambda x, w, b: conv.conv2d(x, w, b, **kw), _torch_conv(kw), arrays)
+
+
+@pytest.mark.parametrize("padding", [0, 1, 3])
+def test_conv2d_on_winograd_matches_torch(padding):
+    """A 3x3 stride-1 convolution with enough channels runs Winograd's F(4x4, 3x3) (forward, both gradients, and
+    the double backward through them): against PyTorch in float64, and within float32 rounding of it."""
+    if not (kernels.available() and gemm.available()):
+        pytest.skip("Winograd's kernels are not available here (no Numba, or a BLAS they cannot call)")
+    x_shape, w_shape = (2, 12, 11, 32), (3, 3, 32, 40)
+    geo = conv.ConvGeometry.make(x_shape[1:3], (3, 3), 1, padding)
+    arrays = optest.make_arrays((x_shape, w_shape, (w_shape[3],)))
+    assert conv._winograd(arrays[0], w_shape, geo, arrays[1])
+    optest.compare_with_torch(lambda x, w, b: conv.conv2d(x, w, b, padding=padding),
+                              _torch_conv(dict(padding=padding)), arrays)
+    optest.check_float32(lambda x, w, b: conv.conv2d(x, w, b, padding=padding), arrays)
 
 
 @pytest.mark.parametrize("x_shape, w_shape, kw", CONV_CASES[:4])

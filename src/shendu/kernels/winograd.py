@@ -78,23 +78,32 @@ def constants(dtype: np.dtype) -> np.ndarray:
     return np.array([2, 4, 5, 8], dtype=dtype)
 
 
+def _both_sides(matrix: np.ndarray, filters: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """matrix @ f @ matrix^T for each (C, O) filter f of filters (k, k, C, O) -> (r, r, C, O), in float64, then
+    ``dtype``: the matrix over the rows of every filter at once, then over their columns (two small GEMMs; an
+    einsum of the three took 5x as long)."""
+    r, k = matrix.shape
+    c, o = filters.shape[2], filters.shape[3]
+    rows = (matrix @ filters.astype(np.float64).reshape(k, -1)).reshape(r, k, c * o)  # M f: (a, j, c*o)
+    both = (matrix @ rows.transpose(1, 0, 2).reshape(k, -1)).reshape(r, r, c * o)  # (M f) M^T, as (b, a, c*o)
+    return np.ascontiguousarray(both.transpose(1, 0, 2).reshape(r, r, c, o), dtype=dtype)
+
+
 def transform_kernel(w: np.ndarray) -> np.ndarray:
-    """U (36, C, O) = G g G^T for each (C, O) filter g of w (3, 3, C, O), in float64, then w's dtype: G over
-    the rows of every filter at once, then over their columns (two small GEMMs; an einsum of the three took 5x
-    as long)."""
-    c, o = w.shape[2], w.shape[3]
-    rows = (G @ w.astype(np.float64).reshape(3, -1)).reshape(SIDE, 3, c * o)  # G g: (a, j, c*o)
-    u = (G @ rows.transpose(1, 0, 2).reshape(3, -1)).reshape(SIDE, SIDE, c * o)  # (G g) G^T, as (b, a, c*o)
-    return np.ascontiguousarray(u.transpose(1, 0, 2).reshape(ELEMENTS, c, o), dtype=w.dtype)
+    """U (36, C, O) = G g G^T for each (C, O) filter g of w (3, 3, C, O), in w's dtype."""
+    return _both_sides(G, w, w.dtype).reshape(ELEMENTS, w.shape[2], w.shape[3])
 
 
 def untransform_filter_grad(du: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """dg (3, 3, C, O) = G^T dU G for each (C, O) of du (36, C, O), the gradient of U = G g G^T (the adjoint of
-    :func:`transform_kernel`), in float64, then ``dtype``."""
-    c, o = du.shape[1], du.shape[2]
-    rows = (G.T @ du.astype(np.float64).reshape(SIDE, -1)).reshape(3, SIDE, c * o)  # G^T dU: (a, j, c*o)
-    dg = (G.T @ rows.transpose(1, 0, 2).reshape(SIDE, -1)).reshape(3, 3, c * o)  # (.) G, as (b, a, c*o)
-    return np.ascontiguousarray(dg.transpose(1, 0, 2).reshape(3, 3, c, o), dtype=dtype)
+    :func:`transform_kernel`), in ``dtype``."""
+    return _both_sides(G.T, du.reshape(SIDE, SIDE, *du.shape[1:]), dtype)
+
+
+@jit(inline="always")
+def _tile_origin(q, th, tw):  # pragma: no cover - compiled
+    """Tile q of N images with th x tw tiles each: its image and the framed pixel of its top-left corner."""
+    return q // (th * tw), OUT * ((q % (th * tw)) // tw), OUT * (q % tw)
 
 
 @jit(inline="always")
@@ -216,14 +225,14 @@ def winograd_conv(x, u, y, inputs, products, c):  # pragma: no cover - compiled
         for first in range(t * per, min(tiles, (t + 1) * per), block):
             last = min(tiles, (t + 1) * per, first + block)
             for q in range(first, last):
-                _input_tile(x, q // (th * tw), OUT * ((q % (th * tw)) // tw), OUT * (q % tw), v, q - first, c,
-                            tmp_in)
+                n, i, j = _tile_origin(q, th, tw)
+                _input_tile(x, n, i, j, v, q - first, c, tmp_in)
             for e in range(ELEMENTS):
                 gemm_at(last - first, o, ch, v.ctypes.data + e * ch * v.itemsize, ELEMENTS * ch, u[e].ctypes.data, o,
                         m[e].ctypes.data, o, False, v.itemsize)
             for q in range(first, last):
-                _output_tile(m, q - first, y, q // (th * tw), OUT * ((q % (th * tw)) // tw), OUT * (q % tw), c,
-                             tmp_out, out)
+                n, i, j = _tile_origin(q, th, tw)
+                _output_tile(m, q - first, y, n, i, j, c, tmp_out, out)
     return y
 
 
@@ -260,14 +269,14 @@ def winograd_conv_adjoint(gy, ut, dx, grads, products, top, left, c):  # pragma:
                 for first in range(s * per * tw, min(tile_rows, (s + 1) * per) * tw, block):
                     last = min(min(tile_rows, (s + 1) * per) * tw, first + block)
                     for q in range(first, last):
-                        _gradient_tile(gy, q // (th * tw), OUT * ((q % (th * tw)) // tw), OUT * (q % tw), g,
-                                       q - first, c, dy, tmp_gy)
+                        n, i, j = _tile_origin(q, th, tw)
+                        _gradient_tile(gy, n, i, j, g, q - first, c, dy, tmp_gy)
                     for e in range(ELEMENTS):
                         gemm_at(last - first, ch, o, g.ctypes.data + e * o * g.itemsize, ELEMENTS * o,
                                 ut[e].ctypes.data, ch, m[e].ctypes.data, ch, False, g.itemsize)
                     for q in range(first, last):
-                        _add_input_tile(m, q - first, dx, q // (th * tw), OUT * ((q % (th * tw)) // tw),
-                                        OUT * (q % tw), top, left, c, tmp_dx, tile)
+                        n, i, j = _tile_origin(q, th, tw)
+                        _add_input_tile(m, q - first, dx, n, i, j, top, left, c, tmp_dx, tile)
     return dx
 
 
@@ -295,7 +304,7 @@ def winograd_filter_grad(x, gy, parts, inputs, grads, c):  # pragma: no cover - 
             for first in range(start, stop, block):
                 last = min(stop, first + block)
                 for q in range(first, last):
-                    n, i, j = q // (th * tw), OUT * ((q % (th * tw)) // tw), OUT * (q % tw)
+                    n, i, j = _tile_origin(q, th, tw)
                     _input_tile(x, n, i, j, v, q - first, c, tmp_in)
                     _gradient_tile(gy, n, i, j, g, q - first, c, dy, tmp_gy)
                 for e in range(ELEMENTS):

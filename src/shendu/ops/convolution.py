@@ -263,13 +263,13 @@ WINOGRAD = os.environ.get("SHENDU_WINOGRAD", "1").strip().lower() not in ("0", "
 def _winograd(x: Any, kernel_shape: tuple[int, ...], geo: ConvGeometry, other: Any) -> bool:
     """Whether a 3x3 convolution of x with a kernel of ``kernel_shape`` (3, 3, C, O) runs on Winograd's
     F(4x4, 3x3) kernels (:mod:`shendu.kernels.winograd`), forward and both gradients: not switched off
-    (:data:`WINOGRAD`), stride 1, no dilation, at most 2 pixels of padding on a side, enough channels and
-    outputs and a kernel transform that is not too large (:data:`WINOGRAD_MIN_CHANNELS`,
+    (:data:`WINOGRAD`), stride 1, no dilation (any padding: the frame is zeros the tiles read), enough channels
+    and outputs and a kernel transform that is not too large (:data:`WINOGRAD_MIN_CHANNELS`,
     :data:`WINOGRAD_MAX_KERNEL_BYTES`), and what the implicit kernels need of x and ``other`` (the kernel, or gy
     for the filter gradient; :func:`_implicit`)."""
     c, o = kernel_shape[2], kernel_shape[3]
     return (WINOGRAD and geo.kernel == (3, 3) and geo.strides == (1, 1) and geo.dilation == (1, 1)
-            and max(max(side) for side in geo.pads) <= 2 and min(c, o) >= WINOGRAD_MIN_CHANNELS
+            and min(c, o) >= WINOGRAD_MIN_CHANNELS
             and min(geo.out_hw) >= WINOGRAD_MIN_OUTPUT_SIDE
             and winograd_kernels.ELEMENTS * c * o * x.itemsize <= WINOGRAD_MAX_KERNEL_BYTES
             and _implicit(x, other, geo))
@@ -299,16 +299,15 @@ def _winograd_workspaces(xp: Any, dtype: Any, *widths: int) -> list[Any]:
     return [COLS_POOL.take(xp, (threads, tiles, winograd_kernels.ELEMENTS, width), dtype) for width in widths]
 
 
-def winograd_correlate(x: Any, w: Any, top: int, left: int, out_hw: tuple[int, int]) -> Any:
-    """y (N, *out_hw, O): the 3x3 correlation of x (N, H, W, C) framed by ``top``/``left`` rows/columns of zeros
-    (and as many on the other sides as the tiles reach) with w (3, 3, C, O), by
-    :func:`shendu.kernels.winograd.winograd_conv`."""
+def winograd_forward(x: Any, w: Any, geo: ConvGeometry) -> Any:
+    """y (N, OH, OW, O) of a 3x3 stride-1 convolution of x (N, H, W, C) with w (3, 3, C, O), by
+    :func:`shendu.kernels.winograd.winograd_conv` on x framed by the padding (and as far as the tiles reach)."""
     xp = get_array_module(x)
-    framed, pooled = _framed(x, top, left, *winograd_kernels.tiled_hw(out_hw))
+    framed, pooled = _framed(x, geo.pads[0][0], geo.pads[1][0], *winograd_kernels.tiled_hw(geo.out_hw))
     o = w.shape[3]
     inputs, = _winograd_workspaces(xp, x.dtype, x.shape[3])
     products = COLS_POOL.take(xp, (inputs.shape[0], winograd_kernels.ELEMENTS, winograd_kernels.TILES, o), x.dtype)
-    y = xp.empty((x.shape[0], *out_hw, o), dtype=x.dtype)
+    y = xp.empty((x.shape[0], *geo.out_hw, o), dtype=x.dtype)
     with gemm.one_thread_each():
         winograd_kernels.winograd_conv(framed, winograd_kernels.transform_kernel(w), y, inputs, products,
                                        winograd_kernels.constants(x.dtype))
@@ -323,7 +322,7 @@ def winograd_input_grad(gy: Any, w: Any, geo: ConvGeometry) -> Any:
     c = w.shape[2]
     grads, = _winograd_workspaces(xp, gy.dtype, gy.shape[3])
     products = COLS_POOL.take(xp, (grads.shape[0], winograd_kernels.ELEMENTS, winograd_kernels.TILES, c), gy.dtype)
-    ut = xp.ascontiguousarray(winograd_kernels.transform_kernel(w).transpose(0, 2, 1))
+    ut = winograd_kernels.transform_kernel(w.transpose(0, 1, 3, 2))  # (36, O, C)
     dx = xp.empty((gy.shape[0], *geo.in_hw, c), dtype=gy.dtype)
     with gemm.one_thread_each():
         winograd_kernels.winograd_conv_adjoint(xp.ascontiguousarray(gy), ut, dx, grads, products, geo.pads[0][0],
@@ -417,7 +416,7 @@ def im2col_forward(x: Any, w: Any, geo: ConvGeometry, pool: BufferPool) -> tuple
         y = xp.empty((x.shape[0], *geo.out_hw, w.shape[3]), dtype=x.dtype)
         return None, conv_kernels.conv_narrow(xp.ascontiguousarray(x), _taps_by_output(w), y, *geo.spec)
     if _winograd(x, w.shape, geo, w):
-        return None, winograd_correlate(x, w, geo.pads[0][0], geo.pads[1][0], geo.out_hw)
+        return None, winograd_forward(x, w, geo)
     if _implicit(x, w, geo):
         return None, implicit_forward(x, w, geo)
     if not (_im2col_kernel_applies(x, geo) and x.dtype == w.dtype):
