@@ -348,6 +348,22 @@ def test_winograd_gradients_match_reference(shape, padding, stripes, dtype, monk
 
 @needs_kernels
 @pytest.mark.skipif(not gemm.available(), reason="NumPy's BLAS is not an OpenBLAS the kernels can call")
+@pytest.mark.parametrize("pads", [((1, 1), (1, 1)), ((2, 1), (0, 2)), ((3, 3), (3, 3))])
+def test_winograd_reads_the_padding_in_place(pads):
+    """The kernels read a padded input's frame as zeros (tiles reaching into it are copied with their zeros):
+    the same bits as Winograd on the input padded by hand, forward and filter gradient."""
+    x, w = _rand((3, 9, 10, 32), np.float32), _rand((3, 3, 32, 40), np.float32, 1)
+    padded = np.pad(x, ((0, 0), *pads, (0, 0)))
+    geo = conv.ConvGeometry.make(x.shape[1:3], (3, 3), 1, pads)
+    valid = conv.ConvGeometry.make(padded.shape[1:3], (3, 3), 1, "valid")
+    assert geo.out_hw == valid.out_hw and conv._winograd(x, w.shape, geo, w)
+    gy = _rand((3, *geo.out_hw, 40), np.float32, 2)
+    np.testing.assert_array_equal(conv.winograd_forward(x, w, geo), conv.winograd_forward(padded, w, valid))
+    np.testing.assert_array_equal(conv.winograd_filter_grad(x, gy, geo), conv.winograd_filter_grad(padded, gy, valid))
+
+
+@needs_kernels
+@pytest.mark.skipif(not gemm.available(), reason="NumPy's BLAS is not an OpenBLAS the kernels can call")
 @pytest.mark.usefixtures("_winograd_on_few_channels")
 def test_winograd_gradients_check_out_and_do_not_depend_on_the_thread_count():
     """float64 gradient checks (and double backward) through Winograd's forward and gradients; the same bits on

@@ -24,6 +24,8 @@ own workspace, multiplies by 36 one-thread GEMMs there (:mod:`shendu.kernels.gem
 while the block is in its core's cache. Every output is computed from its own tile alone, so the result does
 not depend on the thread count. Each 2-D transform is two passes of the 1-D one (:func:`_bt`, :func:`_at`,
 :func:`_a`, :func:`_b`), over columns and then rows, channels innermost, through a small scratch array.
+The padding is never built: a tile inside x is read in place, one that reaches into the frame of zeros is
+copied first with its zeros (:func:`_input_tile`; the input gradient drops the frame's pixels as it adds).
 
 The gradients are the adjoints of these linear maps, with dM = A dy A^T per tile (a 4x4 block of gy)::
 
@@ -66,11 +68,6 @@ G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], 
 BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
                [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], dtype=float)
 AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], dtype=float)
-
-
-def tiled_hw(out_hw: tuple[int, int]) -> tuple[int, int]:
-    """The framed input's size whose 6x6 tiles, 4 pixels apart, make 4x4 blocks of outputs covering out_hw."""
-    return OUT * -(-out_hw[0] // OUT) + 2, OUT * -(-out_hw[1] // OUT) + 2
 
 
 def constants(dtype: np.dtype) -> np.ndarray:
@@ -135,7 +132,25 @@ def _a(y0, y1, y2, y3, c):  # pragma: no cover - compiled
 
 
 @jit(inline="always")
-def _input_tile(x, n, i, j, v, r, c, tmp):  # pragma: no cover - compiled
+def _input_tile(x, n, i, j, top, left, v, r, c, tmp, edge):  # pragma: no cover - compiled
+    """v[r] (36, C) = B^T d B for the 6x6 tile d at framed (n, i, j): x framed by ``top``/``left`` rows/columns of
+    zeros, and by zeros on the other sides as far as the tiles reach. A tile inside x is read in place; one that
+    reaches the frame is first copied to ``edge`` (1, 6, 6, C) with its zeros (no framed copy of x)."""
+    y0, x0 = i - top, j - left
+    if y0 >= 0 and x0 >= 0 and y0 + SIDE <= x.shape[1] and x0 + SIDE <= x.shape[2]:
+        source, sn = x, n
+    else:
+        for a in range(SIDE):
+            for b in range(SIDE):
+                inside = 0 <= y0 + a < x.shape[1] and 0 <= x0 + b < x.shape[2]
+                for k in range(x.shape[3]):
+                    edge[0, a, b, k] = x[n, y0 + a, x0 + b, k] if inside else 0
+        source, sn, y0, x0 = edge, 0, 0, 0
+    _transform_input(source, sn, y0, x0, v, r, c, tmp)
+
+
+@jit(inline="always")
+def _transform_input(x, n, i, j, v, r, c, tmp):  # pragma: no cover - compiled
     """v[r] (36, C) = B^T d B for the 6x6 tile d of x at (n, i, j), channels innermost (tmp: (6, 6, C))."""
     for b in range(SIDE):  # tmp[:, b] = B^T d[:, b]
         for k in range(x.shape[3]):
@@ -208,11 +223,11 @@ def _add_input_tile(m, r, dx, n, i, j, top, left, c, tmp, tile):  # pragma: no c
 
 
 @jit(parallel=True)
-def winograd_conv(x, u, y, inputs, products, c):  # pragma: no cover - compiled
-    """y (N, OH, OW, O) = the 3x3 stride-1 'valid' correlation of x (N, *tiled_hw((OH, OW)), C) with the kernel
-    whose transform is u (36, C, O) (:func:`transform_kernel`): x is framed by the caller so that every 6x6 tile
-    lies inside it. ``inputs`` (threads, tiles, 36, C) and ``products`` (threads, 36, tiles, O) are the
-    threads' workspaces, ``c`` :func:`constants`. Call inside :func:`shendu.kernels.gemm.one_thread_each`."""
+def winograd_conv(x, u, y, inputs, products, top, left, c):  # pragma: no cover - compiled
+    """y (N, OH, OW, O) = the 3x3 stride-1 correlation of x (N, H, W, C), framed by ``top``/``left`` rows/columns
+    of zeros (the padding; zeros too past its other edges), with the kernel whose transform is u (36, C, O)
+    (:func:`transform_kernel`). ``inputs`` (threads, tiles, 36, C) and ``products`` (threads, 36, tiles, O) are
+    the threads' workspaces, ``c`` :func:`constants`. Call inside :func:`shendu.kernels.gemm.one_thread_each`."""
     threads, block, _, ch = inputs.shape
     o = u.shape[2]
     th, tw = (y.shape[1] + OUT - 1) // OUT, (y.shape[2] + OUT - 1) // OUT
@@ -221,12 +236,12 @@ def winograd_conv(x, u, y, inputs, products, c):  # pragma: no cover - compiled
     for t in prange(threads):
         v, m = inputs[t], products[t]
         tmp_in, tmp_out = np.empty((SIDE, SIDE, ch), x.dtype), np.empty((OUT, SIDE, o), x.dtype)
-        out = np.empty((OUT, OUT, o), x.dtype)
+        out, edge = np.empty((OUT, OUT, o), x.dtype), np.empty((1, SIDE, SIDE, ch), x.dtype)
         for first in range(t * per, min(tiles, (t + 1) * per), block):
             last = min(tiles, (t + 1) * per, first + block)
             for q in range(first, last):
                 n, i, j = _tile_origin(q, th, tw)
-                _input_tile(x, n, i, j, v, q - first, c, tmp_in)
+                _input_tile(x, n, i, j, top, left, v, q - first, c, tmp_in, edge)
             for e in range(ELEMENTS):
                 gemm_at(last - first, o, ch, v.ctypes.data + e * ch * v.itemsize, ELEMENTS * ch, u[e].ctypes.data, o,
                         m[e].ctypes.data, o, False, v.itemsize)
@@ -281,13 +296,13 @@ def winograd_conv_adjoint(gy, ut, dx, grads, products, top, left, c):  # pragma:
 
 
 @jit(parallel=True)
-def winograd_filter_grad(x, gy, parts, inputs, grads, c):  # pragma: no cover - compiled
+def winograd_filter_grad(x, gy, parts, inputs, grads, top, left, c):  # pragma: no cover - compiled
     """parts[p] (36, C, O) = sum over the tiles of block p of V[e]^T dM[e] per element e, V = B^T d B of x's
-    tiles (x framed as for :func:`winograd_conv`) and dM = A dy A^T of gy's 4x4 blocks: the gradient of the
-    kernel transform U, which the caller sums over the blocks in order and maps back (dg = G^T dU G,
-    :func:`untransform_filter_grad`). The blocks are fixed, each summed by one thread (one-thread GEMMs of
-    the transposed V adding onto it), so the bits do not depend on the thread count. ``inputs`` (threads,
-    tiles, 36, C) and ``grads`` (threads, tiles, 36, O) are the threads' workspaces."""
+    tiles (x framed by ``top``/``left`` as in :func:`winograd_conv`) and dM = A dy A^T of gy's 4x4 blocks: the
+    gradient of the kernel transform U, which the caller sums over the blocks in order and maps back
+    (dg = G^T dU G, :func:`untransform_filter_grad`). The blocks are fixed, each summed by one thread
+    (one-thread GEMMs of the transposed V adding onto it), so the bits do not depend on the thread count.
+    ``inputs`` (threads, tiles, 36, C) and ``grads`` (threads, tiles, 36, O) are the threads' workspaces."""
     threads, block, _, ch = inputs.shape
     o = gy.shape[3]
     th, tw = (gy.shape[1] + OUT - 1) // OUT, (gy.shape[2] + OUT - 1) // OUT
@@ -296,7 +311,7 @@ def winograd_filter_grad(x, gy, parts, inputs, grads, c):  # pragma: no cover - 
     for t in prange(threads):
         v, g = inputs[t], grads[t]
         tmp_in, tmp_gy = np.empty((SIDE, SIDE, ch), x.dtype), np.empty((SIDE, OUT, o), x.dtype)
-        dy = np.empty((OUT, OUT, o), x.dtype)
+        dy, edge = np.empty((OUT, OUT, o), x.dtype), np.empty((1, SIDE, SIDE, ch), x.dtype)
         for p in range(t, blocks, threads):
             start, stop = p * per, min(tiles, (p + 1) * per)
             if start >= stop:
@@ -305,7 +320,7 @@ def winograd_filter_grad(x, gy, parts, inputs, grads, c):  # pragma: no cover - 
                 last = min(stop, first + block)
                 for q in range(first, last):
                     n, i, j = _tile_origin(q, th, tw)
-                    _input_tile(x, n, i, j, v, q - first, c, tmp_in)
+                    _input_tile(x, n, i, j, top, left, v, q - first, c, tmp_in, edge)
                     _gradient_tile(gy, n, i, j, g, q - first, c, dy, tmp_gy)
                 for e in range(ELEMENTS):
                     gemm_at(ch, o, last - first, v.ctypes.data + e * ch * v.itemsize, ELEMENTS * ch,

@@ -275,24 +275,6 @@ def _winograd(x: Any, kernel_shape: tuple[int, ...], geo: ConvGeometry, other: A
             and _implicit(x, other, geo))
 
 
-def _framed(x: Any, top: int, left: int, hp: int, wp: int) -> tuple[Any, bool]:
-    """x (N, H, W, C) framed by ``top``/``left`` rows/columns of zeros, and on the other sides to (hp, wp) (or
-    cut there): x itself where that is nothing, else a pooled buffer with only the frame zeroed (no fresh pages
-    per step; give it back after, the second value says whether)."""
-    xp = get_array_module(x)
-    n, h, wd, c = x.shape
-    rows, cols = min(h, hp - top), min(wd, wp - left)  # what the tiles read of x
-    if (top, left, hp, wp) == (0, 0, h, wd):
-        return xp.ascontiguousarray(x), False
-    framed = COLS_POOL.take(xp, (n, hp, wp, c), x.dtype)
-    framed[:, :top] = 0
-    framed[:, top + rows:] = 0
-    framed[:, top:top + rows, :left] = 0
-    framed[:, top:top + rows, left + cols:] = 0
-    framed[:, top:top + rows, left:left + cols] = x[:, :rows, :cols]
-    return framed, True
-
-
 def _winograd_workspaces(xp: Any, dtype: Any, *widths: int) -> list[Any]:
     """Per kernel thread, a block of tiles' transforms (tiles, 36, width), pooled; give them back after."""
     threads, tiles = kernels.get_num_threads(), winograd_kernels.TILES
@@ -301,17 +283,16 @@ def _winograd_workspaces(xp: Any, dtype: Any, *widths: int) -> list[Any]:
 
 def winograd_forward(x: Any, w: Any, geo: ConvGeometry) -> Any:
     """y (N, OH, OW, O) of a 3x3 stride-1 convolution of x (N, H, W, C) with w (3, 3, C, O), by
-    :func:`shendu.kernels.winograd.winograd_conv` on x framed by the padding (and as far as the tiles reach)."""
+    :func:`shendu.kernels.winograd.winograd_conv` on x as it is (the kernel reads the padding as zeros)."""
     xp = get_array_module(x)
-    framed, pooled = _framed(x, geo.pads[0][0], geo.pads[1][0], *winograd_kernels.tiled_hw(geo.out_hw))
     o = w.shape[3]
     inputs, = _winograd_workspaces(xp, x.dtype, x.shape[3])
     products = COLS_POOL.take(xp, (inputs.shape[0], winograd_kernels.ELEMENTS, winograd_kernels.TILES, o), x.dtype)
     y = xp.empty((x.shape[0], *geo.out_hw, o), dtype=x.dtype)
     with gemm.one_thread_each():
-        winograd_kernels.winograd_conv(framed, winograd_kernels.transform_kernel(w), y, inputs, products,
-                                       winograd_kernels.constants(x.dtype))
-    COLS_POOL.give(inputs, products, *([framed] if pooled else []))
+        winograd_kernels.winograd_conv(xp.ascontiguousarray(x), winograd_kernels.transform_kernel(w), y, inputs,
+                                       products, geo.pads[0][0], geo.pads[1][0], winograd_kernels.constants(x.dtype))
+    COLS_POOL.give(inputs, products)
     return y
 
 
@@ -337,14 +318,14 @@ def winograd_filter_grad(x: Any, gy: Any, geo: ConvGeometry) -> Any:
     blocks summed in order, then mapped back to the 3x3 taps."""
     xp = get_array_module(x)
     c, o = x.shape[3], gy.shape[3]
-    framed, pooled = _framed(x, geo.pads[0][0], geo.pads[1][0], *winograd_kernels.tiled_hw(geo.out_hw))
     inputs, grads = _winograd_workspaces(xp, x.dtype, c, o)
     parts = COLS_POOL.take(xp, (winograd_kernels.GRAD_BLOCKS, winograd_kernels.ELEMENTS, c, o), x.dtype)
     with gemm.one_thread_each():
-        winograd_kernels.winograd_filter_grad(framed, xp.ascontiguousarray(gy), parts, inputs, grads,
+        winograd_kernels.winograd_filter_grad(xp.ascontiguousarray(x), xp.ascontiguousarray(gy), parts, inputs,
+                                              grads, geo.pads[0][0], geo.pads[1][0],
                                               winograd_kernels.constants(x.dtype))
     dw = winograd_kernels.untransform_filter_grad(parts.sum(axis=0), x.dtype)
-    COLS_POOL.give(inputs, grads, parts, *([framed] if pooled else []))
+    COLS_POOL.give(inputs, grads, parts)
     return dw
 
 
