@@ -223,3 +223,15 @@ def test_compile_without_loss_uses_added_losses():
     plain.compile("sgd")
     with pytest.raises(ValueError, match="no loss to compute"):
         plain.fit(x, epochs=1, verbose=0)
+
+
+def test_inputs_are_cast_to_the_first_float_weight_dtype():
+    """train_on_batch and fit cast float inputs to the dtype of the first float weight in ``weights`` order,
+    found without listing every weight: a nested model's first layer's kernel, past layers without weights."""
+    inner = Sequential([Dense(3, dtype="float64"), Dense(2, dtype="float32")])
+    model = Sequential([shendu.layers.Input(shape=(2, 2)), shendu.layers.Flatten(), inner, Dense(1, dtype="float32")])
+    assert [w.data.dtype for w in model.weights][:3] == [np.float64, np.float64, np.float32]
+    assert model._float_dtype() == np.float64
+    outer = Sequential([shendu.layers.Input(shape=(4,)), Dense(4, dtype="float32"), inner])
+    assert outer._float_dtype() == outer.weights[0].data.dtype == np.float32
+    assert Sequential([shendu.layers.Flatten()])._float_dtype() is None

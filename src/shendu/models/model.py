@@ -74,6 +74,19 @@ _FIT_ARGS = ("x", "y", "batch_size", "epochs", "verbose", "callbacks", "validati
              "validation_batch_size", "validation_freq")
 
 
+def _first_float_dtype(layer: Any) -> Any:
+    """The dtype of the first float weight in ``layer.weights`` order (its own weights, then each sublayer's),
+    found without listing them all: ``train_on_batch`` asks once per batch."""
+    for p in layer._own_params():
+        if p.data.dtype.kind == "f":
+            return p.data.dtype
+    for sublayer in layer._sublayers():
+        dtype = _first_float_dtype(sublayer)
+        if dtype is not None:
+            return dtype
+    return None
+
+
 class Model(Layer):
     """A trainable network (see the module docstring). ``Model(inputs, outputs, name=None)`` is functional."""
 
@@ -340,10 +353,7 @@ class Model(Layer):
     def _float_dtype(self) -> Any:
         """The dtype float inputs are cast to once, up front (the weights' dtype; None before the model is built:
         each layer then casts what it receives)."""
-        for p in self.weights:
-            if p.data.dtype.kind == "f":
-                return p.data.dtype
-        return None
+        return _first_float_dtype(self)
 
     def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
             verbose: Any = "auto", callbacks: Any = None, validation_split: float = 0.0, validation_data: Any = None,
